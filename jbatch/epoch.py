@@ -1,0 +1,97 @@
+"""A whole epoch as one pure function: ``lax.scan`` of the step over the epoch's batches.
+
+The data set is already on the device; the epoch shuffles it from a PRNG key, gathers each
+batch inside the scan and returns the per-step losses as an array, so one compiled call
+trains one epoch with no Python and no host synchronisation per step. Evaluation is the
+same idea: a scan over fixed-size, masked batches that sums loss and correct counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from jbatch.batching import Remainder, epoch_batches, steps_per_epoch
+from jbatch.step import Batch, StepFn, TrainState
+
+Data = tuple[jax.Array, jax.Array]  # (x, y), whole split, on the device
+EpochFn = Callable[[TrainState, Data, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
+
+
+def make_epoch(
+    step: StepFn,
+    num_examples: int,
+    batch_size: int,
+    *,
+    remainder: Remainder = "keep",
+    shuffle: bool = True,
+    unroll: int = 1,
+) -> EpochFn:
+    """Returns ``epoch(state, (x, y), key) -> (state, {"loss": [steps]})``.
+
+    ``key`` orders the epoch (``jax.random.permutation``); pass ``fold_in(key, epoch)`` for
+    a new order each epoch. Full-batch descent (B = N, "keep") skips the shuffle and the
+    gather: the mean gradient does not depend on the order of its terms.
+
+    Example:
+      >>> import optax
+      >>> from jbatch.loss import softmax_cross_entropy
+      >>> from jbatch.model import make_model
+      >>> from jbatch.step import init_train_state, make_train_step
+      >>> state = init_train_state(make_model("linear", 4, 3), optax.sgd(0.1))
+      >>> epoch = make_epoch(make_train_step(softmax_cross_entropy), 10, 4)
+      >>> data = (jnp.ones((10, 4)), jnp.zeros(10, jnp.int32))
+      >>> state, m = jax.jit(epoch)(state, data, jax.random.key(0))
+      >>> int(state.step), m["loss"].shape  # ceil(10 / 4) updates
+      (3, (3,))
+    """
+    steps_per_epoch(num_examples, batch_size, remainder)  # validates the combination
+    whole = batch_size == num_examples
+    padded = remainder == "keep" and num_examples % batch_size != 0  # static: one program
+
+    def epoch(state: TrainState, data: Data, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+        x, y = data
+        if whole:
+            state, metrics = step(state, Batch(x, y))
+            return state, jax.tree.map(lambda m: m[None], metrics)
+        idx, mask = epoch_batches(key if shuffle else None, num_examples, batch_size, remainder)
+
+        def body(state: TrainState, batch_idx: tuple[jax.Array, jax.Array]):
+            i, m = batch_idx
+            return step(state, Batch(x[i], y[i], m if padded else None))
+
+        return jax.lax.scan(body, state, (idx, mask), unroll=unroll)
+
+    return epoch
+
+
+def make_evaluate(
+    eval_step: Callable[[TrainState, Batch], dict[str, jax.Array]], batch_size: int = 2048
+) -> Callable[..., dict[str, jax.Array]]:
+    """Returns ``evaluate(state, (x, y)) -> {"loss", "accuracy"?}`` over a whole split.
+
+    The split is cut into ``batch_size`` rows (the last batch padded and masked) and the
+    sums are divided once, so the result is exact whatever the batch size.
+    """
+
+    def evaluate(state: TrainState, data: Data) -> dict[str, jax.Array]:
+        x, y = data
+        n = x.shape[0]
+        b = min(batch_size, n)
+        idx, mask = epoch_batches(None, n, b, "keep")
+
+        def body(total, batch_idx):
+            i, m = batch_idx
+            sums = eval_step(state, Batch(x[i], y[i], m))
+            return jax.tree.map(jnp.add, total, sums), None
+
+        zero = jax.tree.map(jnp.zeros_like, jax.eval_shape(eval_step, state, Batch(x[:b], y[:b], mask[0])))
+        total, _ = jax.lax.scan(body, zero, (idx, mask))
+        out = {"loss": total["loss_sum"] / total["count"]}
+        if "correct" in total:
+            out["accuracy"] = total["correct"] / total["count"]
+        return out
+
+    return evaluate

@@ -1,0 +1,121 @@
+"""Flax NNX models jbatch trains: linear/logistic regression, an MLP, and a small 1-D/2-D CNN.
+
+Every model maps a flat batch ``[B, D]`` to ``[B, outputs]``; the CNN reshapes to the data
+set's spatial shape itself, so data sets stay flat and one batching path serves all models.
+Any other ``nnx.Module`` works with the training step too; these are the built-in ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jbatch.errors import ConfigError
+
+
+class Linear(nnx.Module):
+    """One affine layer: linear regression under MSE, logistic (softmax) regression under
+    cross-entropy."""
+
+    def __init__(self, in_features: int, outputs: int, *, rngs: nnx.Rngs):
+        self.out = nnx.Linear(in_features, outputs, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(x)
+
+
+class MLP(nnx.Module):
+    """Fully connected ReLU network with hidden ``widths`` (64-256-256-10 for digits)."""
+
+    def __init__(
+        self, in_features: int, outputs: int, widths: Sequence[int] = (256, 256), *, rngs: nnx.Rngs
+    ):
+        sizes = [in_features, *widths]
+        self.hidden = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        )
+        self.out = nnx.Linear(sizes[-1], outputs, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.hidden:
+            x = jax.nn.relu(layer(x))
+        return self.out(x)
+
+
+class CNN(nnx.Module):
+    """Small ConvNet, 1-D for sequences (MNIST-1D, length 40) or 2-D for 8x8 digit images.
+
+    The convolution's rank follows ``spatial_shape``: ``(40,)`` gives 1-D kernels, ``(8, 8)``
+    2-D ones. Two 3-wide convolutions (the second with stride 2), then a linear read-out.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        outputs: int,
+        spatial_shape: Sequence[int],
+        channels: Sequence[int] = (32, 32),
+        *,
+        rngs: nnx.Rngs,
+    ):
+        spatial_shape = tuple(spatial_shape)
+        if math.prod(spatial_shape) != in_features:
+            raise ConfigError(
+                f"CNN: spatial shape {spatial_shape} does not hold {in_features} features"
+            )
+        self.spatial_shape = spatial_shape
+        rank = len(spatial_shape)
+        convs, c_in, size = [], 1, list(spatial_shape)
+        for i, c_out in enumerate(channels):
+            stride = 1 if i == 0 else 2
+            convs.append(
+                nnx.Conv(c_in, c_out, kernel_size=(3,) * rank, strides=(stride,) * rank, rngs=rngs)
+            )
+            size = [-(-s // stride) for s in size]  # "SAME" padding: ceil(s / stride)
+            c_in = c_out
+        self.convs = nnx.List(convs)
+        self.out = nnx.Linear(math.prod(size) * c_in, outputs, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape(x.shape[0], *self.spatial_shape, 1)
+        for conv in self.convs:
+            x = jax.nn.relu(conv(x))
+        return self.out(x.reshape(x.shape[0], -1))
+
+
+ModelFactory = Callable[..., nnx.Module]
+
+# One explicit table of built-in models; the CLI's --model choices come from here.
+MODELS: dict[str, ModelFactory] = {"linear": Linear, "mlp": MLP, "cnn": CNN}
+
+
+def make_model(
+    name: str,
+    in_features: int,
+    outputs: int,
+    *,
+    seed: int | jax.Array = 0,
+    spatial_shape: Sequence[int] | None = None,
+    widths: Sequence[int] | None = None,
+) -> nnx.Module:
+    """Builds a built-in model by name, initialised from ``seed``.
+
+    Example:
+      >>> m = make_model("mlp", 64, 10, widths=(32,))
+      >>> m(jnp.zeros((2, 64))).shape
+      (2, 10)
+    """
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    rngs = nnx.Rngs(seed)
+    if name == "mlp":
+        return MLP(in_features, outputs, tuple(widths) if widths else (256, 256), rngs=rngs)
+    if name == "cnn":
+        if spatial_shape is None:
+            raise ConfigError("model 'cnn' needs a data set with a spatial shape")
+        return CNN(in_features, outputs, spatial_shape, rngs=rngs)
+    return MODELS[name](in_features, outputs, rngs=rngs)

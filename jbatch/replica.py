@@ -1,0 +1,62 @@
+"""Replicas: K training states stacked along a leading axis, for one ``jax.vmap``-ed program.
+
+Replicas differ in seed (initial weights and data order) and/or learning rate, which is an
+array leaf of the optimizer state, so they share one compiled program. They must share the
+model graph and the optax transformation object (both are static parts of the program).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jbatch.optim import set_learning_rate
+from jbatch.step import TrainState, init_train_state
+
+
+def stack(trees: Sequence[object]) -> object:
+    """Stacks equal-structured PyTrees leaf by leaf along a new leading axis."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def unstack(tree: object, index: int) -> object:
+    """Replica ``index`` of a stacked PyTree."""
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
+def data_key(seed: int) -> jax.Array:
+    """The PRNG key that orders a replica's epochs; a stream apart from weight init."""
+    return jax.random.fold_in(jax.random.key(seed), 0x5EED)
+
+
+def init_replicas(
+    make_model: Callable[[int], nnx.Module],
+    tx: optax.GradientTransformation,
+    seeds: Sequence[int],
+    learning_rates: Sequence[float],
+) -> tuple[TrainState, jax.Array]:
+    """One replica per ``(seeds[i], learning_rates[i])`` pair, stacked.
+
+    Returns the stacked state and each replica's data-order key, shape ``[K]``.
+    ``tx`` must come from ``optax.inject_hyperparams`` so each replica can hold its own rate.
+
+    Example:
+      >>> from jbatch.model import make_model
+      >>> from jbatch.optim import make_optimizer, get_learning_rate
+      >>> state, keys = init_replicas(lambda s: make_model("linear", 3, 2, seed=s),
+      ...                             make_optimizer("sgd", 0.1), [0, 1], [0.1, 0.5])
+      >>> get_learning_rate(state.opt_state).tolist(), keys.shape
+      ([0.10000000149011612, 0.5], (2,))
+    """
+    if len(seeds) != len(learning_rates):
+        raise ValueError(f"{len(seeds)} seeds but {len(learning_rates)} learning rates")
+    states = []
+    for seed, lr in zip(seeds, learning_rates, strict=True):
+        s = init_train_state(make_model(seed), tx)
+        states.append(s.replace(opt_state=set_learning_rate(s.opt_state, lr)))
+    keys = jnp.stack([data_key(s) for s in seeds])
+    return stack(states), keys

@@ -1,0 +1,125 @@
+"""The training step: one pure function for full-batch, stochastic and mini-batch descent.
+
+The regimes differ only in how batches are cut (``jbatch.batching``); the step sees a
+``Batch`` of fixed shape with a mask and does not know which regime it serves. Nothing
+here is jitted: the caller chooses ``jax.jit``, ``jax.vmap`` or ``jax.lax.scan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+
+from jbatch.loss import LossFn, correct_count
+
+
+class Batch(NamedTuple):
+    """Inputs, targets and a mask of real rows (None: every row is real)."""
+
+    x: jax.Array
+    y: jax.Array
+    mask: jax.Array | None = None
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes during training, as one PyTree.
+
+    ``params`` are the model's ``nnx.Param`` variables, ``rest`` its other state (batch
+    statistics, RNG counters; empty for jbatch's models). ``graphdef`` and ``tx`` are static:
+    they are part of the compiled program, so replicas must share them.
+    """
+
+    step: jax.Array
+    params: nnx.State
+    rest: nnx.State
+    opt_state: optax.OptState
+    graphdef: nnx.GraphDef = struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+    def model(self) -> nnx.Module:
+        """The model with this state's weights, as a stateful NNX module (for inference)."""
+        return nnx.merge(self.graphdef, self.params, self.rest)
+
+
+def init_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> TrainState:
+    """Splits any NNX model into graph and state (once) and initialises the optimizer.
+
+    Example:
+      >>> import optax
+      >>> from jbatch.model import make_model
+      >>> state = init_train_state(make_model("linear", 3, 2), optax.sgd(0.1))
+      >>> int(state.step), sorted(state.params["out"])
+      (0, ['bias', 'kernel'])
+    """
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        rest=rest,
+        opt_state=tx.init(params),
+        graphdef=graphdef,
+        tx=tx,
+    )
+
+
+StepFn = Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
+
+
+def _forward(state: TrainState, params: nnx.State, x: jax.Array) -> tuple[jax.Array, nnx.State]:
+    # copy=True: fresh Variables at this trace level, so BatchNorm-style state may mutate.
+    model = nnx.merge(state.graphdef, params, state.rest, copy=True)
+    out = model(x)
+    _, _, rest = nnx.split(model, nnx.Param, ...)
+    return out, rest
+
+
+def make_train_step(loss_fn: LossFn) -> StepFn:
+    """Returns the pure update ``step(state, batch) -> (state, {"loss": mean loss})``.
+
+    The loss is ``(sum, count)`` over the batch's real rows, divided once: a padded last
+    batch and B = 1 both get the exact mean loss and gradient. Works with any NNX model
+    and any optax transformation held by ``state``.
+
+    Example:
+      >>> import optax
+      >>> from jbatch.loss import softmax_cross_entropy
+      >>> from jbatch.model import make_model
+      >>> state = init_train_state(make_model("linear", 4, 3), optax.sgd(0.1))
+      >>> step = jax.jit(make_train_step(softmax_cross_entropy))
+      >>> state, m = step(state, Batch(jnp.ones((8, 4)), jnp.zeros(8, jnp.int32)))
+      >>> int(state.step), m["loss"].shape
+      (1, ())
+    """
+
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        def objective(params: nnx.State) -> tuple[jax.Array, nnx.State]:
+            out, rest = _forward(state, params, batch.x)
+            return loss_fn(out, batch.y, batch.mask).mean(), rest
+
+        (loss, rest), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = state.replace(step=state.step + 1, params=params, rest=rest, opt_state=opt_state)
+        return new, {"loss": loss}
+
+    return step
+
+
+def make_eval_step(loss_fn: LossFn, classification: bool) -> Callable[[TrainState, Batch], dict[str, Any]]:
+    """Returns ``eval_step(state, batch) -> sums``: summed loss, real-row count, and (for
+    classification) the number of correct predictions. Sums add across batches exactly."""
+
+    def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+        out, _ = _forward(state, state.params, batch.x)
+        s = loss_fn(out, batch.y, batch.mask)
+        sums = {"loss_sum": s.total, "count": s.count}
+        if classification:
+            sums["correct"] = correct_count(out, batch.y, batch.mask)
+        return sums
+
+    return eval_step
