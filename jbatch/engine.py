@@ -57,3 +57,31 @@ def timed_call(program: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = jax.block_until_ready(program(*args))
     return out, time.perf_counter() - start
+
+
+class CompileCounter:
+    """Counts XLA backend compilations while active (claim C11: one shape, one program).
+
+    Example:
+      >>> f, v = jax.jit(lambda v: v + 1), jax.numpy.ones(3)
+      >>> with CompileCounter() as c:
+      ...     _ = f(v), f(v)  # the second call reuses the program
+      >>> c.count
+      1
+    """
+
+    _EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == self._EVENT:
+            self.count += 1
+
+    def __enter__(self) -> CompileCounter:
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._listen)

@@ -1,8 +1,9 @@
 """A whole epoch as one pure function: ``lax.scan`` of the step over the epoch's batches.
 
-The data set is already on the device; the epoch shuffles it from a PRNG key, gathers each
-batch inside the scan and returns the per-step losses as an array, so one compiled call
-trains one epoch with no Python and no host synchronisation per step. Evaluation is the
+The data set is already on the device; the epoch receives its visiting order (one small
+transfer per epoch, see ``batching.epoch_order``), gathers each batch inside the scan and
+returns the per-step losses as an array, so one compiled call trains one epoch with no
+Python and no host synchronisation per step. Evaluation is the
 same idea: a scan over fixed-size, masked batches that sums loss and correct counts.
 """
 
@@ -26,14 +27,13 @@ def make_epoch(
     batch_size: int,
     *,
     remainder: Remainder = "keep",
-    shuffle: bool = True,
     unroll: int = 1,
 ) -> EpochFn:
-    """Returns ``epoch(state, (x, y), key) -> (state, {"loss": [steps]})``.
+    """Returns ``epoch(state, (x, y), order) -> (state, {"loss": [steps]})``.
 
-    ``key`` orders the epoch (``jax.random.permutation``); pass ``fold_in(key, epoch)`` for
-    a new order each epoch. Full-batch descent (B = N, "keep") skips the shuffle and the
-    gather: the mean gradient does not depend on the order of its terms.
+    ``order`` is the epoch's permutation of the training set (``epoch_order(seed, epoch,
+    N)``; ``jnp.arange(N)`` for no shuffling). Full-batch descent (B = N, "keep") ignores
+    it and skips the gather: the mean gradient does not depend on the order of its terms.
 
     Example:
       >>> import optax
@@ -43,7 +43,7 @@ def make_epoch(
       >>> state = init_train_state(make_model("linear", 4, 3), optax.sgd(0.1))
       >>> epoch = make_epoch(make_train_step(softmax_cross_entropy), 10, 4)
       >>> data = (jnp.ones((10, 4)), jnp.zeros(10, jnp.int32))
-      >>> state, m = jax.jit(epoch)(state, data, jax.random.key(0))
+      >>> state, m = jax.jit(epoch)(state, data, jnp.arange(10))
       >>> int(state.step), m["loss"].shape  # ceil(10 / 4) updates
       (3, (3,))
     """
@@ -51,12 +51,12 @@ def make_epoch(
     whole = batch_size == num_examples
     padded = remainder == "keep" and num_examples % batch_size != 0  # static: one program
 
-    def epoch(state: TrainState, data: Data, key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    def epoch(state: TrainState, data: Data, order: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         x, y = data
         if whole:
             state, metrics = step(state, Batch(x, y))
             return state, jax.tree.map(lambda m: m[None], metrics)
-        idx, mask = epoch_batches(key if shuffle else None, num_examples, batch_size, remainder)
+        idx, mask = epoch_batches(order, batch_size, remainder)
 
         def body(state: TrainState, batch_idx: tuple[jax.Array, jax.Array]):
             i, m = batch_idx
@@ -80,7 +80,7 @@ def make_evaluate(
         x, y = data
         n = x.shape[0]
         b = min(batch_size, n)
-        idx, mask = epoch_batches(None, n, b, "keep")
+        idx, mask = epoch_batches(jnp.arange(n), b, "keep")
 
         def body(total, batch_idx):
             i, m = batch_idx

@@ -33,9 +33,7 @@ def _masked_sum(per_example: jax.Array, mask: jax.Array | None) -> LossSum:
     return LossSum(jnp.sum(per_example * m), jnp.sum(m))
 
 
-def softmax_cross_entropy(
-    logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None
-) -> LossSum:
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> LossSum:
     """Summed softmax cross-entropy for integer labels; masked rows count for nothing.
 
     Example:
@@ -47,9 +45,7 @@ def softmax_cross_entropy(
     return _masked_sum(per_example, mask)
 
 
-def mean_squared_error(
-    predictions: jax.Array, targets: jax.Array, mask: jax.Array | None = None
-) -> LossSum:
+def mean_squared_error(predictions: jax.Array, targets: jax.Array, mask: jax.Array | None = None) -> LossSum:
     """Summed squared error per example (summed over output dims), masked.
 
     The mean is ``mean_i |f(x_i) - y_i|^2``: for one output this is the usual MSE.

@@ -38,6 +38,7 @@ def cpu_model() -> str:
 
 def git_commit(path: str | Path = ".") -> dict[str, Any]:
     """The commit of the checkout at ``path`` and whether it had local changes."""
+
     def git(*args: str) -> str | None:
         try:
             r = subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, timeout=10)

@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from jbatch.errors import ConfigError
@@ -31,9 +30,7 @@ class Linear(nnx.Module):
 class MLP(nnx.Module):
     """Fully connected ReLU network with hidden ``widths`` (64-256-256-10 for digits)."""
 
-    def __init__(
-        self, in_features: int, outputs: int, widths: Sequence[int] = (256, 256), *, rngs: nnx.Rngs
-    ):
+    def __init__(self, in_features: int, outputs: int, widths: Sequence[int] = (256, 256), *, rngs: nnx.Rngs):
         sizes = [in_features, *widths]
         self.hidden = nnx.List(
             [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
@@ -64,17 +61,13 @@ class CNN(nnx.Module):
     ):
         spatial_shape = tuple(spatial_shape)
         if math.prod(spatial_shape) != in_features:
-            raise ConfigError(
-                f"CNN: spatial shape {spatial_shape} does not hold {in_features} features"
-            )
+            raise ConfigError(f"CNN: spatial shape {spatial_shape} does not hold {in_features} features")
         self.spatial_shape = spatial_shape
         rank = len(spatial_shape)
         convs, c_in, size = [], 1, list(spatial_shape)
         for i, c_out in enumerate(channels):
             stride = 1 if i == 0 else 2
-            convs.append(
-                nnx.Conv(c_in, c_out, kernel_size=(3,) * rank, strides=(stride,) * rank, rngs=rngs)
-            )
+            convs.append(nnx.Conv(c_in, c_out, kernel_size=(3,) * rank, strides=(stride,) * rank, rngs=rngs))
             size = [-(-s // stride) for s in size]  # "SAME" padding: ceil(s / stride)
             c_in = c_out
         self.convs = nnx.List(convs)
@@ -105,6 +98,7 @@ def make_model(
     """Builds a built-in model by name, initialised from ``seed``.
 
     Example:
+      >>> import jax.numpy as jnp
       >>> m = make_model("mlp", 64, 10, widths=(32,))
       >>> m(jnp.zeros((2, 64))).shape
       (2, 10)

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jbatch.errors import ConfigError
@@ -76,5 +77,8 @@ def get_learning_rate(opt_state: Any) -> jax.Array:
 def set_learning_rate(opt_state: Any, learning_rate: float | jax.Array) -> Any:
     """A copy of ``opt_state`` with a new learning rate; same shapes, so nothing recompiles."""
     old = get_learning_rate(opt_state)
-    new = jnp.asarray(learning_rate, dtype=old.dtype).reshape(old.shape)
+    if isinstance(learning_rate, jax.Array):  # possibly traced: stay in jnp
+        new = jnp.asarray(learning_rate, dtype=old.dtype).reshape(old.shape)
+    else:  # host values: a plain transfer, so not even an eager op gets compiled
+        new = jax.device_put(np.asarray(learning_rate, dtype=old.dtype).reshape(old.shape))
     return jax.tree.map(lambda leaf: new if leaf is old else leaf, opt_state)

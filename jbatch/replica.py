@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
+from jbatch.batching import epoch_order
 from jbatch.optim import set_learning_rate
 from jbatch.step import TrainState, init_train_state
 
@@ -28,9 +30,11 @@ def unstack(tree: object, index: int) -> object:
     return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
-def data_key(seed: int) -> jax.Array:
-    """The PRNG key that orders a replica's epochs; a stream apart from weight init."""
-    return jax.random.fold_in(jax.random.key(seed), 0x5EED)
+def replica_orders(seeds: Sequence[int], epoch: int, num_examples: int) -> np.ndarray:
+    """Each replica's visiting order for ``epoch``, stacked ``[K, N]``: a replica's order
+    depends on its seed alone, so replicas that differ only in learning rate see the same
+    batches (a paired comparison)."""
+    return np.stack([epoch_order(s, epoch, num_examples) for s in seeds])
 
 
 def init_replicas(
@@ -38,19 +42,18 @@ def init_replicas(
     tx: optax.GradientTransformation,
     seeds: Sequence[int],
     learning_rates: Sequence[float],
-) -> tuple[TrainState, jax.Array]:
-    """One replica per ``(seeds[i], learning_rates[i])`` pair, stacked.
+) -> TrainState:
+    """One replica per ``(seeds[i], learning_rates[i])`` pair, stacked along axis 0.
 
-    Returns the stacked state and each replica's data-order key, shape ``[K]``.
     ``tx`` must come from ``optax.inject_hyperparams`` so each replica can hold its own rate.
 
     Example:
       >>> from jbatch.model import make_model
       >>> from jbatch.optim import make_optimizer, get_learning_rate
-      >>> state, keys = init_replicas(lambda s: make_model("linear", 3, 2, seed=s),
-      ...                             make_optimizer("sgd", 0.1), [0, 1], [0.1, 0.5])
-      >>> get_learning_rate(state.opt_state).tolist(), keys.shape
-      ([0.10000000149011612, 0.5], (2,))
+      >>> state = init_replicas(lambda s: make_model("linear", 3, 2, seed=s),
+      ...                       make_optimizer("sgd", 0.1), [0, 1], [0.1, 0.5])
+      >>> get_learning_rate(state.opt_state).tolist(), state.params["out"]["kernel"].shape
+      ([0.10000000149011612, 0.5], (2, 3, 2))
     """
     if len(seeds) != len(learning_rates):
         raise ValueError(f"{len(seeds)} seeds but {len(learning_rates)} learning rates")
@@ -58,5 +61,4 @@ def init_replicas(
     for seed, lr in zip(seeds, learning_rates, strict=True):
         s = init_train_state(make_model(seed), tx)
         states.append(s.replace(opt_state=set_learning_rate(s.opt_state, lr)))
-    keys = jnp.stack([data_key(s) for s in seeds])
-    return stack(states), keys
+    return stack(states)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import jax
 
-from jbatch.batching import REMAINDERS, BatchSize, resolve_batch_size, steps_per_epoch
+from jbatch.batching import REMAINDERS, BatchSize, epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.data import Dataset, load_dataset, to_device
 from jbatch.engine import compile_program, timed_call
 from jbatch.epoch import make_epoch, make_evaluate
@@ -19,7 +19,6 @@ from jbatch.errors import ConfigError
 from jbatch.loss import loss_for_task
 from jbatch.model import make_model
 from jbatch.optim import make_optimizer
-from jbatch.replica import data_key
 from jbatch.step import TrainState, init_train_state, make_eval_step, make_train_step
 
 
@@ -80,8 +79,12 @@ def check_config(config: TrainConfig, num_examples: int) -> int:
 def build_model(config: TrainConfig, ds: Dataset, seed: int):
     """The configured model for ``ds``, initialised from ``seed``."""
     return make_model(
-        config.model, ds.in_features, ds.outputs, seed=seed,
-        spatial_shape=ds.spatial_shape, widths=config.widths,
+        config.model,
+        ds.in_features,
+        ds.outputs,
+        seed=seed,
+        spatial_shape=ds.spatial_shape,
+        widths=config.widths,
     )
 
 
@@ -105,19 +108,25 @@ def train_and_evaluate(
 
     loss_fn = loss_for_task(ds.task)
     epoch_fn = make_epoch(
-        make_train_step(loss_fn), ds.num_train, batch_size,
-        remainder=config.remainder, unroll=config.unroll,
+        make_train_step(loss_fn),
+        ds.num_train,
+        batch_size,
+        remainder=config.remainder,
+        unroll=config.unroll,
     )
     evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
     train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
-    keys = jax.random.split(data_key(config.seed), config.epochs)  # epoch e shuffles with keys[e]
+    n = ds.num_train
 
-    run_epoch = compile_program(epoch_fn, state, train, keys[0], donate_argnums=(0,))
+    run_epoch = compile_program(epoch_fn, state, train, epoch_order(0, 0, n), donate_argnums=(0,))
     run_eval = compile_program(lambda s, a, b: (evaluate(s, a), evaluate(s, b)), state, train, test)
+
+    def one_epoch(state: TrainState, e: int):
+        return run_epoch(state, train, jax.device_put(epoch_order(config.seed, e, n)))
 
     history = []
     for e in range(config.epochs):
-        (state, metrics), seconds = timed_call(run_epoch, state, train, keys[e])
+        (state, metrics), seconds = timed_call(one_epoch, state, e)  # the shuffle counts too
         tr, te = jax.device_get(run_eval(state, train, test))  # evaluation is kept out of `seconds`
         record = EpochResult(
             epoch=e + 1,

@@ -1,0 +1,142 @@
+"""``jbatch train``: one line per epoch, a JSON record with metadata, and one-line errors
+with exit code 2 for every kind of bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jbatch.cli import main
+
+
+def run(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "batch size must be at least 1, got 0"),
+        (["--batch-size", "-4"], "batch size must be at least 1, got -4"),
+        (["--batch-size", "2000"], "batch size 2000 is larger than the 1437 training examples"),
+        (["--batch-size", "3.5"], "batch size must be a positive integer or 'full', got '3.5'"),
+        (["--batch-size", "many"], "batch size must be a positive integer or 'full', got 'many'"),
+        (["--dataset", "cifar"], "unknown dataset 'cifar'"),
+        (["--model", "resnet"], "unknown model 'resnet'"),
+        (["--optimizer", "lion"], "unknown optimizer 'lion'"),
+        (["--lr", "0"], "learning rate must be a positive finite number"),
+        (["--lr", "-0.1"], "learning rate must be a positive finite number"),
+        (["--lr", "nan"], "learning rate must be a positive finite number"),
+        (["--epochs", "0"], "epochs must be a positive integer"),
+        (["--epochs", "two"], "invalid int value: 'two'"),
+        (["--dataset", "missing.npz"], "data file 'missing.npz' does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(args, message, capsys, tmp_path):
+    code, out, err = run(["train", "--out", str(tmp_path / "r.json"), *args], capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_nan_in_data_is_refused(capsys, tmp_path):
+    x = np.random.default_rng(0).standard_normal((50, 4))
+    x[3, 2] = np.nan
+    y = np.arange(50) % 3
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    code, _, err = run(["train", "--dataset", str(path), "--model", "linear"], capsys)
+    assert code == 2
+    assert "x_train holds 1 NaN or infinite values" in err
+
+
+def test_user_npz_trains(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
+    out = tmp_path / "r.json"
+    code, stdout, _ = run(
+        [
+            "train",
+            "--dataset",
+            str(path),
+            "--model",
+            "linear",
+            "--batch-size",
+            "full",
+            "--epochs",
+            "3",
+            "--lr",
+            "0.5",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert json.loads(out.read_text())["steps_per_epoch"] == 1
+
+
+def test_train_prints_epochs_and_writes_a_record(tmp_path):
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jbatch",
+            "train",
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--widths",
+            "32",
+            "--batch-size",
+            "500",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.1",
+            "--optimizer",
+            "momentum",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("epoch")]
+    assert len(lines) == 2 and "iterations     3" in lines[0]  # ceil(1437 / 500)
+    record = json.loads(out.read_text())
+    assert record["config"]["batch_size"] == 500 and record["config"]["seed"] == 3
+    assert record["steps_per_epoch"] == 3 and len(record["epochs"]) == 2
+    meta = record["metadata"]
+    for key in ("versions", "backend", "device_kind", "device_count", "date", "commit", "cpu"):
+        assert key in meta
+    assert {"jax", "jaxlib", "flax", "optax"} <= set(meta["versions"])
+    assert "hostname" not in json.dumps(meta)
+
+
+def test_traceback_never_reaches_the_user():
+    proc = subprocess.run(
+        [sys.executable, "-m", "jbatch", "train", "--batch-size", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "jbatch: error: batch size must be at least 1, got 0\n"
