@@ -109,28 +109,30 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 
 def epoch_batches(
-    order: jax.Array, batch_size: int, remainder: Remainder = "keep"
-) -> tuple[jax.Array, jax.Array]:
+    order: jax.Array | np.ndarray, batch_size: int, remainder: Remainder = "keep"
+) -> tuple[jax.Array, jax.Array] | tuple[np.ndarray, np.ndarray]:
     """Indices and mask of every batch of one epoch, shape ``[steps, batch_size]`` each.
 
     ``order`` is the epoch's permutation of ``range(N)`` (``epoch_order``). Padding rows
-    repeat index 0 and have mask False; they never reach the loss. Traceable: the compiled
-    epoch calls it, so the batches are cut on the device.
+    repeat index 0 and have mask False; they never reach the loss. Traceable (the compiled
+    epoch calls it, so batches are cut on the device); a NumPy ``order`` gives NumPy arrays,
+    for a host that cuts batches itself (the sweep does).
 
     Example:
-      >>> idx, mask = epoch_batches(jnp.arange(5), 2)
+      >>> idx, mask = epoch_batches(np.arange(5), 2)
       >>> idx.tolist(), mask.tolist()
       ([[0, 1], [2, 3], [4, 0]], [[True, True], [True, True], [True, False]])
     """
+    xp = np if isinstance(order, np.ndarray) else jnp
     num_examples = order.shape[0]
     steps = steps_per_epoch(num_examples, batch_size, remainder)
-    order = jnp.asarray(order, jnp.int32)
+    order = xp.asarray(order, xp.int32)
     padded = steps * batch_size
     if padded <= num_examples:  # exact fit, or "drop"
         idx = order[:padded]
-        mask = jnp.ones(padded, dtype=bool)
+        mask = xp.ones(padded, dtype=bool)
     else:
         pad = padded - num_examples
-        idx = jnp.concatenate([order, jnp.zeros(pad, jnp.int32)])
-        mask = jnp.arange(padded) < num_examples
+        idx = xp.concatenate([order, xp.zeros(pad, xp.int32)])
+        mask = xp.arange(padded) < num_examples
     return idx.reshape(steps, batch_size), mask.reshape(steps, batch_size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -101,14 +102,104 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(convert):
+    def parse(text: str) -> tuple:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        try:
+            return tuple(convert(t) for t in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a comma-separated list of the right kind: {text!r}") from None
+
+    return parse
+
+
+def _target(text: str) -> tuple[str, float]:
+    metric, sep, value = text.partition("=")
+    try:
+        return metric.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"target must look like test_accuracy=0.95, got {text!r}") from None
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
+    p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
+    p.add_argument("--name", help="results/<name>/ (default: <dataset>-<model>-<optimizer>)")
+    p.add_argument("--dataset")
+    p.add_argument("--model")
+    p.add_argument("--widths", type=_widths)
+    p.add_argument("--optimizer")
+    p.add_argument("--batch-sizes", type=_list(_batch_size), help="e.g. 1,4,16,64,256,full")
+    p.add_argument("--lrs", type=_list(float), help="learning-rate grid, e.g. 0.001,0.01,0.1,1")
+    p.add_argument("--seeds", type=_list(int), help="e.g. 0,1,2")
+    p.add_argument("--target", type=_target, help="metric=value: test_accuracy=0.95 or train_loss=0.05")
+    p.add_argument("--budget-steps", type=int, help="at least this many steps per run")
+    p.add_argument("--budget-epochs", type=int, help="and at least this many epochs")
+    p.add_argument("--evals", type=int, help="evaluation points per run, about")
+    p.add_argument("--remainder", choices=("keep", "drop"))
+    p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
+    p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
+    p.add_argument("--results-dir", type=Path, default=Path("results"))
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from jbatch.progress import Progress
+    from jbatch.report import write_report
+    from jbatch.study import run_sweep
+    from jbatch.sweep import SweepConfig, load_config_file, quick
+
+    config = load_config_file(args.config) if args.config else SweepConfig()
+    if args.quick:
+        config = quick(config)
+    flags = {
+        "name": args.name, "dataset": args.dataset, "model": args.model, "widths": args.widths,
+        "optimizer": args.optimizer, "batch_sizes": args.batch_sizes, "learning_rates": args.lrs,
+        "seeds": args.seeds, "budget_steps": args.budget_steps, "budget_epochs": args.budget_epochs,
+        "evals": args.evals, "remainder": args.remainder,
+    }  # fmt: skip
+    if args.target:
+        flags["target_metric"], flags["target_value"] = args.target
+    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+
+    def on_start(batch_size: int, skipped: bool):
+        if skipped:
+            print(f"B={batch_size}: already in the results, skipped (--force redoes it)", flush=True)
+            return None
+        return Progress(f"B={batch_size}")
+
+    start = time.perf_counter()
+    directory, _ = run_sweep(config, args.results_dir, force=args.force, on_start=on_start)
+    write_report(directory)
+    print((directory / "table.md").read_text())
+    print(f"sweep wall time {time.perf_counter() - start:.1f}s; results in {directory}/")
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="regenerate a results directory's tables and plots from its JSON")
+    p.add_argument("directory", type=Path)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from jbatch.report import write_report
+
+    for path in write_report(args.directory):
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jbatch", description="Batch-size benchmarks for JAX training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
+    _add_sweep(sub)
+    _add_report(sub)
     return parser
 
 
-COMMANDS = {"train": _train}
+COMMANDS = {"train": _train, "sweep": _sweep, "report": _report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,3 +95,52 @@ def make_evaluate(
         return out
 
     return evaluate
+
+
+def make_chunk(
+    step: StepFn,
+    evaluate: Callable[[TrainState, Data], dict[str, jax.Array]],
+    *,
+    whole: bool,
+    unroll: int = 1,
+) -> Callable[..., tuple[tuple[TrainState, jax.Array], dict[str, jax.Array]]]:
+    """Returns ``chunk((state, diverged), train, test, idx, mask, active)``: a run of ``k``
+    steps followed by an evaluation on both splits, the unit a sweep compiles and vmaps.
+
+    ``idx``/``mask`` are ``[k, B]`` batches cut on the host; steps with ``active`` False
+    are skipped (``lax.cond`` on an unbatched flag stays a branch under ``vmap``), which
+    lets chunks end exactly at epoch ends. ``whole`` (B = N) uses the split as it is.
+
+    A replica whose loss turns non-finite is frozen at its state from the start of the
+    chunk and marked ``diverged``; under ``vmap`` the other replicas go on untouched.
+    """
+
+    def chunk(carry, train: Data, test: Data, idx: jax.Array, mask: jax.Array, active: jax.Array):
+        start, diverged = carry
+
+        def body(state: TrainState, xs):
+            i, m, a = xs
+
+            def update(s: TrainState):
+                x, y = train
+                return step(s, Batch(x, y) if whole else Batch(x[i], y[i], m))
+
+            def skip(s: TrainState):
+                return s, jax.tree.map(lambda v: jnp.full(v.shape, jnp.nan, v.dtype), metrics_shape)
+
+            return jax.lax.cond(a, update, skip, state)
+
+        metrics_shape = jax.eval_shape(step, start, _example_batch(train, idx, mask, whole))[1]
+        state, metrics = jax.lax.scan(body, start, (idx, mask, active), unroll=unroll)
+        finite = jnp.all(jnp.where(active, jnp.isfinite(metrics["loss"]), True))
+        ok = finite & ~diverged
+        state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), state, start)
+        out = {"loss": metrics["loss"], "train": evaluate(state, train), "test": evaluate(state, test)}
+        return (state, ~ok), out
+
+    return chunk
+
+
+def _example_batch(train: Data, idx: jax.Array, mask: jax.Array, whole: bool) -> Batch:
+    x, y = train
+    return Batch(x, y) if whole else Batch(x[idx[0]], y[idx[0]], mask[0])

@@ -27,8 +27,8 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Writes ``obj`` as JSON atomically: a temp file in the same folder, then a rename.
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes ``data`` atomically: a temp file in the same folder, fsync, then a rename.
 
     A process killed at any moment leaves either the old file or the new one, never half.
     """
@@ -36,9 +36,8 @@ def write_json(path: str | Path, obj: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_plain(obj), f, indent=1, allow_nan=False)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -46,6 +45,18 @@ def write_json(path: str | Path, obj: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """``write_bytes`` for UTF-8 text."""
+    return write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 1) -> Path:
+    """Writes ``obj`` as JSON, atomically (``write_text``); NaN and inf become null.
+    ``indent=None`` writes compactly (large documents)."""
+    seps = (",", ":") if indent is None else None
+    return write_text(path, json.dumps(_plain(obj), indent=indent, separators=seps, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

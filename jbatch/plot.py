@@ -1,0 +1,118 @@
+"""The sweep's PNG plots, drawn from its summaries and curves (matplotlib, no display)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jbatch.store import write_bytes
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on CI or servers
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _to_target(rows: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pts = [(s["row"]["batch_size"], s["row"][key]) for s in rows if s["row"][key]["n"]]
+    b = np.array([p[0] for p in pts], float)
+    mean = np.array([p[1]["mean"] for p in pts], float)
+    std = np.array([p[1]["std"] for p in pts], float)
+    return b, mean, std
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return write_bytes(path, buf.getvalue())
+
+
+def steps_to_target(directory: Path, rows: list[dict[str, Any]], title: str, fits: list | None = None) -> Path:
+    """Steps to target vs batch size, log-log, with the perfect-scaling line S ~ 1/B
+    anchored at the smallest batch size (and any fitted curves passed in ``fits``)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    b, mean, std = _to_target(rows, "steps_to_target")
+    ax.errorbar(b, mean, yerr=std, marker="o", capsize=3, label="measured (best LR per B)")
+    if len(b):
+        grid = np.geomspace(b.min(), b.max(), 50)
+        ax.plot(grid, mean[0] * b[0] / grid, "k--", lw=1, label="perfect scaling (S ∝ 1/B)")
+    for label, xs, ys in fits or []:
+        ax.plot(xs, ys, "-", lw=1.5, label=label)
+    _axes(ax, "batch size B", "steps to target", title)
+    return _save(fig, directory / "steps_to_target.png")
+
+
+def seconds_to_target(directory: Path, rows: list[dict[str, Any]], title: str) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    b, mean, std = _to_target(rows, "seconds_to_target")
+    ax.errorbar(b, mean, yerr=std, marker="o", capsize=3, color="C1", label="steps x single-model s/step")
+    _axes(ax, "batch size B", "seconds to target (compile excluded)", title)
+    return _save(fig, directory / "seconds_to_target.png")
+
+
+def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], title: str) -> Path:
+    """Train and test loss vs epoch at each batch size's best learning rate (seed mean)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for i, s in enumerate(rows):
+        r = s["row"]
+        result = doc["batch_sizes"][str(r["batch_size"])]
+        reps = [x for x in result["replicas"] if x["learning_rate"] == r["best_learning_rate"]]
+        epochs = np.asarray(reps[0]["curve"]["epoch"])
+        for ax, split in zip(axes, ("train_loss", "test_loss"), strict=True):
+            curves = np.array([[np.nan if v is None else v for v in x["curve"][split]] for x in reps], float)
+            ax.plot(epochs, np.nanmean(curves, 0), color=f"C{i}",
+                    label=f"{r['regime']} B={r['batch_size']} (lr {r['best_learning_rate']:.3g})")  # fmt: skip
+    for ax, split in zip(axes, ("training loss", "test loss"), strict=True):
+        _axes(ax, "epoch", split, f"{title}: {split}")
+    axes[1].legend(fontsize=7)
+    return _save(fig, directory / "loss_curves.png")
+
+
+def best_lr(directory: Path, rows: list[dict[str, Any]], title: str) -> Path:
+    """Best learning rate vs batch size, with linear (lr ∝ B, Goyal et al.) and
+    square-root (lr ∝ √B) scaling lines anchored at the smallest batch size."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    b = np.array([s["row"]["batch_size"] for s in rows], float)
+    lr = np.array([s["row"]["best_learning_rate"] for s in rows], float)
+    ax.plot(b, lr, "o-", label="best learning rate")
+    grid = np.geomspace(b.min(), b.max(), 50)
+    ax.plot(grid, lr[0] * grid / b[0], "k--", lw=1, label="linear scaling (lr ∝ B)")
+    ax.plot(grid, lr[0] * np.sqrt(grid / b[0]), "k:", lw=1, label="square-root scaling (lr ∝ √B)")
+    ax.set_ylim(lr.min() / 3, lr.max() * 3)
+    _axes(ax, "batch size B", "best learning rate", title)
+    return _save(fig, directory / "best_lr.png")
+
+
+def _axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def write_plots(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[Path]:
+    """Every plot of a sweep directory."""
+    cfg = doc["config"]
+    title = f"{cfg['dataset']} / {cfg['model']} / {cfg['optimizer']}: {cfg['target_metric']} {cfg['target_value']}"
+    return [
+        steps_to_target(directory, rows, title),
+        seconds_to_target(directory, rows, title),
+        loss_curves(directory, doc, rows, f"{cfg['dataset']} / {cfg['model']}"),
+        best_lr(directory, rows, title),
+    ]
+

@@ -1,0 +1,149 @@
+"""Tables and plots of a sweep, regenerated from its JSON document alone.
+
+``table.md`` / ``table.csv`` have one row per batch size; the PNG plots show steps and
+seconds to target against batch size, loss curves per regime, and the best learning rate
+against the linear and square-root scaling rules.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from jbatch.errors import ConfigError
+from jbatch.store import read_json, write_text
+from jbatch.study import DOCUMENT
+from jbatch.summary import batch_size_summary
+
+COLUMNS = [  # (csv name, markdown header, how to show it)
+    ("regime", "regime", "text"),
+    ("batch_size", "B", "int"),
+    ("steps_per_epoch", "steps/epoch", "int"),
+    ("best_learning_rate", "best LR", "g"),
+    ("samples_per_second", "samples/s", "k"),
+    ("seconds_per_epoch", "s/epoch", "s"),
+    ("steps_to_target", "steps to target", "spread"),
+    ("epochs_to_target", "epochs to target", "spread"),
+    ("examples_to_target", "examples to target", "spread"),
+    ("seconds_to_target", "seconds to target", "spread"),
+    ("best_test_accuracy", "best test acc", "spread"),
+    ("final_train_loss", "final train loss", "spread"),
+    ("epoch_of_min_test_loss", "epoch of min test loss", "spread"),
+    ("diverged_fraction", "diverged (grid)", "pct"),
+]
+
+
+def load_document(directory: str | Path) -> dict[str, Any]:
+    """The sweep document of ``directory``, checked enough to report on."""
+    path = Path(directory) / DOCUMENT
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("kind") != "jbatch.sweep" or "batch_sizes" not in doc:
+        raise ConfigError(f"{path} is not a jbatch sweep document")
+    if not doc["batch_sizes"]:
+        raise ConfigError(f"{path} holds no finished batch size yet")
+    return doc
+
+
+def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """One summary per finished batch size, smallest first."""
+    cfg = doc["config"]
+    results = sorted(doc["batch_sizes"].values(), key=lambda r: r["batch_size"])
+    try:
+        return [batch_size_summary(r, cfg["target_metric"], cfg["target_value"], doc["num_train"]) for r in results]
+    except (KeyError, TypeError, IndexError) as e:
+        raise ConfigError(f"the sweep document is incomplete or damaged ({type(e).__name__}: {e})") from None
+
+
+def _fmt(value: Any, how: str, reached: int = 0, seeds: int = 0) -> str:
+    if how == "spread":
+        if value["n"] == 0:
+            return "not reached" if seeds else "-"
+        mean, std = value["mean"], value["std"]
+        text = f"{_num(mean)} ± {_num(std)}" if value["n"] > 1 else _num(mean)
+        return text + (f" ({value['n']}/{seeds})" if seeds and value["n"] < seeds else "")
+    if value is None:
+        return "-"
+    return {
+        "text": str,
+        "int": lambda v: f"{int(v)}",
+        "g": lambda v: f"{v:.4g}",
+        "k": lambda v: f"{v / 1e3:.1f}k",
+        "s": lambda v: f"{v:.4f}",
+        "pct": lambda v: f"{100 * v:.0f}%",
+    }[how](value)
+
+
+def _num(v: float) -> str:
+    if v == 0 or 1e-3 <= abs(v) < 1e5:
+        return f"{v:.4g}" if abs(v) < 100 else f"{v:.0f}"
+    return f"{v:.3g}"
+
+
+def _target_columns(name: str) -> bool:
+    return name.endswith("_to_target")
+
+
+def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """``table.md``: the table, then the notes that say how to read it."""
+    cfg, meta = doc["config"], doc["metadata"]
+    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for s in rows:
+        r = s["row"]
+        cells = []
+        for key, _, how in COLUMNS:
+            seeds = r["seeds"] if _target_columns(key) else 0
+            cells.append(_fmt(r[key], how, r["reached"], seeds))
+        lines.append("| " + " | ".join(cells) + " |")
+    higher = cfg["target_metric"].endswith("accuracy")
+    notes = [
+        "",
+        f"Sweep `{cfg['name'] or doc['config']['dataset']}`: {cfg['dataset']} ({doc['num_train']} training examples), "
+        f"model {cfg['model']}, optimizer {cfg['optimizer']}, seeds {cfg['seeds']}, "
+        f"learning-rate grid {cfg['learning_rates']}.",
+        f"Target: {cfg['target_metric']} {'>=' if higher else '<='} {cfg['target_value']}. Each batch size is "
+        "shown at its own best learning rate (most seeds reaching the target, then fewest mean steps, "
+        "then lowest final test loss); to-target columns are mean ± std over the seeds that reached it "
+        "(n/seeds when not all did). Steps to target are resolved to the evaluation cadence.",
+        "Seconds to target = steps to target x the measured single-model seconds per step at that batch "
+        "size (median of timed epochs, compile excluded); samples/s and s/epoch come from the same timing. "
+        "Diverged (grid): the share of all (learning rate x seed) replicas whose loss became non-finite.",
+        f"Measured on {meta['device_kind']} ({meta['backend']}, {meta['device_count']} device(s)), "
+        f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
+        f"optax {meta['versions']['optax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}.",
+    ]
+    return "\n".join(lines + notes) + "\n"
+
+
+def csv_table(rows: list[dict[str, Any]]) -> str:
+    """``table.csv``: the same rows, machine-readable; spreads become mean/std/n columns."""
+    out = io.StringIO()
+    header = []
+    for key, _, how in COLUMNS:
+        header += [f"{key}_mean", f"{key}_std", f"{key}_n"] if how == "spread" else [key]
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for s in rows:
+        r, line = s["row"], []
+        for key, _, how in COLUMNS:
+            v = r[key]
+            line += [v["mean"], v["std"], v["n"]] if how == "spread" else [v]
+        writer.writerow(["" if x is None else x for x in line])
+    return out.getvalue()
+
+
+def write_report(directory: str | Path) -> list[Path]:
+    """Regenerates ``table.md``, ``table.csv`` and the plots of ``directory`` from its JSON."""
+    from jbatch.plot import write_plots  # matplotlib is imported only when plotting
+
+    directory = Path(directory)
+    doc = load_document(directory)
+    rows = summarize(doc)
+    written = [
+        write_text(directory / "table.md", markdown_table(doc, rows)),
+        write_text(directory / "table.csv", csv_table(rows)),
+    ]
+    written += write_plots(directory, doc, rows)
+    return written
+

@@ -1,0 +1,91 @@
+"""The results directory of a sweep: one JSON document, rewritten atomically after each
+batch size, so a sweep can be killed at any moment and resumed where it stopped.
+
+``results/<name>/sweep.json`` is the source of truth; tables and plots are derived from
+it (``jbatch.report``). A directory made with another config, or on another kind of
+device, is refused rather than mixed or overwritten.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jbatch.data import Dataset, load_dataset, to_device
+from jbatch.errors import ConfigError
+from jbatch.metadata import environment_metadata
+from jbatch.store import read_json, write_json
+from jbatch.sweep import SweepConfig, check_sweep, run_batch_size, time_per_step
+
+DOCUMENT = "sweep.json"
+
+
+def config_dict(config: SweepConfig) -> dict[str, Any]:
+    """The config as it is stored (JSON types), for comparison with a stored one."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _device(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: meta[k] for k in ("backend", "device_kind", "device_count")}
+
+
+def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    """The existing document of ``directory`` if it matches ``config`` and this device, a
+    new one if there is none; anything else is a ``ConfigError`` and nothing is touched."""
+    path = directory / DOCUMENT
+    if not path.exists():
+        return {"kind": "jbatch.sweep", "config": config_dict(config), "device": _device(meta),
+                "metadata": meta, "batch_sizes": {}}  # fmt: skip
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("kind") != "jbatch.sweep":
+        raise ConfigError(f"{path} is not a jbatch sweep document; it was left untouched")
+    stored, wanted = doc.get("config", {}), config_dict(config)
+    diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
+        raise ConfigError(
+            f"{directory} holds a sweep with another config ({detail}); "
+            "choose another --name or remove that directory"
+        )
+    if doc.get("device") != _device(meta):
+        raise ConfigError(
+            f"{directory} was measured on {doc.get('device')}, this is {_device(meta)}; "
+            "results from different devices are not mixed: choose another --name"
+        )
+    return doc
+
+
+def run_sweep(
+    config: SweepConfig,
+    results_dir: Path,
+    *,
+    force: bool = False,
+    dataset: Dataset | None = None,
+    on_start: Callable[[int, bool], Callable[[int, int], None] | None] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Runs (or resumes) a sweep into ``results_dir/<name>/sweep.json``.
+
+    Finished batch sizes are skipped unless ``force``. ``on_start(batch_size, skipped)``
+    may return a per-chunk progress callback. Returns the directory and the document.
+    """
+    ds = dataset if dataset is not None else load_dataset(config.dataset)
+    sizes = check_sweep(config, ds)
+    directory = Path(results_dir) / config.results_name
+    meta = environment_metadata()
+    doc = open_document(directory, config, meta)
+    doc["num_train"] = ds.num_train
+    train = to_device(ds.x_train, ds.y_train)
+    for b in sizes:
+        skipped = str(b) in doc["batch_sizes"] and not force
+        progress = on_start(b, skipped) if on_start else None
+        if skipped:
+            continue
+        result = run_batch_size(config, ds, b, on_chunk=progress)
+        result["timing"] = time_per_step(config, ds, b, train)
+        result["metadata"] = meta
+        doc["batch_sizes"][str(b)] = result
+        write_json(directory / DOCUMENT, doc, indent=None)  # atomic: a kill leaves the last one
+    return directory, doc

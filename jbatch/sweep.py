@@ -1,0 +1,336 @@
+"""A batch-size sweep: for each batch size, every (learning rate x seed) replica trained
+together as one vmapped, compiled program, evaluated on a fixed step cadence.
+
+Batch sizes are compared at their own best learning rate (Shallue et al. 2018), so each
+batch size gets the whole learning-rate grid. Budgets are in steps: ``max(budget_steps,
+budget_epochs * steps_per_epoch)``, which gives full-batch descent hundreds of updates and
+stochastic descent several epochs. ``run_batch_size`` returns plain data; ``jbatch.study``
+writes it to disk and ``jbatch.summary`` turns it into verdicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jbatch.batching import BatchSize, epoch_batches, epoch_order, resolve_batch_size, steps_per_epoch
+from jbatch.data import Dataset, to_device
+from jbatch.engine import compile_program, timed_call
+from jbatch.epoch import make_chunk, make_epoch, make_evaluate
+from jbatch.errors import ConfigError
+from jbatch.loss import loss_for_task
+from jbatch.model import make_model
+from jbatch.optim import check_learning_rate, make_optimizer
+from jbatch.replica import init_replicas
+from jbatch.step import init_train_state, make_eval_step, make_train_step
+
+TARGET_METRICS = {  # metric -> True when higher is better
+    "test_accuracy": True,
+    "train_accuracy": True,
+    "test_loss": False,
+    "train_loss": False,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep trains. The defaults are ``jbatch sweep``'s main job."""
+
+    name: str = ""  # results/<name>/; empty: <dataset>-<model>-<optimizer>
+    dataset: str = "digits"
+    model: str = "mlp"
+    widths: tuple[int, ...] = (256, 256)
+    optimizer: str = "sgd"
+    batch_sizes: tuple[BatchSize, ...] = (1, 4, 16, 64, 256, "full")
+    learning_rates: tuple[float, ...] = tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 1.01, 0.5))
+    seeds: tuple[int, ...] = (0, 1, 2)
+    target_metric: str = "test_accuracy"
+    target_value: float = 0.95
+    budget_steps: int = 400
+    budget_epochs: int = 4
+    evals: int = 100  # evaluation points per run, about; always at epoch ends
+    remainder: str = "keep"
+
+    @property
+    def results_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.model}-{self.optimizer}"
+
+
+def quick(config: SweepConfig) -> SweepConfig:
+    """The ``--quick`` preset: one seed, a 4-point grid, short budgets (tests, smoke runs),
+    in its own results directory (``<name>-quick``)."""
+    return dataclasses.replace(
+        config, name=f"{config.results_name}-quick", seeds=config.seeds[:1],
+        learning_rates=(0.01, 0.1, 1.0, 10.0), budget_steps=60, budget_epochs=1, evals=12,
+    )  # fmt: skip
+
+
+def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
+    """Validates a sweep against its data set; returns the resolved batch sizes."""
+    if not config.batch_sizes:
+        raise ConfigError("the sweep has no batch sizes")
+    if not config.learning_rates:
+        raise ConfigError("the learning-rate grid is empty")
+    if not config.seeds:
+        raise ConfigError("the sweep has no seeds")
+    for lr in config.learning_rates:
+        check_learning_rate(lr)
+    if config.target_metric not in TARGET_METRICS:
+        raise ConfigError(
+            f"unknown target metric {config.target_metric!r}; known: {', '.join(TARGET_METRICS)}"
+        )
+    if not math.isfinite(config.target_value):
+        raise ConfigError(f"target value must be finite, got {config.target_value}")
+    if ds.task != "classification" and config.target_metric.endswith("accuracy"):
+        raise ConfigError(f"data set {ds.name!r} is a regression: use a loss target, not accuracy")
+    for field in ("budget_steps", "budget_epochs", "evals"):
+        if getattr(config, field) < 1:
+            raise ConfigError(f"{field} must be at least 1, got {getattr(config, field)}")
+    sizes = [resolve_batch_size(b, ds.num_train) for b in config.batch_sizes]
+    if len(set(sizes)) != len(sizes):
+        raise ConfigError(f"batch sizes repeat: {list(config.batch_sizes)} -> {sizes}")
+    return sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How a batch size's budget is cut into compiled chunks that end at evaluations.
+
+    Either a chunk spans ``epochs_per_chunk`` whole epochs, or an epoch is cut into
+    ``chunks_per_epoch`` chunks of ``chunk_steps`` (the last padded with skipped steps).
+    """
+
+    steps_per_epoch: int
+    chunk_steps: int
+    epochs_per_chunk: int
+    chunks_per_epoch: int
+    num_chunks: int
+
+    @property
+    def total_steps(self) -> int:
+        epochs = self.num_chunks * self.epochs_per_chunk // self.chunks_per_epoch
+        return epochs * self.steps_per_epoch
+
+
+def layout(steps_per_epoch: int, budget: int, evals: int) -> Layout:
+    """Chooses the evaluation cadence: about ``evals`` points over ``budget`` steps, each at
+    an epoch end or at an even cut of an epoch; the budget is rounded up to whole chunks.
+
+    Example:
+      >>> layout(1, 400, 100)  # full batch: evaluate every 4 epochs (= 4 steps)
+      Layout(steps_per_epoch=1, chunk_steps=4, epochs_per_chunk=4, chunks_per_epoch=1, num_chunks=100)
+      >>> layout(1437, 5748, 100).chunk_steps  # B = 1: 25 chunks of 58 steps per epoch
+      58
+    """
+    interval = max(1, math.ceil(budget / evals))
+    if interval >= steps_per_epoch:
+        j = max(1, round(interval / steps_per_epoch))
+        return Layout(steps_per_epoch, j * steps_per_epoch, j, 1, math.ceil(budget / (j * steps_per_epoch)))
+    m = math.ceil(steps_per_epoch / interval)
+    k = math.ceil(steps_per_epoch / m)
+    return Layout(steps_per_epoch, k, 1, m, m * math.ceil(budget / steps_per_epoch))
+
+
+def budget_steps(config: SweepConfig, steps_per_epoch: int) -> int:
+    return max(config.budget_steps, config.budget_epochs * steps_per_epoch)
+
+
+def chunk_batches(
+    lay: Layout, chunk: int, batch_size: int, orders: Callable[[int], np.ndarray], remainder: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Host-side batches of chunk ``chunk``: ``idx [K, k, B]``, ``mask [k, B]``, ``active [k]``.
+
+    ``orders(epoch)`` gives each replica's order ``[K, N]``. Masks are shared: padding sits
+    at the same place in every replica's epoch.
+    """
+    k = lay.chunk_steps
+    if lay.chunks_per_epoch == 1:
+        epochs = range(chunk * lay.epochs_per_chunk, (chunk + 1) * lay.epochs_per_chunk)
+        tables = [_tables(orders(e), batch_size, remainder) for e in epochs]
+        idx = np.concatenate([t[0] for t in tables], axis=1)
+        mask = np.concatenate([t[1] for t in tables], axis=0)
+        return idx, mask, np.ones(k, bool)
+    epoch, part = divmod(chunk, lay.chunks_per_epoch)
+    idx, mask = _tables(orders(epoch), batch_size, remainder)
+    rows = slice(part * k, (part + 1) * k)
+    idx, mask = idx[:, rows], mask[rows]
+    real = mask.shape[0]
+    active = np.arange(k) < real
+    if real < k:  # the epoch's last chunk: pad with skipped steps
+        idx = np.pad(idx, ((0, 0), (0, k - real), (0, 0)))
+        mask = np.pad(mask, ((0, k - real), (0, 0)))
+    return idx, mask, active
+
+
+def _tables(orders: np.ndarray, batch_size: int, remainder: str) -> tuple[np.ndarray, np.ndarray]:
+    per = [epoch_batches(o, batch_size, remainder) for o in orders]
+    return np.stack([p[0] for p in per]), per[0][1]
+
+
+def time_per_step(config: SweepConfig, ds: Dataset, batch_size: int, train, repeats: int = 5) -> dict[str, float]:
+    """Single-model seconds per step at ``batch_size``: the median of ``repeats`` timed
+    epochs (after one warm-up epoch), compile time apart. This, not the vmapped sweep, is
+    what wall-clock time-to-target is scaled by."""
+    loss_fn = loss_for_task(ds.task)
+    state = init_train_state(_model(config, ds, 0), make_optimizer(config.optimizer, config.learning_rates[0]))
+    epoch = make_epoch(make_train_step(loss_fn), ds.num_train, batch_size, remainder=config.remainder)
+    n = ds.num_train
+    program = compile_program(epoch, state, train, epoch_order(0, 0, n), donate_argnums=(0,))
+    state, _ = program(state, train, jax.device_put(epoch_order(0, 0, n)))  # warm-up
+    seconds = []
+    for e in range(repeats):
+        order = jax.device_put(epoch_order(0, e + 1, n))
+        (state, _), dt = timed_call(program, state, train, order)
+        seconds.append(dt)
+    epoch_seconds = float(np.median(seconds))
+    steps = steps_per_epoch(n, batch_size, config.remainder)
+    return {
+        "seconds_per_epoch": epoch_seconds,
+        "seconds_per_epoch_spread": [float(min(seconds)), float(max(seconds))],
+        "seconds_per_step": epoch_seconds / steps,
+        "samples_per_second": n / epoch_seconds,
+        "compile_seconds": program.compile_seconds,
+    }
+
+
+def _model(config: SweepConfig, ds: Dataset, seed: int):
+    return make_model(config.model, ds.in_features, ds.outputs, seed=seed,
+                      spatial_shape=ds.spatial_shape, widths=config.widths)  # fmt: skip
+
+
+def run_batch_size(
+    config: SweepConfig,
+    ds: Dataset,
+    batch_size: int,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Trains every (learning rate x seed) replica at ``batch_size`` in one compiled program
+    and returns the raw curves: per replica, evaluation points (step, epoch, train/test
+    loss and accuracy), per-chunk mean mini-batch loss, and divergence."""
+    n = ds.num_train
+    spe = steps_per_epoch(n, batch_size, config.remainder)
+    lay = layout(spe, budget_steps(config, spe), config.evals)
+    grid = [(lr, seed) for lr in config.learning_rates for seed in config.seeds]
+    lrs, seeds = [g[0] for g in grid], [g[1] for g in grid]
+
+    loss_fn = loss_for_task(ds.task)
+    classification = ds.task == "classification"
+    tx = make_optimizer(config.optimizer, config.learning_rates[0])
+    state = init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs)
+    carry = (state, np.zeros(len(grid), bool))
+    train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
+    whole = batch_size == n and config.remainder == "keep"
+    chunk_fn = make_chunk(make_train_step(loss_fn), make_evaluate(make_eval_step(loss_fn, classification)),
+                          whole=whole)  # fmt: skip
+
+    def orders(epoch: int) -> np.ndarray:
+        per_seed = {s: epoch_order(s, epoch, n) for s in set(seeds)}
+        return np.stack([per_seed[s] for s in seeds])
+
+    def batches(c: int):
+        if whole:  # full batch ignores order and indices: send placeholders
+            k = lay.chunk_steps
+            return np.zeros((len(grid), k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
+        return chunk_batches(lay, c, batch_size, orders, config.remainder)
+
+    program = compile_program(chunk_fn, carry, train, test, *batches(0), in_axes=((0, 0), None, None, 0, None, None),
+                              donate_argnums=(0,))  # fmt: skip
+    points: list[dict[str, np.ndarray]] = []
+    chunk_loss, steps_done = [], 0
+    start = time.perf_counter()
+    for c in range(lay.num_chunks):
+        idx, mask, active = batches(c)
+        carry, out = program(carry, train, test, idx, mask, active)
+        out = jax.device_get(out)  # sync point: one per chunk (an evaluation), never per step
+        steps_done += int(active.sum())
+        points.append({"step": steps_done, "train": out["train"], "test": out["test"],
+                       "diverged": np.asarray(jax.device_get(carry[1]))})  # fmt: skip
+        with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: inf and NaN
+            chunk_loss.append(np.nanmean(np.where(active, out["loss"], np.nan), axis=1))
+        if on_chunk is not None:
+            on_chunk(c + 1, lay.num_chunks)
+    wall = time.perf_counter() - start
+    return _curves(grid, points, chunk_loss, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
+
+
+def _round(v: float) -> float:
+    """Six significant digits: float32 carries about seven, and the document stays small."""
+    return float(f"{float(v):.6g}")
+
+
+def _curves(grid, points, chunk_loss, n, batch_size, lay, compile_seconds, wall, remainder) -> dict[str, Any]:
+    spe = lay.steps_per_epoch
+    steps = [p["step"] for p in points]
+    replicas = []
+    for r, (lr, seed) in enumerate(grid):
+        div = [bool(p["diverged"][r]) for p in points]
+        first_div = next((i for i, d in enumerate(div) if d), None)
+        curve = {"step": steps, "epoch": [s / spe for s in steps]}
+        for split in ("train", "test"):
+            for metric in points[0][split]:
+                curve[f"{split}_{metric}"] = [_round(p[split][metric][r]) for p in points]
+        curve["minibatch_loss"] = [_round(c[r]) for c in chunk_loss]
+        replicas.append({
+            "learning_rate": lr, "seed": seed, "curve": curve, "diverged": first_div is not None,
+            "diverged_at_step": steps[first_div] if first_div is not None else None,
+        })  # fmt: skip
+    return {
+        "batch_size": batch_size,
+        "steps_per_epoch": spe,
+        "examples_per_epoch": n if remainder == "keep" else spe * batch_size,
+        "budget_steps": lay.total_steps,
+        "eval_every_steps": lay.chunk_steps if lay.chunks_per_epoch == 1 else None,
+        "evals_per_epoch": lay.chunks_per_epoch,
+        "sweep_compile_seconds": compile_seconds,
+        "sweep_seconds": wall,
+        "replicas": replicas,
+    }
+
+
+def config_from_mapping(values: dict[str, Any], base: SweepConfig | None = None) -> SweepConfig:
+    """A ``SweepConfig`` from a config file's mapping (TOML or JSON); unknown keys and
+    wrong types are ``ConfigError``s that name the key."""
+    base = base or SweepConfig()
+    fields = {f.name: f for f in dataclasses.fields(SweepConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown sweep setting(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(base, key)
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"sweep setting {key!r} must be a list, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(value, type(default)):
+            if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
+                raise ConfigError(f"sweep setting {key!r} must be a {type(default).__name__}, got {value!r}")
+            value = float(value)
+        clean[key] = value
+    return dataclasses.replace(base, **clean)
+
+
+def load_config_file(path: str) -> SweepConfig:
+    """Reads a sweep config from ``.toml`` or ``.json``."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}") from None
+    try:
+        values = tomllib.loads(text.decode()) if p.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path!r} is not valid {p.suffix[1:] or 'JSON'}: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path!r} must hold a table of settings")
+    return config_from_mapping(values)
