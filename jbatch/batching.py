@@ -45,18 +45,14 @@ def resolve_batch_size(batch_size: BatchSize, num_examples: int) -> int:
         try:
             batch_size = int(batch_size)
         except ValueError:
-            raise ConfigError(
-                f"batch size must be a positive integer or 'full', got {batch_size!r}"
-            ) from None
+            raise ConfigError(f"batch size must be a positive integer or 'full', got {batch_size!r}") from None
     if not isinstance(batch_size, int) or isinstance(batch_size, bool):
         try:  # accepts numpy integers, refuses 3.5, True and friends
             if isinstance(batch_size, bool):
                 raise TypeError
             batch_size = operator.index(batch_size)
         except TypeError:
-            raise ConfigError(
-                f"batch size must be a positive integer or 'full', got {batch_size!r}"
-            ) from None
+            raise ConfigError(f"batch size must be a positive integer or 'full', got {batch_size!r}") from None
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
     if batch_size > num_examples:

@@ -57,9 +57,7 @@ def _validate(ds: Dataset) -> None:
         if x.ndim != 2:
             raise ConfigError(f"data set {ds.name!r}: x_{split} must be [N, D], got {x.shape}")
         if x.shape[0] != y.shape[0]:
-            raise ConfigError(
-                f"data set {ds.name!r}: x_{split} has {x.shape[0]} rows but y_{split} {y.shape[0]}"
-            )
+            raise ConfigError(f"data set {ds.name!r}: x_{split} has {x.shape[0]} rows but y_{split} {y.shape[0]}")
         if x.shape[0] == 0:
             raise ConfigError(f"data set {ds.name!r}: the {split} split is empty")
         for name, a in ((f"x_{split}", x), (f"y_{split}", y)):
@@ -205,7 +203,5 @@ def load_dataset(name: str) -> Dataset:
     if name.endswith(".npz"):
         return load_npz(name)
     if name not in DATASETS:
-        raise ConfigError(
-            f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or a path to an .npz file"
-        )
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or a path to an .npz file")
     return DATASETS[name]()

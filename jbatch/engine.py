@@ -30,22 +30,45 @@ class Program:
 def compile_program(
     fn: Callable[..., Any],
     *example_args: Any,
-    in_axes: Sequence[int | None] | None = None,
+    in_axes: Sequence[Any] | None = None,
     donate_argnums: tuple[int, ...] = (),
+    replica_batch: int | None = None,
 ) -> Program:
-    """Jits ``fn`` (vmapped with ``in_axes`` when given) and compiles it for the shapes of
-    ``example_args``.
+    """Jits ``fn`` (over replicas, when ``in_axes`` is given) and compiles it for the
+    shapes of ``example_args``.
 
-    ``in_axes`` maps each argument to its replica axis, e.g. ``(0, None, 0)`` for an epoch
-    that trains K replicas (stacked state, shared data, one key each) in one program.
+    ``in_axes`` maps each argument to its replica axis (0) or None when shared, e.g.
+    ``(0, None, 0)`` for an epoch that trains K replicas (stacked state, shared data, one
+    order each) in one program. All K are vmapped together, or, with ``replica_batch=r``,
+    ``r`` at a time in a ``lax.map`` (a loop inside the same program).
     ``donate_argnums`` lets the output reuse the training state's buffers.
     """
     if in_axes is not None:
-        fn = jax.vmap(fn, in_axes=tuple(in_axes))
+        fn = over_replicas(fn, tuple(in_axes), replica_batch)
     jitted = jax.jit(fn, donate_argnums=donate_argnums)
     start = time.perf_counter()
     compiled = jitted.lower(*example_args).compile()
     return Program(compiled, time.perf_counter() - start)
+
+
+def over_replicas(fn: Callable[..., Any], in_axes: tuple[Any, ...], replica_batch: int | None) -> Callable[..., Any]:
+    """``fn`` applied to every replica: ``jax.vmap``, or ``lax.map`` in groups of
+    ``replica_batch`` (same results; a different trade of parallelism for plain matmuls)."""
+    if replica_batch is None:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    batched = [i for i, ax in enumerate(in_axes) if ax is not None]  # axis 0 throughout, or None
+
+    def mapped(*args: Any) -> Any:
+        def one(per_replica: list[Any]) -> Any:
+            full = list(args)
+            for i, a in zip(batched, per_replica, strict=True):
+                full[i] = a
+            return fn(*full)
+
+        return jax.lax.map(one, [args[i] for i in batched], batch_size=replica_batch)
+
+    return mapped
 
 
 def timed_call(program: Callable[..., Any], *args: Any) -> tuple[Any, float]:

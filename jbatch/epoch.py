@@ -10,6 +10,7 @@ same idea: a scan over fixed-size, masked batches that sums loss and correct cou
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -103,20 +104,23 @@ def make_chunk(
     *,
     whole: bool,
     unroll: int = 1,
-) -> Callable[..., tuple[tuple[TrainState, jax.Array], dict[str, jax.Array]]]:
-    """Returns ``chunk((state, diverged), train, test, idx, mask, active)``: a run of ``k``
-    steps followed by an evaluation on both splits, the unit a sweep compiles and vmaps.
+) -> Callable[..., tuple[tuple[TrainState, jax.Array], dict[str, Any]]]:
+    """Returns ``chunk((state, diverged), train, test, idx, mask, active, do_eval)``: a run of
+    ``k`` steps, then (if ``do_eval``) an evaluation on both splits; the unit a sweep
+    compiles and vmaps.
 
-    ``idx``/``mask`` are ``[k, B]`` batches cut on the host; steps with ``active`` False
-    are skipped (``lax.cond`` on an unbatched flag stays a branch under ``vmap``), which
-    lets chunks end exactly at epoch ends. ``whole`` (B = N) uses the split as it is.
+    ``idx``/``mask`` are ``[k, B]`` batches cut on the host; steps with ``active`` False are
+    skipped, which lets chunks end exactly at epoch ends. ``active`` and ``do_eval`` are
+    shared by all replicas, so their ``lax.cond`` stays a branch under ``vmap``. ``whole``
+    (B = N) uses the split as it is.
 
     A replica whose loss turns non-finite is frozen at its state from the start of the
     chunk and marked ``diverged``; under ``vmap`` the other replicas go on untouched.
     """
 
-    def chunk(carry, train: Data, test: Data, idx: jax.Array, mask: jax.Array, active: jax.Array):
+    def chunk(carry, train: Data, test: Data, idx, mask, active, do_eval):
         start, diverged = carry
+        metrics_shape = jax.eval_shape(step, start, _example_batch(train, idx, mask, whole))[1]
 
         def body(state: TrainState, xs):
             i, m, a = xs
@@ -130,13 +134,18 @@ def make_chunk(
 
             return jax.lax.cond(a, update, skip, state)
 
-        metrics_shape = jax.eval_shape(step, start, _example_batch(train, idx, mask, whole))[1]
         state, metrics = jax.lax.scan(body, start, (idx, mask, active), unroll=unroll)
         finite = jnp.all(jnp.where(active, jnp.isfinite(metrics["loss"]), True))
         ok = finite & ~diverged
         state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), state, start)
-        out = {"loss": metrics["loss"], "train": evaluate(state, train), "test": evaluate(state, test)}
-        return (state, ~ok), out
+
+        def both(s: TrainState):
+            return {"train": evaluate(s, train), "test": evaluate(s, test)}
+
+        def neither(s: TrainState):
+            return jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(both, s))
+
+        return (state, ~ok), {"loss": metrics["loss"], **jax.lax.cond(do_eval, both, neither, state)}
 
     return chunk
 

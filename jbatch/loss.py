@@ -23,7 +23,8 @@ class LossSum(NamedTuple):
     count: jax.Array
 
     def mean(self) -> jax.Array:
-        return self.total / self.count
+        """``total / count``; an all-masked batch has mean 0 and gradient 0, never NaN."""
+        return self.total / jnp.maximum(self.count, 1)
 
 
 def _masked_sum(per_example: jax.Array, mask: jax.Array | None) -> LossSum:

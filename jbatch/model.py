@@ -32,9 +32,7 @@ class MLP(nnx.Module):
 
     def __init__(self, in_features: int, outputs: int, widths: Sequence[int] = (256, 256), *, rngs: nnx.Rngs):
         sizes = [in_features, *widths]
-        self.hidden = nnx.List(
-            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
-        )
+        self.hidden = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
         self.out = nnx.Linear(sizes[-1], outputs, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:

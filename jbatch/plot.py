@@ -115,4 +115,3 @@ def write_plots(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]
         loss_curves(directory, doc, rows, f"{cfg['dataset']} / {cfg['model']}"),
         best_lr(directory, rows, title),
     ]
-

@@ -146,4 +146,3 @@ def write_report(directory: str | Path) -> list[Path]:
     ]
     written += write_plots(directory, doc, rows)
     return written
-

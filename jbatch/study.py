@@ -47,8 +47,7 @@ def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) ->
     if diff:
         detail = "; ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
         raise ConfigError(
-            f"{directory} holds a sweep with another config ({detail}); "
-            "choose another --name or remove that directory"
+            f"{directory} holds a sweep with another config ({detail}); choose another --name or remove that directory"
         )
     if doc.get("device") != _device(meta):
         raise ConfigError(

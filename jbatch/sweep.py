@@ -82,9 +82,7 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
     for lr in config.learning_rates:
         check_learning_rate(lr)
     if config.target_metric not in TARGET_METRICS:
-        raise ConfigError(
-            f"unknown target metric {config.target_metric!r}; known: {', '.join(TARGET_METRICS)}"
-        )
+        raise ConfigError(f"unknown target metric {config.target_metric!r}; known: {', '.join(TARGET_METRICS)}")
     if not math.isfinite(config.target_value):
         raise ConfigError(f"target value must be finite, got {config.target_value}")
     if ds.task != "classification" and config.target_metric.endswith("accuracy"):
@@ -100,41 +98,60 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """How a batch size's budget is cut into compiled chunks that end at evaluations.
+    """How a batch size's budget is cut into compiled chunks, and after which chunks the
+    replicas are evaluated.
 
-    Either a chunk spans ``epochs_per_chunk`` whole epochs, or an epoch is cut into
-    ``chunks_per_epoch`` chunks of ``chunk_steps`` (the last padded with skipped steps).
+    Small batches: an epoch is cut into ``chunks_per_epoch`` chunks of ``chunk_steps`` (the
+    last padded with skipped steps), each followed by an evaluation. Large batches (few,
+    costly steps): one step per chunk, evaluated on a schedule that is geometric early on
+    (steps 1, 2, 3, ... growing by 10%: steps to target resolved to about 10% however
+    early it comes) and uniform, at epoch ends, later.
     """
 
     steps_per_epoch: int
     chunk_steps: int
-    epochs_per_chunk: int
     chunks_per_epoch: int
     num_chunks: int
+    evaluate: tuple[bool, ...]
 
     @property
     def total_steps(self) -> int:
-        epochs = self.num_chunks * self.epochs_per_chunk // self.chunks_per_epoch
-        return epochs * self.steps_per_epoch
+        return self.num_chunks // self.chunks_per_epoch * self.steps_per_epoch
 
 
-def layout(steps_per_epoch: int, budget: int, evals: int) -> Layout:
-    """Chooses the evaluation cadence: about ``evals`` points over ``budget`` steps, each at
-    an epoch end or at an even cut of an epoch; the budget is rounded up to whole chunks.
+STEP_CHUNKS_FROM_BATCH = 32  # from this batch size on, a step costs enough to be its own chunk
+
+
+def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> Layout:
+    """Chooses chunks and evaluations: about ``evals`` uniform points over ``budget`` steps
+    (rounded up to whole epochs), always at epoch ends, plus the early geometric points of
+    large batches.
 
     Example:
-      >>> layout(1, 400, 100)  # full batch: evaluate every 4 epochs (= 4 steps)
-      Layout(steps_per_epoch=1, chunk_steps=4, epochs_per_chunk=4, chunks_per_epoch=1, num_chunks=100)
-      >>> layout(1437, 5748, 100).chunk_steps  # B = 1: 25 chunks of 58 steps per epoch
+      >>> lay = layout(1, 400, 100, 1437)  # full batch
+      >>> lay.chunk_steps, [i + 1 for i, e in enumerate(lay.evaluate) if e][:14]  # then 16, 17, 19, ...
+      (1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+      >>> layout(1437, 5748, 100, 1).chunk_steps  # B = 1: 25 chunks of 58 steps per epoch
       58
     """
+    S = steps_per_epoch
     interval = max(1, math.ceil(budget / evals))
-    if interval >= steps_per_epoch:
-        j = max(1, round(interval / steps_per_epoch))
-        return Layout(steps_per_epoch, j * steps_per_epoch, j, 1, math.ceil(budget / (j * steps_per_epoch)))
-    m = math.ceil(steps_per_epoch / interval)
-    k = math.ceil(steps_per_epoch / m)
-    return Layout(steps_per_epoch, k, 1, m, m * math.ceil(budget / steps_per_epoch))
+    epochs = math.ceil(budget / S)
+    if batch_size < STEP_CHUNKS_FROM_BATCH and S > interval:
+        m = math.ceil(S / interval)
+        return Layout(S, math.ceil(S / m), m, m * epochs, (True,) * (m * epochs))
+    total = epochs * S
+    if interval >= S:  # every j-th epoch end
+        j = max(1, round(interval / S))
+        uniform = {t for t in range(j * S, total + 1, j * S)}
+    else:
+        uniform = set(range(interval, total + 1, interval)) | set(range(S, total + 1, S))
+    geometric, t = set(), 1.0
+    while t <= total:
+        geometric.add(math.ceil(t))
+        t = max(t * 1.1, math.ceil(t) + 1)
+    marks = uniform | geometric | {total}
+    return Layout(S, 1, S, total, tuple(step in marks for step in range(1, total + 1)))
 
 
 def budget_steps(config: SweepConfig, steps_per_epoch: int) -> int:
@@ -150,12 +167,6 @@ def chunk_batches(
     at the same place in every replica's epoch.
     """
     k = lay.chunk_steps
-    if lay.chunks_per_epoch == 1:
-        epochs = range(chunk * lay.epochs_per_chunk, (chunk + 1) * lay.epochs_per_chunk)
-        tables = [_tables(orders(e), batch_size, remainder) for e in epochs]
-        idx = np.concatenate([t[0] for t in tables], axis=1)
-        mask = np.concatenate([t[1] for t in tables], axis=0)
-        return idx, mask, np.ones(k, bool)
     epoch, part = divmod(chunk, lay.chunks_per_epoch)
     idx, mask = _tables(orders(epoch), batch_size, remainder)
     rows = slice(part * k, (part + 1) * k)
@@ -212,26 +223,29 @@ def run_batch_size(
 ) -> dict[str, Any]:
     """Trains every (learning rate x seed) replica at ``batch_size`` in one compiled program
     and returns the raw curves: per replica, evaluation points (step, epoch, train/test
-    loss and accuracy), per-chunk mean mini-batch loss, and divergence."""
+    loss and accuracy), the mean mini-batch loss between evaluations, and divergence."""
     n = ds.num_train
     spe = steps_per_epoch(n, batch_size, config.remainder)
-    lay = layout(spe, budget_steps(config, spe), config.evals)
+    lay = layout(spe, budget_steps(config, spe), config.evals, batch_size)
     grid = [(lr, seed) for lr in config.learning_rates for seed in config.seeds]
     lrs, seeds = [g[0] for g in grid], [g[1] for g in grid]
 
     loss_fn = loss_for_task(ds.task)
-    classification = ds.task == "classification"
+    evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
     tx = make_optimizer(config.optimizer, config.learning_rates[0])
-    state = init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs)
-    carry = (state, np.zeros(len(grid), bool))
+    carry = (init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs), np.zeros(len(grid), bool))
     train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
     whole = batch_size == n and config.remainder == "keep"
-    chunk_fn = make_chunk(make_train_step(loss_fn), make_evaluate(make_eval_step(loss_fn, classification)),
-                          whole=whole)  # fmt: skip
+    chunk_fn = make_chunk(make_train_step(loss_fn), evaluate, whole=whole)
 
-    def orders(epoch: int) -> np.ndarray:
-        per_seed = {s: epoch_order(s, epoch, n) for s in set(seeds)}
-        return np.stack([per_seed[s] for s in seeds])
+    cache: dict[int, np.ndarray] = {}
+
+    def orders(epoch: int) -> np.ndarray:  # every chunk of an epoch shares its orders
+        if epoch not in cache:
+            cache.clear()
+            per_seed = {s: epoch_order(s, epoch, n) for s in set(seeds)}
+            cache[epoch] = np.stack([per_seed[s] for s in seeds])
+        return cache[epoch]
 
     def batches(c: int):
         if whole:  # full batch ignores order and indices: send placeholders
@@ -239,24 +253,42 @@ def run_batch_size(
             return np.zeros((len(grid), k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
         return chunk_batches(lay, c, batch_size, orders, config.remainder)
 
-    program = compile_program(chunk_fn, carry, train, test, *batches(0), in_axes=((0, 0), None, None, 0, None, None),
-                              donate_argnums=(0,))  # fmt: skip
-    points: list[dict[str, np.ndarray]] = []
-    chunk_loss, steps_done = [], 0
+    program = compile_program(
+        chunk_fn, carry, train, test, *batches(0), np.bool_(True),
+        in_axes=((0, 0), None, None, 0, None, None, None), donate_argnums=(0,),
+        replica_batch=replica_batch(batch_size),
+    )  # fmt: skip
+    points, pending, steps_done = [], [], 0
     start = time.perf_counter()
     for c in range(lay.num_chunks):
         idx, mask, active = batches(c)
-        carry, out = program(carry, train, test, idx, mask, active)
-        out = jax.device_get(out)  # sync point: one per chunk (an evaluation), never per step
+        carry, out = program(carry, train, test, idx, mask, active, np.bool_(lay.evaluate[c]))
         steps_done += int(active.sum())
-        points.append({"step": steps_done, "train": out["train"], "test": out["test"],
+        pending.append(out["loss"][:, active])
+        if not lay.evaluate[c]:
+            continue
+        out = jax.device_get(out)  # sync point: at evaluations only, never per step
+        losses = np.concatenate(jax.device_get(pending), axis=1)
+        pending.clear()
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged replica's mean is NaN
+            minibatch = losses.mean(axis=1)
+        points.append({"step": steps_done, "train": out["train"], "test": out["test"], "minibatch": minibatch,
                        "diverged": np.asarray(jax.device_get(carry[1]))})  # fmt: skip
-        with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: inf and NaN
-            chunk_loss.append(np.nanmean(np.where(active, out["loss"], np.nan), axis=1))
         if on_chunk is not None:
             on_chunk(c + 1, lay.num_chunks)
     wall = time.perf_counter() - start
-    return _curves(grid, points, chunk_loss, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
+    return _curves(grid, points, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
+
+
+def replica_batch(batch_size: int) -> int | None:
+    """How many replicas to vmap at once; the rest run one after another in the program.
+
+    vmapped matmuls become batched ``dot_general``s, which XLA's CPU backend runs slower
+    than plain ones: at large batches, where one replica already fills the matmul units,
+    replicas run in sequence (``lax.map``); at small batches, where per-operation overhead
+    dominates, all of them are vmapped together.
+    """
+    return 1 if batch_size >= 256 and jax.default_backend() == "cpu" else None
 
 
 def _round(v: float) -> float:
@@ -264,7 +296,7 @@ def _round(v: float) -> float:
     return float(f"{float(v):.6g}")
 
 
-def _curves(grid, points, chunk_loss, n, batch_size, lay, compile_seconds, wall, remainder) -> dict[str, Any]:
+def _curves(grid, points, n, batch_size, lay, compile_seconds, wall, remainder) -> dict[str, Any]:
     spe = lay.steps_per_epoch
     steps = [p["step"] for p in points]
     replicas = []
@@ -275,7 +307,7 @@ def _curves(grid, points, chunk_loss, n, batch_size, lay, compile_seconds, wall,
         for split in ("train", "test"):
             for metric in points[0][split]:
                 curve[f"{split}_{metric}"] = [_round(p[split][metric][r]) for p in points]
-        curve["minibatch_loss"] = [_round(c[r]) for c in chunk_loss]
+        curve["minibatch_loss"] = [_round(p["minibatch"][r]) for p in points]
         replicas.append({
             "learning_rate": lr, "seed": seed, "curve": curve, "diverged": first_div is not None,
             "diverged_at_step": steps[first_div] if first_div is not None else None,
@@ -285,8 +317,8 @@ def _curves(grid, points, chunk_loss, n, batch_size, lay, compile_seconds, wall,
         "steps_per_epoch": spe,
         "examples_per_epoch": n if remainder == "keep" else spe * batch_size,
         "budget_steps": lay.total_steps,
-        "eval_every_steps": lay.chunk_steps if lay.chunks_per_epoch == 1 else None,
-        "evals_per_epoch": lay.chunks_per_epoch,
+        "chunk_steps": lay.chunk_steps,
+        "evaluations": len(points),
         "sweep_compile_seconds": compile_seconds,
         "sweep_seconds": wall,
         "replicas": replicas,

@@ -1,0 +1,100 @@
+"""``jbatch report`` regenerates the same tables from the JSON alone; bad documents are
+clear errors."""
+
+import pytest
+
+from jbatch.cli import main
+from jbatch.data import Dataset
+from jbatch.study import DOCUMENT, run_sweep
+from jbatch.sweep import SweepConfig
+
+
+@pytest.fixture(scope="module")
+def swept(digits, tmp_path_factory):
+    tiny = Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
+                   task="classification", outputs=10)  # fmt: skip
+    cfg = SweepConfig(name="r", dataset="tiny", widths=(16,), batch_sizes=(1, 32, "full"), learning_rates=(0.03, 0.3),
+                      seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6)  # fmt: skip
+    directory, _ = run_sweep(cfg, tmp_path_factory.mktemp("res"), dataset=tiny)
+    return directory
+
+
+def run(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, *capsys.readouterr()
+
+
+def test_report_regenerates_identical_tables_from_the_json(swept, capsys):
+    assert run(["report", str(swept)], capsys)[0] == 0
+    first = {name: (swept / name).read_bytes() for name in ("table.md", "table.csv")}
+    for name in first:
+        (swept / name).unlink()
+    code, out, _ = run(["report", str(swept)], capsys)
+    assert code == 0 and "table.md" in out
+    for name, data in first.items():
+        assert (swept / name).read_bytes() == data
+    for png in ("steps_to_target", "seconds_to_target", "loss_curves", "best_lr"):
+        assert (swept / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table_has_one_row_per_batch_size_with_regimes(swept, capsys):
+    run(["report", str(swept)], capsys)
+    lines = (swept / "table.md").read_text().splitlines()
+    rows = [ln for ln in lines[2:] if ln.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows] == ["stochastic", "mini-batch", "full-batch"]
+    assert [r.split("|")[2].strip() for r in rows] == ["1", "32", "300"]
+    csv_lines = (swept / "table.csv").read_text().splitlines()
+    assert len(csv_lines) == 4 and csv_lines[0].startswith("regime,batch_size,steps_per_epoch,best_learning_rate")
+
+
+def test_report_on_a_corrupt_or_missing_document(tmp_path, capsys):
+    code, _, err = run(["report", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "does not exist" in err
+    (tmp_path / DOCUMENT).write_text("{not json")
+    code, _, err = run(["report", str(tmp_path)], capsys)
+    assert code == 2 and "is not valid JSON" in err and "Traceback" not in err
+    (tmp_path / DOCUMENT).write_text('{"kind": "something else"}')
+    code, _, err = run(["report", str(tmp_path)], capsys)
+    assert code == 2 and "is not a jbatch sweep document" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lrs", ","], "the learning-rate grid is empty"),
+        (["--target", "f1=0.9"], "unknown target metric 'f1'"),
+        (["--target", "accuracy"], "target must look like test_accuracy=0.95"),
+        (["--batch-sizes", "1,5000"], "batch size 5000 is larger than the 1437 training examples"),
+        (["--config", "missing.toml"], "cannot read config file 'missing.toml'"),
+    ],
+)
+def test_sweep_cli_bad_input(args, message, capsys, tmp_path):
+    code, _, err = run(["sweep", "--results-dir", str(tmp_path), *args], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_sweep_config_file_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('batch_sizes = [1, "full"]\nseeds = [0]\nlearning_rates = [0.1]\ntarget_metric = "nope"\n')
+    code, _, err = run(["sweep", "--config", str(cfg), "--results-dir", str(tmp_path)], capsys)
+    assert code == 2 and "unknown target metric 'nope'" in err
+    cfg.write_text("batch_sizes = [1, \n")
+    code, _, err = run(["sweep", "--config", str(cfg), "--results-dir", str(tmp_path)], capsys)
+    assert code == 2 and "is not valid toml" in err
+
+
+def test_quick_sweep_end_to_end_writes_tables_and_resumes(tmp_path, capsys):
+    args = ["sweep", "--quick", "--batch-sizes", "1,64,full", "--results-dir", str(tmp_path)]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    directory = tmp_path / "digits-mlp-sgd-quick"
+    assert "| stochastic | 1 |" in out and "| full-batch | 1437 |" in out and "sweep wall time" in out
+    assert "B=64: " in err  # progress lines (not a terminal here)
+    for name in ("sweep.json", "table.md", "table.csv", "steps_to_target.png"):
+        assert (directory / name).stat().st_size > 0
+    code, out, _ = run(args, capsys)  # rerun: everything is already there
+    assert code == 0 and out.count("already in the results, skipped") == 3

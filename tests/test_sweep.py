@@ -1,0 +1,261 @@
+"""The sweep: cadence layout, target detection, best learning rate, divergence, equivalence
+with plain training, and the resumable, refusing results directory."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from jbatch.batching import steps_per_epoch
+from jbatch.data import Dataset
+from jbatch.errors import ConfigError
+from jbatch.study import DOCUMENT, run_sweep
+from jbatch.summary import best_learning_rate, first_reach, replica_summary
+from jbatch.sweep import SweepConfig, chunk_batches, config_from_mapping, layout, run_batch_size
+from jbatch.train import TrainConfig, train_and_evaluate
+
+
+@pytest.fixture(scope="module")
+def tiny(digits):
+    """300 digits (300 = 9 * 32 + 12: B=32 ends each epoch with a padded batch)."""
+    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
+                   task="classification", outputs=10)  # fmt: skip
+
+
+def _config(**kw):
+    base = SweepConfig(name="t", dataset="tiny", widths=(16,), batch_sizes=(32, "full"), learning_rates=(0.1, 1e4),
+                       seeds=(0,), target_value=0.7, budget_steps=20, budget_epochs=2, evals=10)  # fmt: skip
+    return dataclasses.replace(base, **kw)
+
+
+# --- cadence -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spe", "budget", "evals", "b"), [(1, 400, 100, 1437), (1437, 5748, 100, 1), (45, 400, 100, 32), (90, 400, 100, 16),
+                                      (6, 400, 100, 256), (10, 20, 3, 4)],
+)  # fmt: skip
+def test_layout_evaluates_at_every_epoch_end_or_cadence_and_covers_the_budget(spe, budget, evals, b):
+    lay = layout(spe, budget, evals, b)
+    assert lay.total_steps >= budget and lay.total_steps % spe == 0  # whole epochs
+    assert len(lay.evaluate) == lay.num_chunks and lay.evaluate[-1]
+    ends = np.cumsum([min(lay.chunk_steps, spe - (c % lay.chunks_per_epoch) * lay.chunk_steps)
+                      for c in range(lay.num_chunks)])  # fmt: skip
+    evaluated = ends[np.asarray(lay.evaluate)]
+    gaps = np.diff(np.concatenate([[0], evaluated]))
+    assert gaps.max() <= max(spe, int(np.ceil(budget / evals)))  # the uniform cadence holds throughout
+    if lay.chunk_steps == 1:
+        assert list(evaluated[:10]) == list(range(1, 11))  # large batches: fine resolution early
+    else:
+        assert lay.chunk_steps * lay.chunks_per_epoch >= spe > lay.chunk_steps * (lay.chunks_per_epoch - 1)
+        assert all(lay.evaluate)
+
+
+def test_chunks_of_an_epoch_visit_every_example_once():
+    n, b = 50, 3  # 17 steps per epoch, the last of 2 examples
+    lay = layout(steps_per_epoch(n, b), 34, 6, b)
+    assert lay.chunks_per_epoch > 1
+    orders = lambda e: np.stack([np.random.default_rng(e).permutation(n)] * 2)  # noqa: E731
+    for epoch in range(2):
+        seen = []
+        for part in range(lay.chunks_per_epoch):
+            idx, mask, active = chunk_batches(lay, epoch * lay.chunks_per_epoch + part, b, orders, "keep")
+            assert idx.shape == (2, lay.chunk_steps, b) and mask.shape == (lay.chunk_steps, b)
+            seen += idx[0][active][mask[active]].tolist()
+        assert sorted(seen) == list(range(n))
+
+
+# --- targets and best learning rate -----------------------------------------------------
+
+
+def _replica(values, lr=0.1, diverged_at=None, metric="test_accuracy"):
+    steps = [10 * (i + 1) for i in range(len(values))]
+    curve = {"step": steps, "epoch": [s / 10 for s in steps], metric: values,
+             "train_loss": [1.0] * len(values), "test_loss": [1.0 - 0.01 * i for i in range(len(values))]}  # fmt: skip
+    return {"learning_rate": lr, "seed": 0, "curve": curve, "diverged": diverged_at is not None,
+            "diverged_at_step": diverged_at}  # fmt: skip
+
+
+RESULT = {"steps_per_epoch": 10, "examples_per_epoch": 95, "batch_size": 10}
+
+
+def test_target_is_the_first_crossing():
+    s = replica_summary(_replica([0.5, 0.8, 0.96, 0.93, 0.97]), RESULT, "test_accuracy", 0.95)
+    assert s["reached"] and s["steps_to_target"] == 30 and s["epochs_to_target"] == 3.0
+    assert s["examples_to_target"] == 3 * 95  # whole epochs count their real (partial) size
+    assert first_reach([3.0, 0.2, 0.05], 0.1, higher=False) == 2
+
+
+def test_target_never_reached_is_reported_as_such():
+    s = replica_summary(_replica([0.5, 0.8, 0.9]), RESULT, "test_accuracy", 0.95)
+    assert not s["reached"] and s["steps_to_target"] is None and s["examples_to_target"] is None
+
+
+def test_a_crossing_after_divergence_does_not_count():
+    s = replica_summary(_replica([0.5, 0.5, 0.99], diverged_at=20), RESULT, "test_accuracy", 0.95)
+    assert s["diverged"] and not s["reached"]
+
+
+def test_best_learning_rate_skips_a_diverged_replica():
+    rows = [
+        {"learning_rate": 0.1, "reached": True, "steps_to_target": 300, "final_test_loss": 0.2},
+        {"learning_rate": 0.1, "reached": True, "steps_to_target": 340, "final_test_loss": 0.25},
+        {"learning_rate": 1.0, "reached": True, "steps_to_target": 100, "final_test_loss": 0.3},
+        {"learning_rate": 1.0, "reached": False, "steps_to_target": None, "final_test_loss": None},  # diverged
+        {"learning_rate": 0.3, "reached": True, "steps_to_target": 200, "final_test_loss": 0.2},
+        {"learning_rate": 0.3, "reached": True, "steps_to_target": 200, "final_test_loss": 0.2},
+    ]
+    assert best_learning_rate(rows) == 0.3  # fewest steps among LRs where every seed reached
+    tied = [dict(r, steps_to_target=200) for r in rows if r["learning_rate"] != 1.0]
+    assert best_learning_rate(tied) == 0.3  # a tie goes to the lower final test loss
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def test_huge_learning_rate_diverges_and_the_others_go_on(tiny):
+    result = run_batch_size(_config(), tiny, 32)
+    by_lr = {r["learning_rate"]: r for r in result["replicas"]}
+    assert by_lr[1e4]["diverged"] and by_lr[1e4]["diverged_at_step"] <= 10
+    good = by_lr[0.1]
+    assert not good["diverged"]
+    assert all(np.isfinite(good["curve"]["train_loss"]))
+    assert good["curve"]["train_loss"][-1] < good["curve"]["train_loss"][0]
+    # frozen: from its divergence on, every evaluation sees the same (last finite) weights
+    bad = by_lr[1e4]["curve"]
+    after = [i for i, s in enumerate(bad["step"]) if s >= by_lr[1e4]["diverged_at_step"]]
+    assert len(after) > 2
+    frozen = np.array([bad["test_loss"][i] for i in after], float)
+    np.testing.assert_array_equal(frozen, np.full_like(frozen, frozen[0]))
+
+
+@pytest.mark.parametrize("b", [16, 32])
+def test_sweep_training_equals_plain_training(tiny, b):
+    # Chunks with skipped steps (B=16: 19 steps per epoch cut 7 + 7 + 5), step chunks
+    # (B=32), vmapped replicas and the divergence guard must not change what a replica
+    # computes: compare with train_and_evaluate epoch by epoch.
+    cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
+                  optimizer="momentum")  # momentum: a skipped step that ran anyway would still move  # fmt: skip
+    result = run_batch_size(cfg, tiny, b)
+    rep = next(r for r in result["replicas"] if r["learning_rate"] == 0.3 and r["seed"] == 1)
+    assert result["chunk_steps"] == (7 if b == 16 else 1)
+    plain = train_and_evaluate(
+        TrainConfig(
+            dataset="tiny", widths=(16,), batch_size=b, epochs=3, learning_rate=0.3, seed=1, optimizer="momentum"
+        ),
+        dataset=tiny,
+    )
+    ends = [i for i, e in enumerate(rep["curve"]["epoch"]) if float(e).is_integer()]
+    assert [rep["curve"]["epoch"][i] for i in ends] == [1.0, 2.0, 3.0]
+    for i, e in zip(ends, plain.epochs, strict=True):
+        np.testing.assert_allclose(rep["curve"]["train_loss"][i], e.train_loss, rtol=2e-5)
+        np.testing.assert_allclose(rep["curve"]["test_accuracy"][i], e.test_accuracy, rtol=1e-6)
+
+
+# --- the results directory ------------------------------------------------------------
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_kill_between_batch_sizes_then_resume_redoes_nothing(tiny, tmp_path):
+    cfg = _config()
+
+    def die_at_full(b, skipped):
+        if b == tiny.num_train:
+            raise Interrupt
+        return None
+
+    with pytest.raises(Interrupt):
+        run_sweep(cfg, tmp_path, dataset=tiny, on_start=die_at_full)
+    path = tmp_path / "t" / DOCUMENT
+    first = json.loads(path.read_text())
+    assert list(first["batch_sizes"]) == ["32"]
+    assert not list(path.parent.glob(".*.tmp"))  # no half-written file left behind
+
+    calls = []
+    _, doc = run_sweep(cfg, tmp_path, dataset=tiny, on_start=lambda b, s: calls.append((b, s)))
+    assert calls == [(32, True), (300, False)]
+    again = json.loads(path.read_text())
+    assert again["batch_sizes"]["32"] == first["batch_sizes"]["32"]  # untouched
+    assert set(again["batch_sizes"]) == {"32", "300"}
+
+    calls.clear()
+    run_sweep(cfg, tmp_path, dataset=tiny, on_start=lambda b, s: calls.append((b, s)))
+    assert calls == [(32, True), (300, True)]
+    run_sweep(cfg, tmp_path, dataset=tiny, force=True, on_start=lambda b, s: calls.append((b, s)))
+    assert calls[-2:] == [(32, False), (300, False)]
+
+
+def test_a_kill_during_the_write_keeps_the_previous_document(tiny, tmp_path, monkeypatch):
+    import os
+
+    cfg = _config(batch_sizes=(32,))
+    run_sweep(cfg, tmp_path, dataset=tiny)
+    path = tmp_path / "t" / DOCUMENT
+    before = path.read_bytes()
+
+    def killed(*a, **k):
+        raise Interrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(Interrupt):
+        run_sweep(cfg, tmp_path, dataset=tiny, force=True)
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_other_config_or_device_is_refused_and_nothing_is_overwritten(tiny, tmp_path, monkeypatch):
+    run_sweep(_config(batch_sizes=(32,)), tmp_path, dataset=tiny)
+    path = tmp_path / "t" / DOCUMENT
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"another config \(learning_rates: \[0.1, 10000.0\] there, \[0.1\] now"):
+        run_sweep(_config(batch_sizes=(32,), learning_rates=(0.1,)), tmp_path, dataset=tiny)
+    import jbatch.study
+
+    real = jbatch.study.environment_metadata
+    monkeypatch.setattr(jbatch.study, "environment_metadata", lambda: real() | {"device_kind": "NVIDIA H100"})
+    with pytest.raises(ConfigError, match="results from different devices are not mixed"):
+        run_sweep(_config(batch_sizes=(32,)), tmp_path, dataset=tiny)
+    assert path.read_bytes() == before
+
+
+def test_corrupt_document_is_a_clear_error_and_left_alone(tiny, tmp_path):
+    path = tmp_path / "t" / DOCUMENT
+    path.parent.mkdir()
+    path.write_text('{"kind": "jbatch.sweep", "batch_si')
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        run_sweep(_config(), tmp_path, dataset=tiny)
+    assert path.read_text() == '{"kind": "jbatch.sweep", "batch_si'
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"learning_rates": ()}, "learning-rate grid is empty"),
+        ({"batch_sizes": ()}, "no batch sizes"),
+        ({"seeds": ()}, "no seeds"),
+        ({"target_metric": "f1"}, "unknown target metric 'f1'"),
+        ({"batch_sizes": (32, 301)}, "batch size 301 is larger than the 300 training examples"),
+        ({"batch_sizes": (300, "full")}, "batch sizes repeat"),
+        ({"learning_rates": (0.1, -1.0)}, "learning rate must be a positive finite number"),
+        ({"evals": 0}, "evals must be at least 1"),
+    ],
+)
+def test_bad_sweeps_are_refused(tiny, tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(_config(**change), tmp_path, dataset=tiny)
+    assert not (tmp_path / "t").exists()
+
+
+def test_config_file_mapping():
+    cfg = config_from_mapping({"batch_sizes": [1, 8, "full"], "seeds": [0, 1], "target_value": 1})
+    assert cfg.batch_sizes == (1, 8, "full") and cfg.seeds == (0, 1) and cfg.target_value == 1.0
+    with pytest.raises(ConfigError, match="unknown sweep setting"):
+        config_from_mapping({"batchsize": [1]})
+    with pytest.raises(ConfigError, match="'seeds' must be a list"):
+        config_from_mapping({"seeds": 3})
+    with pytest.raises(ConfigError, match="'budget_steps' must be a int"):
+        config_from_mapping({"budget_steps": "many"})
