@@ -180,13 +180,18 @@ def _sweep(args: argparse.Namespace) -> int:
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a results directory's tables and plots from its JSON")
     p.add_argument("directory", type=Path)
+    p.add_argument("--readme", type=Path, help="also refresh this README's <!-- table: DIR --> block")
 
 
 def _report(args: argparse.Namespace) -> int:
-    from jbatch.report import write_report
+    from jbatch.report import update_readme, write_report
 
     for path in write_report(args.directory):
         print(f"wrote {path}")
+    if args.readme is not None:
+        if not update_readme(args.readme, args.directory):
+            raise ConfigError(f"{args.readme} has no '<!-- table: {args.directory.as_posix()} -->' block")
+        print(f"updated {args.readme}")
     return 0
 
 

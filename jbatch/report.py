@@ -61,7 +61,7 @@ def _fmt(value: Any, how: str, reached: int = 0, seeds: int = 0) -> str:
         if value["n"] == 0:
             return "not reached" if seeds else "-"
         mean, std = value["mean"], value["std"]
-        text = f"{_num(mean)} ± {_num(std)}" if value["n"] > 1 else _num(mean)
+        text = f"{_num(mean)} ± {std:.2g}" if value["n"] > 1 else _num(mean)
         return text + (f" ({value['n']}/{seeds})" if seeds and value["n"] < seeds else "")
     if value is None:
         return "-"
@@ -99,7 +99,7 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     higher = cfg["target_metric"].endswith("accuracy")
     notes = [
         "",
-        f"Sweep `{cfg['name'] or doc['config']['dataset']}`: {cfg['dataset']} ({doc['num_train']} training examples), "
+        f"Sweep `{doc['name']}`: {cfg['dataset']} ({doc['num_train']} training examples), "
         f"model {cfg['model']}, optimizer {cfg['optimizer']}, seeds {cfg['seeds']}, "
         f"learning-rate grid {cfg['learning_rates']}.",
         f"Target: {cfg['target_metric']} {'>=' if higher else '<='} {cfg['target_value']}. Each batch size is "
@@ -131,6 +131,22 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
             line += [v["mean"], v["std"], v["n"]] if how == "spread" else [v]
         writer.writerow(["" if x is None else x for x in line])
     return out.getvalue()
+
+
+def update_readme(readme: str | Path, directory: str | Path) -> bool:
+    """Replaces the README block between ``<!-- table: DIR -->`` and ``<!-- /table -->``
+    with ``DIR/table.md``, so the README never holds a hand-typed figure. Returns whether
+    the README has such a block."""
+    readme, directory = Path(readme), Path(directory)
+    text = readme.read_text()
+    marker = f"<!-- table: {directory.as_posix().rstrip('/')} -->"
+    if marker not in text:
+        return False
+    head, rest = text.split(marker, 1)
+    _, tail = rest.split("<!-- /table -->", 1)
+    table = (directory / "table.md").read_text()
+    write_text(readme, f"{head}{marker}\n{table}<!-- /table -->{tail}")
+    return True
 
 
 def write_report(directory: str | Path) -> list[Path]:

@@ -36,7 +36,13 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_opens_with_the_main_job_command():
     first_block = re.search(r"```bash\n(.*?)\n```", README, re.S).group(1)
-    assert "the main job" in first_block and first_block.rstrip().endswith("jbatch train")
+    assert "the main job" in first_block and first_block.rstrip().endswith("jbatch sweep")
+
+
+def test_readme_table_is_the_published_one():
+    marker = "<!-- table: results/digits-mlp-sgd -->\n"
+    block = README.split(marker, 1)[1].split("<!-- /table -->", 1)[0]
+    assert block == (ROOT / "results" / "digits-mlp-sgd" / "table.md").read_text()
 
 
 def test_lint_is_clean():
