@@ -61,7 +61,7 @@ def _fmt(value: Any, how: str, reached: int = 0, seeds: int = 0) -> str:
         if value["n"] == 0:
             return "not reached" if seeds else "-"
         mean, std = value["mean"], value["std"]
-        text = f"{_num(mean)} ± {std:.2g}" if value["n"] > 1 else _num(mean)
+        text = f"{_num(mean)} ± {_sd(std)}" if value["n"] > 1 else _num(mean)
         return text + (f" ({value['n']}/{seeds})" if seeds and value["n"] < seeds else "")
     if value is None:
         return "-"
@@ -79,6 +79,13 @@ def _num(v: float) -> str:
     if v == 0 or 1e-3 <= abs(v) < 1e5:
         return f"{v:.4g}" if abs(v) < 100 else f"{v:.0f}"
     return f"{v:.3g}"
+
+
+def _sd(v: float) -> str:
+    """A spread to two significant digits, without exponents where avoidable."""
+    if v >= 100:
+        return f"{float(f'{v:.2g}'):.0f}"
+    return f"{v:.2g}" if v == 0 or v >= 1e-3 else f"{v:.1e}"
 
 
 def _target_columns(name: str) -> bool:
