@@ -37,8 +37,8 @@ def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) ->
     new one if there is none; anything else is a ``ConfigError`` and nothing is touched."""
     path = directory / DOCUMENT
     if not path.exists():
-        return {"kind": "jbatch.sweep", "name": config.results_name, "config": config_dict(config), "device": _device(meta),
-                "metadata": meta, "batch_sizes": {}}  # fmt: skip
+        return {"kind": "jbatch.sweep", "name": config.results_name, "config": config_dict(config),
+                "device": _device(meta), "metadata": meta, "batch_sizes": {}}  # fmt: skip
     doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("kind") != "jbatch.sweep":
         raise ConfigError(f"{path} is not a jbatch sweep document; it was left untouched")
