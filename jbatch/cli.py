@@ -179,13 +179,23 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a results directory's tables and plots from its JSON")
-    p.add_argument("directory", type=Path)
+    p.add_argument("directory", type=Path, nargs="?", help="a sweep's results directory")
     p.add_argument("--readme", type=Path, help="also refresh this README's <!-- table: DIR --> block")
+    p.add_argument("--benchmark", type=Path, help="a pytest-benchmark JSON of bench/ to tabulate instead")
+    p.add_argument("--out", type=Path, default=Path("results/throughput"), help="where --benchmark writes")
 
 
 def _report(args: argparse.Namespace) -> int:
     from jbatch.report import update_readme, write_report
 
+    if args.benchmark is not None:
+        from jbatch.throughput import write_throughput_report
+
+        for path in write_throughput_report(args.benchmark, args.out):
+            print(f"wrote {path}")
+        return 0
+    if args.directory is None:
+        raise ConfigError("report needs a results directory, or --benchmark FILE")
     for path in write_report(args.directory):
         print(f"wrote {path}")
     if args.readme is not None:

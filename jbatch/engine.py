@@ -27,12 +27,46 @@ class Program:
         return self.fn(*args)
 
 
+def default_compiler_options() -> dict[str, Any]:
+    """XLA options for jbatch's training programs. On CPU, region-based copy insertion
+    drops the per-step copy of each weight matrix that the loop-carried update otherwise
+    forces (measured in ``bench/``: the largest single cost of a B=1 step after the update
+    itself)."""
+    if jax.default_backend() == "cpu":
+        return {"xla_cpu_copy_insertion_use_region_analysis": True}
+    return {}
+
+
+def fast_unroll(batch_size: int) -> int:
+    """``lax.scan`` unroll for an epoch at ``batch_size``: 2 for tiny batches, where the
+    loop's own per-iteration overhead is a visible share of a step; 1 otherwise (larger
+    unrolls compile slower and ran no faster, see ``bench/``)."""
+    return 2 if batch_size <= 8 else 1
+
+
+def replica_group(batch_size: int) -> int | None:
+    """How many replicas one program should ``vmap`` at a time; the rest run one group
+    after another (``lax.map``) inside the same program. None: all at once.
+
+    Measured on a 2-core CPU (``bench/``, digits MLP, momentum SGD): at B=1 a step is
+    memory-bound on the weights and momentum it rewrites, so vmapping K replicas only
+    amortises per-operation overhead: 4 together ran 1.5x one replica's throughput, 16
+    together ran at half of it (their 21 MB no longer fit the caches). From B=8 on,
+    vmapped matmuls become batched ``dot_general``s that XLA's CPU backend runs slower
+    than K plain ones, so replicas go one at a time. Accelerators vmap everything.
+    """
+    if jax.default_backend() != "cpu":
+        return None
+    return 4 if batch_size <= 4 else 1
+
+
 def compile_program(
     fn: Callable[..., Any],
     *example_args: Any,
     in_axes: Sequence[Any] | None = None,
     donate_argnums: tuple[int, ...] = (),
     replica_batch: int | None = None,
+    compiler_options: dict[str, Any] | None = None,
 ) -> Program:
     """Jits ``fn`` (over replicas, when ``in_axes`` is given) and compiles it for the
     shapes of ``example_args``.
@@ -42,12 +76,15 @@ def compile_program(
     order each) in one program. All K are vmapped together, or, with ``replica_batch=r``,
     ``r`` at a time in a ``lax.map`` (a loop inside the same program).
     ``donate_argnums`` lets the output reuse the training state's buffers.
+    ``compiler_options`` default to ``default_compiler_options()``; ``{}`` means XLA's own.
     """
     if in_axes is not None:
         fn = over_replicas(fn, tuple(in_axes), replica_batch)
+    if compiler_options is None:
+        compiler_options = default_compiler_options()
     jitted = jax.jit(fn, donate_argnums=donate_argnums)
     start = time.perf_counter()
-    compiled = jitted.lower(*example_args).compile()
+    compiled = jitted.lower(*example_args).compile(compiler_options=compiler_options)
     return Program(compiled, time.perf_counter() - start)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from jbatch.batching import BatchSize, epoch_batches, epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.data import Dataset, to_device
-from jbatch.engine import compile_program, timed_call
+from jbatch.engine import compile_program, replica_group, timed_call
 from jbatch.epoch import make_chunk, make_epoch, make_evaluate
 from jbatch.errors import ConfigError
 from jbatch.loss import loss_for_task
@@ -256,7 +256,7 @@ def run_batch_size(
     program = compile_program(
         chunk_fn, carry, train, test, *batches(0), np.bool_(True),
         in_axes=((0, 0), None, None, 0, None, None, None), donate_argnums=(0,),
-        replica_batch=replica_batch(batch_size),
+        replica_batch=replica_group(batch_size),
     )  # fmt: skip
     points, pending, steps_done = [], [], 0
     start = time.perf_counter()
@@ -278,17 +278,6 @@ def run_batch_size(
             on_chunk(c + 1, lay.num_chunks)
     wall = time.perf_counter() - start
     return _curves(grid, points, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
-
-
-def replica_batch(batch_size: int) -> int | None:
-    """How many replicas to vmap at once; the rest run one after another in the program.
-
-    vmapped matmuls become batched ``dot_general``s, which XLA's CPU backend runs slower
-    than plain ones: at large batches, where one replica already fills the matmul units,
-    replicas run in sequence (``lax.map``); at small batches, where per-operation overhead
-    dominates, all of them are vmapped together.
-    """
-    return 1 if batch_size >= 256 and jax.default_backend() == "cpu" else None
 
 
 def _round(v: float) -> float:

@@ -13,7 +13,7 @@ import jax
 
 from jbatch.batching import REMAINDERS, BatchSize, epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.data import Dataset, load_dataset, to_device
-from jbatch.engine import compile_program, timed_call
+from jbatch.engine import compile_program, fast_unroll, timed_call
 from jbatch.epoch import make_epoch, make_evaluate
 from jbatch.errors import ConfigError
 from jbatch.loss import loss_for_task
@@ -35,7 +35,7 @@ class TrainConfig:
     seed: int = 0
     remainder: str = "keep"
     widths: tuple[int, ...] = (256, 256)
-    unroll: int = 1
+    unroll: int | None = None  # None: engine.fast_unroll(batch_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ def check_config(config: TrainConfig, num_examples: int) -> int:
         raise ConfigError(f"epochs must be a positive integer, got {config.epochs!r}")
     if config.remainder not in REMAINDERS:
         raise ConfigError(f"remainder must be one of {REMAINDERS}, got {config.remainder!r}")
-    if config.unroll < 1:
+    if config.unroll is not None and config.unroll < 1:
         raise ConfigError(f"unroll must be at least 1, got {config.unroll}")
     return resolve_batch_size(config.batch_size, num_examples)
 
@@ -112,7 +112,7 @@ def train_and_evaluate(
         ds.num_train,
         batch_size,
         remainder=config.remainder,
-        unroll=config.unroll,
+        unroll=config.unroll or fast_unroll(batch_size),
     )
     evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
     train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)

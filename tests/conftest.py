@@ -5,19 +5,6 @@ import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
-# Float32 tolerances, as optax's transform tests use.
-RTOL, ATOL = 1e-5, 1e-6
-
-
-def assert_trees_close(a, b, rtol=RTOL, atol=ATOL):
-    import numpy as np
-
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert jax.tree.structure(a) == jax.tree.structure(b)
-    assert len(la) == len(lb) and la
-    for x, y in zip(la, lb, strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
-
 
 @pytest.fixture(scope="session")
 def digits():

@@ -1,0 +1,1 @@
+"""The pytest-benchmark suite: pytest bench --benchmark-only."""

@@ -1,0 +1,56 @@
+"""pytest-benchmark set-up: the --full grid, the session's matmul peak, machine metadata,
+and skipping every benchmark unless --benchmark-only is given (the test run stays fast)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true", default=False,
+                     help="jbatch benchmarks: every batch size of both workloads, 7 rounds each")  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("benchmark_only", default=False):
+        return
+    skip = pytest.mark.skip(reason="throughput benchmark: run with pytest bench --benchmark-only")
+    for item in items:
+        if "benchmark" in getattr(item, "fixturenames", ()):
+            item.add_marker(skip)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from jbatch.metadata import environment_metadata
+
+    machine_info["jbatch"] = environment_metadata()
+    peers = {}
+    for name in ("keras", "torch"):
+        try:
+            peers[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            peers[name] = None
+    machine_info["jbatch"]["peer_versions"] = peers
+
+
+@pytest.fixture(scope="session")
+def full(request) -> bool:
+    return request.config.getoption("--full")
+
+
+@pytest.fixture(scope="session")
+def matmul_peak() -> dict:
+    """The float32 matmul peak jax reaches in this session (measured once, at the start;
+    each benchmark re-measures briefly so the report can use the session's best)."""
+    from jbatch.benchmark import matmul_peak_gflops
+
+    return {"gflops": matmul_peak_gflops(repeats=20)}
+
+
+@pytest.fixture(scope="session")
+def workloads() -> dict:
+    from jbatch.benchmark import make_workload
+
+    return {name: make_workload(name) for name in ("digits", "wide")}

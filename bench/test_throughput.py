@@ -1,0 +1,94 @@
+"""Training throughput across batch sizes: jbatch next to the tools people use today.
+
+Each benchmark trains on a fixed number of samples per round, blocking on the result;
+one warm-up round keeps compilation out of the statistics, and compile time is measured
+apart (``extra_info``). Rounds differ in size between methods (a fused epoch is the whole
+data set, a Python loop a slice of it), so compare ``extra_info["samples_per_second"]``
+(what ``jbatch report --benchmark`` tabulates), not the raw round times.
+Run: ``pytest bench --benchmark-only [--full]``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from jbatch.benchmark import jbatch_epoch, jbatch_step_loop, matmul_peak_gflops, plain_scan
+
+BATCH_SIZES = (1, 8, 32, 128, 512, 2048, "full")
+DEFAULT = {"digits": (1, 32, 512, "full"), "wide": (512, 2048)}  # under 5 minutes here
+LOOP_SAMPLES = {"digits": 4096, "wide": 1024}  # per round, for per-batch Python loops
+TARGET_SECONDS, MAX_ROUNDS = 2.0, 25  # rounds: enough for ~2 s of timing (noisy shared VM)
+
+
+def _jbatch(method):
+    def make(wl, b, samples):
+        if method == "jbatch-scan":
+            return jbatch_epoch(wl, b)
+        if method == "jbatch-vmap8":
+            return jbatch_epoch(wl, b, replicas=8)
+        if method == "plain-scan":
+            return plain_scan(wl, b)
+        return jbatch_step_loop(wl, b, samples)
+
+    return make
+
+
+def _peer(name):
+    def make(wl, b, samples):
+        from bench.peers import PEERS
+
+        return PEERS[name](wl, b, samples)
+
+    return make
+
+
+METHODS = {
+    "jbatch-scan": _jbatch("jbatch-scan"),
+    "jbatch-step": _jbatch("jbatch-step"),
+    "jbatch-vmap8": _jbatch("jbatch-vmap8"),
+    "plain-scan": _jbatch("plain-scan"),
+    "flax-nnx-loop": _peer("flax-nnx-loop"),
+    "keras-fit": _peer("keras-fit"),
+    "torch-eager": _peer("torch-eager"),
+}
+CASES = [
+    pytest.param(w, m, b, id=f"{w}-{m}-B{b}")
+    for w in ("digits", "wide")
+    for b in BATCH_SIZES
+    for m in METHODS
+    if not (w == "wide" and m in ("plain-scan", "jbatch-vmap8"))
+]
+
+
+@pytest.mark.parametrize(("workload", "method", "batch_size"), CASES)
+def test_throughput(benchmark, workloads, matmul_peak, full, workload, method, batch_size):
+    if not full and batch_size not in DEFAULT[workload]:
+        pytest.skip("not in the default grid (use --full)")
+    wl = workloads[workload]
+    runner = METHODS[method](wl, batch_size, LOOP_SAMPLES[workload])
+    benchmark.group = f"{workload} B={batch_size}"
+    start = time.perf_counter()
+    runner.run()  # the warm-up round: first-call costs stay out of the statistics
+    warm = time.perf_counter() - start
+    rounds = min(MAX_ROUNDS, max(7 if full else 3, math.ceil(TARGET_SECONDS / max(warm, 1e-3))))
+    benchmark.pedantic(runner.run, rounds=rounds, warmup_rounds=0, iterations=1)
+    median = benchmark.stats.stats.median
+    samples_per_second = runner.samples / median
+    peak_now = matmul_peak_gflops(repeats=3)
+    benchmark.extra_info.update(
+        workload=workload,
+        method=method,
+        batch_size=batch_size,
+        samples_per_round=runner.samples,
+        steps_per_round=runner.steps,
+        compile_seconds=runner.compile_seconds,
+        samples_per_second=samples_per_second,
+        steps_per_second=runner.steps / median,
+        flops_per_example=wl.flops_per_example,
+        matmul_peak_gflops_session=matmul_peak["gflops"],
+        matmul_peak_gflops_now=peak_now,
+        mfu=samples_per_second * wl.flops_per_example / 1e9 / max(matmul_peak["gflops"], peak_now),
+    )

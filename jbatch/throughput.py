@@ -1,0 +1,192 @@
+"""Tables and a plot of a pytest-benchmark run of ``bench/`` (``jbatch report --benchmark``).
+
+Reads the JSON pytest-benchmark writes (``--benchmark-json``), whose ``extra_info`` jbatch's
+benchmarks fill, and writes ``results/throughput/``: samples/s per method x batch size,
+jbatch's ratios over every peer, model-FLOP utilisation, compile times, the performance
+bars of issue 4 with their verdicts, and a log-log throughput plot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jbatch.errors import ConfigError
+from jbatch.store import read_json, write_bytes, write_text
+
+JBATCH = "jbatch-scan"
+PEERS = ("flax-nnx-loop", "keras-fit", "torch-eager")
+ORDER = ("jbatch-scan", "jbatch-step", "jbatch-vmap8", "plain-scan", *PEERS)
+B_ORDER = (1, 8, 32, 128, 512, 2048, "full")
+
+
+def load_benchmark(path: str | Path) -> dict[str, Any]:
+    doc = read_json(path)
+    if not isinstance(doc, dict) or "benchmarks" not in doc or "machine_info" not in doc:
+        raise ConfigError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' / 'machine_info')")
+    rows = [b for b in doc["benchmarks"] if "samples_per_second" in b.get("extra_info", {})]
+    if not rows:
+        raise ConfigError(f"{path} holds no jbatch throughput benchmark (run: pytest bench --benchmark-only)")
+    return doc
+
+
+def measurements(doc: dict[str, Any]) -> dict[tuple[str, str, Any], dict[str, Any]]:
+    """``(workload, method, batch size) -> numbers``; samples/s from the median round, and
+    its spread from the fastest and slowest rounds."""
+    out = {}
+    for b in doc["benchmarks"]:
+        e = b.get("extra_info", {})
+        if "samples_per_second" not in e:
+            continue
+        s = b["stats"]
+        n = e["samples_per_round"]
+        out[(e["workload"], e["method"], e["batch_size"])] = {
+            "samples_per_second": n / s["median"],
+            "fastest": n / s["min"],
+            "slowest": n / s["max"],
+            "rounds": s["rounds"],
+            "compile_seconds": e["compile_seconds"],
+            "flops_per_example": e["flops_per_example"],
+            "peak": max(e["matmul_peak_gflops_session"], e["matmul_peak_gflops_now"]),
+        }
+    return out
+
+
+def session_peak(m: dict) -> float:
+    """The best float32 matmul rate jax reached anywhere in the run (GFLOP/s)."""
+    return max(v["peak"] for v in m.values())
+
+
+def _grid(m: dict, workload: str) -> tuple[list[str], list[Any]]:
+    methods = [x for x in ORDER if any(k[0] == workload and k[1] == x for k in m)]
+    sizes = [b for b in B_ORDER if any(k[0] == workload and k[2] == b for k in m)]
+    return methods, sizes
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
+def _k(v: float) -> str:
+    return f"{v / 1e3:.1f}k" if v >= 1e3 else f"{v:.0f}"
+
+
+def ratio(m: dict, workload: str, a: str, b: str, size: Any) -> float | None:
+    x, y = m.get((workload, a, size)), m.get((workload, b, size))
+    return None if x is None or y is None else x["samples_per_second"] / y["samples_per_second"]
+
+
+def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
+    """Issue 4's performance bars: ``(bar, measured, required, verdict)``."""
+    peak = session_peak(m)
+    out = []
+    for peer, need in (("flax-nnx-loop", 10), ("keras-fit", 3), ("torch-eager", 10)):
+        out.append((f"digits B=1: jbatch-scan / {peer}", ratio(m, "digits", JBATCH, peer, 1), need))
+    out.append(("digits B=1: jbatch-scan / plain-scan (unroll 1)", ratio(m, "digits", JBATCH, "plain-scan", 1), 2))
+    worst = None
+    for (w, method, size), v in m.items():
+        if method != JBATCH:
+            continue
+        best_peer = max((m[(w, p, size)]["samples_per_second"] for p in PEERS if (w, p, size) in m), default=None)
+        if best_peer:
+            r = v["samples_per_second"] / best_peer
+            worst = r if worst is None else min(worst, r)
+    out.append(("every workload and B: jbatch-scan / fastest peer (worst case)", worst, 0.9))
+    mfu = [v["samples_per_second"] * v["flops_per_example"] / 1e9 / peak
+           for (w, method, size), v in m.items()
+           if w == "wide" and method == JBATCH and (size == "full" or size >= 512)]  # fmt: skip
+    out.append(("wide B>=512: jbatch-scan MFU vs jax's matmul peak (worst case)", min(mfu) if mfu else None, 0.85))
+    out.append(("digits B=1: vmap over 8 replicas / one replica", ratio(m, "digits", "jbatch-vmap8", JBATCH, 1), 4))
+    return [(name, got, need, "not measured" if got is None else ("met" if got >= need else "missed"))
+            for name, got, need in out]  # fmt: skip
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    m = measurements(doc)
+    peak = session_peak(m)
+    meta = doc["machine_info"].get("jbatch", {})
+    lines = ["# Training throughput", ""]
+    for workload in ("digits", "wide"):
+        methods, sizes = _grid(m, workload)
+        if not methods:
+            continue
+        fpe = next(v["flops_per_example"] for k, v in m.items() if k[0] == workload)
+        lines += [f"## {workload}: samples/s (median round; fastest-slowest round)", ""]
+        rows = []
+        for method in methods:
+            cells = [method]
+            for b in sizes:
+                v = m.get((workload, method, b))
+                spread = "" if v is None else f" ({_k(v['slowest'])}-{_k(v['fastest'])})"
+                cells.append("-" if v is None else f"{_k(v['samples_per_second'])}{spread}")
+            rows.append(cells)
+        lines += _table(["method", *(f"B={b}" for b in sizes)], rows) + [""]
+        lines += [f"### {workload}: jbatch-scan / other method (same run)", ""]
+        others = [x for x in methods if x != JBATCH]
+        rows = [[other] + [_r(ratio(m, workload, JBATCH, other, b)) for b in sizes] for other in others]
+        lines += _table(["over", *(f"B={b}" for b in sizes)], rows) + [""]
+        lines += [f"### {workload}: model-FLOP utilisation ({fpe / 1e6:.2f} MFLOP per example, "
+                  f"peak {peak:.0f} GFLOP/s) and compile seconds", ""]  # fmt: skip
+        rows = []
+        for method in methods:
+            cells = [method]
+            for b in sizes:
+                v = m.get((workload, method, b))
+                mfu = None if v is None else 100 * v["samples_per_second"] * fpe / 1e9 / peak
+                cells.append("-" if v is None else f"{mfu:.0f}% / {v['compile_seconds']:.2f}s")
+            rows.append(cells)
+        lines += _table(["method", *(f"B={b}" for b in sizes)], rows) + [""]
+    lines += ["## Performance bars (issue 4)", ""]
+    rows = [[name, "-" if got is None else f"{got:.2f}", f">= {need:g}", verdict]
+            for name, got, need, verdict in bars(m)]  # fmt: skip
+    lines += _table(["bar", "measured", "required", "verdict"], rows) + [""]
+    lines += [
+        "Samples/s = samples per round / round time; every round blocks on its result, one warm-up round is "
+        "excluded, compile time is measured apart. Fused epochs cover the whole data set per round, Python loops "
+        "a slice (4,096 digits / 1,024 wide samples, or one batch). MFU = samples/s x model FLOPs per example / "
+        "the best float32 matmul rate jax reached in this run (2048^3, measured at the start and after each "
+        "benchmark). All numbers come from one pytest-benchmark run: compare within it, as ratios.",
+        f"Measured on {meta.get('device_kind')} ({meta.get('backend')}), CPU {meta.get('cpu')}, "
+        f"{meta.get('cpu_count')} cores, jax {meta.get('versions', {}).get('jax')}, "
+        f"peers {meta.get('peer_versions')}, {doc.get('datetime')}, commit "
+        f"{str(doc.get('commit_info', {}).get('id'))[:10]}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _r(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def plot(doc: dict[str, Any], path: Path) -> Path:
+    from jbatch.plot import _pyplot, _save
+
+    plt = _pyplot()
+    m = measurements(doc)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, workload in zip(axes, ("digits", "wide"), strict=True):
+        methods, sizes = _grid(m, workload)
+        n = {"digits": 16384, "wide": 8192}[workload]
+        for i, method in enumerate(methods):
+            pts = [(n if b == "full" else b, m[(workload, method, b)]["samples_per_second"])
+                   for b in sizes if (workload, method, b) in m]  # fmt: skip
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-", color=f"C{i}", label=method, lw=2 if method == JBATCH else 1)
+        if not methods:
+            ax.set_axis_off()
+            continue
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s", title=f"{workload} MLP")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def write_throughput_report(benchmark_json: str | Path, out: str | Path) -> list[Path]:
+    """Writes ``out/table.md``, ``out/throughput.png`` and a copy of the JSON they came from."""
+    doc = load_benchmark(benchmark_json)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / "benchmark.json"
+    if Path(benchmark_json).resolve() != copy.resolve():
+        write_bytes(copy, Path(benchmark_json).read_bytes())
+    return [copy, write_text(out / "table.md", markdown(doc)), plot(doc, out / "throughput.png")]
