@@ -167,7 +167,8 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     for ax, workload in zip(axes, ("digits", "wide"), strict=True):
         methods, sizes = _grid(m, workload)
         n = {"digits": 16384, "wide": 8192}[workload]
-        for i, method in enumerate(methods):
+        for method in methods:
+            i = ORDER.index(method)  # one colour per method in both panels
             pts = [(n if b == "full" else b, m[(workload, method, b)]["samples_per_second"])
                    for b in sizes if (workload, method, b) in m]  # fmt: skip
             if pts:
