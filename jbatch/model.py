@@ -7,10 +7,12 @@ Any other ``nnx.Module`` works with the training step too; these are the built-i
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jbatch.errors import ConfigError
@@ -74,8 +76,34 @@ class CNN(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.reshape(x.shape[0], *self.spatial_shape, 1)
         for conv in self.convs:
-            x = jax.nn.relu(conv(x))
+            x = jax.nn.relu(conv_as_matmul(conv, x))
         return self.out(x.reshape(x.shape[0], -1))
+
+
+def conv_as_matmul(conv: nnx.Conv, x: jax.Array) -> jax.Array:
+    """``conv(x)`` ("SAME" padding, any stride) computed as patches @ kernel (im2col).
+
+    Same parameters and same result as ``nnx.Conv``; XLA's CPU backend runs these small
+    convolutions (and their gradients) several times faster as one matmul (measured on
+    MNIST-1D, B=32: 5x per epoch).
+    """
+    kernel = conv.kernel[...]
+    window = kernel.shape[:-2]
+    strides = conv.strides if isinstance(conv.strides, tuple) else (conv.strides,) * len(window)
+    pads, outs = [], []
+    for size, k, s in zip(x.shape[1:-1], window, strides, strict=True):
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+        outs.append(out)
+    xp = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+    columns = []
+    for offsets in itertools.product(*(range(k) for k in window)):
+        index = tuple(slice(o, o + (n - 1) * s + 1, s) for o, n, s in zip(offsets, outs, strides, strict=True))
+        columns.append(xp[(slice(None), *index, slice(None))])
+    patches = jnp.concatenate(columns, axis=-1)  # [B, *out, prod(window) * C_in], kernel's order
+    y = patches @ kernel.reshape(-1, kernel.shape[-1])
+    return y + conv.bias[...] if conv.bias is not None else y
 
 
 ModelFactory = Callable[..., nnx.Module]

@@ -12,8 +12,10 @@ from jbatch.model import CNN, MODELS, make_model
     [("cnn", 64, (8, 8), 2), ("cnn", 40, (40,), 1), ("mlp", 64, None, None), ("linear", 8, None, None)],
 )
 def test_models_map_flat_batches_to_outputs(name, features, spatial, conv_rank):
+    import jax
+
     m = make_model(name, features, 10, spatial_shape=spatial)
-    assert m(jnp.ones((3, features))).shape == (3, 10)
+    assert jax.jit(lambda v: m(v))(jnp.ones((3, features))).shape == (3, 10)
     if conv_rank:
         assert m.convs[0].kernel.shape == (3,) * conv_rank + (1, 32)
 
@@ -38,3 +40,17 @@ def test_bad_model_choices():
     with pytest.raises(ConfigError, match="does not hold 65 features"):
         make_model("cnn", 65, 2, spatial_shape=(8, 8))
     assert set(MODELS) == {"linear", "mlp", "cnn"} and MODELS["cnn"] is CNN
+
+
+@pytest.mark.parametrize(("spatial", "stride"), [((40,), 1), ((40,), 2), ((8, 8), 1), ((8, 8), 2), ((7, 9), 2)])
+def test_conv_as_matmul_equals_nnx_conv(spatial, stride):
+    import jax
+    from flax import nnx
+
+    from jbatch.model import conv_as_matmul
+
+    conv = nnx.Conv(3, 5, kernel_size=(3,) * len(spatial), strides=(stride,) * len(spatial), rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, *spatial, 3))
+    got, want = jax.jit(lambda v: conv_as_matmul(conv, v))(x), jax.jit(lambda v: conv(v))(x)
+    assert got.shape == want.shape
+    assert jnp.allclose(got, want, rtol=1e-5, atol=1e-5)
