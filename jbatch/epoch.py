@@ -104,9 +104,11 @@ def make_chunk(
     *,
     whole: bool,
     unroll: int = 1,
+    probe: Callable[[TrainState, Data], dict[str, jax.Array]] | None = None,
 ) -> Callable[..., tuple[tuple[TrainState, jax.Array], dict[str, Any]]]:
-    """Returns ``chunk((state, diverged), train, test, idx, mask, active, do_eval)``: a run of
-    ``k`` steps, then (if ``do_eval``) an evaluation on both splits; the unit a sweep
+    """Returns ``chunk((state, diverged), train, test, idx, mask, active, do_eval, do_probe)``:
+    a run of ``k`` steps, then (if ``do_eval``) an evaluation on both splits and (if
+    ``do_probe``) ``probe(state, train)``, e.g. the gradient noise scale; the unit a sweep
     compiles and vmaps.
 
     ``idx``/``mask`` are ``[k, B]`` batches cut on the host; steps with ``active`` False are
@@ -118,7 +120,7 @@ def make_chunk(
     chunk and marked ``diverged``; under ``vmap`` the other replicas go on untouched.
     """
 
-    def chunk(carry, train: Data, test: Data, idx, mask, active, do_eval):
+    def chunk(carry, train: Data, test: Data, idx, mask, active, do_eval, do_probe):
         start, diverged = carry
         metrics_shape = jax.eval_shape(step, start, _example_batch(train, idx, mask, whole))[1]
 
@@ -142,12 +144,21 @@ def make_chunk(
         def both(s: TrainState):
             return {"train": evaluate(s, train), "test": evaluate(s, test)}
 
-        def neither(s: TrainState):
-            return jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(both, s))
-
-        return (state, ~ok), {"loss": metrics["loss"], **jax.lax.cond(do_eval, both, neither, state)}
+        out = {"loss": metrics["loss"], **_maybe(do_eval, both, state)}
+        if probe is not None:
+            out["probe"] = _maybe(do_probe, lambda s: probe(s, train), state)
+        return (state, ~ok), out
 
     return chunk
+
+
+def _maybe(flag: jax.Array, fn: Callable[[Any], Any], arg: Any) -> Any:
+    """``fn(arg)`` when ``flag``, zeros of the same shapes otherwise (a ``lax.cond``)."""
+
+    def zeros(a: Any) -> Any:
+        return jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(fn, a))
+
+    return jax.lax.cond(flag, fn, zeros, arg)
 
 
 def _example_batch(train: Data, idx: jax.Array, mask: jax.Array, whole: bool) -> Batch:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from jbatch.store import write_bytes
+from jbatch.tradeoff import examples_curve as tradeoff_examples
+from jbatch.tradeoff import steps_curve as tradeoff_steps
 
 
 def _pyplot():
@@ -105,12 +107,59 @@ def _axes(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.legend(fontsize=7)
 
 
+def tradeoff(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | None, title: str) -> Path:
+    """Steps vs examples to target, one point per batch size, with the fitted hyperbola
+    ``(S / S_min - 1)(E / E_min - 1) = 1``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    pts = [(r["examples_to_target"]["mean"], r["steps_to_target"]["mean"], r["batch_size"])
+           for r in (s["row"] for s in rows) if r["steps_to_target"]["n"]]  # fmt: skip
+    if pts:
+        e, st, b = zip(*pts, strict=True)
+        ax.plot(e, st, "o", label="measured (best LR per B)")
+        for ei, si, bi in pts:
+            ax.annotate(f"B={bi}", (ei, si), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if fit is not None and fit["physical"]:
+        grid = np.geomspace(1, 1e5, 200)
+        label = f"fit: S_min {fit['s_min']:.3g}, E_min {fit['e_min']:.3g}, B_crit {fit['b_crit']:.3g}"
+        ax.plot(tradeoff_examples(fit, grid), tradeoff_steps(fit, grid), "-", lw=1, label=label)
+    _axes(ax, "examples to target", "steps to target", title)
+    return _save(fig, directory / "tradeoff.png")
+
+
+def noise_scale(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | None, title: str) -> Path:
+    """B_simple along training (best LR of each batch size), with B_crit from the fit."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for i, s in enumerate(rows):
+        n = s["noise"]
+        if n is None:
+            continue
+        pts = [(st, v) for st, v in zip(n["step"], n["b_simple"], strict=True) if v is not None and v > 0]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", color=f"C{i}", label=f"B={s['row']['batch_size']}")
+    if fit is not None and fit["physical"]:
+        ax.axhline(fit["b_crit"], color="k", ls="--", lw=1, label=f"B_crit from the fit ({fit['b_crit']:.3g})")
+    _axes(ax, "step", "B_simple = tr(Sigma) / |G|^2", title)
+    return _save(fig, directory / "noise_scale.png")
+
+
 def write_plots(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[Path]:
     """Every plot of a sweep directory."""
+    from jbatch.summary import sweep_fit
+
     cfg = doc["config"]
     title = f"{cfg['dataset']} / {cfg['model']} / {cfg['optimizer']}: {cfg['target_metric']} {cfg['target_value']}"
+    fit = sweep_fit(rows)
+    curve = []
+    if fit is not None and fit["physical"]:
+        sizes = [s["row"]["batch_size"] for s in rows]
+        b = np.geomspace(min(sizes), max(sizes), 100)
+        curve = [(f"fit S_min (1 + B_crit/B), B_crit {fit['b_crit']:.3g}", b, tradeoff_steps(fit, b))]
     return [
-        steps_to_target(directory, rows, title),
+        steps_to_target(directory, rows, title, curve),
+        tradeoff(directory, rows, fit, title),
+        noise_scale(directory, rows, fit, title),
         seconds_to_target(directory, rows, title),
         loss_curves(directory, doc, rows, f"{cfg['dataset']} / {cfg['model']}"),
         best_lr(directory, rows, title),

@@ -12,6 +12,8 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_text
 from jbatch.study import DOCUMENT
@@ -120,7 +122,47 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
         f"optax {meta['versions']['optax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}.",
     ]
-    return "\n".join(lines + notes) + "\n"
+    return "\n".join(lines + notes + noise_section(rows)) + "\n"
+
+
+def noise_section(rows: list[dict[str, Any]]) -> list[str]:
+    """The fitted steps/examples trade-off and the measured gradient noise scale."""
+    from jbatch.summary import sweep_fit
+
+    fit = sweep_fit(rows)
+    out = ["", "## Critical batch size and gradient noise scale", ""]
+    if fit is None:
+        out.append("Fewer than 3 batch sizes reached the target: no trade-off fit.")
+    else:
+        out.append(
+            f"Fit of S = S_min (1 + B_noise / B) and E = E_min (1 + B / B_noise) to the {fit['points']} batch sizes "
+            f"that reached the target: S_min = {_num(fit['s_min'])} steps, E_min = {_num(fit['e_min'])} examples, "
+            f"**B_crit = E_min / S_min = {_num(fit['b_crit'])}** (B_noise from the steps curve alone: "
+            f"{_num(fit['b_noise_from_steps'])}); fit quality R^2 of logs {fit['steps_r2_log']:.3f} (steps), "
+            f"{fit['examples_r2_log']:.3f} (examples), RMS relative error {fit['steps_rms_rel_error']:.1%} / "
+            f"{fit['examples_rms_rel_error']:.1%}{'' if fit['physical'] else '; NOT physical (a negative parameter)'}."
+        )
+    measured = [s for s in rows if s["noise"]]
+    if measured:
+        out += ["", "| B | best LR | B_simple, first checkpoint | B_simple near the target (step) | B_simple, end |",
+                "|---|---|---|---|---|"]  # fmt: skip
+        for s in measured:
+            n, r = s["noise"], s["row"]
+            at = "-" if n["at_target"] is None else f"{_num(n['at_target'])} ({n['at_target_step']})"
+            out.append(f"| {r['batch_size']} | {r['best_learning_rate']:.4g} | {_opt(n['b_simple'][0])} | {at} | "
+                       f"{_opt(n['b_simple'][-1])} |")  # fmt: skip
+        near = [s["noise"]["at_target"] for s in measured if s["noise"]["at_target"] is not None]
+        if near and fit is not None:
+            med = float(np.median(near))
+            out += ["", f"B_simple near the target, median over batch sizes: {_num(med)}; "
+                        f"B_crit / B_simple = {fit['b_crit'] / med:.2f}. B_simple = tr(Sigma) / |G|^2 is computed "
+                        "exactly from per-example gradients over the whole training set, at log-spaced checkpoints "
+                        "of each batch size's best-learning-rate runs (mean over seeds)."]  # fmt: skip
+    return out
+
+
+def _opt(v: float | None) -> str:
+    return "-" if v is None else _num(v)
 
 
 def csv_table(rows: list[dict[str, Any]]) -> str:

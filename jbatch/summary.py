@@ -150,4 +150,37 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
     }
     for name in AGGREGATED:
         row[name] = spread([s.get(name) for s in at_best])
-    return {"row": row, "replicas": summaries}
+    return {"row": row, "replicas": summaries, "noise": noise_summary(result, row)}
+
+
+def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+    """``B_simple`` along training at the row's best learning rate (mean over its seeds,
+    diverged ones left out), and its value at the checkpoint nearest the target."""
+    reps = [r for r in result["replicas"] if r["learning_rate"] == row["best_learning_rate"] and not r["diverged"]]
+    reps = [r for r in reps if r.get("noise", {}).get("step")]
+    if not reps:
+        return None
+    steps = reps[0]["noise"]["step"]
+    values = np.array([[np.nan if v is None else v for v in r["noise"]["b_simple"]] for r in reps], float)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(values, 0) if np.isfinite(values).any() else np.full(len(steps), np.nan)
+    target = row["steps_to_target"]["mean"]
+    at = int(np.argmin([abs(math.log(s / target)) for s in steps])) if target else None
+    return {
+        "step": steps,
+        "b_simple": [None if not math.isfinite(v) else float(v) for v in mean],
+        "at_target": None if at is None or not math.isfinite(mean[at]) else float(mean[at]),
+        "at_target_step": None if at is None else steps[at],
+    }
+
+
+def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The S(B) / E(B) trade-off fitted to the batch sizes that reached the target."""
+    from jbatch.tradeoff import fit_tradeoff
+
+    pts = [(r["batch_size"], r["steps_to_target"]["mean"], r["examples_to_target"]["mean"])
+           for r in (s["row"] for s in rows) if r["steps_to_target"]["n"]]  # fmt: skip
+    if len(pts) < 3:
+        return None
+    b, s, e = zip(*pts, strict=True)
+    return fit_tradeoff(b, s, e)

@@ -11,6 +11,8 @@ writes it to disk and ``jbatch.summary`` turns it into verdicts.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -21,11 +23,12 @@ import numpy as np
 
 from jbatch.batching import BatchSize, epoch_batches, epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.data import Dataset, to_device
-from jbatch.engine import compile_program, replica_group, timed_call
+from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_chunk, make_epoch, make_evaluate
 from jbatch.errors import ConfigError
 from jbatch.loss import loss_for_task
 from jbatch.model import make_model
+from jbatch.noise import gradient_moments
 from jbatch.optim import check_learning_rate, make_optimizer
 from jbatch.replica import init_replicas
 from jbatch.step import init_train_state, make_eval_step, make_train_step
@@ -56,6 +59,7 @@ class SweepConfig:
     budget_epochs: int = 4
     evals: int = 100  # evaluation points per run, about; always at epoch ends
     remainder: str = "keep"
+    noise_checkpoints: int = 8  # gradient-noise-scale measurements per run, log-spaced; 0: none
 
     @property
     def results_name(self) -> str:
@@ -90,6 +94,8 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
     for field in ("budget_steps", "budget_epochs", "evals"):
         if getattr(config, field) < 1:
             raise ConfigError(f"{field} must be at least 1, got {getattr(config, field)}")
+    if config.noise_checkpoints < 0:
+        raise ConfigError(f"noise_checkpoints must be 0 or more, got {config.noise_checkpoints}")
     sizes = [resolve_batch_size(b, ds.num_train) for b in config.batch_sizes]
     if len(set(sizes)) != len(sizes):
         raise ConfigError(f"batch sizes repeat: {list(config.batch_sizes)} -> {sizes}")
@@ -117,6 +123,11 @@ class Layout:
     @property
     def total_steps(self) -> int:
         return self.num_chunks // self.chunks_per_epoch * self.steps_per_epoch
+
+    def chunk_ends(self) -> list[int]:
+        """Steps done at the end of each chunk (an epoch's last chunk may be shorter)."""
+        k, s, m = self.chunk_steps, self.steps_per_epoch, self.chunks_per_epoch
+        return list(itertools.accumulate(min(k, s - (c % m) * k) for c in range(self.num_chunks)))
 
 
 STEP_CHUNKS_FROM_BATCH = 32  # from this batch size on, a step costs enough to be its own chunk
@@ -236,7 +247,9 @@ def run_batch_size(
     carry = (init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs), np.zeros(len(grid), bool))
     train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
     whole = batch_size == n and config.remainder == "keep"
-    chunk_fn = make_chunk(make_train_step(loss_fn), evaluate, whole=whole)
+    probe = functools.partial(gradient_moments, loss_fn=loss_fn) if config.noise_checkpoints else None
+    chunk_fn = make_chunk(make_train_step(loss_fn), evaluate, whole=whole, probe=probe)
+    probes = probe_chunks(lay, config.noise_checkpoints)
 
     cache: dict[int, np.ndarray] = {}
 
@@ -254,30 +267,53 @@ def run_batch_size(
         return chunk_batches(lay, c, batch_size, orders, config.remainder)
 
     program = compile_program(
-        chunk_fn, carry, train, test, *batches(0), np.bool_(True),
-        in_axes=((0, 0), None, None, 0, None, None, None), donate_argnums=(0,),
+        chunk_fn, carry, train, test, *batches(0), np.bool_(True), np.bool_(False),
+        in_axes=((0, 0), None, None, 0, None, None, None, None), donate_argnums=(0,),
         replica_batch=replica_group(batch_size),
     )  # fmt: skip
-    points, pending, steps_done = [], [], 0
+    points, noise, pending, steps_done = [], [], [], 0
     start = time.perf_counter()
-    for c in range(lay.num_chunks):
-        idx, mask, active = batches(c)
-        carry, out = program(carry, train, test, idx, mask, active, np.bool_(lay.evaluate[c]))
-        steps_done += int(active.sum())
-        pending.append(out["loss"][:, active])
-        if not lay.evaluate[c]:
-            continue
-        out = jax.device_get(out)  # sync point: at evaluations only, never per step
-        losses = np.concatenate(jax.device_get(pending), axis=1)
-        pending.clear()
-        with np.errstate(over="ignore", invalid="ignore"):  # a diverged replica's mean is NaN
-            minibatch = losses.mean(axis=1)
-        points.append({"step": steps_done, "train": out["train"], "test": out["test"], "minibatch": minibatch,
-                       "diverged": np.asarray(jax.device_get(carry[1]))})  # fmt: skip
-        if on_chunk is not None:
-            on_chunk(c + 1, lay.num_chunks)
+    with CompileCounter() as compiles:  # claim C11: one program, whatever the last batch
+        for c in range(lay.num_chunks):
+            idx, mask, active = batches(c)
+            flags = np.bool_(lay.evaluate[c]), np.bool_(probes[c])
+            carry, out = program(carry, train, test, idx, mask, active, *flags)
+            steps_done += int(active.sum())
+            pending.append(out["loss"][:, active])
+            if not lay.evaluate[c]:
+                continue
+            out = jax.device_get(out)  # sync point: at evaluations only, never per step
+            losses = np.concatenate(jax.device_get(pending), axis=1)
+            pending.clear()
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverged replica's mean is NaN
+                minibatch = losses.mean(axis=1)
+            points.append({"step": steps_done, "train": out["train"], "test": out["test"], "minibatch": minibatch,
+                           "diverged": np.asarray(jax.device_get(carry[1]))})  # fmt: skip
+            if probes[c]:
+                noise.append({"step": steps_done, **out["probe"]})
+            if on_chunk is not None:
+                on_chunk(c + 1, lay.num_chunks)
     wall = time.perf_counter() - start
-    return _curves(grid, points, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
+    result = _curves(grid, points, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
+    for r, rep in enumerate(result["replicas"]):
+        rep["noise"] = {"step": [p["step"] for p in noise]} | {
+            k: [_round(p[k][r]) for p in noise] for k in ("b_simple", "grad_sq", "trace_sigma")
+        }
+    result["compilations_during_training"] = compiles.count
+    result["programs"] = 1
+    return result
+
+
+def probe_chunks(lay: Layout, count: int) -> tuple[bool, ...]:
+    """Which evaluated chunks also measure the noise scale: ``count`` of them, nearest to
+    log-spaced steps between the first evaluation and the end of the budget."""
+    ends = lay.chunk_ends()
+    evaluated = [c for c in range(lay.num_chunks) if lay.evaluate[c]]
+    chosen = set()
+    if count:
+        for target in np.geomspace(ends[evaluated[0]], ends[-1], count):
+            chosen.add(min(evaluated, key=lambda c: abs(math.log(ends[c] / target))))
+    return tuple(c in chosen for c in range(lay.num_chunks))
 
 
 def _round(v: float) -> float:

@@ -36,14 +36,14 @@ def test_report_regenerates_identical_tables_from_the_json(swept, capsys):
     assert code == 0 and "table.md" in out
     for name, data in first.items():
         assert (swept / name).read_bytes() == data
-    for png in ("steps_to_target", "seconds_to_target", "loss_curves", "best_lr"):
+    for png in ("steps_to_target", "seconds_to_target", "loss_curves", "best_lr", "tradeoff", "noise_scale"):
         assert (swept / f"{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_table_has_one_row_per_batch_size_with_regimes(swept, capsys):
     run(["report", str(swept)], capsys)
     lines = (swept / "table.md").read_text().splitlines()
-    rows = [ln for ln in lines[2:] if ln.startswith("| ")]
+    rows = lines[2 : lines.index("")]  # the main table, up to its notes
     assert [r.split("|")[1].strip() for r in rows] == ["stochastic", "mini-batch", "full-batch"]
     assert [r.split("|")[2].strip() for r in rows] == ["1", "32", "300"]
     csv_lines = (swept / "table.csv").read_text().splitlines()

@@ -40,8 +40,8 @@ def test_layout_evaluates_at_every_epoch_end_or_cadence_and_covers_the_budget(sp
     lay = layout(spe, budget, evals, b)
     assert lay.total_steps >= budget and lay.total_steps % spe == 0  # whole epochs
     assert len(lay.evaluate) == lay.num_chunks and lay.evaluate[-1]
-    ends = np.cumsum([min(lay.chunk_steps, spe - (c % lay.chunks_per_epoch) * lay.chunk_steps)
-                      for c in range(lay.num_chunks)])  # fmt: skip
+    ends = np.asarray(lay.chunk_ends())
+    assert ends[-1] == lay.total_steps and ends[lay.chunks_per_epoch - 1] == spe
     evaluated = ends[np.asarray(lay.evaluate)]
     gaps = np.diff(np.concatenate([[0], evaluated]))
     assert gaps.max() <= max(spe, int(np.ceil(budget / evals)))  # the uniform cadence holds throughout
@@ -259,3 +259,15 @@ def test_config_file_mapping():
         config_from_mapping({"seeds": 3})
     with pytest.raises(ConfigError, match="'budget_steps' must be a int"):
         config_from_mapping({"budget_steps": "many"})
+
+
+def test_noise_checkpoints_are_log_spaced_evaluations():
+    from jbatch.sweep import probe_chunks
+
+    lay = layout(1, 400, 100, 1437)
+    probes = probe_chunks(lay, 8)
+    ends = np.asarray(lay.chunk_ends())[np.asarray(probes)]
+    assert len(ends) == 8 and all(np.asarray(lay.evaluate)[np.asarray(probes)])
+    ratios = ends[1:] / ends[:-1]
+    assert ends[0] == 1 and ends[-1] == 400 and np.all(ratios > 1.5) and np.all(ratios < 3.5)
+    assert not any(probe_chunks(lay, 0))

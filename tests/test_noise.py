@@ -1,0 +1,70 @@
+"""The gradient noise scale on linear regression, where per-example gradients, G and
+Sigma have closed forms: g_i = 2 r_i [x_i, 1] with residual r_i = x_i.w + b - y_i."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbatch.data import make_linear_regression
+from jbatch.loss import mean_squared_error
+from jbatch.model import make_model
+from jbatch.noise import gradient_moments, two_batch_estimate
+from jbatch.optim import make_optimizer
+from jbatch.step import init_train_state
+
+
+@pytest.fixture(scope="module")
+def problem():
+    ds = make_linear_regression(num_train=300, features=5, noise=0.5)
+    state = init_train_state(make_model("linear", 5, 1, seed=3), make_optimizer("sgd", 0.1))
+    w = np.asarray(state.params["out"]["kernel"], np.float64)
+    b = np.asarray(state.params["out"]["bias"], np.float64)
+    x = ds.x_train.astype(np.float64)
+    r = (x @ w + b - ds.y_train)[:, 0]
+    g = 2 * r[:, None] * np.hstack([x, np.ones((len(x), 1))])  # per-example gradients [N, 6]
+    return ds, state, g
+
+
+def test_exact_moments_match_the_closed_form(problem):
+    ds, state, g = problem
+    G = g.mean(0)
+    trace = np.trace(np.cov(g.T, ddof=1))
+    got = jax.jit(lambda s: gradient_moments(s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)),
+                                             mean_squared_error, chunk=64))(state)  # fmt: skip
+    np.testing.assert_allclose(got["grad_sq"], G @ G, rtol=1e-4)
+    np.testing.assert_allclose(got["trace_sigma"], trace, rtol=1e-4)
+    np.testing.assert_allclose(got["b_simple"], trace / (G @ G), rtol=2e-4)
+
+
+def test_chunking_does_not_change_the_moments(problem):
+    ds, state, _ = problem
+    data = (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train))
+    a = jax.jit(lambda s: gradient_moments(s, data, mean_squared_error, chunk=7))(state)  # 300 = 42 * 7 + 6
+    b = jax.jit(lambda s: gradient_moments(s, data, mean_squared_error, chunk=300))(state)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
+
+
+def test_two_batch_estimator_is_unbiased_over_many_draws(problem):
+    # Batches drawn with replacement: E|g_b|^2 = |G|^2 + tr(Sigma_pop) / b exactly.
+    _, _, g = problem
+    n = len(g)
+    G = g.mean(0)
+    trace_pop = np.trace(np.cov(g.T, ddof=0))
+    rng = np.random.default_rng(0)
+    small, big, draws = 4, 64, 20000
+    gs = g[rng.integers(0, n, (draws, small))].mean(1)
+    gb = g[rng.integers(0, n, (draws, big))].mean(1)
+    est = two_batch_estimate(np.sum(gs**2, 1), np.sum(gb**2, 1), small, big)
+    for key, truth in (("grad_sq", G @ G), ("trace_sigma", trace_pop)):
+        mean, sem = est[key].mean(), est[key].std() / np.sqrt(draws)
+        assert abs(mean - truth) < 4 * sem, (key, mean, truth, sem)  # stated tolerance: 4 standard errors
+        assert sem < 0.05 * abs(truth)  # and the test is sharp enough to notice a bias of 20%
+    b_simple = est["trace_sigma"].mean() / est["grad_sq"].mean()
+    np.testing.assert_allclose(b_simple, trace_pop / (G @ G), rtol=0.1)
+
+
+def test_two_batch_estimate_refuses_bad_sizes():
+    with pytest.raises(ValueError, match="0 < b < B"):
+        two_batch_estimate(1.0, 1.0, 8, 8)
