@@ -123,6 +123,7 @@ def _target(text: str) -> tuple[str, float]:
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
+    p.add_argument("--preset", help="a named sweep: digits-mlp-sgd (the default), mnist1d-mlp-sgd, mnist1d-cnn-sgd")
     p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
     p.add_argument("--name", help="results/<name>/ (default: <dataset>-<model>-<optimizer>)")
     p.add_argument("--dataset")
@@ -145,12 +146,16 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from jbatch.presets import PRESETS
     from jbatch.progress import Progress
     from jbatch.report import write_report
     from jbatch.study import run_sweep
     from jbatch.sweep import SweepConfig, load_config_file, quick
 
-    config = load_config_file(args.config) if args.config else SweepConfig()
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    base = PRESETS[args.preset] if args.preset else SweepConfig()
+    config = load_config_file(args.config, base) if args.config else base
     if args.quick:
         config = quick(config)
     flags = {
@@ -205,16 +210,37 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_claims(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("claims", help="verdicts on the tutorial's claims C1-C11 from sweep results")
+    p.add_argument("directories", type=Path, nargs="*",
+                   help="sweep results directories, primary workload first (default: the published ones)")  # fmt: skip
+    p.add_argument("--out", type=Path, default=Path("results/claims.md"))
+
+
+def _claims(args: argparse.Namespace) -> int:
+    from jbatch.claims import write_claims
+    from jbatch.presets import PRESETS
+
+    directories = args.directories or [
+        d for d in (Path("results") / name for name in PRESETS) if (d / "sweep.json").exists()
+    ]
+    if not directories:
+        raise ConfigError("no sweep results found: run `jbatch sweep` first, or name the directories")
+    print(f"wrote {write_claims(directories, args.out)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jbatch", description="Batch-size benchmarks for JAX training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_sweep(sub)
     _add_report(sub)
+    _add_claims(sub)
     return parser
 
 
-COMMANDS = {"train": _train, "sweep": _sweep, "report": _report}
+COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -279,11 +279,11 @@ def run_batch_size(
             flags = np.bool_(lay.evaluate[c]), np.bool_(probes[c])
             carry, out = program(carry, train, test, idx, mask, active, *flags)
             steps_done += int(active.sum())
-            pending.append(out["loss"][:, active])
+            pending.append((out["loss"], active))  # device arrays: no eager op, no compilation
             if not lay.evaluate[c]:
                 continue
             out = jax.device_get(out)  # sync point: at evaluations only, never per step
-            losses = np.concatenate(jax.device_get(pending), axis=1)
+            losses = np.concatenate([np.asarray(loss)[:, a] for loss, a in jax.device_get(pending)], axis=1)
             pending.clear()
             with np.errstate(over="ignore", invalid="ignore"):  # a diverged replica's mean is NaN
                 minibatch = losses.mean(axis=1)
@@ -373,8 +373,8 @@ def config_from_mapping(values: dict[str, Any], base: SweepConfig | None = None)
     return dataclasses.replace(base, **clean)
 
 
-def load_config_file(path: str) -> SweepConfig:
-    """Reads a sweep config from ``.toml`` or ``.json``."""
+def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
+    """Reads a sweep config from ``.toml`` or ``.json``; its keys override ``base``."""
     import json
     import tomllib
     from pathlib import Path
@@ -390,4 +390,4 @@ def load_config_file(path: str) -> SweepConfig:
         raise ConfigError(f"config file {path!r} is not valid {p.suffix[1:] or 'JSON'}: {e}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path!r} must hold a table of settings")
-    return config_from_mapping(values)
+    return config_from_mapping(values, base)

@@ -69,6 +69,7 @@ def test_report_on_a_corrupt_or_missing_document(tmp_path, capsys):
         (["--target", "accuracy"], "target must look like test_accuracy=0.95"),
         (["--batch-sizes", "1,5000"], "batch size 5000 is larger than the 1437 training examples"),
         (["--config", "missing.toml"], "cannot read config file 'missing.toml'"),
+        (["--preset", "cifar"], "unknown preset 'cifar'; known: digits-mlp-sgd, mnist1d-mlp-sgd, mnist1d-cnn-sgd"),
     ],
 )
 def test_sweep_cli_bad_input(args, message, capsys, tmp_path):
