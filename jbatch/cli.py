@@ -59,6 +59,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="keep (Keras) or drop the partial last batch",
     )
     p.add_argument("--widths", type=_widths, default=(256, 256), help="MLP hidden widths, e.g. 256,256")
+    p.add_argument("--devices", type=int, default=1, help="data parallel over this many local devices")
     p.add_argument(
         "--out",
         type=Path,
@@ -82,6 +83,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         remainder=args.remainder,
         widths=args.widths,
+        devices=args.devices,
     )
 
     def show(e) -> None:
@@ -141,6 +143,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
     p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument("--coordinator", help="multi-process sweep: host:port of process 0's coordinator")
+    p.add_argument("--num-processes", type=int, default=1, help="multi-process sweep: how many processes")
+    p.add_argument("--process-id", type=int, default=0, help="multi-process sweep: this process's index")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -174,8 +179,20 @@ def _sweep(args: argparse.Namespace) -> int:
             return None
         return Progress(f"B={batch_size}")
 
+    processes = None
+    if args.num_processes > 1:
+        from jbatch.distributed import initialize
+
+        if not args.coordinator:
+            raise ConfigError("a multi-process sweep needs --coordinator host:port")
+        if not 0 <= args.process_id < args.num_processes:
+            raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
+        processes = initialize(args.coordinator, args.num_processes, args.process_id)
     start = time.perf_counter()
-    directory, _ = run_sweep(config, args.results_dir, force=args.force, on_start=on_start)
+    directory, _ = run_sweep(config, args.results_dir, force=args.force, on_start=on_start, processes=processes)
+    if processes is not None and processes.index != 0:
+        print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
+        return 0
     write_report(directory)
     print((directory / "table.md").read_text())
     print(f"sweep wall time {time.perf_counter() - start:.1f}s; results in {directory}/")

@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Sharding
 
 from jbatch.batching import Remainder, epoch_batches, steps_per_epoch
 from jbatch.step import Batch, StepFn, TrainState
@@ -29,12 +30,17 @@ def make_epoch(
     *,
     remainder: Remainder = "keep",
     unroll: int = 1,
+    sharding: Sharding | None = None,
+    width: int | None = None,
 ) -> EpochFn:
     """Returns ``epoch(state, (x, y), order) -> (state, {"loss": [steps]})``.
 
     ``order`` is the epoch's permutation of the training set (``epoch_order(seed, epoch,
     N)``; ``jnp.arange(N)`` for no shuffling). Full-batch descent (B = N, "keep") ignores
     it and skips the gather: the mean gradient does not depend on the order of its terms.
+
+    Data parallelism (``jbatch.parallel``): ``sharding`` splits each batch's rows over a
+    mesh; ``width`` pads every batch with masked rows to a multiple of its device count.
 
     Example:
       >>> import optax
@@ -49,19 +55,29 @@ def make_epoch(
       (3, (3,))
     """
     steps_per_epoch(num_examples, batch_size, remainder)  # validates the combination
-    whole = batch_size == num_examples
-    padded = remainder == "keep" and num_examples % batch_size != 0  # static: one program
+    width = batch_size if width is None else width
+    if width < batch_size:
+        raise ValueError(f"width {width} is smaller than the batch size {batch_size}")
+    whole = batch_size == num_examples and width == batch_size
+    # static: one program; masks only where some rows are padding
+    padded = width > batch_size or (remainder == "keep" and num_examples % batch_size != 0)
+
+    def constrain(batch: Batch) -> Batch:
+        return batch if sharding is None else jax.lax.with_sharding_constraint(batch, sharding)
 
     def epoch(state: TrainState, data: Data, order: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
         x, y = data
         if whole:
-            state, metrics = step(state, Batch(x, y))
+            state, metrics = step(state, constrain(Batch(x, y)))
             return state, jax.tree.map(lambda m: m[None], metrics)
         idx, mask = epoch_batches(order, batch_size, remainder)
+        if width > batch_size:  # data parallel: pad every batch to a multiple of the devices
+            idx = jnp.pad(idx, ((0, 0), (0, width - batch_size)))
+            mask = jnp.pad(mask, ((0, 0), (0, width - batch_size)))
 
         def body(state: TrainState, batch_idx: tuple[jax.Array, jax.Array]):
             i, m = batch_idx
-            return step(state, Batch(x[i], y[i], m if padded else None))
+            return step(state, constrain(Batch(x[i], y[i], m if padded else None)))
 
         return jax.lax.scan(body, state, (idx, mask), unroll=unroll)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jbatch.data import Dataset, load_dataset, to_device
+from jbatch.distributed import Processes, barrier
 from jbatch.errors import ConfigError
 from jbatch.metadata import environment_metadata
 from jbatch.store import read_json, write_json
@@ -29,7 +30,9 @@ def config_dict(config: SweepConfig) -> dict[str, Any]:
 
 
 def _device(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: meta[k] for k in ("backend", "device_kind", "device_count")}
+    # What makes numbers comparable: the kind of device. Each batch size trains on one
+    # device whatever the count, and every result keeps its full metadata anyway.
+    return {k: meta[k] for k in ("backend", "device_kind")}
 
 
 def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) -> dict[str, Any]:
@@ -64,20 +67,28 @@ def run_sweep(
     force: bool = False,
     dataset: Dataset | None = None,
     on_start: Callable[[int, bool], Callable[[int, int], None] | None] | None = None,
+    processes: Processes | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Runs (or resumes) a sweep into ``results_dir/<name>/sweep.json``.
 
     Finished batch sizes are skipped unless ``force``. ``on_start(batch_size, skipped)``
-    may return a per-chunk progress callback. Returns the directory and the document.
+    may return a per-chunk progress callback. With several ``processes``, each trains its
+    share of the batch sizes and process 0 merges them (``jbatch.distributed``). Returns
+    the directory and the document (as merged, on process 0).
     """
+    processes = processes or Processes()
     ds = dataset if dataset is not None else load_dataset(config.dataset)
     sizes = check_sweep(config, ds)
     directory = Path(results_dir) / config.results_name
     meta = environment_metadata()
-    doc = open_document(directory, config, meta)
+    if processes.index == 0:
+        merge_parts(directory, open_document(directory, config, meta))  # left by an interrupted run
+    barrier("jbatch-sweep-start", processes)
+    doc = open_document(directory, config, meta)  # every process checks config and device
     doc["num_train"] = ds.num_train
     train = to_device(ds.x_train, ds.y_train)
-    for b in sizes:
+    part = {"index": processes.index, "metadata": meta, "batch_sizes": {}}
+    for b in processes.share(sizes):
         skipped = str(b) in doc["batch_sizes"] and not force
         progress = on_start(b, skipped) if on_start else None
         if skipped:
@@ -85,6 +96,31 @@ def run_sweep(
         result = run_batch_size(config, ds, b, on_chunk=progress)
         result["timing"] = time_per_step(config, ds, b, train)
         result["metadata"] = meta
-        doc["batch_sizes"][str(b)] = result
-        write_json(directory / DOCUMENT, doc, indent=None)  # atomic: a kill leaves the last one
+        if processes.count == 1:
+            doc["batch_sizes"][str(b)] = result
+            write_json(directory / DOCUMENT, doc, indent=None)  # atomic: a kill leaves the last one
+        else:
+            part["batch_sizes"][str(b)] = result
+            write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
+    barrier("jbatch-sweep-done", processes)
+    if processes.count > 1 and processes.index == 0:
+        doc = open_document(directory, config, meta)
+        doc["num_train"] = ds.num_train
+        merge_parts(directory, doc)
     return directory, doc
+
+
+def merge_parts(directory: Path, doc: dict[str, Any]) -> bool:
+    """Moves every ``parts/process-*.json`` into ``doc`` (results and the metadata of the
+    process that measured them), writes it, then deletes the parts (in that order: a kill
+    in between leaves parts that merge again, harmlessly). Returns whether there were any."""
+    paths = sorted((directory / "parts").glob("process-*.json"))
+    for path in paths:
+        part = read_json(path)
+        doc["batch_sizes"].update(part["batch_sizes"])
+        doc.setdefault("processes", {})[str(part["index"])] = part["metadata"]
+    if paths:
+        write_json(directory / DOCUMENT, doc, indent=None)
+        for path in paths:
+            path.unlink()
+    return bool(paths)

@@ -7,18 +7,20 @@ then trains epoch by epoch, timing each epoch apart from its evaluation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
 
 from jbatch.batching import REMAINDERS, BatchSize, epoch_order, resolve_batch_size, steps_per_epoch
-from jbatch.data import Dataset, load_dataset, to_device
+from jbatch.data import Dataset, load_dataset
 from jbatch.engine import compile_program, fast_unroll, timed_call
 from jbatch.epoch import make_epoch, make_evaluate
 from jbatch.errors import ConfigError
 from jbatch.loss import loss_for_task
 from jbatch.model import make_model
 from jbatch.optim import make_optimizer
+from jbatch.parallel import batch_sharding, data_mesh, padded_width, place
 from jbatch.step import TrainState, init_train_state, make_eval_step, make_train_step
 
 
@@ -36,6 +38,7 @@ class TrainConfig:
     remainder: str = "keep"
     widths: tuple[int, ...] = (256, 256)
     unroll: int | None = None  # None: engine.fast_unroll(batch_size)
+    devices: int = 1  # > 1: data parallel over this many local devices (jbatch.parallel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +76,10 @@ def check_config(config: TrainConfig, num_examples: int) -> int:
         raise ConfigError(f"remainder must be one of {REMAINDERS}, got {config.remainder!r}")
     if config.unroll is not None and config.unroll < 1:
         raise ConfigError(f"unroll must be at least 1, got {config.unroll}")
+    if not 1 <= config.devices <= jax.local_device_count():
+        raise ConfigError(
+            f"devices must be between 1 and the {jax.local_device_count()} local device(s), got {config.devices}"
+        )
     return resolve_batch_size(config.batch_size, num_examples)
 
 
@@ -107,22 +114,30 @@ def train_and_evaluate(
     state = init_train_state(build_model(config, ds, config.seed), tx)
 
     loss_fn = loss_for_task(ds.task)
+    parallel = {}
+    put = jax.device_put
+    if config.devices > 1:  # data parallel: batch rows split over a mesh, the rest replicated
+        mesh = data_mesh(jax.local_devices()[: config.devices])
+        parallel = {"sharding": batch_sharding(mesh), "width": padded_width(batch_size, mesh)}
+        state = place(state, mesh)
+        put = functools.partial(place, mesh=mesh)
     epoch_fn = make_epoch(
         make_train_step(loss_fn),
         ds.num_train,
         batch_size,
         remainder=config.remainder,
         unroll=config.unroll or fast_unroll(batch_size),
+        **parallel,
     )
     evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
-    train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
+    train, test = put((ds.x_train, ds.y_train)), put((ds.x_test, ds.y_test))
     n = ds.num_train
 
-    run_epoch = compile_program(epoch_fn, state, train, epoch_order(0, 0, n), donate_argnums=(0,))
+    run_epoch = compile_program(epoch_fn, state, train, put(epoch_order(0, 0, n)), donate_argnums=(0,))
     run_eval = compile_program(lambda s, a, b: (evaluate(s, a), evaluate(s, b)), state, train, test)
 
     def one_epoch(state: TrainState, e: int):
-        return run_epoch(state, train, jax.device_put(epoch_order(config.seed, e, n)))
+        return run_epoch(state, train, put(epoch_order(config.seed, e, n)))
 
     history = []
     for e in range(config.epochs):

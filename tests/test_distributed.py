@@ -1,0 +1,80 @@
+"""Several devices and several processes, each in fresh subprocesses so the rest of the
+suite keeps its single CPU device: data-parallel equivalence (4 host devices) and a
+2-process sweep on loopback whose results are merged into one directory."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jbatch.distributed import Processes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["PYTHONPATH"] = str(ROOT)
+    return env | extra
+
+
+def test_data_parallel_on_4_host_devices_equals_one_device():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.parallel_check"],
+        cwd=ROOT, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("ok:") == 7
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_sweep_splits_batch_sizes_and_merges(tmp_path):
+    port = _free_port()
+    args = ["sweep", "--quick", "--batch-sizes", "100,32,full", "--seeds", "0", "--lrs", "0.1,1", "--budget-steps", "20",
+            "--results-dir", str(tmp_path), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jbatch", *args, "--process-id", str(i)],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=300))  # every wait is bounded
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out + err
+    doc = json.loads((tmp_path / "digits-mlp-sgd-quick" / "sweep.json").read_text())
+    assert set(doc["batch_sizes"]) == {"100", "32", "1437"}
+    assert set(doc["processes"]) == {"0", "1"}  # both processes' metadata
+    by = {b: r["metadata"]["process_count"] for b, r in doc["batch_sizes"].items()}
+    assert by == {"100": 2, "32": 2, "1437": 2}
+    assert not list((tmp_path / "digits-mlp-sgd-quick" / "parts").glob("*.json"))
+    assert "| full-batch | 1437 |" in outs[0][0] and "process 1: done" in outs[1][0]
+
+
+def test_processes_share_batch_sizes_round_robin():
+    sizes = [1, 4, 16, 64, 256, 1437]
+    shares = [Processes(i, 3).share(sizes) for i in range(3)]
+    assert shares == [[1, 64], [4, 256], [16, 1437]]
+    assert sorted(sum(shares, [])) == sizes
+    with pytest.raises(ValueError, match="not in"):
+        Processes(2, 2)
