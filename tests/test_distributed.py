@@ -40,8 +40,9 @@ def _free_port() -> int:
 
 def test_two_process_sweep_splits_batch_sizes_and_merges(tmp_path):
     port = _free_port()
-    args = ["sweep", "--quick", "--batch-sizes", "100,32,full", "--seeds", "0", "--lrs", "0.1,1", "--budget-steps", "20",
-            "--results-dir", str(tmp_path), "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]  # fmt: skip
+    args = ["sweep", "--quick", "--batch-sizes", "100,32,full", "--seeds", "0", "--lrs", "0.1,1",
+            "--budget-steps", "20", "--results-dir", str(tmp_path),
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]  # fmt: skip
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "jbatch", *args, "--process-id", str(i)],
