@@ -192,3 +192,26 @@ def plain_scan(wl: Workload, batch_size: int | str | None) -> Runner:
         return jax.block_until_ready(losses)
 
     return Runner(run, steps * b, steps, program.compile_seconds)
+
+
+def sharded_epoch(wl: Workload, batch_size: int | str | None, devices: int) -> Runner:
+    """jbatch's scan-fused epoch, data parallel over the first ``devices`` local devices
+    (``jbatch.parallel``): ``batch_size`` is the global batch."""
+    from jbatch.parallel import batch_sharding, data_mesh, padded_width, place
+
+    n = wl.num_examples
+    b = resolve_batch_size(batch_size, n)
+    mesh = data_mesh(jax.local_devices()[:devices])
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+    epoch = make_epoch(make_train_step(softmax_cross_entropy), n, b, unroll=fast_unroll(b),
+                       sharding=batch_sharding(mesh), width=padded_width(b, mesh))  # fmt: skip
+    state, data = place(init_train_state(wl.model(0), tx), mesh), place(_device_data(wl), mesh)
+    order = place(epoch_order(0, 0, n), mesh)
+    program = compile_program(epoch, state, data, order, donate_argnums=(0,))
+    box = {"state": state}
+
+    def run() -> Any:
+        box["state"], metrics = program(box["state"], data, order)
+        return jax.block_until_ready(metrics)
+
+    return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)

@@ -247,6 +247,24 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_scaling(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scaling", help="throughput vs device count (fixed global and per-device batch)")
+    p.add_argument("--devices", type=_list(int), default=(1, 2, 4), help="device counts, e.g. 1,2,4")
+    p.add_argument("--global-batch", type=int, default=512)
+    p.add_argument("--per-device-batch", type=int, default=128)
+    p.add_argument("--workload", choices=("digits", "wide"), default="digits")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path("results/scaling"))
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from jbatch.scaling import measure
+
+    path = measure(list(args.devices), args.global_batch, args.per_device_batch, args.workload, args.rounds, args.out)
+    print(path.read_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jbatch", description="Batch-size benchmarks for JAX training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -254,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(sub)
     _add_report(sub)
     _add_claims(sub)
+    _add_scaling(sub)
     return parser
 
 
-COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims}
+COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ def load_benchmark(path: str | Path) -> dict[str, Any]:
     doc = read_json(path)
     if not isinstance(doc, dict) or "benchmarks" not in doc or "machine_info" not in doc:
         raise ConfigError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' / 'machine_info')")
-    rows = [b for b in doc["benchmarks"] if "samples_per_second" in b.get("extra_info", {})]
+    rows = [b for b in doc["benchmarks"] if "method" in b.get("extra_info", {})]
     if not rows:
         raise ConfigError(f"{path} holds no jbatch throughput benchmark (run: pytest bench --benchmark-only)")
     return doc
@@ -36,7 +36,7 @@ def measurements(doc: dict[str, Any]) -> dict[tuple[str, str, Any], dict[str, An
     out = {}
     for b in doc["benchmarks"]:
         e = b.get("extra_info", {})
-        if "samples_per_second" not in e:
+        if "samples_per_second" not in e or "method" not in e:  # e.g. bench/test_scaling.py
             continue
         s = b["stats"]
         n = e["samples_per_round"]
