@@ -21,7 +21,7 @@ from jbatch.optim import make_optimizer
 from jbatch.parallel import batch_sharding, data_mesh, padded_width, place
 from jbatch.replica import init_replicas, replica_orders, unstack
 from jbatch.step import init_train_state, make_train_step
-from tests.trees import assert_trees_close
+from tests.helpers import assert_trees_close
 
 STEP = make_train_step(softmax_cross_entropy)
 TX = make_optimizer("momentum", 0.05)

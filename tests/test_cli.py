@@ -8,16 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from jbatch.cli import main
-
-
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli as run
 
 
 @pytest.mark.parametrize(

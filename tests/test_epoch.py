@@ -14,7 +14,7 @@ from jbatch.optim import make_optimizer, set_learning_rate
 from jbatch.replica import init_replicas, replica_orders, unstack
 from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
 from jbatch.train import TrainConfig, train_and_evaluate
-from tests.trees import assert_trees_close
+from tests.helpers import assert_trees_close
 
 STEP = make_train_step(softmax_cross_entropy)
 

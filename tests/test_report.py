@@ -3,10 +3,10 @@ clear errors."""
 
 import pytest
 
-from jbatch.cli import main
 from jbatch.data import Dataset
 from jbatch.study import DOCUMENT, run_sweep
 from jbatch.sweep import SweepConfig
+from tests.helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")
@@ -17,14 +17,6 @@ def swept(digits, tmp_path_factory):
                       seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6)  # fmt: skip
     directory, _ = run_sweep(cfg, tmp_path_factory.mktemp("res"), dataset=tiny)
     return directory
-
-
-def run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, *capsys.readouterr()
 
 
 def test_report_regenerates_identical_tables_from_the_json(swept, capsys):

@@ -12,7 +12,7 @@ from jbatch.loss import mean_squared_error, softmax_cross_entropy
 from jbatch.model import make_model
 from jbatch.optim import get_learning_rate, make_optimizer, set_learning_rate
 from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
-from tests.trees import assert_trees_close
+from tests.helpers import assert_trees_close
 
 
 def _problem(n=20, d=64, seed=0):

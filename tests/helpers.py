@@ -1,4 +1,4 @@
-"""Comparing PyTrees in tests with float32 tolerances."""
+"""Test helpers: PyTree comparison at float32 tolerances, and running the CLI in-process."""
 
 import jax
 
@@ -14,3 +14,15 @@ def assert_trees_close(a, b, rtol=RTOL, atol=ATOL):
     assert len(la) == len(lb) and la
     for x, y in zip(la, lb, strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def run_cli(argv, capsys):
+    """``jbatch ARGV`` in this process: (exit code, stdout, stderr); argparse exits count."""
+    from jbatch.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
