@@ -71,7 +71,7 @@ def quick(config: SweepConfig) -> SweepConfig:
     in its own results directory (``<name>-quick``)."""
     return dataclasses.replace(
         config, name=f"{config.results_name}-quick", seeds=config.seeds[:1],
-        learning_rates=(0.01, 0.1, 1.0, 10.0), budget_steps=60, budget_epochs=1, evals=12,
+        learning_rates=(0.01, 0.1, 1.0, 10.0), budget_steps=60, budget_epochs=1, evals=12, noise_checkpoints=3,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ def swept(digits, tmp_path_factory):
     tiny = Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
                    task="classification", outputs=10)  # fmt: skip
     cfg = SweepConfig(name="r", dataset="tiny", widths=(16,), batch_sizes=(1, 32, "full"), learning_rates=(0.03, 0.3),
-                      seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6)  # fmt: skip
+                      seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6, noise_checkpoints=2)  # fmt: skip
     directory, _ = run_sweep(cfg, tmp_path_factory.mktemp("res"), dataset=tiny)
     return directory
 
@@ -81,13 +81,13 @@ def test_sweep_config_file_and_flags(tmp_path, capsys):
 
 
 def test_quick_sweep_end_to_end_writes_tables_and_resumes(tmp_path, capsys):
-    args = ["sweep", "--quick", "--batch-sizes", "1,64,full", "--results-dir", str(tmp_path)]
+    args = ["sweep", "--quick", "--batch-sizes", "8,full", "--lrs", "0.1,1", "--results-dir", str(tmp_path)]
     code, out, err = run(args, capsys)
     assert code == 0, err
     directory = tmp_path / "digits-mlp-sgd-quick"
-    assert "| stochastic | 1 |" in out and "| full-batch | 1437 |" in out and "sweep wall time" in out
-    assert "B=64: " in err  # progress lines (not a terminal here)
+    assert "| mini-batch | 8 |" in out and "| full-batch | 1437 |" in out and "sweep wall time" in out
+    assert "B=8: " in err  # progress lines (not a terminal here)
     for name in ("sweep.json", "table.md", "table.csv", "steps_to_target.png"):
         assert (directory / name).stat().st_size > 0
     code, out, _ = run(args, capsys)  # rerun: everything is already there
-    assert code == 0 and out.count("already in the results, skipped") == 3
+    assert code == 0 and out.count("already in the results, skipped") == 2
