@@ -14,7 +14,8 @@ def swept(digits, tmp_path_factory):
     tiny = Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
                    task="classification", outputs=10)  # fmt: skip
     cfg = SweepConfig(name="r", dataset="tiny", widths=(16,), batch_sizes=(1, 32, "full"), learning_rates=(0.03, 0.3),
-                      seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6, noise_checkpoints=2)  # fmt: skip
+                      seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6,
+                      noise_checkpoints=2)  # fmt: skip
     directory, _ = run_sweep(cfg, tmp_path_factory.mktemp("res"), dataset=tiny)
     return directory
 

@@ -25,7 +25,8 @@ def tiny(digits):
 
 def _config(**kw):
     base = SweepConfig(name="t", dataset="tiny", widths=(16,), batch_sizes=(32, "full"), learning_rates=(0.1, 1e4),
-                       seeds=(0,), target_value=0.7, budget_steps=20, budget_epochs=2, evals=10, noise_checkpoints=0)  # fmt: skip
+                       seeds=(0,), target_value=0.7, budget_steps=20, budget_epochs=2, evals=10,
+                       noise_checkpoints=0)  # fmt: skip
     return dataclasses.replace(base, **kw)
 
 
@@ -135,8 +136,9 @@ def test_sweep_training_equals_plain_training(tiny, b):
     # Chunks with skipped steps (B=16: 19 steps per epoch cut 7 + 7 + 5), step chunks
     # (B=32), vmapped replicas and the divergence guard must not change what a replica
     # computes: compare with train_and_evaluate epoch by epoch.
+    # momentum: a skipped step that ran anyway would still move the weights
     cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
-                  optimizer="momentum", noise_checkpoints=3)  # momentum: a skipped step that ran anyway would still move  # fmt: skip
+                  optimizer="momentum", noise_checkpoints=3)  # fmt: skip
     result = run_batch_size(cfg, tiny, b)
     rep = next(r for r in result["replicas"] if r["learning_rate"] == 0.3 and r["seed"] == 1)
     assert result["chunk_steps"] == (7 if b == 16 else 1)
