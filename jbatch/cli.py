@@ -142,7 +142,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--remainder", choices=("keep", "drop"))
     p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
-    p.add_argument("--results-dir", type=Path, default=Path("results"))
+    p.add_argument("--results-dir", type=Path, default=Path("runs"),
+                   help="where <name>/ goes (default runs/; the published tables are under results/)")  # fmt: skip
     p.add_argument("--coordinator", help="multi-process sweep: host:port of process 0's coordinator")
     p.add_argument("--num-processes", type=int, default=1, help="multi-process sweep: how many processes")
     p.add_argument("--process-id", type=int, default=0, help="multi-process sweep: this process's index")

@@ -51,11 +51,11 @@ class SweepConfig:
     widths: tuple[int, ...] = (256, 256)
     optimizer: str = "sgd"
     batch_sizes: tuple[BatchSize, ...] = (1, 4, 16, 64, 256, "full")
-    learning_rates: tuple[float, ...] = tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 1.01, 0.5))
+    learning_rates: tuple[float, ...] = tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5))
     seeds: tuple[int, ...] = (0, 1, 2)
     target_metric: str = "test_accuracy"
     target_value: float = 0.95
-    budget_steps: int = 400
+    budget_steps: int = 300
     budget_epochs: int = 4
     evals: int = 100  # evaluation points per run, about; always at epoch ends
     remainder: str = "keep"
