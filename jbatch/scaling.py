@@ -60,6 +60,11 @@ def run_worker(devices: int, batch: int, workload: str, rounds: int, timeout_s: 
 def measure(device_counts: list[int], global_batch: int, per_device_batch: int, workload: str, rounds: int,
             out: Path) -> Path:  # fmt: skip
     """Both scaling modes for every device count; writes ``out/scaling.json`` and ``table.md``."""
+    if not device_counts or min(device_counts) < 1:
+        raise ConfigError(f"device counts must be positive integers, got {device_counts}")
+    for name, value in (("global batch", global_batch), ("per-device batch", per_device_batch), ("rounds", rounds)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
     rows = []
     for d in device_counts:
         rows.append({"mode": "fixed global batch", **run_worker(d, global_batch, workload, rounds)})
@@ -74,7 +79,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|",
     ]
     base = {r["mode"]: r["samples_per_second"] for r in rows if r["devices"] == 1}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r["mode"], r["devices"])):
         speedup = r["samples_per_second"] / base[r["mode"]] if r["mode"] in base else float("nan")
         lines.append(f"| {r['mode']} | {r['devices']} | {r['global_batch']} | {r['per_device_batch']:g} | "
                      f"{r['samples_per_second'] / 1e3:.1f}k | {speedup:.2f}x |")  # fmt: skip
