@@ -98,3 +98,22 @@ def test_missing_peer_skips_with_a_reason(peer, module, monkeypatch):
     wl = Workload("t", (4, 3, 2), np.zeros((8, 4), np.float32), np.zeros(8, np.int32))
     with pytest.raises(pytest.skip.Exception, match=r"peer: pip install -e '\.\[peers\]'"):
         PEERS[peer](wl, 4, 8)
+
+
+def test_mfu_bars_divide_by_the_session_peak_and_by_the_peak_around_the_benchmark():
+    doc = json.loads(DATA.read_text())
+    wide = json.loads(json.dumps(doc["benchmarks"][0]))  # a jbatch-scan entry, turned into a wide one
+    e = wide["extra_info"]
+    e.update(workload="wide", batch_size=2048, flops_per_example=1e6, matmul_peak_gflops_session=200.0,
+             matmul_peak_gflops_before=80.0, matmul_peak_gflops_now=100.0)  # fmt: skip
+    doc["benchmarks"].append(wide)
+    m = measurements(doc)
+    rate = m[("wide", "jbatch-scan", 2048)]["samples_per_second"]
+    got = {name: value for name, value, _, _ in bars(m)}
+    session = max(b["extra_info"]["matmul_peak_gflops_session"] for b in doc["benchmarks"])
+    assert got["wide B>=512: jbatch-scan MFU vs jax's best matmul rate in the session (worst case)"] == pytest.approx(
+        rate * 1e6 / 1e9 / session
+    )
+    assert got["wide B>=512: jbatch-scan MFU vs the matmul rate measured around it (worst case)"] == pytest.approx(
+        rate * 1e6 / 1e9 / 100.0
+    )
