@@ -37,7 +37,8 @@ def cpu_model() -> str:
 
 
 def git_commit(path: str | Path = ".") -> dict[str, Any]:
-    """The commit of the checkout at ``path`` and whether it had local changes."""
+    """The commit of the checkout at ``path`` and whether its code had local changes
+    (changes under ``results/``, where runs write their output, do not count)."""
 
     def git(*args: str) -> str | None:
         try:
@@ -47,7 +48,7 @@ def git_commit(path: str | Path = ".") -> dict[str, Any]:
         return r.stdout.strip() if r.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results") if commit else None
     return {"id": commit, "dirty": bool(status) if status is not None else None}
 
 
