@@ -1,5 +1,6 @@
 """What limits K replicas at B = 1 on a CPU: vmap on one core against the replicas split
-over every core (a ``"replica"`` mesh axis of host devices, one per core, no collectives).
+over every core (jbatch.parallel's one-axis mesh of host devices, one per core, the leading
+(replica) axis split over it, no collectives).
 
     python bench/replica_cores.py [--replicas 8] [--rounds 5] [--out results/throughput/replicas.json]
 
@@ -39,7 +40,6 @@ def main() -> None:
     import jax.numpy as jnp
     import numpy as np
     import optax
-    from jax.sharding import Mesh, NamedSharding
     from jax.sharding import PartitionSpec as P
 
     from jbatch.batching import epoch_order
@@ -48,6 +48,7 @@ def main() -> None:
     from jbatch.epoch import make_epoch
     from jbatch.loss import softmax_cross_entropy
     from jbatch.metadata import environment_metadata
+    from jbatch.parallel import batch_sharding, data_mesh, replicated
     from jbatch.replica import init_replicas, replica_orders
     from jbatch.step import init_train_state, make_train_step
     from jbatch.store import write_json
@@ -68,11 +69,11 @@ def main() -> None:
     vmapped = compile_program(epoch, states, data, orders, in_axes=(0, None, 0))
     variants[f"{k} replicas, vmap on one device"] = (vmapped, (states, data, orders), k)
 
-    mesh = Mesh(np.array(jax.local_devices()), ("replica",))
-    split, whole = NamedSharding(mesh, P("replica")), NamedSharding(mesh, P())
+    mesh = data_mesh()  # its one axis splits the leading axis: here the replicas, not batch rows
+    split, whole, axis = batch_sharding(mesh), replicated(mesh), P(*mesh.axis_names)
     placed = (jax.device_put(states, split), jax.device_put(data, whole), jax.device_put(orders, split))
     per_device = jax.shard_map(jax.vmap(epoch, in_axes=(0, None, 0)), mesh=mesh,
-                               in_specs=(P("replica"), P(), P("replica")), out_specs=P("replica"))  # fmt: skip
+                               in_specs=(axis, P(), axis), out_specs=axis)  # fmt: skip
     sharded = compile_program(per_device, *placed)
     variants[f"{k} replicas, vmap split over {cores} host devices (one per core)"] = (sharded, placed, k)
 
@@ -87,23 +88,19 @@ def main() -> None:
 
     state_floats = rewritten // 2 // 4  # one replica's parameters and momentum, in float32 elements
     buf = jnp.zeros((cores, k * state_floats // cores), jnp.float32)
+    buf_split = jax.device_put(buf, split)
+    rewrite_split = jax.shard_map(rewrite, mesh=mesh, in_specs=axis, out_specs=axis)
     streams = {
-        "rewrite, one device": (compile_program(rewrite, buf), (buf,)),
-        f"rewrite, split over {cores} host devices": (
-            compile_program(
-                jax.shard_map(rewrite, mesh=mesh, in_specs=P("replica"), out_specs=P("replica")),
-                jax.device_put(buf, split),
-            ),  # fmt: skip
-            (jax.device_put(buf, split),),
-        ),
+        "rewrite, one device": (compile_program(rewrite, buf), (buf,), k),
+        f"rewrite, split over {cores} host devices": (compile_program(rewrite_split, buf_split), (buf_split,), k),
     }
 
-    timed = {name: (v[0], v[1]) for name, v in variants.items()} | streams
+    timed = variants | streams  # name -> (program, inputs, replicas)
     seconds = {name: [] for name in timed}
-    for program, inputs in timed.values():
+    for program, inputs, _ in timed.values():
         jax.block_until_ready(program(*inputs))  # warm-up
     for _ in range(args.rounds):  # interleaved: every variant sees the same phases of the machine
-        for name, (program, inputs) in timed.items():
+        for name, (program, inputs, _) in timed.items():
             start = time.perf_counter()
             jax.block_until_ready(program(*inputs))  # sync point: the round ends when its work is done
             seconds[name].append(time.perf_counter() - start)
