@@ -86,15 +86,15 @@ def run_sweep(
     barrier("jbatch-sweep-start", processes)
     doc = open_document(directory, config, meta)  # every process checks config and device
     doc["num_train"] = ds.num_train
-    train = to_device(ds.x_train, ds.y_train)
+    placed = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)  # once for every batch size
     part = {"index": processes.index, "metadata": meta, "batch_sizes": {}}
     for b in processes.share(sizes):
         skipped = str(b) in doc["batch_sizes"] and not force
         progress = on_start(b, skipped) if on_start else None
         if skipped:
             continue
-        result = run_batch_size(config, ds, b, on_chunk=progress)
-        result["timing"] = time_per_step(config, ds, b, train)
+        result = run_batch_size(config, ds, b, on_chunk=progress, placed=placed)
+        result["timing"] = time_per_step(config, ds, b, placed[0])
         result["metadata"] = meta
         if processes.count == 1:
             doc["batch_sizes"][str(b)] = result

@@ -231,10 +231,13 @@ def run_batch_size(
     ds: Dataset,
     batch_size: int,
     on_chunk: Callable[[int, int], None] | None = None,
+    placed: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
     """Trains every (learning rate x seed) replica at ``batch_size`` in one compiled program
     and returns the raw curves: per replica, evaluation points (step, epoch, train/test
-    loss and accuracy), the mean mini-batch loss between evaluations, and divergence."""
+    loss and accuracy), the mean mini-batch loss between evaluations, and divergence.
+    ``placed``: the (train, test) data already on the device (``to_device``), shared by a
+    sweep's batch sizes; placed here when omitted."""
     n = ds.num_train
     spe = steps_per_epoch(n, batch_size, config.remainder)
     lay = layout(spe, budget_steps(config, spe), config.evals, batch_size)
@@ -245,7 +248,7 @@ def run_batch_size(
     evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
     tx = make_optimizer(config.optimizer, config.learning_rates[0])
     carry = (init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs), np.zeros(len(grid), bool))
-    train, test = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
+    train, test = placed or (to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test))
     whole = batch_size == n and config.remainder == "keep"
     probe = functools.partial(gradient_moments, loss_fn=loss_fn) if config.noise_checkpoints else None
     chunk_fn = make_chunk(make_train_step(loss_fn), evaluate, whole=whole, probe=probe)
