@@ -11,6 +11,9 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", default=False,
                      help="jbatch benchmarks: every batch size of both workloads, 7 rounds each")  # fmt: skip
+    parser.addoption("--bars", action="store_true", default=False,
+                     help="run bench/test_bars.py: interleaved rounds, fail when a performance bar is missed")
+    parser.addoption("--bars-json", default=None, help="with --bars: also write the rounds and verdicts here")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from jbatch.benchmark import jbatch_epoch, jbatch_step_loop, matmul_peak_gflops, plain_scan
+from jbatch.benchmark import jbatch_epoch, jbatch_step_loop, matmul_peak_gflops, mfu, plain_scan
 
 BATCH_SIZES = (1, 8, 32, 128, 512, 2048, "full")
 DEFAULT = {"digits": (1, 32, 512, "full"), "wide": (512, 2048)}  # under 5 minutes here
@@ -51,10 +51,13 @@ METHODS = {
     "jbatch-vmap8": _jbatch("jbatch-vmap8"),
     "plain-scan": _jbatch("plain-scan"),
     "flax-nnx-loop": _peer("flax-nnx-loop"),
+    "flax-nnx-fast": _peer("flax-nnx-fast"),
     "keras-fit": _peer("keras-fit"),
     "torch-eager": _peer("torch-eager"),
+    "torch-compile": _peer("torch-compile"),
 }
-FULL_ONLY = {("wide", "plain-scan"), ("wide", "jbatch-vmap8")}  # 8 wide replicas: ~6 s a round
+# 8 wide replicas: ~6 s a round; torch.compile: 4-30 s of compilation per batch size here
+FULL_ONLY = {("wide", "plain-scan"), ("wide", "jbatch-vmap8"), ("digits", "torch-compile"), ("wide", "torch-compile")}
 CASES = [pytest.param(w, m, b, id=f"{w}-{m}-B{b}") for w in ("digits", "wide") for b in BATCH_SIZES for m in METHODS]
 
 
@@ -87,5 +90,5 @@ def test_throughput(benchmark, workloads, matmul_peak, full, workload, method, b
         matmul_peak_gflops_session=matmul_peak["gflops"],
         matmul_peak_gflops_before=peak_before,
         matmul_peak_gflops_now=peak_now,
-        mfu=samples_per_second * wl.flops_per_example / 1e9 / max(matmul_peak["gflops"], peak_now),
+        mfu=mfu(samples_per_second, wl.flops_per_example, max(matmul_peak["gflops"], peak_now)),
     )

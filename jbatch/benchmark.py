@@ -78,6 +78,16 @@ def make_workload(name: str) -> Workload:
     raise ValueError(f"unknown workload {name!r}; known: digits, wide")
 
 
+def mfu(samples_per_second: float, flops_per_example: float, peak_gflops: float) -> float:
+    """Model-FLOP utilisation: the model FLOPs a run performs per second over a peak rate.
+
+    Example:
+      >>> mfu(1000.0, 2e6, 4.0)  # 2 GFLOP/s of model work against a 4 GFLOP/s peak
+      0.5
+    """
+    return samples_per_second * flops_per_example / 1e9 / peak_gflops
+
+
 def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     """The float32 matmul rate jax reaches here: best of ``repeats`` ``n x n @ n x n``."""
     a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
@@ -91,14 +101,38 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
+Weights = list[tuple[np.ndarray, np.ndarray]]  # (kernel [in, out], bias) per layer
+
+
 @dataclasses.dataclass
 class Runner:
-    """One blocking call of ``run`` trains on ``samples`` examples in ``steps`` updates."""
+    """One blocking call of ``run`` trains on ``samples`` examples in ``steps`` updates;
+    ``weights()`` reads the model's current weights (to check that methods train alike)."""
 
     run: Callable[[], Any]
     samples: int
     steps: int
     compile_seconds: float
+    weights: Callable[[], Weights] | None = None
+
+
+def mlp_weights(params: Any) -> Weights:
+    """``(kernel, bias)`` per layer of jbatch's MLP parameters (an ``nnx.State``), in order."""
+    layers = [*(params["hidden"][i] for i in sorted(params["hidden"])), params["out"]]
+    return [(np.asarray(layer["kernel"][...]), np.asarray(layer["bias"][...])) for layer in layers]
+
+
+def mlp_loss(weights: Weights, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean softmax cross-entropy of a ReLU MLP given by ``weights``, in float64 NumPy: an
+    implementation-independent referee for the peers' equivalence check."""
+    h = x.astype(np.float64)
+    for i, (k, b) in enumerate(weights):
+        h = h @ k.astype(np.float64) + b.astype(np.float64)
+        if i < len(weights) - 1:
+            h = np.maximum(h, 0)
+    h = h - h.max(1, keepdims=True)
+    logp = h - np.log(np.exp(h).sum(1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean())
 
 
 def _device_data(wl: Workload) -> tuple[jax.Array, jax.Array]:
@@ -153,7 +187,7 @@ def jbatch_step_loop(wl: Workload, batch_size: int | str | None, samples: int) -
         box["state"] = s
         return jax.block_until_ready(metrics)
 
-    return Runner(run, steps * b, steps, program.compile_seconds)
+    return Runner(run, steps * b, steps, program.compile_seconds, lambda: mlp_weights(box["state"].params))
 
 
 def plain_scan(wl: Workload, batch_size: int | str | None) -> Runner:

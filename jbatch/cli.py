@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -123,23 +124,30 @@ def _target(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"target must look like test_accuracy=0.95, got {text!r}") from None
 
 
+def config_flags(parser: argparse.ArgumentParser, cls: type) -> list[str]:
+    """One flag per field of the config dataclass ``cls`` (``--budget-steps`` for
+    ``budget_steps``), typed from its default, with the help its ``setting`` carries; no
+    default, so only what the user gave overrides the config. Returns the field names."""
+    items = {int: int, float: float, "batch": _batch_size}
+    names = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        kind = _list(items[meta["item"]]) if isinstance(f.default, tuple) else type(f.default)
+        extra = {"choices": meta["choices"]} if "choices" in meta else {}
+        parser.add_argument(flag, *meta.get("aliases", ()), dest=f.name, type=kind, help=meta.get("help"), **extra)
+        names.append(f.name)
+    return names
+
+
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    from jbatch.sweep import SweepConfig
+
     p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
     p.add_argument("--preset", help="a named sweep: digits-mlp-sgd (the default), mnist1d-mlp-sgd, mnist1d-cnn-sgd")
     p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
-    p.add_argument("--name", help="results/<name>/ (default: <dataset>-<model>-<optimizer>)")
-    p.add_argument("--dataset")
-    p.add_argument("--model")
-    p.add_argument("--widths", type=_widths)
-    p.add_argument("--optimizer")
-    p.add_argument("--batch-sizes", type=_list(_batch_size), help="e.g. 1,4,16,64,256,full")
-    p.add_argument("--lrs", type=_list(float), help="learning-rate grid, e.g. 0.001,0.01,0.1,1")
-    p.add_argument("--seeds", type=_list(int), help="e.g. 0,1,2")
-    p.add_argument("--target", type=_target, help="metric=value: test_accuracy=0.95 or train_loss=0.05")
-    p.add_argument("--budget-steps", type=int, help="at least this many steps per run")
-    p.add_argument("--budget-epochs", type=int, help="and at least this many epochs")
-    p.add_argument("--evals", type=int, help="evaluation points per run, about")
-    p.add_argument("--remainder", choices=("keep", "drop"))
+    p.set_defaults(config_fields=config_flags(p, SweepConfig))
+    p.add_argument("--target", type=_target, help="both target settings at once: test_accuracy=0.95 or train_loss=0.05")
     p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
     p.add_argument("--results-dir", type=Path, default=Path("runs"),
@@ -147,11 +155,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coordinator", help="multi-process sweep: host:port of process 0's coordinator")
     p.add_argument("--num-processes", type=int, default=1, help="multi-process sweep: how many processes")
     p.add_argument("--process-id", type=int, default=0, help="multi-process sweep: this process's index")
+    p.add_argument("--barrier-timeout", type=float, default=24 * 3600.0,
+                   help="multi-process sweep: seconds a process waits for the others (default 24 h)")  # fmt: skip
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from jbatch.presets import PRESETS
     from jbatch.progress import Progress
     from jbatch.report import write_report
@@ -164,12 +172,7 @@ def _sweep(args: argparse.Namespace) -> int:
     config = load_config_file(args.config, base) if args.config else base
     if args.quick:
         config = quick(config)
-    flags = {
-        "name": args.name, "dataset": args.dataset, "model": args.model, "widths": args.widths,
-        "optimizer": args.optimizer, "batch_sizes": args.batch_sizes, "learning_rates": args.lrs,
-        "seeds": args.seeds, "budget_steps": args.budget_steps, "budget_epochs": args.budget_epochs,
-        "evals": args.evals, "remainder": args.remainder,
-    }  # fmt: skip
+    flags = {name: getattr(args, name) for name in args.config_fields}
     if args.target:
         flags["target_metric"], flags["target_value"] = args.target
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
@@ -188,7 +191,7 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError("a multi-process sweep needs --coordinator host:port")
         if not 0 <= args.process_id < args.num_processes:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
-        processes = initialize(args.coordinator, args.num_processes, args.process_id)
+        processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
     directory, _ = run_sweep(config, args.results_dir, force=args.force, on_start=on_start, processes=processes)
     if processes is not None and processes.index != 0:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.sharding import Sharding
 
 from jbatch.batching import Remainder, epoch_batches, steps_per_epoch
+from jbatch.guard import EXPLOSION_FACTOR, Guard, make_checked_step, settle
 from jbatch.step import Batch, StepFn, TrainState
 
 Data = tuple[jax.Array, jax.Array]  # (x, y), whole split, on the device
@@ -121,49 +122,53 @@ def make_chunk(
     whole: bool,
     unroll: int = 1,
     probe: Callable[[TrainState, Data], dict[str, jax.Array]] | None = None,
-) -> Callable[..., tuple[tuple[TrainState, jax.Array], dict[str, Any]]]:
-    """Returns ``chunk((state, diverged), train, test, idx, mask, active, do_eval, do_probe)``:
-    a run of ``k`` steps, then (if ``do_eval``) an evaluation on both splits and (if
+    explosion_factor: float = EXPLOSION_FACTOR,
+) -> Callable[..., tuple[tuple[TrainState, TrainState, Guard], dict[str, Any]]]:
+    """Returns ``chunk((state, prev, guard), train, test, idx, mask, active, do_eval, do_probe)``:
+    a run of ``k`` checked steps (``jbatch.guard``: a replica that explodes is set back to a
+    finite state from before the explosion and frozen; ``prev`` is the previous chunk's
+    first state, kept for that), then (if ``do_eval``) an evaluation on both splits and (if
     ``do_probe``) ``probe(state, train)``, e.g. the gradient noise scale; the unit a sweep
     compiles and vmaps.
 
     ``idx``/``mask`` are ``[k, B]`` batches cut on the host; steps with ``active`` False are
     skipped, which lets chunks end exactly at epoch ends. ``active`` and ``do_eval`` are
     shared by all replicas, so their ``lax.cond`` stays a branch under ``vmap``. ``whole``
-    (B = N) uses the split as it is.
-
-    A replica whose loss turns non-finite is frozen at its state from the start of the
-    chunk and marked ``diverged``; under ``vmap`` the other replicas go on untouched.
+    (B = N) uses the split as it is. Besides the per-step losses, the chunk reports what the
+    program itself counted: the real examples its steps used and the replica's update counter.
     """
+    checked = make_checked_step(step, explosion_factor)
 
     def chunk(carry, train: Data, test: Data, idx, mask, active, do_eval, do_probe):
-        start, diverged = carry
+        start, prev, before = carry
         metrics_shape = jax.eval_shape(step, start, _example_batch(train, idx, mask, whole))[1]
 
-        def body(state: TrainState, xs):
+        def body(c, xs):
             i, m, a = xs
 
-            def update(s: TrainState):
+            def update(c):
                 x, y = train
-                return step(s, Batch(x, y) if whole else Batch(x[i], y[i], m))
+                return checked(c, Batch(x, y) if whole else Batch(x[i], y[i], m))
 
-            def skip(s: TrainState):
-                return s, jax.tree.map(lambda v: jnp.full(v.shape, jnp.nan, v.dtype), metrics_shape)
+            def skip(c):
+                return c, jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), metrics_shape) | {
+                    "loss": jnp.full(metrics_shape["loss"].shape, jnp.nan, metrics_shape["loss"].dtype)
+                }
 
-            return jax.lax.cond(a, update, skip, state)
+            return jax.lax.cond(a, update, skip, c)
 
-        state, metrics = jax.lax.scan(body, start, (idx, mask, active), unroll=unroll)
-        finite = jnp.all(jnp.where(active, jnp.isfinite(metrics["loss"]), True))
-        ok = finite & ~diverged
-        state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), state, start)
+        (end, after), metrics = jax.lax.scan(body, (start, before), (idx, mask, active), unroll=unroll)
+        state, prev = settle(start, prev, end, before, after)
+        carry = (state, prev, after)
 
         def both(s: TrainState):
             return {"train": evaluate(s, train), "test": evaluate(s, test)}
 
-        out = {"loss": metrics["loss"], **_maybe(do_eval, both, state)}
+        out = {"loss": metrics["loss"], "examples": jnp.sum(metrics["examples"]), "updates": state.step,
+               **_maybe(do_eval, both, state)}  # fmt: skip
         if probe is not None:
             out["probe"] = _maybe(do_probe, lambda s: probe(s, train), state)
-        return (state, ~ok), out
+        return carry, out
 
     return chunk
 

@@ -44,6 +44,7 @@ def steps_to_target(directory: Path, rows: list[dict[str, Any]], title: str, fit
     fig, ax = plt.subplots(figsize=(6, 4.2))
     b, mean, std = _to_target(rows, "steps_to_target")
     ax.errorbar(b, mean, yerr=std, marker="o", capsize=3, label="measured (best LR per B)")
+    _mark_bounds(ax, rows, "steps_to_target")
     if len(b):
         grid = np.geomspace(b.min(), b.max(), 50)
         ax.plot(grid, mean[0] * b[0] / grid, "k--", lw=1, label="perfect scaling (S ∝ 1/B)")
@@ -51,6 +52,14 @@ def steps_to_target(directory: Path, rows: list[dict[str, Any]], title: str, fit
         ax.plot(xs, ys, "-", lw=1.5, label=label)
     _axes(ax, "batch size B", "steps to target", title)
     return _save(fig, directory / "steps_to_target.png")
+
+
+def _mark_bounds(ax, rows: list[dict[str, Any]], key: str) -> None:
+    """Rings around the points whose best learning rate sits on an edge of the grid."""
+    pts = [(s["row"]["batch_size"], s["row"][key]["mean"]) for s in rows
+           if s["row"]["lr_edge"] and s["row"][key]["n"]]  # fmt: skip
+    if pts:
+        ax.plot(*zip(*pts, strict=True), "o", ms=13, mfc="none", mec="C3", label="upper bound: best LR on a grid edge")
 
 
 def seconds_to_target(directory: Path, rows: list[dict[str, Any]], title: str) -> Path:
@@ -89,6 +98,10 @@ def best_lr(directory: Path, rows: list[dict[str, Any]], title: str) -> Path:
     b = np.array([s["row"]["batch_size"] for s in rows], float)
     lr = np.array([s["row"]["best_learning_rate"] for s in rows], float)
     ax.plot(b, lr, "o-", label="best learning rate")
+    for mark, kind in (("v", "grid-low"), ("^", "grid-high"), ("X", "stable-edge")):
+        pts = [(s["row"]["batch_size"], s["row"]["best_learning_rate"]) for s in rows if s["row"]["lr_edge"] == kind]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), mark, ms=10, color="C3", label=f"on the grid's {kind.replace('-', ' ')}")
     grid = np.geomspace(b.min(), b.max(), 50)
     ax.plot(grid, lr[0] * grid / b[0], "k--", lw=1, label="linear scaling (lr ∝ B)")
     ax.plot(grid, lr[0] * np.sqrt(grid / b[0]), "k:", lw=1, label="square-root scaling (lr ∝ √B)")
@@ -119,9 +132,11 @@ def tradeoff(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | 
         ax.plot(e, st, "o", label="measured (best LR per B)")
         for ei, si, bi in pts:
             ax.annotate(f"B={bi}", (ei, si), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if fit is not None and fit["physical"]:
+    if fit is not None:
         grid = np.geomspace(1, 1e5, 200)
-        label = f"fit: S_min {fit['s_min']:.3g}, E_min {fit['e_min']:.3g}, B_crit {fit['b_crit']:.3g}"
+        ci = fit["interval"]
+        label = (f"fit: S_min {fit['s_min']:.3g}, E_min {fit['e_min']:.3g}, B_crit {fit['b_crit']:.3g} "
+                 f"[{ci['low']:.3g}, {ci['high']:.3g}]")  # fmt: skip
         ax.plot(tradeoff_examples(fit, grid), tradeoff_steps(fit, grid), "-", lw=1, label=label)
     _axes(ax, "examples to target", "steps to target", title)
     return _save(fig, directory / "tradeoff.png")
@@ -138,21 +153,18 @@ def noise_scale(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any]
         pts = [(st, v) for st, v in zip(n["step"], n["b_simple"], strict=True) if v is not None and v > 0]
         if pts:
             ax.plot(*zip(*pts, strict=True), "o-", color=f"C{i}", label=f"B={s['row']['batch_size']}")
-    if fit is not None and fit["physical"]:
+    if fit is not None:
         ax.axhline(fit["b_crit"], color="k", ls="--", lw=1, label=f"B_crit from the fit ({fit['b_crit']:.3g})")
     _axes(ax, "step", "B_simple = tr(Sigma) / |G|^2", title)
     return _save(fig, directory / "noise_scale.png")
 
 
-def write_plots(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[Path]:
-    """Every plot of a sweep directory."""
-    from jbatch.summary import sweep_fit
-
+def write_plots(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> list[Path]:
+    """Every plot of a sweep directory (``fit``: ``summary.sweep_fit`` of ``rows``)."""
     cfg = doc["config"]
     title = f"{cfg['dataset']} / {cfg['model']} / {cfg['optimizer']}: {cfg['target_metric']} {cfg['target_value']}"
-    fit = sweep_fit(rows)
     curve = []
-    if fit is not None and fit["physical"]:
+    if fit is not None:
         sizes = [s["row"]["batch_size"] for s in rows]
         b = np.geomspace(min(sizes), max(sizes), 100)
         curve = [(f"fit S_min (1 + B_crit/B), B_crit {fit['b_crit']:.3g}", b, tradeoff_steps(fit, b))]

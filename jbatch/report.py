@@ -14,16 +14,18 @@ from typing import Any
 
 import numpy as np
 
+from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_text
 from jbatch.study import DOCUMENT
-from jbatch.summary import batch_size_summary
+from jbatch.summary import batch_size_summary, sweep_fit
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
     ("regime", "regime", "text"),
     ("batch_size", "B", "int"),
     ("steps_per_epoch", "steps/epoch", "int"),
     ("best_learning_rate", "best LR", "g"),
+    ("lr_edge", "", "skip"),
     ("samples_per_second", "samples/s", "k"),
     ("seconds_per_epoch", "s/epoch", "s"),
     ("steps_to_target", "steps to target", "spread"),
@@ -58,53 +60,40 @@ def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
         raise ConfigError(f"the sweep document is incomplete or damaged ({type(e).__name__}: {e})") from None
 
 
-def _fmt(value: Any, how: str, reached: int = 0, seeds: int = 0) -> str:
+EDGE_MARKS = {"grid-low": "↓", "grid-high": "↑", "stable-edge": "‡"}
+
+
+def _cell(row: dict[str, Any], key: str, how: str, seeds: int = 0) -> str:
+    value = row[key]
     if how == "spread":
         if value["n"] == 0:
             return "not reached" if seeds else "-"
-        mean, std = value["mean"], value["std"]
-        text = f"{_num(mean)} ± {_sd(std)}" if value["n"] > 1 else _num(mean)
+        text = table.spread(value["mean"], value["std"], value["n"])
         return text + (f" ({value['n']}/{seeds})" if seeds and value["n"] < seeds else "")
     if value is None:
         return "-"
+    if key == "best_learning_rate" and row.get("lr_edge"):
+        return f"{table.num(value)} {EDGE_MARKS[row['lr_edge']]}"
     return {
         "text": str,
         "int": lambda v: f"{int(v)}",
-        "g": lambda v: f"{v:.4g}",
-        "k": lambda v: f"{v / 1e3:.1f}k",
-        "s": lambda v: f"{v:.4f}",
-        "pct": lambda v: f"{100 * v:.0f}%",
+        "g": table.num,
+        "k": table.rate,
+        "s": table.num,
+        "pct": table.percent,
     }[how](value)
-
-
-def _num(v: float) -> str:
-    if v == 0 or 1e-3 <= abs(v) < 1e5:
-        return f"{v:.4g}" if abs(v) < 100 else f"{v:.0f}"
-    return f"{v:.3g}"
-
-
-def _sd(v: float) -> str:
-    """A spread to two significant digits, without exponents where avoidable."""
-    if v >= 100:
-        return f"{float(f'{v:.2g}'):.0f}"
-    return f"{v:.2g}" if v == 0 or v >= 1e-3 else f"{v:.1e}"
 
 
 def _target_columns(name: str) -> bool:
     return name.endswith("_to_target")
 
 
-def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
     """``table.md``: the table, then the notes that say how to read it."""
     cfg, meta = doc["config"], doc["metadata"]
-    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for s in rows:
-        r = s["row"]
-        cells = []
-        for key, _, how in COLUMNS:
-            seeds = r["seeds"] if _target_columns(key) else 0
-            cells.append(_fmt(r[key], how, r["reached"], seeds))
-        lines.append("| " + " | ".join(cells) + " |")
+    shown = [c for c in COLUMNS if c[2] != "skip"]  # the CSV has every column; the table marks edges on best LR
+    body = [[_cell(s["row"], key, how, s["row"]["seeds"] if _target_columns(key) else 0) for key, _, how in shown]
+            for s in rows]  # fmt: skip
     higher = cfg["target_metric"].endswith("accuracy")
     notes = [
         "",
@@ -113,56 +102,64 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         f"learning-rate grid {cfg['learning_rates']}.",
         f"Target: {cfg['target_metric']} {'>=' if higher else '<='} {cfg['target_value']}. Each batch size is "
         "shown at its own best learning rate (most seeds reaching the target, then fewest mean steps, "
-        "then lowest final test loss); to-target columns are mean ± std over the seeds that reached it "
-        "(n/seeds when not all did). Steps to target are resolved to the evaluation cadence.",
+        "then lowest final test loss); to-target columns are mean ± sample std (ddof=1) over the seeds that "
+        "reached it (n/seeds when not all did). Steps to target are resolved to the evaluation cadence.",
+        "A mark on the best LR says the grid, not the data, limits it, so that row's to-target numbers are "
+        "upper bounds: ↓ / ↑ the lowest / highest grid point, ‡ the next larger grid point diverged "
+        "(its loss became non-finite or exceeded 1000x its first value).",
         "Seconds to target = steps to target x the measured single-model seconds per step at that batch "
         "size (median of timed epochs, compile excluded); samples/s and s/epoch come from the same timing. "
-        "Diverged (grid): the share of all (learning rate x seed) replicas whose loss became non-finite.",
+        "Diverged (grid): the share of all (learning rate x seed) replicas that diverged.",
         f"Measured on {meta['device_kind']} ({meta['backend']}, {meta['device_count']} device(s)), "
         f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
         f"optax {meta['versions']['optax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}.",
     ]
-    return "\n".join(lines + notes + noise_section(rows)) + "\n"
+    return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + noise_section(rows, fit)) + "\n"
 
 
-def noise_section(rows: list[dict[str, Any]]) -> list[str]:
-    """The fitted steps/examples trade-off and the measured gradient noise scale."""
-    from jbatch.summary import sweep_fit
-
-    fit = sweep_fit(rows)
-    out = ["", "## Critical batch size and gradient noise scale", ""]
+def fit_sentence(fit: dict[str, Any] | None) -> str:
+    """The trade-off fit in one paragraph: parameters, interval, quality, bounds."""
     if fit is None:
-        out.append("Fewer than 3 batch sizes reached the target: no trade-off fit.")
-    else:
-        out.append(
-            f"Fit of S = S_min (1 + B_noise / B) and E = E_min (1 + B / B_noise) to the {fit['points']} batch sizes "
-            f"that reached the target: S_min = {_num(fit['s_min'])} steps, E_min = {_num(fit['e_min'])} examples, "
-            f"**B_crit = E_min / S_min = {_num(fit['b_crit'])}** (B_noise from the steps curve alone: "
-            f"{_num(fit['b_noise_from_steps'])}); fit quality R^2 of logs {fit['steps_r2_log']:.3f} (steps), "
-            f"{fit['examples_r2_log']:.3f} (examples), RMS relative error {fit['steps_rms_rel_error']:.1%} / "
-            f"{fit['examples_rms_rel_error']:.1%}{'' if fit['physical'] else '; NOT physical (a negative parameter)'}."
-        )
+        return "Fewer than 3 batch sizes reached the target: no trade-off fit."
+    ci = fit["interval"]
+    where = {"above": "above the largest batch size measured (steps fall as 1/B throughout)",
+             "below": "below the smallest batch size measured (steps hardly fall with B)"}  # fmt: skip
+    crit = (f"**B_crit = {table.num(fit['b_crit'], 3)}**" if fit["bound"] is None
+            else f"**B_crit lies {where[fit['bound']]}**; the best fit puts it at {table.num(fit['b_crit'], 3)}")
+    bounds = (f" Points that are upper bounds (best LR on a grid edge): B = {', '.join(map(str, fit['bounds']))}."
+              if fit["bounds"] else "")  # fmt: skip
+    return (
+        f"Fit of S = S_min (1 + B_crit / B) to the {fit['points']} batch sizes that reached the target (least "
+        f"squares on log steps; examples are steps x B, so E = E_min (1 + B / B_crit) with E_min = S_min B_crit "
+        f"follows, no second fit): S_min = {table.num(fit['s_min'])} steps, E_min = {table.num(fit['e_min'])} "
+        f"examples, {crit}, 95% bootstrap interval {table.interval(ci['low'], ci['high'])} (seeds and batch sizes "
+        f"resampled, {ci['draws']} draws). RMS error of the fit {table.percent(fit['rms_rel_error'], 1)}, against "
+        f"{table.percent(fit['rms_rel_error_perfect_scaling'], 1)} for perfect scaling alone (S ∝ 1/B) and "
+        f"{table.percent(fit['rms_rel_error_no_scaling'], 1)} for no scaling (S constant).{bounds}"
+    )
+
+
+def noise_section(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> list[str]:
+    """The fitted steps/examples trade-off and the measured gradient noise scale."""
+    out = ["", "## Critical batch size and gradient noise scale", "", fit_sentence(fit)]
     measured = [s for s in rows if s["noise"]]
     if measured:
-        out += ["", "| B | best LR | B_simple, first checkpoint | B_simple near the target (step) | B_simple, end |",
-                "|---|---|---|---|---|"]  # fmt: skip
+        body = []
         for s in measured:
             n, r = s["noise"], s["row"]
-            at = "-" if n["at_target"] is None else f"{_num(n['at_target'])} ({n['at_target_step']})"
-            out.append(f"| {r['batch_size']} | {r['best_learning_rate']:.4g} | {_opt(n['b_simple'][0])} | {at} | "
-                       f"{_opt(n['b_simple'][-1])} |")  # fmt: skip
+            at = "-" if n["at_target"] is None else f"{table.num(n['at_target'])} ({n['at_target_step']})"
+            body.append([str(r["batch_size"]), table.num(r["best_learning_rate"]), table.num(n["b_simple"][0]), at,
+                         table.num(n["b_simple"][-1])])  # fmt: skip
+        out += ["", *table.markdown(["B", "best LR", "B_simple, first checkpoint", "B_simple near the target (step)",
+                                     "B_simple, end"], body)]  # fmt: skip
         near = [s["noise"]["at_target"] for s in measured if s["noise"]["at_target"] is not None]
         if near and fit is not None:
             med = float(np.median(near))
-            out += ["", f"B_simple near the target, median over batch sizes: {_num(med)}; "
-                        f"B_crit / B_simple = {fit['b_crit'] / med:.2f}. B_simple = tr(Sigma) / |G|^2 is computed "
-                        "exactly from per-example gradients over the whole training set, at log-spaced checkpoints "
-                        "of each batch size's best-learning-rate runs (mean over seeds)."]  # fmt: skip
+            out += ["", f"B_simple near the target, median over batch sizes: {table.num(med)}; "
+                        f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}. B_simple = tr(Sigma) / |G|^2 is "
+                        "computed exactly from per-example gradients over the whole training set, at log-spaced "
+                        "checkpoints of each batch size's best-learning-rate runs (mean over seeds)."]  # fmt: skip
     return out
-
-
-def _opt(v: float | None) -> str:
-    return "-" if v is None else _num(v)
 
 
 def csv_table(rows: list[dict[str, Any]]) -> str:
@@ -205,9 +202,10 @@ def write_report(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     doc = load_document(directory)
     rows = summarize(doc)
+    fit = sweep_fit(rows)
     written = [
-        write_text(directory / "table.md", markdown_table(doc, rows)),
+        write_text(directory / "table.md", markdown_table(doc, rows, fit)),
         write_text(directory / "table.csv", csv_table(rows)),
     ]
-    written += write_plots(directory, doc, rows)
+    written += write_plots(directory, doc, rows, fit)
     return written

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import write_json, write_text
 
@@ -74,15 +75,12 @@ def measure(device_counts: list[int], global_batch: int, per_device_batch: int, 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| mode | devices | global batch | per-device batch | samples/s | vs 1 device |",
-        "|---|---|---|---|---|---|",
-    ]
     base = {r["mode"]: r["samples_per_second"] for r in rows if r["devices"] == 1}
-    for r in sorted(rows, key=lambda r: (r["mode"], r["devices"])):
-        speedup = r["samples_per_second"] / base[r["mode"]] if r["mode"] in base else float("nan")
-        lines.append(f"| {r['mode']} | {r['devices']} | {r['global_batch']} | {r['per_device_batch']:g} | "
-                     f"{r['samples_per_second'] / 1e3:.1f}k | {speedup:.2f}x |")  # fmt: skip
+    body = [[r["mode"], str(r["devices"]), str(r["global_batch"]), table.num(r["per_device_batch"]),
+             table.rate(r["samples_per_second"]),
+             table.ratio(r["samples_per_second"] / base[r["mode"]] if r["mode"] in base else None)]
+            for r in sorted(rows, key=lambda r: (r["mode"], r["devices"]))]  # fmt: skip
+    lines = table.markdown(["mode", "devices", "global batch", "per-device batch", "samples/s", "vs 1 device"], body)
     meta = rows[0]["metadata"]
     lines += ["", f"Workload {rows[0]['workload']}, one scan-fused epoch per round, median of the rounds after a "
               f"warm-up, each device count in its own process. Measured on {meta['device_kind']} "

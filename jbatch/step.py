@@ -79,11 +79,12 @@ def _forward(state: TrainState, params: nnx.State, x: jax.Array) -> tuple[jax.Ar
 
 
 def make_train_step(loss_fn: LossFn) -> StepFn:
-    """Returns the pure update ``step(state, batch) -> (state, {"loss": mean loss})``.
+    """Returns the pure update ``step(state, batch) -> (state, {"loss", "examples"})``.
 
     The loss is ``(sum, count)`` over the batch's real rows, divided once: a padded last
-    batch and B = 1 both get the exact mean loss and gradient. Works with any NNX model
-    and any optax transformation held by ``state``.
+    batch and B = 1 both get the exact mean loss and gradient. ``examples`` is that count,
+    the number of real examples the update used, as the compiled program saw it. Works with
+    any NNX model and any optax transformation held by ``state``.
 
     Example:
       >>> import optax
@@ -97,15 +98,16 @@ def make_train_step(loss_fn: LossFn) -> StepFn:
     """
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        def objective(params: nnx.State) -> tuple[jax.Array, nnx.State]:
+        def objective(params: nnx.State) -> tuple[jax.Array, tuple[nnx.State, jax.Array]]:
             out, rest = _forward(state, params, batch.x)
-            return loss_fn(out, batch.y, batch.mask).mean(), rest
+            summed = loss_fn(out, batch.y, batch.mask)
+            return summed.mean(), (rest, summed.count)
 
-        (loss, rest), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (rest, count)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = state.replace(step=state.step + 1, params=params, rest=rest, opt_state=opt_state)
-        return new, {"loss": loss}
+        return new, {"loss": loss, "examples": count}
 
     return step
 

@@ -19,7 +19,7 @@ from jbatch.distributed import Processes, barrier
 from jbatch.errors import ConfigError
 from jbatch.metadata import environment_metadata
 from jbatch.store import read_json, write_json
-from jbatch.sweep import SweepConfig, check_sweep, run_batch_size, time_per_step
+from jbatch.sweep import SweepConfig, check_sweep, run_batch_size, shape_demo, time_per_step
 
 DOCUMENT = "sweep.json"
 
@@ -95,6 +95,7 @@ def run_sweep(
             continue
         result = run_batch_size(config, ds, b, on_chunk=progress, placed=placed)
         result["timing"] = time_per_step(config, ds, b, placed[0])
+        result["compilations"] = shape_demo(config, ds, b, placed[0])
         result["metadata"] = meta
         if processes.count == 1:
             doc["batch_sizes"][str(b)] = result

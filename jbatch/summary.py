@@ -29,11 +29,11 @@ def first_reach(values: Sequence[float], target: float, higher: bool) -> int | N
     return None
 
 
-def examples_at(step: int, steps_per_epoch: int, examples_per_epoch: int, batch_size: int) -> int:
-    """Training examples consumed after ``step`` updates: whole epochs, then full batches
-    (only an epoch's last batch is partial)."""
+def examples_at(step: int, steps_per_epoch: int, examples_per_epoch: Sequence[int], batch_size: int) -> int:
+    """Training examples consumed after ``step`` updates: the whole epochs' examples as the
+    program counted them, then full batches (only an epoch's last batch is partial)."""
     epochs, rest = divmod(step, steps_per_epoch)
-    return epochs * examples_per_epoch + rest * batch_size
+    return int(sum(examples_per_epoch[:epochs])) + rest * batch_size
 
 
 def regime(batch_size: int, num_train: int) -> str:
@@ -77,7 +77,7 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
         out["steps_to_target"] = s
         out["epochs_to_target"] = s / result["steps_per_epoch"]
         out["examples_to_target"] = examples_at(
-            s, result["steps_per_epoch"], result["examples_per_epoch"], result["batch_size"]
+            s, result["steps_per_epoch"], result["counted"]["examples_per_epoch"], result["batch_size"]
         )
     return out
 
@@ -92,6 +92,27 @@ def _key(group: list[dict[str, Any]]) -> tuple[float, float, float]:
     final = [r["final_test_loss"] for r in group if r["final_test_loss"] is not None]
     loss = float(np.mean(final)) if final and all(math.isfinite(f) for f in final) else math.inf
     return (-len(reached) / len(group), float(steps), loss)
+
+
+def learning_rate_edge(summaries: list[dict[str, Any]], best: float) -> str | None:
+    """Whether the grid, rather than the data, limits the best learning rate ``best``:
+    ``"grid-low"`` / ``"grid-high"`` when it is the grid's lowest / highest point (the
+    optimum may lie beyond), ``"stable-edge"`` when the next larger grid point diverged in
+    some seed (the optimum may lie between the two). Steps to target at such a batch size
+    are upper bounds on what a finer or wider grid would find.
+
+    Example:
+      >>> rows = [dict(learning_rate=lr, diverged=d) for lr, d in [(0.1, False), (1.0, False), (10.0, True)]]
+      >>> learning_rate_edge(rows, 1.0), learning_rate_edge(rows, 0.1), learning_rate_edge(rows[:2], 1.0)
+      ('stable-edge', 'grid-low', 'grid-high')
+    """
+    grid = sorted({s["learning_rate"] for s in summaries})
+    if len(grid) > 1 and best == grid[0]:
+        return "grid-low"
+    if best == grid[-1]:
+        return "grid-high"
+    above = grid[grid.index(best) + 1]
+    return "stable-edge" if any(s["diverged"] for s in summaries if s["learning_rate"] == above) else None
 
 
 def best_learning_rate(summaries: list[dict[str, Any]]) -> float:
@@ -111,12 +132,18 @@ def best_learning_rate(summaries: list[dict[str, Any]]) -> float:
 
 
 def spread(values: Sequence[float | None]) -> dict[str, Any]:
-    """Mean, standard deviation, min and max over seeds, and how many values there were."""
+    """Mean, sample standard deviation (ddof=1: seeds are a sample; 0 for a single value),
+    min and max over seeds, and how many values there were.
+
+    Example:
+      >>> spread([1.0, 2.0, 3.0, None])["std"]
+      1.0
+    """
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
     if v.size == 0:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max()),
-            "n": int(v.size)}  # fmt: skip
+    std = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return {"mean": float(v.mean()), "std": std, "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
 
 
 AGGREGATED = (
@@ -141,6 +168,7 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
         "batch_size": result["batch_size"],
         "steps_per_epoch": result["steps_per_epoch"],
         "best_learning_rate": lr,
+        "lr_edge": learning_rate_edge(summaries, lr),
         "reached": sum(s["reached"] for s in at_best),
         "seeds": len(at_best),
         "samples_per_second": result["timing"]["samples_per_second"],
@@ -175,12 +203,19 @@ def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]
 
 
 def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The S(B) / E(B) trade-off fitted to the batch sizes that reached the target."""
-    from jbatch.tradeoff import fit_tradeoff
+    """The S(B) trade-off fitted to the batch sizes that reached the target, with a
+    bootstrap interval for B_crit and the batch sizes whose points are bounds (their best
+    learning rate is on an edge of the grid: ``learning_rate_edge``)."""
+    from jbatch.tradeoff import bootstrap, fit_steps
 
-    pts = [(r["batch_size"], r["steps_to_target"]["mean"], r["examples_to_target"]["mean"])
-           for r in (s["row"] for s in rows) if r["steps_to_target"]["n"]]  # fmt: skip
-    if len(pts) < 3:
+    reached = [s for s in rows if s["row"]["steps_to_target"]["n"]]
+    if len({s["row"]["batch_size"] for s in reached}) < 3:
         return None
-    b, s, e = zip(*pts, strict=True)
-    return fit_tradeoff(b, s, e)
+    b = [s["row"]["batch_size"] for s in reached]
+    fit = fit_steps(b, [s["row"]["steps_to_target"]["mean"] for s in reached])
+    per_size = {s["row"]["batch_size"]: [r["steps_to_target"] for r in s["replicas"] if r["reached"]
+                                         and r["learning_rate"] == s["row"]["best_learning_rate"]]
+                for s in reached}  # fmt: skip
+    fit["interval"] = bootstrap(per_size)
+    fit["bounds"] = [s["row"]["batch_size"] for s in reached if s["row"]["lr_edge"]]
+    return fit

@@ -25,13 +25,14 @@ from jbatch.batching import BatchSize, epoch_batches, epoch_order, resolve_batch
 from jbatch.data import Dataset, to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_chunk, make_epoch, make_evaluate
+from jbatch.guard import init_guard
 from jbatch.errors import ConfigError
 from jbatch.loss import loss_for_task
 from jbatch.model import make_model
 from jbatch.noise import gradient_moments
 from jbatch.optim import check_learning_rate, make_optimizer
-from jbatch.replica import init_replicas
-from jbatch.step import init_train_state, make_eval_step, make_train_step
+from jbatch.replica import init_replicas, stack
+from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
 
 TARGET_METRICS = {  # metric -> True when higher is better
     "test_accuracy": True,
@@ -41,25 +42,34 @@ TARGET_METRICS = {  # metric -> True when higher is better
 }
 
 
+def setting(default: Any, help: str, **kw: Any) -> Any:
+    """A config field that carries its own command-line help (``cli`` derives every flag
+    from the fields: name, type, help; ``item`` parses list elements, ``flag`` overrides
+    the flag's name, ``aliases`` adds others)."""
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepConfig:
     """What a sweep trains. The defaults are ``jbatch sweep``'s main job."""
 
-    name: str = ""  # results/<name>/; empty: <dataset>-<model>-<optimizer>
-    dataset: str = "digits"
-    model: str = "mlp"
-    widths: tuple[int, ...] = (256, 256)
-    optimizer: str = "sgd"
-    batch_sizes: tuple[BatchSize, ...] = (1, 4, 16, 64, 256, "full")
-    learning_rates: tuple[float, ...] = tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5))
-    seeds: tuple[int, ...] = (0, 1, 2)
-    target_metric: str = "test_accuracy"
-    target_value: float = 0.95
-    budget_steps: int = 300
-    budget_epochs: int = 4
-    evals: int = 100  # evaluation points per run, about; always at epoch ends
-    remainder: str = "keep"
-    noise_checkpoints: int = 8  # gradient-noise-scale measurements per run, log-spaced; 0: none
+    name: str = setting("", "results/<name>/ (default: <dataset>-<model>-<optimizer>)")
+    dataset: str = setting("digits", "digits, mnist1d, linreg, or an .npz file")
+    model: str = setting("mlp", "linear, mlp or cnn")
+    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item=int)
+    optimizer: str = setting("sgd", "sgd, momentum, nesterov or adam")
+    batch_sizes: tuple[BatchSize, ...] = setting((1, 4, 16, 64, 256, "full"), "e.g. 1,4,16,64,256,full", item="batch")
+    learning_rates: tuple[float, ...] = setting(
+        tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5)), "learning-rate grid, e.g. 0.001,0.01,0.1,1",
+        item=float, aliases=("--lrs",))  # fmt: skip
+    seeds: tuple[int, ...] = setting((0, 1, 2), "e.g. 0,1,2", item=int)
+    target_metric: str = setting("test_accuracy", "test_accuracy, train_accuracy, test_loss or train_loss")
+    target_value: float = setting(0.95, "the target's value (accuracy at least, or loss at most)")
+    budget_steps: int = setting(300, "at least this many steps per run")
+    budget_epochs: int = setting(4, "and at least this many epochs")
+    evals: int = setting(100, "evaluation points per run, about; always at epoch ends")
+    remainder: str = setting("keep", "keep (Keras: a partial last batch) or drop it", choices=("keep", "drop"))
+    noise_checkpoints: int = setting(8, "gradient-noise-scale measurements per run, log-spaced; 0: none")
 
     @property
     def results_name(self) -> str:
@@ -170,16 +180,17 @@ def budget_steps(config: SweepConfig, steps_per_epoch: int) -> int:
 
 
 def chunk_batches(
-    lay: Layout, chunk: int, batch_size: int, orders: Callable[[int], np.ndarray], remainder: str
+    lay: Layout, chunk: int, batch_size: int, tables: Callable[[int], tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Host-side batches of chunk ``chunk``: ``idx [K, k, B]``, ``mask [k, B]``, ``active [k]``.
 
-    ``orders(epoch)`` gives each replica's order ``[K, N]``. Masks are shared: padding sits
-    at the same place in every replica's epoch.
+    ``tables(epoch)`` gives the epoch's batches of every replica, ``idx [K, steps, B]`` and
+    the shared ``mask [steps, B]`` (``epoch_tables``; cut once per epoch, not per chunk).
+    Masks are shared: padding sits at the same place in every replica's epoch.
     """
     k = lay.chunk_steps
     epoch, part = divmod(chunk, lay.chunks_per_epoch)
-    idx, mask = _tables(orders(epoch), batch_size, remainder)
+    idx, mask = tables(epoch)
     rows = slice(part * k, (part + 1) * k)
     idx, mask = idx[:, rows], mask[rows]
     real = mask.shape[0]
@@ -190,9 +201,12 @@ def chunk_batches(
     return idx, mask, active
 
 
-def _tables(orders: np.ndarray, batch_size: int, remainder: str) -> tuple[np.ndarray, np.ndarray]:
-    per = [epoch_batches(o, batch_size, remainder) for o in orders]
-    return np.stack([p[0] for p in per]), per[0][1]
+def epoch_tables(seeds: list[int], epoch: int, num_examples: int, batch_size: int, remainder: str):
+    """Every replica's batches of ``epoch``, ``idx [K, steps, B]``, and the shared mask: one
+    order and one table per distinct seed (replicas that differ only in learning rate share
+    them)."""
+    per_seed = {s: epoch_batches(epoch_order(s, epoch, num_examples), batch_size, remainder) for s in set(seeds)}
+    return np.stack([per_seed[s][0] for s in seeds]), per_seed[seeds[0]][1]
 
 
 def time_per_step(config: SweepConfig, ds: Dataset, batch_size: int, train, repeats: int = 5) -> dict[str, float]:
@@ -232,12 +246,16 @@ def run_batch_size(
     batch_size: int,
     on_chunk: Callable[[int, int], None] | None = None,
     placed: tuple[Any, Any] | None = None,
+    replica_batch: int | None | str = "auto",
 ) -> dict[str, Any]:
     """Trains every (learning rate x seed) replica at ``batch_size`` in one compiled program
     and returns the raw curves: per replica, evaluation points (step, epoch, train/test
-    loss and accuracy), the mean mini-batch loss between evaluations, and divergence.
+    loss and accuracy), the mean mini-batch loss between evaluations, divergence (exact
+    step) and the oscillation of its per-step losses; per batch size, the examples and
+    updates per epoch as the compiled program counted them.
     ``placed``: the (train, test) data already on the device (``to_device``), shared by a
-    sweep's batch sizes; placed here when omitted."""
+    sweep's batch sizes; placed here when omitted. ``replica_batch``: how many replicas
+    run vmapped together ("auto": ``engine.replica_group``; None: all, as accelerators do)."""
     n = ds.num_train
     spe = steps_per_epoch(n, batch_size, config.remainder)
     lay = layout(spe, budget_steps(config, spe), config.evals, batch_size)
@@ -247,64 +265,136 @@ def run_batch_size(
     loss_fn = loss_for_task(ds.task)
     evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
     tx = make_optimizer(config.optimizer, config.learning_rates[0])
-    carry = (init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs), np.zeros(len(grid), bool))
+    states = init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs)
+    carry = (states, jax.tree.map(np.copy, jax.device_get(states)), stack([init_guard()] * len(grid)))
     train, test = placed or (to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test))
     whole = batch_size == n and config.remainder == "keep"
     probe = functools.partial(gradient_moments, loss_fn=loss_fn) if config.noise_checkpoints else None
     chunk_fn = make_chunk(make_train_step(loss_fn), evaluate, whole=whole, probe=probe)
     probes = probe_chunks(lay, config.noise_checkpoints)
-
-    cache: dict[int, np.ndarray] = {}
-
-    def orders(epoch: int) -> np.ndarray:  # every chunk of an epoch shares its orders
-        if epoch not in cache:
-            cache.clear()
-            per_seed = {s: epoch_order(s, epoch, n) for s in set(seeds)}
-            cache[epoch] = np.stack([per_seed[s] for s in seeds])
-        return cache[epoch]
+    tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
+        lambda epoch: epoch_tables(seeds, epoch, n, batch_size, config.remainder)
+    )
 
     def batches(c: int):
         if whole:  # full batch ignores order and indices: send placeholders
             k = lay.chunk_steps
             return np.zeros((len(grid), k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
-        return chunk_batches(lay, c, batch_size, orders, config.remainder)
+        return chunk_batches(lay, c, batch_size, tables)
 
+    group = replica_group(batch_size) if replica_batch == "auto" else replica_batch
     program = compile_program(
         chunk_fn, carry, train, test, *batches(0), np.bool_(True), np.bool_(False),
-        in_axes=((0, 0), None, None, 0, None, None, None, None), donate_argnums=(0,),
-        replica_batch=replica_group(batch_size),
+        in_axes=(0, None, None, 0, None, None, None, None), donate_argnums=(0,), replica_batch=group,
     )  # fmt: skip
-    points, noise, pending, steps_done = [], [], [], 0
+    record = Recorder(len(grid), lay)
     start = time.perf_counter()
-    with CompileCounter() as compiles:  # claim C11: one program, whatever the last batch
-        for c in range(lay.num_chunks):
-            idx, mask, active = batches(c)
-            flags = np.bool_(lay.evaluate[c]), np.bool_(probes[c])
-            carry, out = program(carry, train, test, idx, mask, active, *flags)
-            steps_done += int(active.sum())
-            pending.append((out["loss"], active))  # device arrays: no eager op, no compilation
-            if not lay.evaluate[c]:
-                continue
-            out = jax.device_get(out)  # sync point: at evaluations only, never per step
-            losses = np.concatenate([np.asarray(loss)[:, a] for loss, a in jax.device_get(pending)], axis=1)
-            pending.clear()
-            with np.errstate(over="ignore", invalid="ignore"):  # a diverged replica's mean is NaN
-                minibatch = losses.mean(axis=1)
-            points.append({"step": steps_done, "train": out["train"], "test": out["test"], "minibatch": minibatch,
-                           "diverged": np.asarray(jax.device_get(carry[1]))})  # fmt: skip
-            if probes[c]:
-                noise.append({"step": steps_done, **out["probe"]})
+    for c in range(lay.num_chunks):
+        idx, mask, active = batches(c)
+        flags = np.bool_(lay.evaluate[c]), np.bool_(probes[c])
+        carry, out = program(carry, train, test, idx, mask, active, *flags)
+        record.chunk(c, out, active)  # device arrays, kept until the next evaluation
+        if lay.evaluate[c]:
+            record.evaluation(c, jax.device_get(out), probes[c])  # sync point: evaluations only
             if on_chunk is not None:
                 on_chunk(c + 1, lay.num_chunks)
     wall = time.perf_counter() - start
-    result = _curves(grid, points, n, batch_size, lay, program.compile_seconds, wall, config.remainder)
-    for r, rep in enumerate(result["replicas"]):
-        rep["noise"] = {"step": [p["step"] for p in noise]} | {
-            k: [_round(p[k][r]) for p in noise] for k in ("b_simple", "grad_sq", "trace_sigma")
-        }
-    result["compilations_during_training"] = compiles.count
-    result["programs"] = 1
+    guard = jax.device_get(carry[2])
+    result = _curves(grid, record, guard, n, batch_size, lay, program.compile_seconds, wall)
+    result["counted"] = record.counted(guard)
+    result["replica_batch"] = group
     return result
+
+
+class Recorder:
+    """Host-side bookkeeping of one batch size's run: evaluation points, noise probes, the
+    per-epoch examples and updates the program counted, and each replica's oscillation."""
+
+    def __init__(self, replicas: int, lay: Layout):
+        self.lay = lay
+        self.points: list[dict[str, Any]] = []
+        self.noise: list[dict[str, Any]] = []
+        self.pending: list[tuple[int, Any, np.ndarray]] = []
+        self.steps_done = 0
+        epochs = lay.num_chunks // lay.chunks_per_epoch
+        self.examples = np.zeros(epochs, np.int64)  # replica 0's; masks are shared by all replicas
+        self.updates = np.zeros((epochs, replicas), np.int64)  # update counter at each epoch's end
+        self.uphill = np.zeros(replicas)
+        self.moves = np.zeros(replicas)
+        self.last = np.full(replicas, np.nan)  # the previous step's log loss
+
+    def chunk(self, c: int, out: dict[str, Any], active: np.ndarray) -> None:
+        self.steps_done += int(active.sum())
+        self.pending.append((c, {k: out[k] for k in ("loss", "examples", "updates")}, active))
+
+    def evaluation(self, c: int, out: dict[str, Any], probed: bool) -> None:
+        losses = []
+        for chunk, got, active in jax.device_get(self.pending):
+            epoch = chunk // self.lay.chunks_per_epoch
+            self.examples[epoch] += int(round(float(got["examples"][0])))
+            self.updates[epoch] = got["updates"]
+            losses.append(np.asarray(got["loss"], float)[:, active])
+        self.pending.clear()
+        losses = np.concatenate(losses, axis=1)
+        self._oscillation(losses)
+        with np.errstate(over="ignore", invalid="ignore"):  # a frozen replica's losses are NaN
+            minibatch = losses.mean(axis=1)
+        self.points.append({"step": self.steps_done, "train": out["train"], "test": out["test"],
+                            "minibatch": minibatch})  # fmt: skip
+        if probed:
+            self.noise.append({"step": self.steps_done, **out["probe"]})
+
+    def _oscillation(self, losses: np.ndarray) -> None:
+        """Accumulates, per replica, how much of the per-step log loss's movement goes uphill
+        (every step, so equally spaced at every batch size); NaN steps (frozen) add nothing."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.concatenate([self.last[:, None], np.log(losses)], axis=1)
+            moves = np.diff(logs, axis=1)
+        moves = np.where(np.isfinite(moves), moves, 0.0)
+        self.uphill += np.clip(moves, 0, None).sum(1)
+        self.moves += np.abs(moves).sum(1)
+        self.last = logs[:, -1]
+
+    def oscillation(self) -> list[float | None]:
+        return [float(u / m) if m > 0 else None for u, m in zip(self.uphill, self.moves, strict=True)]
+
+    def counted(self, guard: Any) -> dict[str, Any]:
+        """What the compiled program counted per epoch: real examples used, and updates
+        (the step counter's increase) of every replica that never diverged, as the distinct
+        values they took (one value when they all agree)."""
+        stable = ~np.asarray(guard.diverged)
+        ends = self.updates[:, stable]
+        per_epoch = np.diff(np.concatenate([np.zeros((1, ends.shape[1]), np.int64), ends]), axis=0)
+        return {"examples_per_epoch": self.examples.tolist(),
+                "updates_per_epoch": [sorted(set(row.tolist())) for row in per_epoch]}  # fmt: skip
+
+
+def shape_demo(config: SweepConfig, ds: Dataset, batch_size: int, train: tuple[Any, Any]) -> dict[str, Any]:
+    """Claim C11, demonstrated: compilations of a plain ``jax.jit`` step fed one epoch's
+    batches as they come (the last one unpadded, hence smaller when B does not divide N)
+    against jbatch's padded epoch called for two epochs (counted, never timed)."""
+    n = ds.num_train
+    loss_fn = loss_for_task(ds.task)
+    state = init_train_state(_model(config, ds, 0), make_optimizer(config.optimizer, config.learning_rates[0]))
+    idx, mask = epoch_batches(epoch_order(0, 0, n), batch_size, config.remainder)
+    x, y = train
+    batches = [Batch(x[i[m]], y[i[m]]) for i, m in zip(idx, mask, strict=True)]  # unpadded
+    shapes = sorted({int(b.x.shape[0]) for b in batches})
+    orders = [jax.device_put(epoch_order(0, e, n)) for e in range(2)]
+    step = jax.jit(make_train_step(loss_fn))
+    epoch = jax.jit(make_epoch(make_train_step(loss_fn), n, batch_size, remainder=config.remainder))
+    jax.block_until_ready((batches, orders))
+    with CompileCounter() as plain:
+        s = state
+        for b in batches:
+            s, _ = step(s, b)
+        jax.block_until_ready(s)
+    with CompileCounter() as padded:
+        s = state
+        for order in orders:
+            s, _ = epoch(s, train, order)
+        jax.block_until_ready(s)
+    return {"batch_shapes": shapes, "plain_step_compilations": plain.count, "padded_epoch_compilations": padded.count}
 
 
 def probe_chunks(lay: Layout, count: int) -> tuple[bool, ...]:
@@ -324,26 +414,28 @@ def _round(v: float) -> float:
     return float(f"{float(v):.6g}")
 
 
-def _curves(grid, points, n, batch_size, lay, compile_seconds, wall, remainder) -> dict[str, Any]:
+def _curves(grid, record: Recorder, guard, n, batch_size, lay, compile_seconds, wall) -> dict[str, Any]:
     spe = lay.steps_per_epoch
+    points = record.points
     steps = [p["step"] for p in points]
+    oscillation = record.oscillation()
     replicas = []
     for r, (lr, seed) in enumerate(grid):
-        div = [bool(p["diverged"][r]) for p in points]
-        first_div = next((i for i, d in enumerate(div) if d), None)
         curve = {"step": steps, "epoch": [s / spe for s in steps]}
         for split in ("train", "test"):
             for metric in points[0][split]:
                 curve[f"{split}_{metric}"] = [_round(p[split][metric][r]) for p in points]
         curve["minibatch_loss"] = [_round(p["minibatch"][r]) for p in points]
+        diverged = bool(guard.diverged[r])
         replicas.append({
-            "learning_rate": lr, "seed": seed, "curve": curve, "diverged": first_div is not None,
-            "diverged_at_step": steps[first_div] if first_div is not None else None,
+            "learning_rate": lr, "seed": seed, "curve": curve, "diverged": diverged,
+            "diverged_at_step": int(guard.step[r]) if diverged else None, "oscillation": oscillation[r],
+            "noise": {"step": [p["step"] for p in record.noise]} | {
+                k: [_round(p[k][r]) for p in record.noise] for k in ("b_simple", "grad_sq", "trace_sigma")},
         })  # fmt: skip
     return {
         "batch_size": batch_size,
         "steps_per_epoch": spe,
-        "examples_per_epoch": n if remainder == "keep" else spe * batch_size,
         "budget_steps": lay.total_steps,
         "chunk_steps": lay.chunk_steps,
         "evaluations": len(points),

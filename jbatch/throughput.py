@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from jbatch import table
+from jbatch.benchmark import mfu
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_bytes, write_text
 
 JBATCH = "jbatch-scan"
-PEERS = ("flax-nnx-loop", "keras-fit", "torch-eager")
+PEERS = ("flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager", "torch-compile")
 ORDER = ("jbatch-scan", "jbatch-step", "jbatch-vmap8", "plain-scan", *PEERS)
 B_ORDER = (1, 8, 32, 128, 512, 2048, "full")
 
@@ -65,14 +67,6 @@ def _grid(m: dict, workload: str) -> tuple[list[str], list[Any]]:
     return methods, sizes
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def _k(v: float) -> str:
-    return f"{v / 1e3:.1f}k" if v >= 1e3 else f"{v:.0f}"
-
-
 def ratio(m: dict, workload: str, a: str, b: str, size: Any) -> float | None:
     x, y = m.get((workload, a, size)), m.get((workload, b, size))
     return None if x is None or y is None else x["samples_per_second"] / y["samples_per_second"]
@@ -82,7 +76,7 @@ def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
     """Issue 4's performance bars: ``(bar, measured, required, verdict)``."""
     peak = session_peak(m)
     out = []
-    for peer, need in (("flax-nnx-loop", 10), ("keras-fit", 3), ("torch-eager", 10)):
+    for peer, need in (("flax-nnx-loop", 10), ("flax-nnx-fast", 2), ("keras-fit", 3), ("torch-eager", 10)):
         out.append((f"digits B=1: jbatch-scan / {peer}", ratio(m, "digits", JBATCH, peer, 1), need))
     out.append(("digits B=1: jbatch-scan / plain-scan (unroll 1)", ratio(m, "digits", JBATCH, "plain-scan", 1), 2))
     worst = None
@@ -98,8 +92,8 @@ def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
             if w == "wide" and method == JBATCH and (size == "full" or size >= 512)]  # fmt: skip
     for name, ref in (("jax's best matmul rate in the session", lambda v: peak),
                       ("the matmul rate measured around it", lambda v: v["adjacent_peak"])):  # fmt: skip
-        mfu = [v["samples_per_second"] * v["flops_per_example"] / 1e9 / ref(v) for v in wide]
-        out.append((f"wide B>=512: jbatch-scan MFU vs {name} (worst case)", min(mfu) if mfu else None, 0.85))
+        worst = [mfu(v["samples_per_second"], v["flops_per_example"], ref(v)) for v in wide]
+        out.append((f"wide B>=512: jbatch-scan MFU vs {name} (worst case)", min(worst) if worst else None, 0.85))
     out.append(("digits B=1: vmap over 8 replicas / one replica", ratio(m, "digits", "jbatch-vmap8", JBATCH, 1), 4))
     return [(name, got, need, "not measured" if got is None else ("met" if got >= need else "missed"))
             for name, got, need in out]  # fmt: skip
@@ -121,14 +115,14 @@ def markdown(doc: dict[str, Any]) -> str:
             cells = [method]
             for b in sizes:
                 v = m.get((workload, method, b))
-                spread = "" if v is None else f" ({_k(v['slowest'])}-{_k(v['fastest'])})"
-                cells.append("-" if v is None else f"{_k(v['samples_per_second'])}{spread}")
+                spread = "" if v is None else f" ({table.rate(v['slowest'])}-{table.rate(v['fastest'])})"
+                cells.append("-" if v is None else f"{table.rate(v['samples_per_second'])}{spread}")
             rows.append(cells)
-        lines += _table(["method", *(f"B={b}" for b in sizes)], rows) + [""]
+        lines += table.markdown(["method", *(f"B={b}" for b in sizes)], rows) + [""]
         lines += [f"### {workload}: jbatch-scan / other method (same run)", ""]
         others = [x for x in methods if x != JBATCH]
-        rows = [[other] + [_r(ratio(m, workload, JBATCH, other, b)) for b in sizes] for other in others]
-        lines += _table(["over", *(f"B={b}" for b in sizes)], rows) + [""]
+        rows = [[other] + [table.ratio(ratio(m, workload, JBATCH, other, b)) for b in sizes] for other in others]
+        lines += table.markdown(["over", *(f"B={b}" for b in sizes)], rows) + [""]
         lines += [f"### {workload}: model-FLOP utilisation ({fpe / 1e6:.2f} MFLOP per example, "
                   f"peak {peak:.0f} GFLOP/s) and compile seconds", ""]  # fmt: skip
         rows = []
@@ -136,14 +130,13 @@ def markdown(doc: dict[str, Any]) -> str:
             cells = [method]
             for b in sizes:
                 v = m.get((workload, method, b))
-                mfu = None if v is None else 100 * v["samples_per_second"] * fpe / 1e9 / peak
-                cells.append("-" if v is None else f"{mfu:.0f}% / {v['compile_seconds']:.2f}s")
+                util = None if v is None else mfu(v["samples_per_second"], fpe, peak)
+                cells.append("-" if v is None else f"{table.percent(util)} / {table.num(v['compile_seconds'], 3)}s")
             rows.append(cells)
-        lines += _table(["method", *(f"B={b}" for b in sizes)], rows) + [""]
+        lines += table.markdown(["method", *(f"B={b}" for b in sizes)], rows) + [""]
     lines += ["## Performance bars (issue 4)", ""]
-    rows = [[name, "-" if got is None else f"{got:.2f}", f">= {need:g}", verdict]
-            for name, got, need, verdict in bars(m)]  # fmt: skip
-    lines += _table(["bar", "measured", "required", "verdict"], rows) + [""]
+    rows = [[name, table.num(got, 3), f">= {table.num(need)}", verdict] for name, got, need, verdict in bars(m)]
+    lines += table.markdown(["bar", "measured", "required", "verdict"], rows) + [""]
     lines += [
         "Samples/s = samples per round / round time; every round blocks on its result, one warm-up round is "
         "excluded, compile time is measured apart. Fused epochs cover the whole data set per round, Python loops "
@@ -158,10 +151,6 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{str(doc.get('commit_info', {}).get('id'))[:10]}.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _r(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
 
 
 def plot(doc: dict[str, Any], path: Path) -> Path:

@@ -1,60 +1,131 @@
 """The steps / examples trade-off of McCandlish et al. (2018), fitted to a sweep.
 
-``S(B) = S_min (1 + B_noise / B)`` and ``E(B) = E_min (1 + B / B_noise)``; the critical
-batch size ``B_crit = E_min / S_min``. Both curves are linear in their parameters once
-multiplied out, so they are fitted by least squares on relative errors (closed form).
+``S(B) = S_min (1 + B_noise / B)``; examples follow from steps (``E = S B``), so
+``E(B) = E_min (1 + B / B_noise)`` with ``E_min = S_min B_noise`` and the critical batch
+size ``B_crit = E_min / S_min = B_noise``. There is ONE fit, to the steps: fitting the
+examples as well would fit the same numbers twice (their columns multiplied by B) and
+report the trivial E ~ B trend as fit quality.
+
+The fit minimises squared log errors (every batch size weighs the same, whatever its step
+count): for a given ``B_noise``, ``log S_min`` is a mean, so the search is one-dimensional
+(a log grid, then golden-section refinement). ``B_noise`` is searched within a factor
+``SPAN`` of the measured batch sizes; an optimum on that edge means the data do not bend
+and ``B_crit`` is only bounded (``bound``). Its interval comes from a bootstrap over the
+seeds and over the set of batch sizes (``bootstrap``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-
-def _fit_linear(features: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares of ``y ~ features @ p`` with relative errors (each row divided by y)."""
-    coef, *_ = np.linalg.lstsq(features / y[:, None], np.ones_like(y), rcond=None)
-    return coef
+SPAN = 1e3  # B_noise is searched in [min(B) / SPAN, max(B) * SPAN]
 
 
-def _log_r2(y: np.ndarray, fitted: np.ndarray) -> float:
-    ly, lf = np.log(y), np.log(np.maximum(fitted, 1e-300))
-    spread = np.sum((ly - ly.mean()) ** 2)
-    return float(1 - np.sum((ly - lf) ** 2) / spread) if spread > 0 else float("nan")
+def _sse(log_b_noise: np.ndarray, b: np.ndarray, log_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared-log-error sums and log S_min, for candidates ``log_b_noise [D, G]`` and
+    data sets ``b, log_s [D, P]`` (D fits at once, G candidates each)."""
+    shape = np.log1p(np.exp(log_b_noise)[:, :, None] / b[:, None, :])  # log(1 + B_noise / B)
+    log_s_min = np.mean(log_s[:, None, :] - shape, axis=2)
+    resid = log_s[:, None, :] - shape - log_s_min[:, :, None]
+    return np.sum(resid**2, axis=2), log_s_min
 
 
-def fit_tradeoff(batch_sizes: Sequence[float], steps: Sequence[float], examples: Sequence[float]) -> dict[str, Any]:
-    """Fits ``S_min``, ``E_min`` (and each curve's ``B_noise``) to steps and examples to
-    target at each batch size. Fit quality is R^2 of the logarithms and the RMS relative
-    error. Needs 3 or more points.
+def _best_log_b_noise(b: np.ndarray, log_s: np.ndarray) -> np.ndarray:
+    """The least-squares log B_noise of each of the D data sets ``b, log_s [D, P]``: a log
+    grid over the search range, then golden-section refinement in the bracketing cells."""
+    lo, hi = np.log(b.min(1) / SPAN), np.log(b.max(1) * SPAN)
+    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, 241)[None, :]
+    sse, _ = _sse(grid, b, log_s)
+    i = np.argmin(sse, axis=1)
+    rows = np.arange(len(b))
+    a, c = grid[rows, np.maximum(i - 1, 0)], grid[rows, np.minimum(i + 1, grid.shape[1] - 1)]
+    golden = (math.sqrt(5) - 1) / 2
+    for _ in range(40):
+        x1, x2 = c - golden * (c - a), a + golden * (c - a)
+        f = _sse(np.stack([x1, x2], 1), b, log_s)[0]
+        left = f[:, 0] <= f[:, 1]
+        a, c = np.where(left, a, x1), np.where(left, x2, c)
+    return (a + c) / 2
+
+
+def fit_steps(batch_sizes: Sequence[float], steps: Sequence[float]) -> dict[str, Any]:
+    """Fits ``S(B) = S_min (1 + B_noise / B)`` to steps to target; needs 3 or more batch sizes.
+
+    Returns ``s_min``, ``b_crit`` (= ``B_noise``), ``e_min`` (= ``s_min * b_crit``), the RMS
+    error of the logs as a relative error, the same for the two one-parameter limits the
+    hyperbola sits between (perfect scaling ``S = c / B``, no scaling ``S = c``), and
+    ``bound``: None, or "above"/"below" when the best ``B_noise`` is on the search edge
+    (``B_crit`` is then only known to lie above the largest / below the smallest B).
 
     Example:
       >>> b = np.array([1, 4, 16, 64, 256, 1024.0])
-      >>> f = fit_tradeoff(b, 100 * (1 + 50 / b), 5000 * (1 + b / 50))
-      >>> round(f["s_min"]), round(f["e_min"]), round(f["b_crit"])
-      (100, 5000, 50)
+      >>> f = fit_steps(b, 100 * (1 + 50 / b))
+      >>> round(f["s_min"]), round(f["b_crit"]), round(f["e_min"]), f["bound"]
+      (100, 50, 5000, None)
     """
-    b, s, e = (np.asarray(v, float) for v in (batch_sizes, steps, examples))
-    if len(b) < 3:
-        raise ValueError(f"a trade-off fit needs at least 3 batch sizes that reached the target, got {len(b)}")
-    s_min, s_slope = _fit_linear(np.stack([np.ones_like(b), 1 / b], 1), s)
-    e_min, e_slope = _fit_linear(np.stack([np.ones_like(b), b], 1), e)
-    s_fit, e_fit = s_min + s_slope / b, e_min + e_slope * b
+    b, s = np.asarray(batch_sizes, float), np.asarray(steps, float)
+    if len(b) < 3 or len(set(b.tolist())) < 3:
+        raise ValueError(f"a trade-off fit needs at least 3 batch sizes that reached the target, got {len(set(b))}")
+    if np.any(s <= 0) or np.any(b <= 0):
+        raise ValueError("batch sizes and steps must be positive")
+    log_s = np.log(s)
+    x = float(_best_log_b_noise(b[None], log_s[None])[0])
+    sse, log_s_min = (v[0] for v in _sse(np.array([[x]]), b[None], log_s[None]))
+    edge = abs(x - math.log(b.min() / SPAN)) < 0.05 or abs(x - math.log(b.max() * SPAN)) < 0.05
+    perfect = np.log(s * b) - np.mean(np.log(s * b))  # S = c / B
+    flat = log_s - log_s.mean()  # S = c
+    spread = float(np.sum((log_s - log_s.mean()) ** 2))
+    b_noise = math.exp(x)
     return {
-        "s_min": float(s_min),
-        "e_min": float(e_min),
-        "b_noise_from_steps": float(s_slope / s_min),
-        "b_noise_from_examples": float(e_min / e_slope) if e_slope else float("inf"),
-        "b_crit": float(e_min / s_min),
-        "steps_r2_log": _log_r2(s, s_fit),
-        "examples_r2_log": _log_r2(e, e_fit),
-        "steps_rms_rel_error": float(np.sqrt(np.mean((s_fit / s - 1) ** 2))),
-        "examples_rms_rel_error": float(np.sqrt(np.mean((e_fit / e - 1) ** 2))),
-        "physical": bool(s_min > 0 and e_min > 0 and s_slope > 0 and e_slope > 0),
+        "s_min": math.exp(float(log_s_min[0])),
+        "b_crit": b_noise,
+        "e_min": math.exp(float(log_s_min[0])) * b_noise,
+        "rms_rel_error": math.expm1(math.sqrt(float(sse[0]) / len(b))),
+        "rms_rel_error_perfect_scaling": math.expm1(math.sqrt(float(np.mean(perfect**2)))),
+        "rms_rel_error_no_scaling": math.expm1(math.sqrt(float(np.mean(flat**2)))),
+        "r2_log": 1 - float(sse[0]) / spread if spread > 0 else float("nan"),
+        "bound": None if not edge else ("above" if x > math.log(b.max()) else "below"),
         "points": len(b),
     }
+
+
+def bootstrap(
+    per_size: Mapping[float, Sequence[float]], draws: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
+    """A percentile interval for ``B_crit``: each draw resamples the batch sizes (with
+    replacement, at least 3 distinct) and, within each drawn size, its seeds' steps to
+    target (with replacement), then refits. ``per_size`` maps B to the steps of each seed
+    that reached the target.
+
+    Example:
+      >>> b = [1, 4, 16, 64, 256]
+      >>> ci = bootstrap({x: [100 * (1 + 50 / x) * f for f in (0.95, 1.0, 1.05)] for x in b}, draws=200)
+      >>> ci["low"] < 50 < ci["high"], ci["draws"]
+      (True, 200)
+    """
+    sizes = [b for b, v in per_size.items() if len(v)]
+    if len(sizes) < 3:
+        raise ValueError("a bootstrap needs at least 3 batch sizes that reached the target")
+    rng = np.random.default_rng(seed)
+    b, log_s = np.empty((draws, len(sizes))), np.empty((draws, len(sizes)))
+    for d in range(draws):
+        pick = rng.choice(len(sizes), len(sizes))
+        while len(set(pick.tolist())) < 3:
+            pick = rng.choice(len(sizes), len(sizes))
+        for j, i in enumerate(pick):
+            seeds = np.asarray(per_size[sizes[i]], float)
+            b[d, j] = sizes[i]
+            log_s[d, j] = math.log(float(np.mean(rng.choice(seeds, len(seeds)))))
+    x = _best_log_b_noise(b, log_s)
+    edge = (np.abs(x - np.log(b.min(1) / SPAN)) < 0.05) | (np.abs(x - np.log(b.max(1) * SPAN)) < 0.05)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(np.exp(x), [tail, 100 - tail])
+    return {"low": float(low), "high": float(high), "level": level, "draws": draws,
+            "on_search_edge": float(edge.mean())}  # fmt: skip
 
 
 def steps_curve(fit: dict[str, Any], b: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 with plain training, and the resumable, refusing results directory."""
 
 import dataclasses
+import functools
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from jbatch.data import Dataset
 from jbatch.errors import ConfigError
 from jbatch.study import DOCUMENT, run_sweep
 from jbatch.summary import best_learning_rate, first_reach, replica_summary
-from jbatch.sweep import SweepConfig, chunk_batches, config_from_mapping, layout, run_batch_size
+from jbatch.sweep import SweepConfig, chunk_batches, config_from_mapping, epoch_tables, layout, run_batch_size
 from jbatch.train import TrainConfig, train_and_evaluate
 
 
@@ -57,14 +58,23 @@ def test_chunks_of_an_epoch_visit_every_example_once():
     n, b = 50, 3  # 17 steps per epoch, the last of 2 examples
     lay = layout(steps_per_epoch(n, b), 34, 6, b)
     assert lay.chunks_per_epoch > 1
-    orders = lambda e: np.stack([np.random.default_rng(e).permutation(n)] * 2)  # noqa: E731
+    calls = []
+
+    def tables(epoch):
+        calls.append(epoch)
+        return epoch_tables([0, 1, 0], epoch, n, b, "keep")
+
+    cached = functools.lru_cache(maxsize=1)(tables)
     for epoch in range(2):
-        seen = []
+        seen = [[], [], []]
         for part in range(lay.chunks_per_epoch):
-            idx, mask, active = chunk_batches(lay, epoch * lay.chunks_per_epoch + part, b, orders, "keep")
-            assert idx.shape == (2, lay.chunk_steps, b) and mask.shape == (lay.chunk_steps, b)
-            seen += idx[0][active][mask[active]].tolist()
-        assert sorted(seen) == list(range(n))
+            idx, mask, active = chunk_batches(lay, epoch * lay.chunks_per_epoch + part, b, cached)
+            assert idx.shape == (3, lay.chunk_steps, b) and mask.shape == (lay.chunk_steps, b)
+            for r in range(3):
+                seen[r] += idx[r][active][mask[active]].tolist()
+        assert all(sorted(s) == list(range(n)) for s in seen)
+        assert seen[0] == seen[2] != seen[1]  # a replica's batches depend on its seed alone
+    assert calls == [0, 1]  # each epoch's tables are cut once, not once per chunk
 
 
 # --- targets and best learning rate -----------------------------------------------------
@@ -78,7 +88,7 @@ def _replica(values, lr=0.1, diverged_at=None, metric="test_accuracy"):
             "diverged_at_step": diverged_at}  # fmt: skip
 
 
-RESULT = {"steps_per_epoch": 10, "examples_per_epoch": 95, "batch_size": 10}
+RESULT = {"steps_per_epoch": 10, "counted": {"examples_per_epoch": [95] * 5}, "batch_size": 10}
 
 
 def test_target_is_the_first_crossing():
@@ -115,20 +125,62 @@ def test_best_learning_rate_skips_a_diverged_replica():
 # --- running ----------------------------------------------------------------------------
 
 
-def test_huge_learning_rate_diverges_and_the_others_go_on(tiny):
-    result = run_batch_size(_config(), tiny, 32)
+def _first_exploded_update(losses):
+    """Independently of jbatch.guard: the update that produced the first state whose loss
+    is non-finite or 1000x the first loss (``losses[i]`` is the loss of the state after i updates)."""
+    for i, v in enumerate(losses):
+        if not np.isfinite(v) or v > 1e3 * losses[0]:
+            return i
+    return None
+
+
+@pytest.mark.parametrize("b", [1, 32, 300])
+@pytest.mark.parametrize("replica_batch", ["auto", None])  # lax.map groups (CPU) and all-vmap (accelerators)
+def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on(tiny, b, replica_batch):
+    cfg = _config(learning_rates=(0.01, 3.0, 1e4), budget_steps=30)
+    result = run_batch_size(cfg, tiny, b, replica_batch=replica_batch)
     by_lr = {r["learning_rate"]: r for r in result["replicas"]}
-    assert by_lr[1e4]["diverged"] and by_lr[1e4]["diverged_at_step"] <= 10
-    good = by_lr[0.1]
-    assert not good["diverged"]
-    assert all(np.isfinite(good["curve"]["train_loss"]))
+    good = by_lr[0.01]
+    assert not good["diverged"] and all(np.isfinite(good["curve"]["train_loss"]))
     assert good["curve"]["train_loss"][-1] < good["curve"]["train_loss"][0]
-    # frozen: from its divergence on, every evaluation sees the same (last finite) weights
-    bad = by_lr[1e4]["curve"]
-    after = [i for i, s in enumerate(bad["step"]) if s >= by_lr[1e4]["diverged_at_step"]]
-    assert len(after) > 2
-    frozen = np.array([bad["test_loss"][i] for i in after], float)
-    np.testing.assert_array_equal(frozen, np.full_like(frozen, frozen[0]))
+    for lr in (3.0, 1e4):
+        bad = by_lr[lr]
+        assert bad["diverged"]
+        # the exact update, from a plain run of the same batches (per-step losses of train_and_evaluate)
+        epochs = result["budget_steps"] // result["steps_per_epoch"]
+        plain = train_and_evaluate(TrainConfig(dataset="tiny", widths=(16,), batch_size=b, epochs=epochs,
+                                               learning_rate=lr), dataset=tiny)  # fmt: skip
+        losses = [v for e in plain.epochs for v in e.step_losses]
+        assert bad["diverged_at_step"] == _first_exploded_update(losses)
+        # frozen: after its divergence, every evaluation sees the same finite weights
+        after = [i for i, s in enumerate(bad["curve"]["step"]) if s > bad["diverged_at_step"]]
+        assert len(after) > 2
+        for key in ("train_loss", "test_loss", "test_accuracy"):
+            frozen = np.array([bad["curve"][key][i] for i in after], float)
+            assert np.all(np.isfinite(frozen)), (lr, key, frozen)
+            assert np.all(frozen == frozen[0])
+        assert np.isnan(bad["curve"]["minibatch_loss"][-1])  # a frozen replica trains nothing
+
+
+def test_a_non_finite_first_loss_freezes_at_the_initial_state(tiny):
+    x = tiny.x_train.copy()
+    x[:] = 3e38  # finite inputs whose very first forward pass overflows
+    huge = dataclasses.replace(tiny, x_train=x)
+    result = run_batch_size(_config(learning_rates=(0.1,)), huge, 300)
+    rep = result["replicas"][0]
+    assert rep["diverged"] and rep["diverged_at_step"] == 0
+
+
+def test_the_program_counts_examples_and_updates_per_epoch(tiny):
+    for b, drop in ((32, "keep"), (32, "drop"), (300, "keep")):
+        result = run_batch_size(_config(remainder=drop, budget_steps=1, budget_epochs=2), tiny, b)
+        counted = result["counted"]
+        if drop == "keep":
+            assert counted["examples_per_epoch"] == [300, 300]
+            assert counted["updates_per_epoch"] == [[-(-300 // b)]] * 2
+        else:
+            assert counted["examples_per_epoch"] == [288, 288]  # 9 full batches of 32
+            assert counted["updates_per_epoch"] == [[9], [9]]
 
 
 @pytest.mark.parametrize("b", [16, 32])
