@@ -164,9 +164,10 @@ def c4(s: Sweep) -> Verdict:
             f"loss {_osc(osc1)} at B=1 vs " + ", ".join(f"B={b}: {_osc(o)}" for b, o in others.items()) +
             f"; seconds to target {_g(secs[1])} at B=1 vs {_g(min((v for v in secs.values() if v), default=None))} "
             "best")  # fmt: skip
-    parts = [p for p, ok in (("updates are the cheapest", fast), ("it oscillates more than every mini-batch", wanders),
-                             (f"it is more than {SLOWER}x slower to the target than a mini-batch", poor)) if ok]  # fmt: skip
-    verdict = "holds" if len(parts) == 3 else ("does not hold" if not parts else "holds only partly: " + ", ".join(parts))
+    checks = (("updates are the cheapest", fast), ("it oscillates more than every mini-batch", wanders),
+              (f"it is more than {SLOWER}x slower to the target than a mini-batch", poor))  # fmt: skip
+    parts = [p for p, ok in checks if ok]
+    verdict = "holds" if len(parts) == 3 else "does not hold" if not parts else "holds only partly: " + ", ".join(parts)
     return verdict, nums, s.plot("loss_curves.png")
 
 

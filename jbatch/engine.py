@@ -90,7 +90,10 @@ def compile_program(
 
 def over_replicas(fn: Callable[..., Any], in_axes: tuple[Any, ...], replica_batch: int | None) -> Callable[..., Any]:
     """``fn`` applied to every replica: ``jax.vmap``, or ``lax.map`` in groups of
-    ``replica_batch`` (same results; a different trade of parallelism for plain matmuls)."""
+    ``replica_batch`` (a different trade of parallelism for plain matmuls). The two agree to
+    float32 rounding, not bit for bit: XLA sums in another order (measured on digits: 9e-8
+    relative per epoch, growing to 4e-3 after a long high-learning-rate run); both are
+    tested against independent single-replica runs."""
     if replica_batch is None:
         return jax.vmap(fn, in_axes=in_axes)
 

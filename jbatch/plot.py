@@ -159,7 +159,9 @@ def noise_scale(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any]
     return _save(fig, directory / "noise_scale.png")
 
 
-def write_plots(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> list[Path]:
+def write_plots(
+    directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None
+) -> list[Path]:
     """Every plot of a sweep directory (``fit``: ``summary.sweep_fit`` of ``rows``)."""
     cfg = doc["config"]
     title = f"{cfg['dataset']} / {cfg['model']} / {cfg['optimizer']}: {cfg['target_metric']} {cfg['target_value']}"

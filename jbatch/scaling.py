@@ -71,10 +71,10 @@ def measure(device_counts: list[int], global_batch: int, per_device_batch: int, 
         rows.append({"mode": "fixed global batch", **run_worker(d, global_batch, workload, rounds)})
         rows.append({"mode": "fixed per-device batch", **run_worker(d, per_device_batch * d, workload, rounds)})
     write_json(out / "scaling.json", {"kind": "jbatch.scaling", "rows": rows})
-    return write_text(out / "table.md", table(rows))
+    return write_text(out / "table.md", scaling_table(rows))
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def scaling_table(rows: list[dict[str, Any]]) -> str:
     base = {r["mode"]: r["samples_per_second"] for r in rows if r["devices"] == 1}
     body = [[r["mode"], str(r["devices"]), str(r["global_batch"]), table.num(r["per_device_batch"]),
              table.rate(r["samples_per_second"]),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jbatch.data import Dataset, load_dataset, to_device
-from jbatch.distributed import Processes, barrier
+from jbatch.distributed import Processes, barrier, clear_barriers
 from jbatch.errors import ConfigError
 from jbatch.metadata import environment_metadata
 from jbatch.store import read_json, write_json
@@ -83,7 +83,8 @@ def run_sweep(
     meta = environment_metadata()
     if processes.index == 0:
         merge_parts(directory, open_document(directory, config, meta))  # left by an interrupted run
-    barrier("jbatch-sweep-start", processes)
+        clear_barriers(processes, directory / "parts")
+    barrier("jbatch-sweep-start", processes, directory / "parts")
     doc = open_document(directory, config, meta)  # every process checks config and device
     doc["num_train"] = ds.num_train
     placed = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)  # once for every batch size
@@ -103,7 +104,7 @@ def run_sweep(
         else:
             part["batch_sizes"][str(b)] = result
             write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
-    barrier("jbatch-sweep-done", processes)
+    barrier("jbatch-sweep-done", processes, directory / "parts")
     if processes.count > 1 and processes.index == 0:
         doc = open_document(directory, config, meta)
         doc["num_train"] = ds.num_train

@@ -25,8 +25,8 @@ from jbatch.batching import BatchSize, epoch_batches, epoch_order, resolve_batch
 from jbatch.data import Dataset, to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_chunk, make_epoch, make_evaluate
-from jbatch.guard import init_guard
 from jbatch.errors import ConfigError
+from jbatch.guard import init_guard
 from jbatch.loss import loss_for_task
 from jbatch.model import make_model
 from jbatch.noise import gradient_moments

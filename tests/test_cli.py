@@ -75,7 +75,13 @@ def test_user_npz_trains(capsys, tmp_path):
         capsys,
     )
     assert code == 0
-    assert json.loads(out.read_text())["steps_per_epoch"] == 1
+    record = json.loads(out.read_text())
+    assert record["steps_per_epoch"] == 1 and record["num_train"] == 48
+    losses = [e["train_loss"] for e in record["epochs"]]
+    assert [e["iterations"] for e in record["epochs"]] == [1, 1, 1]
+    assert losses[2] < losses[1] < losses[0]  # full-batch descent on a separable problem: every update helps
+    printed = [ln for ln in stdout.splitlines() if ln.startswith("epoch")]
+    assert len(printed) == 3 and f"train loss {losses[2]:.4f}" in printed[2]  # the printed line is the recorded one
 
 
 def test_train_prints_epochs_and_writes_a_record(tmp_path):

@@ -79,3 +79,24 @@ def test_processes_share_batch_sizes_round_robin():
     assert sorted(sum(shares, [])) == sizes
     with pytest.raises(ValueError, match="not in"):
         Processes(2, 2)
+
+
+def test_barrier_waits_for_every_process_of_this_run_and_gives_up_in_time(tmp_path):
+    import threading
+    import time
+
+    from jbatch.distributed import barrier, clear_barriers
+
+    (tmp_path / ".barrier-7-go-1").touch()  # process 1's marker, but from an earlier run
+    me = Processes(0, 2, barrier_timeout=0.5, token=8)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"process\(es\) \[1\] did not arrive within 0.5 s"):
+        barrier("go", me, tmp_path, poll_s=0.05)
+    assert 0.5 <= time.monotonic() - start < 5
+    clear_barriers(me, tmp_path)
+    assert not (tmp_path / ".barrier-7-go-1").exists() and (tmp_path / ".barrier-8-go-0").exists()
+    other = Processes(1, 2, barrier_timeout=5, token=8)
+    late = threading.Timer(0.3, lambda: barrier("go2", other, tmp_path, poll_s=0.05))
+    late.start()
+    barrier("go2", Processes(0, 2, barrier_timeout=5, token=8), tmp_path, poll_s=0.05)  # returns once 1 arrives
+    late.join()

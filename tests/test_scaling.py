@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jbatch.errors import ConfigError
-from jbatch.scaling import measure, table
+from jbatch.scaling import measure, scaling_table
 from tests.helpers import run_cli
 
 META = {"device_kind": "cpu", "backend": "cpu", "cpu": "test", "cpu_count": 2, "versions": {"jax": "0"}, "date": "d"}
@@ -19,7 +19,7 @@ def _row(mode, devices, batch, rate):
 def test_table_is_grouped_by_mode_with_speedups_against_one_device():
     rows = [_row("fixed global batch", 1, 512, 100e3), _row("fixed per-device batch", 1, 128, 50e3),
             _row("fixed global batch", 2, 512, 150e3), _row("fixed per-device batch", 2, 256, 40e3)]  # fmt: skip
-    body = [line for line in table(rows).splitlines() if line.startswith("| fixed")]
+    body = [line for line in scaling_table(rows).splitlines() if line.startswith("| fixed")]
     assert body == [
         "| fixed global batch | 1 | 512 | 512 | 100.0k | 1.00x |",
         "| fixed global batch | 2 | 512 | 256 | 150.0k | 1.50x |",

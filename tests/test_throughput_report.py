@@ -14,7 +14,6 @@ from jbatch.engine import timed_call
 from jbatch.errors import ConfigError
 from jbatch.throughput import bars, markdown, measurements, write_throughput_report
 
-DATA = Path(__file__).parent / "data" / "bench_small.json"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,23 +59,47 @@ def test_timed_call_waits_for_a_slow_computation():
     assert seconds > 0.5 * full  # an unblocked call returns at dispatch, long before this
 
 
-def test_report_tabulates_a_recorded_run(tmp_path):
-    doc = json.loads(DATA.read_text())
-    m = measurements(doc)
-    scan = next(b for b in doc["benchmarks"] if b["extra_info"]["method"] == "jbatch-scan")
-    torch = next(b for b in doc["benchmarks"] if b["extra_info"]["method"] == "torch-eager")
-    expected = scan["extra_info"]["samples_per_round"] / scan["stats"]["median"]
-    assert m[("digits", "jbatch-scan", 512)]["samples_per_second"] == pytest.approx(expected)
+def _case(workload, method, b, samples, median, fastest, slowest, flops=1e6, peak=200.0, around=100.0):
+    return {"extra_info": {"workload": workload, "method": method, "batch_size": b, "samples_per_round": samples,
+                           "samples_per_second": samples / median, "compile_seconds": 0.5,
+                           "flops_per_example": flops, "matmul_peak_gflops_session": peak,
+                           "matmul_peak_gflops_before": around, "matmul_peak_gflops_now": around},
+            "stats": {"median": median, "min": fastest, "max": slowest, "rounds": 5}}  # fmt: skip
+
+
+def _doc(cases):
+    return {"benchmarks": cases, "machine_info": {"jbatch": {}}, "commit_info": {}, "datetime": "today"}
+
+
+def test_report_tabulates_hand_computed_numbers(tmp_path):
+    # Numbers chosen so every expected cell is worked out by hand, not by jbatch's formulas:
+    # jbatch-scan at B=1: 1000 samples in a median round of 0.5 s = 2.0k samples/s (rounds
+    # of 0.4 and 0.8 s: 2.5k and 1.2k); torch-eager: 100 samples in 0.25 s = 400/s, so the
+    # ratio is 5.00x and the B=1 bar against torch (>= 10) is missed. Wide B=512: 1,000
+    # samples/s of 1e8 FLOPs each = 100 GFLOP/s = 50% of a 200 GFLOP/s peak, and 100% of
+    # the 100 GFLOP/s measured around it.
+    doc = _doc([
+        _case("digits", "jbatch-scan", 1, 1000, 0.5, 0.4, 0.8),
+        _case("digits", "torch-eager", 1, 100, 0.25, 0.2, 0.5),
+        _case("wide", "jbatch-scan", 512, 1000, 1.0, 1.0, 1.0, flops=1e8),
+    ])  # fmt: skip
     text = markdown(doc)
-    row = next(ln for ln in text.splitlines() if ln.startswith("| jbatch-scan |"))
-    assert f"{expected / 1e3:.1f}k" in row
-    r = expected / (torch["extra_info"]["samples_per_round"] / torch["stats"]["median"])
-    assert f"| torch-eager | {r:.2f}x |" in text
-    verdicts = {name: verdict for name, _, _, verdict in bars(m)}
-    assert verdicts["digits B=1: jbatch-scan / plain-scan (unroll 1)"] == "not measured"  # no B=1 in this run
-    written = write_throughput_report(DATA, tmp_path)
+    assert "| jbatch-scan | 2.0k (1.3k-2.5k) |" in text
+    assert "| torch-eager | 400 (200-500) |" in text
+    assert "| torch-eager | 5.00x |" in text
+    assert "| jbatch-scan | 50% / 0.5s |" in text
+    got = {name: (value, verdict) for name, value, _, verdict in bars(measurements(doc))}
+    assert got["digits B=1: jbatch-scan / torch-eager"] == (pytest.approx(5.0), "missed")
+    assert got["digits B=1: jbatch-scan / flax-nnx-loop"] == (None, "not measured")
+    assert got["wide B>=512: jbatch-scan MFU vs jax's best matmul rate in the session (worst case)"] == (
+        pytest.approx(0.5), "missed")  # fmt: skip
+    assert got["wide B>=512: jbatch-scan MFU vs the matmul rate measured around it (worst case)"] == (
+        pytest.approx(1.0), "met")  # fmt: skip
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(doc))
+    written = write_throughput_report(path, tmp_path / "out")
     assert [p.name for p in written] == ["benchmark.json", "table.md", "throughput.png"]
-    assert (tmp_path / "table.md").read_text() == text
+    assert (tmp_path / "out" / "table.md").read_text() == text
 
 
 def test_report_refuses_a_file_that_is_not_a_benchmark(tmp_path):
@@ -98,22 +121,3 @@ def test_missing_peer_skips_with_a_reason(peer, module, monkeypatch):
     wl = Workload("t", (4, 3, 2), np.zeros((8, 4), np.float32), np.zeros(8, np.int32))
     with pytest.raises(pytest.skip.Exception, match=r"peer: pip install -e '\.\[peers\]'"):
         PEERS[peer](wl, 4, 8)
-
-
-def test_mfu_bars_divide_by_the_session_peak_and_by_the_peak_around_the_benchmark():
-    doc = json.loads(DATA.read_text())
-    wide = json.loads(json.dumps(doc["benchmarks"][0]))  # a jbatch-scan entry, turned into a wide one
-    e = wide["extra_info"]
-    e.update(workload="wide", batch_size=2048, flops_per_example=1e6, matmul_peak_gflops_session=200.0,
-             matmul_peak_gflops_before=80.0, matmul_peak_gflops_now=100.0)  # fmt: skip
-    doc["benchmarks"].append(wide)
-    m = measurements(doc)
-    rate = m[("wide", "jbatch-scan", 2048)]["samples_per_second"]
-    got = {name: value for name, value, _, _ in bars(m)}
-    session = max(b["extra_info"]["matmul_peak_gflops_session"] for b in doc["benchmarks"])
-    assert got["wide B>=512: jbatch-scan MFU vs jax's best matmul rate in the session (worst case)"] == pytest.approx(
-        rate * 1e6 / 1e9 / session
-    )
-    assert got["wide B>=512: jbatch-scan MFU vs the matmul rate measured around it (worst case)"] == pytest.approx(
-        rate * 1e6 / 1e9 / 100.0
-    )
