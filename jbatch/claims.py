@@ -22,16 +22,13 @@ import numpy as np
 from jbatch import table
 from jbatch.report import load_document, summarize
 from jbatch.store import write_text
-from jbatch.summary import sweep_fit
+from jbatch.summary import fastest, sweep_fit
 
 Verdict = tuple[str, str, str]  # (verdict, numbers, plot)
 
-# Timings on this shared machine move by up to 2x between runs (PERF-NOTES.md): a cost
-# ratio counts only beyond that.
-COST_RATIO = 2.0
-# "Slower to the target": more than 1.5x the fastest batch size's seconds to target, a
-# margin above the seed-to-seed spread of steps to target in the published sweeps (<25%).
-SLOWER = 1.5
+# Timings are compared through their 95% intervals (``jbatch.stats``): one is cheaper or
+# faster than another only when their intervals do not overlap. "The fastest batch size" is
+# the set whose seconds-to-target intervals overlap the fastest one's (``summary.fastest``).
 # Oscillation differs when the gap exceeds twice the larger seed standard deviation (the
 # statistic's own noise), and at least 0.02 (a floor for a spread measured on few seeds).
 OSCILLATION_FLOOR = 0.02
@@ -41,8 +38,8 @@ OVERFIT_RISE = 0.05
 # Diminishing returns above B_crit: x times the batch buys fewer than x/4 times fewer steps
 # (perfect scaling would give x; the fitted hyperbola gives about 2 at x = B / B_crit = 4).
 RETURNS = 4.0
-# Two workloads' settings differ when their fastest batch sizes differ, or their B_crit
-# differ by more than 2x (beyond the bootstrap intervals of the published fits).
+# Two workloads' settings differ when their fastest sets share no batch size, or their
+# B_crit differ by more than 2x (beyond the bootstrap intervals of the published fits).
 CRIT_RATIO = 2.0
 
 
@@ -53,6 +50,7 @@ class Sweep:
         self.directory, self.doc = directory, doc
         self.rows = summarize(doc)
         self.fit = sweep_fit(self.rows)
+        self.fastest = fastest(self.rows)
         self.n = doc["num_train"]
 
     @property
@@ -87,6 +85,14 @@ class Sweep:
 
     def seconds_per_step(self, b: int) -> float:
         return self.result(b)["timing"]["seconds_per_step"]
+
+    def step_interval(self, b: int) -> tuple[float, float]:
+        return tuple(self.result(b)["timing"]["seconds_per_step_interval"])
+
+    def cheaper(self, a: int, b: int, per: str = "step") -> bool:
+        """Whether ``a``'s seconds per step (or per epoch) are below ``b``'s, intervals apart."""
+        scale = (lambda x: self.result(x)["steps_per_epoch"]) if per == "epoch" else (lambda x: 1)
+        return self.step_interval(a)[1] * scale(a) < self.step_interval(b)[0] * scale(b)
 
 
 def _g(v: float | None) -> str:
@@ -128,24 +134,29 @@ def c2(s: Sweep) -> Verdict:
     return verdict, f"epochs to target at the best learning rate: {nums}", s.plot("loss_curves.png")
 
 
+def _secs(s: Sweep) -> str:
+    return ", ".join(f"B={b}: {_g(s.mean(b, 'seconds_to_target'))} {table.interval(*iv)}"
+                     if (iv := s.row(b)["seconds_to_target_interval"]) else f"B={b}: -" for b in s.sizes)  # fmt: skip
+
+
 def c3(s: Sweep) -> Verdict:
     full = s.n
     if full not in s.sizes:
         return "not measured (no full-batch run)", "-", "-"
-    secs = {b: s.mean(b, "seconds_to_target") for b in s.sizes}
-    fastest = min((b for b in s.sizes if secs[b] is not None), key=lambda b: secs[b], default=None)
-    cost = s.seconds_per_step(full) / s.seconds_per_step(min(s.sizes))
-    expensive = cost > COST_RATIO
-    slow = secs[full] is None or (fastest is not None and secs[full] > SLOWER * secs[fastest])
-    nums = (f"one full-batch update costs {_g(s.seconds_per_step(full) * 1e3)} ms, {_g(cost)}x a B={min(s.sizes)} "
-            f"update; seconds to target {_g(secs[full])} vs {_g(secs.get(fastest))} at the fastest batch size "
-            f"B={fastest}; every update needs all N examples, so it cannot learn online")  # fmt: skip
+    b1 = min(s.sizes)
+    expensive = s.cheaper(b1, full)
+    slow = bool(s.fastest) and full not in s.fastest
+    nums = (f"one full-batch update costs {_g(s.seconds_per_step(full) * 1e3)} ms "
+            f"{table.interval(*(1e3 * x for x in s.step_interval(full)))}, "
+            f"{_g(s.seconds_per_step(full) / s.seconds_per_step(b1))}x a B={b1} update; seconds to target (95% "
+            f"intervals) {_secs(s)}; fastest set {s.fastest}; every update needs all N examples, so it cannot "
+            "learn online")  # fmt: skip
     if expensive and slow:
         verdict = "holds"
     elif expensive:
-        verdict = f"holds only in cost per update: training is not more than {SLOWER}x slower to the target"
+        verdict = "holds only in cost per update: full batch is among the fastest to the target"
     else:
-        verdict = f"does not hold: a full-batch update costs less than {COST_RATIO}x a B={min(s.sizes)} update"
+        verdict = f"does not hold: a full-batch update is not measurably dearer than a B={b1} update"
     return verdict, nums, s.plot("seconds_to_target.png")
 
 
@@ -155,30 +166,32 @@ def c4(s: Sweep) -> Verdict:
     mini = [b for b in s.sizes if 1 < b < s.n]
     osc1 = s.oscillation(1)
     others = {b: s.oscillation(b) for b in mini}
-    secs = {b: s.mean(b, "seconds_to_target") for b in s.sizes}
-    per_step = {b: s.seconds_per_step(b) for b in s.sizes}
-    fast = per_step[1] == min(per_step.values())
+    cheap = all(s.cheaper(1, b) for b in s.sizes if b != 1)
     wanders = bool(others) and all(_differ(osc1, o) for o in others.values())
-    poor = secs[1] is None or any(secs[b] is not None and SLOWER * secs[b] < secs[1] for b in mini)
-    nums = (f"B=1 updates take {_g(per_step[1] * 1e6)} us (the cheapest: {fast}); oscillation of the per-step "
-            f"loss {_osc(osc1)} at B=1 vs " + ", ".join(f"B={b}: {_osc(o)}" for b, o in others.items()) +
-            f"; seconds to target {_g(secs[1])} at B=1 vs {_g(min((v for v in secs.values() if v), default=None))} "
-            "best")  # fmt: skip
-    checks = (("updates are the cheapest", fast), ("it oscillates more than every mini-batch", wanders),
-              (f"it is more than {SLOWER}x slower to the target than a mini-batch", poor))  # fmt: skip
+    poor = bool(s.fastest) and 1 not in s.fastest and any(b in s.fastest for b in mini)
+    micro = table.interval(*(1e6 * x for x in s.step_interval(1)))
+    nums = (f"B=1 updates take {_g(s.seconds_per_step(1) * 1e6)} us {micro}"
+            f" (the cheapest, intervals apart: {cheap}); oscillation of the per-step loss {_osc(osc1)} at B=1 vs "
+            + ", ".join(f"B={b}: {_osc(o)}" for b, o in others.items())
+            + f"; fastest set to the target {s.fastest}")  # fmt: skip
+    checks = (("updates are the cheapest", cheap), ("it oscillates more than every mini-batch", wanders),
+              ("it is slower to the target than the fastest mini-batch", poor))  # fmt: skip
     parts = [p for p, ok in checks if ok]
     verdict = "holds" if len(parts) == 3 else "does not hold" if not parts else "holds only partly: " + ", ".join(parts)
     return verdict, nums, s.plot("loss_curves.png")
 
 
 def c5(s: Sweep) -> Verdict:
-    secs = {b: s.mean(b, "seconds_to_target") for b in s.sizes}
-    reached = [b for b in s.sizes if secs[b] is not None]
-    if not reached:
+    if not s.fastest:
         return "not measured (no batch size reached the target)", "-", "-"
-    best = min(reached, key=lambda b: secs[b])
-    nums = f"fastest to target: B={best} ({_g(secs[best])} s); " + ", ".join(f"B={b}: {_g(secs[b])}" for b in s.sizes)
-    verdict = "holds" if 1 < best < s.n else f"does not hold: the fastest is B={best}"
+    mini = [b for b in s.fastest if 1 < b < s.n]
+    nums = f"fastest set (95% intervals overlap the fastest): {s.fastest}; seconds to target {_secs(s)}"
+    if mini and len(mini) == len(s.fastest):
+        verdict = "holds"
+    elif mini:
+        verdict = f"holds, tied: the fastest set also holds B={[b for b in s.fastest if b not in mini]}"
+    else:
+        verdict = f"does not hold: the fastest set is B={s.fastest}"
     return verdict, nums, s.plot("seconds_to_target.png")
 
 
@@ -201,9 +214,8 @@ def c7(s: Sweep) -> Verdict:
     small = [b for b in s.sizes if b <= max(s.fit["b_crit"], min(s.sizes[1:], default=1))]
     per_epoch = [s.result(b)["timing"]["seconds_per_epoch"] for b in small]
     osc = [s.oscillation(b) for b in small]
-    # Endpoints, smallest B against the largest B <= B_crit: one noisy timing in the middle
-    # of the range must not decide the verdict.
-    faster, calmer = per_epoch[0] > COST_RATIO * per_epoch[-1], _differ(osc[0], osc[-1])
+    # Endpoints, smallest B against the largest B <= B_crit, each with its interval.
+    faster, calmer = s.cheaper(small[-1], small[0], per="epoch"), _differ(osc[0], osc[-1])
     nums = (f"for B up to B_crit={_g(s.fit['b_crit'])} ({small}): seconds per epoch {[_g(x) for x in per_epoch]}, "
             f"oscillation {[_osc(x) for x in osc]}; judged from B={small[0]} to B={small[-1]}")  # fmt: skip
     if faster and calmer:
@@ -211,7 +223,7 @@ def c7(s: Sweep) -> Verdict:
     elif faster:
         verdict = "holds only for speed per epoch: the oscillation does not fall beyond the seeds' noise"
     elif calmer:
-        verdict = f"holds only for oscillation: an epoch is not {COST_RATIO}x faster"
+        verdict = "holds only for oscillation: an epoch is not measurably faster"
     else:
         verdict = "does not hold"
     return verdict, nums, s.plot("steps_to_target.png")
@@ -253,16 +265,13 @@ def c9(s: Sweep) -> Verdict:
 def c10(sweeps: list[Sweep]) -> Verdict:
     parts, differ = [], False
     for sw in sweeps:
-        secs = {b: sw.mean(b, "seconds_to_target") for b in sw.sizes}
-        reached = [b for b in sw.sizes if secs[b] is not None]
-        best = min(reached, key=lambda b: secs[b]) if reached else None
         crit = sw.fit["b_crit"] if sw.fit else None
-        parts.append((sw.name, best, crit, {b: sw.row(b)["best_learning_rate"] for b in sw.sizes}))
+        parts.append((sw.name, sw.fastest, crit, {b: sw.row(b)["best_learning_rate"] for b in sw.sizes}))
     if len(parts) > 1:
-        bests = {p[1] for p in parts}
+        disjoint = any(not set(a[1]) & set(b[1]) for a in parts for b in parts)  # fastest sets that share nothing
         crits = [p[2] for p in parts if p[2]]
-        differ = len(bests) > 1 or (len(crits) > 1 and max(crits) / min(crits) > CRIT_RATIO)
-    nums = "; ".join(f"{n}: fastest B={b}, B_crit={_g(c)}, best LR per B {lrs}" for n, b, c, lrs in parts)
+        differ = disjoint or (len(crits) > 1 and max(crits) / min(crits) > CRIT_RATIO)
+    nums = "; ".join(f"{n}: fastest set B={b}, B_crit={_g(c)}, best LR per B {lrs}" for n, b, c, lrs in parts)
     if len(parts) < 2:
         verdict = "not shown: only one workload"
     else:
@@ -276,12 +285,14 @@ def c11(s: Sweep) -> Verdict:
         return "not measured (no compilation counts in this document)", "-", "-"
     shapes_ok = all(d["plain_step_compilations"] == len(d["batch_shapes"]) for d in demos.values())
     partial = [b for b, d in demos.items() if len(d["batch_shapes"]) > 1]
-    padded_ok = all(d["padded_epoch_compilations"] == 1 for d in demos.values())
-    nums = ("a plain jax.jit step fed one epoch's unpadded batches compiled "
+    padded_ok = all(d.get("padded_epoch_compilations") == 1 and d.get("padded_epoch_round_compilations") == 0
+                    for d in demos.values())  # fmt: skip
+    nums = ("a plain jax.jit step fed an epoch's unpadded batches compiled "
             + ", ".join(f"{d['plain_step_compilations']}x at B={b} (batch sizes {d['batch_shapes']})"
                         for b, d in demos.items())
             + "; jbatch's padded, masked epoch compiled "
-            + ", ".join(f"{d['padded_epoch_compilations']}x" for d in demos.values()) + " for two epochs")  # fmt: skip
+            + ", ".join(f"{d.get('padded_epoch_compilations')}x in {d.get('padded_epoch_calls')} epochs"
+                        for d in demos.values()))  # fmt: skip
     if shapes_ok and padded_ok and partial:
         verdict = "holds: one compilation per batch shape, and padding the last batch keeps one program"
     elif not shapes_ok:

@@ -30,6 +30,24 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _whole(least: int):
+    """An argparse type: a whole number of at least ``least`` (one clear line otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
+        return value
+
+    return parse
+
+
+POSITIVE, NATURAL = _whole(1), _whole(0)
+
+
 def _batch_size(text: str) -> int | str | None:
     """'full' -> None, digits -> int; anything else goes on to the library, which explains."""
     if text == "full":
@@ -49,10 +67,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="digits", help=f"{', '.join(DATASETS)}, or an .npz file")
     p.add_argument("--model", default="mlp", help=", ".join(MODELS))
     p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=POSITIVE, default=20)
     p.add_argument("--lr", type=float, default=0.1, help="learning rate")
     p.add_argument("--optimizer", default="sgd", help=", ".join(OPTIMIZERS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=NATURAL, default=0)
     p.add_argument(
         "--remainder",
         default="keep",
@@ -60,7 +78,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="keep (Keras) or drop the partial last batch",
     )
     p.add_argument("--widths", type=_widths, default=(256, 256), help="MLP hidden widths, e.g. 256,256")
-    p.add_argument("--devices", type=int, default=1, help="data parallel over this many local devices")
+    p.add_argument("--devices", type=POSITIVE, default=1, help="data parallel over this many local devices")
     p.add_argument(
         "--out",
         type=Path,
@@ -128,12 +146,15 @@ def config_flags(parser: argparse.ArgumentParser, cls: type) -> list[str]:
     """One flag per field of the config dataclass ``cls`` (``--budget-steps`` for
     ``budget_steps``), typed from its default, with the help its ``setting`` carries; no
     default, so only what the user gave overrides the config. Returns the field names."""
-    items = {int: int, float: float, "batch": _batch_size}
+    items = {int: NATURAL, float: float, "batch": _batch_size}
     names = []
     for f in dataclasses.fields(cls):
         meta = f.metadata
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-        kind = _list(items[meta["item"]]) if isinstance(f.default, tuple) else type(f.default)
+        if isinstance(f.default, tuple):
+            kind = _list(items[meta["item"]])
+        else:
+            kind = NATURAL if type(f.default) is int else type(f.default)
         extra = {"choices": meta["choices"]} if "choices" in meta else {}
         parser.add_argument(flag, *meta.get("aliases", ()), dest=f.name, type=kind, help=meta.get("help"), **extra)
         names.append(f.name)
@@ -141,7 +162,7 @@ def config_flags(parser: argparse.ArgumentParser, cls: type) -> list[str]:
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
-    from jbatch.sweep import SweepConfig
+    from jbatch.config import SweepConfig
 
     p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
     p.add_argument("--preset", help="a named sweep: digits-mlp-sgd (the default), mnist1d-mlp-sgd, mnist1d-cnn-sgd")
@@ -153,18 +174,18 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results-dir", type=Path, default=Path("runs"),
                    help="where <name>/ goes (default runs/; the published tables are under results/)")  # fmt: skip
     p.add_argument("--coordinator", help="multi-process sweep: host:port of process 0's coordinator")
-    p.add_argument("--num-processes", type=int, default=1, help="multi-process sweep: how many processes")
-    p.add_argument("--process-id", type=int, default=0, help="multi-process sweep: this process's index")
+    p.add_argument("--num-processes", type=POSITIVE, default=1, help="multi-process sweep: how many processes")
+    p.add_argument("--process-id", type=NATURAL, default=0, help="multi-process sweep: this process's index")
     p.add_argument("--barrier-timeout", type=float, default=24 * 3600.0,
                    help="multi-process sweep: seconds a process waits for the others (default 24 h)")  # fmt: skip
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from jbatch.config import SweepConfig, load_config_file, quick
     from jbatch.presets import PRESETS
     from jbatch.progress import Progress
     from jbatch.report import write_report
     from jbatch.study import run_sweep
-    from jbatch.sweep import SweepConfig, load_config_file, quick
 
     if args.preset is not None and args.preset not in PRESETS:
         raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
@@ -254,10 +275,10 @@ def _claims(args: argparse.Namespace) -> int:
 def _add_scaling(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scaling", help="throughput vs device count (fixed global and per-device batch)")
     p.add_argument("--devices", type=_list(int), default=(1, 2, 4), help="device counts, e.g. 1,2,4")
-    p.add_argument("--global-batch", type=int, default=512)
-    p.add_argument("--per-device-batch", type=int, default=128)
+    p.add_argument("--global-batch", type=POSITIVE, default=512)
+    p.add_argument("--per-device-batch", type=POSITIVE, default=128)
     p.add_argument("--workload", choices=("digits", "wide"), default="digits")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=POSITIVE, default=5)
     p.add_argument("--out", type=Path, default=Path("results/scaling"))
 
 
@@ -269,6 +290,20 @@ def _scaling(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="sweeps (or benchmark JSONs) of one workload side by side, with intervals")
+    p.add_argument("runs", type=Path, nargs="+", help="two or more sweep directories, or pytest-benchmark JSON files")
+    p.add_argument("--out", type=Path, help="also write compare.md (and the plot) into this directory")
+    p.add_argument("--csv", action="store_true", help="with --out: also compare.csv")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from jbatch.compare import compare
+
+    print(compare(args.runs, args.out, args.csv), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jbatch", description="Batch-size benchmarks for JAX training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -277,10 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_claims(sub)
     _add_scaling(sub)
+    _add_compare(sub)
     return parser
 
 
-COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling}
+COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling,
+            "compare": _compare}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

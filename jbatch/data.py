@@ -202,6 +202,16 @@ def load_dataset(name: str) -> Dataset:
     """
     if name.endswith(".npz"):
         return load_npz(name)
+    if name.startswith("mnist1d:"):
+        from jbatch import mnist1d
+
+        size = name.split(":", 1)[1]
+        if not size.isdigit():
+            raise ConfigError(f"mnist1d:N needs a number of training examples, got {name!r}")
+        return mnist1d.load(int(size))
     if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or a path to an .npz file")
+        raise ConfigError(
+            f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, mnist1d:N (N training sequences, nested), "
+            "or a path to an .npz file"
+        )
     return DATASETS[name]()

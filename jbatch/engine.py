@@ -88,6 +88,13 @@ def compile_program(
     return Program(compiled, time.perf_counter() - start)
 
 
+def jit(fn: Callable[..., Any], donate_argnums: tuple[int, ...] = ()) -> Callable[..., Any]:
+    """``jax.jit`` with jbatch's compiler options, compiled on its first call (and on every
+    call with new shapes: what claim C11 counts). ``compile_program`` is the ahead-of-time
+    form that refuses new shapes."""
+    return jax.jit(fn, donate_argnums=donate_argnums, compiler_options=default_compiler_options())
+
+
 def over_replicas(fn: Callable[..., Any], in_axes: tuple[Any, ...], replica_batch: int | None) -> Callable[..., Any]:
     """``fn`` applied to every replica: ``jax.vmap``, or ``lax.map`` in groups of
     ``replica_batch`` (a different trade of parallelism for plain matmuls). The two agree to
@@ -106,7 +113,10 @@ def over_replicas(fn: Callable[..., Any], in_axes: tuple[Any, ...], replica_batc
                 full[i] = a
             return fn(*full)
 
-        return jax.lax.map(one, [args[i] for i in batched], batch_size=replica_batch)
+        # batch_size=1 would still vmap (over groups of one), turning a replica's lax.cond
+        # into a select that runs both branches; a plain map keeps it a branch
+        size = None if replica_batch == 1 else replica_batch
+        return jax.lax.map(one, [args[i] for i in batched], batch_size=size)
 
     return mapped
 
@@ -137,10 +147,12 @@ class CompileCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        self.seconds = 0.0  # their total duration, as JAX reports it
 
     def _listen(self, event: str, duration: float, **kwargs: Any) -> None:
         if event == self._EVENT:
             self.count += 1
+            self.seconds += duration
 
     def __enter__(self) -> CompileCounter:
         jax.monitoring.register_event_duration_secs_listener(self._listen)

@@ -10,14 +10,13 @@ same idea: a scan over fixed-size, masked batches that sums loss and correct cou
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax.sharding import Sharding
 
 from jbatch.batching import Remainder, epoch_batches, steps_per_epoch
-from jbatch.guard import EXPLOSION_FACTOR, Guard, make_checked_step, settle
+from jbatch.guard import EXPLOSION_FACTOR, Guard, make_checked_step
 from jbatch.step import Batch, StepFn, TrainState
 
 Data = tuple[jax.Array, jax.Array]  # (x, y), whole split, on the device
@@ -115,33 +114,42 @@ def make_evaluate(
     return evaluate
 
 
-def make_chunk(
-    step: StepFn,
-    evaluate: Callable[[TrainState, Data], dict[str, jax.Array]],
-    *,
-    whole: bool,
-    unroll: int = 1,
-    probe: Callable[[TrainState, Data], dict[str, jax.Array]] | None = None,
-    explosion_factor: float = EXPLOSION_FACTOR,
-) -> Callable[..., tuple[tuple[TrainState, TrainState, Guard], dict[str, Any]]]:
-    """Returns ``chunk((state, prev, guard), train, test, idx, mask, active, do_eval, do_probe)``:
-    a run of ``k`` checked steps (``jbatch.guard``: a replica that explodes is set back to a
-    finite state from before the explosion and frozen; ``prev`` is the previous chunk's
-    first state, kept for that), then (if ``do_eval``) an evaluation on both splits and (if
-    ``do_probe``) ``probe(state, train)``, e.g. the gradient noise scale; the unit a sweep
-    compiles and vmaps.
+def make_needed(evaluate: Callable[[TrainState, Data], dict[str, jax.Array]]) -> Callable[..., dict[str, jax.Array]]:
+    """``needed(state, data, need)``: ``evaluate(state, data)`` when ``need``, NaN otherwise.
+
+    A sweep evaluates the target's split at every fine point only for the replicas that
+    still need it (not yet at the target, not diverged). Replicas that run one after another
+    (``lax.map``, jbatch's CPU layout) then really skip the work; under ``vmap`` the branch
+    becomes a select and every replica is evaluated anyway (accelerators, where it is cheap).
+    """
+
+    def needed(state: TrainState, data: Data, need: jax.Array) -> dict[str, jax.Array]:
+        def skip(s: TrainState) -> dict[str, jax.Array]:
+            return jax.tree.map(lambda v: jnp.full(v.shape, jnp.nan, v.dtype), jax.eval_shape(evaluate, s, data))
+
+        return jax.lax.cond(need, lambda s: evaluate(s, data), skip, state)
+
+    return needed
+
+
+def make_train_chunk(
+    step: StepFn, *, whole: bool, unroll: int = 1, explosion_factor: float = EXPLOSION_FACTOR
+) -> Callable[..., tuple[tuple[TrainState, Guard], dict[str, jax.Array]]]:
+    """Returns ``chunk((state, guard), train, idx, mask, active) -> ((state, guard), out)``:
+    ``k`` checked steps (``jbatch.guard``: the first explosion is recorded; the sweep sets
+    the replica back to a finite state at the end of the segment), the unit a sweep
+    compiles and vmaps over its replicas.
 
     ``idx``/``mask`` are ``[k, B]`` batches cut on the host; steps with ``active`` False are
-    skipped, which lets chunks end exactly at epoch ends. ``active`` and ``do_eval`` are
-    shared by all replicas, so their ``lax.cond`` stays a branch under ``vmap``. ``whole``
-    (B = N) uses the split as it is. Besides the per-step losses, the chunk reports what the
-    program itself counted: the real examples its steps used and the replica's update counter.
+    skipped, which lets chunks end exactly at epoch ends. ``active`` is shared by all
+    replicas, so its ``lax.cond`` stays a branch under ``vmap``. ``whole`` (B = N) uses the
+    split as it is. ``out`` holds the per-step losses and what the program itself counted:
+    the real examples its steps used and the replica's update counter.
     """
     checked = make_checked_step(step, explosion_factor)
 
-    def chunk(carry, train: Data, test: Data, idx, mask, active, do_eval, do_probe):
-        start, prev, before = carry
-        metrics_shape = jax.eval_shape(step, start, _example_batch(train, idx, mask, whole))[1]
+    def chunk(carry, train: Data, idx, mask, active):
+        metrics_shape = jax.eval_shape(step, carry[0], _example_batch(train, idx, mask, whole))[1]
 
         def body(c, xs):
             i, m, a = xs
@@ -157,29 +165,11 @@ def make_chunk(
 
             return jax.lax.cond(a, update, skip, c)
 
-        (end, after), metrics = jax.lax.scan(body, (start, before), (idx, mask, active), unroll=unroll)
-        state, prev = settle(start, prev, end, before, after)
-        carry = (state, prev, after)
-
-        def both(s: TrainState):
-            return {"train": evaluate(s, train), "test": evaluate(s, test)}
-
-        out = {"loss": metrics["loss"], "examples": jnp.sum(metrics["examples"]), "updates": state.step,
-               **_maybe(do_eval, both, state)}  # fmt: skip
-        if probe is not None:
-            out["probe"] = _maybe(do_probe, lambda s: probe(s, train), state)
-        return carry, out
+        carry, metrics = jax.lax.scan(body, carry, (idx, mask, active), unroll=unroll)
+        return carry, {"loss": metrics["loss"], "examples": jnp.sum(metrics["examples"]), "updates": carry[0].step,
+                       "diverged": carry[1].diverged}  # fmt: skip
 
     return chunk
-
-
-def _maybe(flag: jax.Array, fn: Callable[[Any], Any], arg: Any) -> Any:
-    """``fn(arg)`` when ``flag``, zeros of the same shapes otherwise (a ``lax.cond``)."""
-
-    def zeros(a: Any) -> Any:
-        return jax.tree.map(lambda v: jnp.zeros(v.shape, v.dtype), jax.eval_shape(fn, a))
-
-    return jax.lax.cond(flag, fn, zeros, arg)
 
 
 def _example_batch(train: Data, idx: jax.Array, mask: jax.Array, whole: bool) -> Batch:

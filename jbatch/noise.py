@@ -1,10 +1,11 @@
 """The gradient noise scale ``B_simple = tr(Sigma) / |G|^2`` (McCandlish et al. 2018).
 
 ``G`` is the mean gradient over the training set and ``Sigma`` the covariance of the
-per-example gradients. On data sets that fit, both are computed exactly from per-example
-gradients (``jax.vmap`` of ``jax.grad``, summed chunk by chunk so memory stays small).
-For larger ones, ``two_batch_estimate`` gives unbiased estimates from the squared norms of
-two mini-batch gradients of sizes ``b < B``: ``E|g_B|^2 = |G|^2 + tr(Sigma) / B``.
+per-example gradients. ``gradient_moments`` estimates both without bias from the spread
+of group gradients over a shuffled set (exactly, from per-example gradients, with groups
+of one), on the whole training set or a fixed subsample of it. ``two_batch_estimate``
+gives unbiased estimates from the squared norms of two mini-batch gradients of sizes
+``b < B``: ``E|g_B|^2 = |G|^2 + tr(Sigma) / B``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jbatch.batching import epoch_batches
 from jbatch.loss import LossFn
 from jbatch.step import TrainState
 
@@ -24,12 +24,23 @@ def _sq_norm(tree: Any) -> jax.Array:
 
 
 def gradient_moments(
-    state: TrainState, data: tuple[jax.Array, jax.Array], loss_fn: LossFn, chunk: int = 64
+    state: TrainState, data: tuple[jax.Array, jax.Array], loss_fn: LossFn, group: int = 1, population: bool = True
 ) -> dict[str, jax.Array]:
-    """Exact ``|G|^2``, ``tr(Sigma)`` (unbiased, ``N - 1``) and ``B_simple`` over ``data``.
+    """``|G|^2``, ``tr(Sigma)`` and ``B_simple`` from the gradients of groups of ``group``
+    examples of ``data`` (consecutive rows; shuffle them first when ``group`` > 1).
 
-    Traceable and pure: a sweep calls it inside its compiled program. The per-example
-    loss is the training loss of a batch of one, so ``G`` is the full-batch gradient.
+    With ``m`` groups of ``b`` examples and ``s^2`` the sample variance (``m - 1``) of the
+    group-mean gradients, ``b s^2`` estimates ``tr(Sigma)`` without bias whatever ``b``:
+    over a random partition of a finite set, ``E[s^2] = tr(Sigma) / b`` exactly, with
+    ``Sigma`` the set's per-example covariance (``n - 1``). ``group=1`` is the exact
+    per-example computation; larger groups cost ``m`` batch gradients instead of ``n``
+    per-example ones (which XLA's CPU backend materialises slowly), for more sampling noise.
+    Rows beyond ``m b`` are left out.
+
+    ``population``: ``data`` is the whole training set, so its mean gradient is ``G``
+    exactly. Otherwise (a subsample, or rows left out) the mean gradient of the ``m b``
+    rows overestimates ``|G|^2`` by ``tr(Sigma) / (m b)`` on average, which is subtracted.
+    Traceable and pure.
 
     Example:
       >>> import optax
@@ -44,27 +55,24 @@ def gradient_moments(
     """
     x, y = data
     n = x.shape[0]
-    c = min(chunk, n)
-    idx, mask = epoch_batches(jnp.arange(n), c, "keep")
+    b = max(1, min(group, n // 2))
+    m = n // b
+    exact = population and m * b == n
 
-    def example_loss(params, xi, yi):
-        model_out = state.replace(params=params).model()(xi[None])
-        return loss_fn(model_out, yi[None], None).mean()
+    def group_loss(params, xg, yg):
+        return loss_fn(state.replace(params=params).model()(xg), yg, None).mean()
 
-    per_example_grad = jax.vmap(jax.grad(example_loss), in_axes=(None, 0, 0))
+    grad = jax.grad(group_loss)
 
-    def body(acc, batch):
-        i, m = batch
-        grads = per_example_grad(state.params, x[i], y[i])
-        w = m.astype(x.dtype)
-        summed = jax.tree.map(lambda g: jnp.tensordot(w, g, axes=1), grads)
-        sq = jnp.sum(w * jax.vmap(_sq_norm)(grads))
-        return (jax.tree.map(jnp.add, acc[0], summed), acc[1] + sq), None
+    def body(acc, rows):
+        g = grad(state.params, x[rows], y[rows])
+        return (jax.tree.map(jnp.add, acc[0], g), acc[1] + _sq_norm(g)), None
 
     zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), x.dtype))
-    (total, total_sq), _ = jax.lax.scan(body, zero, (idx, mask))
-    grad_sq = _sq_norm(total) / n**2
-    trace_sigma = (total_sq / n - grad_sq) * n / (n - 1)
+    (total, total_sq), _ = jax.lax.scan(body, zero, jnp.arange(m * b).reshape(m, b))
+    mean_sq = _sq_norm(total) / m**2
+    trace_sigma = b * (total_sq - m * mean_sq) / (m - 1)
+    grad_sq = mean_sq if exact else mean_sq - trace_sigma / (m * b)
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}
 
 

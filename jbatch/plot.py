@@ -63,29 +63,56 @@ def _mark_bounds(ax, rows: list[dict[str, Any]], key: str) -> None:
 
 
 def seconds_to_target(directory: Path, rows: list[dict[str, Any]], title: str) -> Path:
+    """Seconds to target vs batch size with 95% intervals (seeds' steps x the timing
+    rounds); the fastest set (intervals overlapping the fastest one's) filled."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    b, mean, std = _to_target(rows, "seconds_to_target")
-    ax.errorbar(b, mean, yerr=std, marker="o", capsize=3, color="C1", label="steps x single-model s/step")
+    pts = [s["row"] for s in rows if s["row"]["seconds_to_target_interval"]]
+    if pts:
+        b = np.array([r["batch_size"] for r in pts], float)
+        mean = np.array([r["seconds_to_target"]["mean"] for r in pts])
+        lo, hi = np.array([r["seconds_to_target_interval"] for r in pts]).T
+        ax.errorbar(b, mean, yerr=[mean - lo, hi - mean], fmt="o-", mfc="white", capsize=3, color="C1",
+                    label="steps x single-model s/step, 95% interval")  # fmt: skip
+        best = [i for i, r in enumerate(pts) if r.get("fastest")]
+        ax.plot(b[best], mean[best], "o", color="C1", label="fastest set (intervals overlap)")
     _axes(ax, "batch size B", "seconds to target (compile excluded)", title)
     return _save(fig, directory / "seconds_to_target.png")
 
 
 def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], title: str) -> Path:
-    """Train and test loss vs epoch at each batch size's best learning rate (seed mean)."""
+    """Train and test loss vs epoch at each batch size's best learning rate (seed mean, at
+    the points where every seed was evaluated). The y axis spans the bulk of the values
+    (up to 1.5x their 98th percentile): a spike beyond it is drawn as a triangle on the top
+    edge with its value, so one blow-up does not flatten every other curve."""
+    from jbatch.summary import series
+
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    drawn: list[tuple[Any, np.ndarray, np.ndarray, str]] = []
     for i, s in enumerate(rows):
         r = s["row"]
         result = doc["batch_sizes"][str(r["batch_size"])]
         reps = [x for x in result["replicas"] if x["learning_rate"] == r["best_learning_rate"]]
-        epochs = np.asarray(reps[0]["curve"]["epoch"])
-        for ax, split in zip(axes, ("train_loss", "test_loss"), strict=True):
-            curves = np.array([[np.nan if v is None else v for v in x["curve"][split]] for x in reps], float)
-            ax.plot(epochs, np.nanmean(curves, 0), color=f"C{i}",
-                    label=f"{r['regime']} B={r['batch_size']} (lr {r['best_learning_rate']:.3g})")  # fmt: skip
+        for ax, key in zip(axes, ("train_loss", "test_loss"), strict=True):
+            steps = np.asarray(series(reps[0], key)[0], float)
+            values = np.array([[np.nan if v is None else v for v in series(x, key)[1]] for x in reps], float)
+            keep = np.all(np.isfinite(values), 0)
+            if keep.any():
+                epochs, mean = steps[keep] / result["steps_per_epoch"], values[:, keep].mean(0)
+                ax.plot(epochs, mean, color=f"C{i}",
+                        label=f"{r['regime']} B={r['batch_size']} (lr {r['best_learning_rate']:.3g})")  # fmt: skip
+                drawn.append((ax, epochs, mean, f"C{i}"))
+    values = np.concatenate([d[2] for d in drawn]) if drawn else np.array([1.0])
+    values = values[values > 0]
+    top = 1.5 * float(np.percentile(values, 98)) if values.size else 1.0
     for ax, split in zip(axes, ("training loss", "test loss"), strict=True):
         _axes(ax, "epoch", split, f"{title}: {split}")
+        ax.set_ylim(float(values.min()) / 1.5 if values.size else 0.1, top)
+    for ax, epochs, mean, color in drawn:
+        for e, v in zip(epochs[mean > top], mean[mean > top], strict=True):
+            ax.plot([e], [top], "^", color=color, ms=8, clip_on=False)
+            ax.annotate(f"spike {v:.2g}", (e, top), fontsize=6, xytext=(2, -10), textcoords="offset points")
     axes[1].legend(fontsize=7)
     return _save(fig, directory / "loss_curves.png")
 

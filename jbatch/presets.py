@@ -7,7 +7,7 @@ descent all reach them within budget (checked by the published runs).
 
 from __future__ import annotations
 
-from jbatch.sweep import SweepConfig
+from jbatch.config import SweepConfig
 
 _MNIST1D = dict(
     dataset="mnist1d",
@@ -28,4 +28,10 @@ PRESETS: dict[str, SweepConfig] = {
         target_value=0.75,
         **(_MNIST1D | {"learning_rates": (0.03162, 0.1, 0.3162, 1.0), "budget_steps": 300, "budget_epochs": 4}),
     ),  # fmt: skip
+    # MNIST-1D at 40,000 training sequences (jbatch.mnist1d, the fixed 1,000-sequence test set),
+    # one seed: the sweep whose evaluation cost grows with N while its training does not.
+    "mnist1d40k-mlp-sgd": SweepConfig(
+        dataset="mnist1d:40000", model="mlp", batch_sizes=(1, 16, 256, 4096, "full"),
+        learning_rates=(0.01, 0.1, 1.0), seeds=(0,), target_value=0.6, budget_steps=300, budget_epochs=1,
+    ),
 }

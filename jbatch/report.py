@@ -18,7 +18,7 @@ from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_text
 from jbatch.study import DOCUMENT
-from jbatch.summary import batch_size_summary, sweep_fit
+from jbatch.summary import batch_size_summary, fastest, sweep_fit
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
     ("regime", "regime", "text"),
@@ -31,12 +31,17 @@ COLUMNS = [  # (csv name, markdown header, how to show it)
     ("steps_to_target", "steps to target", "spread"),
     ("epochs_to_target", "epochs to target", "spread"),
     ("examples_to_target", "examples to target", "spread"),
-    ("seconds_to_target", "seconds to target", "spread"),
+    ("seconds_to_target", "seconds to target [95%]", "seconds"),
+    ("seconds_to_target_interval", "", "interval"),
+    ("fastest", "", "skip"),
     ("best_test_accuracy", "best test acc", "spread"),
     ("final_train_loss", "final train loss", "spread"),
     ("epoch_of_min_test_loss", "epoch of min test loss", "spread"),
     ("diverged_fraction", "diverged (grid)", "pct"),
+    ("stable", "", "skip"),
+    ("coarse_steps", "", "skip"),
 ]
+TIME_COLUMNS = ("train", "evaluate", "noise", "compile", "timing", "other", "wall")
 
 
 def load_document(directory: str | Path) -> dict[str, Any]:
@@ -51,13 +56,17 @@ def load_document(directory: str | Path) -> dict[str, Any]:
 
 
 def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One summary per finished batch size, smallest first."""
+    """One summary per finished batch size, smallest first; the fastest set marked."""
     cfg = doc["config"]
     results = sorted(doc["batch_sizes"].values(), key=lambda r: r["batch_size"])
     try:
-        return [batch_size_summary(r, cfg["target_metric"], cfg["target_value"], doc["num_train"]) for r in results]
+        rows = [batch_size_summary(r, cfg["target_metric"], cfg["target_value"], doc["num_train"]) for r in results]
     except (KeyError, TypeError, IndexError) as e:
         raise ConfigError(f"the sweep document is incomplete or damaged ({type(e).__name__}: {e})") from None
+    best = fastest(rows)
+    for s in rows:
+        s["row"]["fastest"] = s["row"]["batch_size"] in best
+    return rows
 
 
 EDGE_MARKS = {"grid-low": "↓", "grid-high": "↑", "stable-edge": "‡"}
@@ -65,15 +74,24 @@ EDGE_MARKS = {"grid-low": "↓", "grid-high": "↑", "stable-edge": "‡"}
 
 def _cell(row: dict[str, Any], key: str, how: str, seeds: int = 0) -> str:
     value = row[key]
-    if how == "spread":
+    if how in ("spread", "seconds"):
         if value["n"] == 0:
             return "not reached" if seeds else "-"
         text = table.spread(value["mean"], value["std"], value["n"])
+        if how == "seconds":
+            iv = row["seconds_to_target_interval"]
+            text = table.num(value["mean"], 3) + (f" {table.interval(*iv)}" if iv else "")
+            text += " ★" if row.get("fastest") else ""
+        elif key == "steps_to_target" and row.get("coarse_steps"):
+            text += " (coarse)"
         return text + (f" ({value['n']}/{seeds})" if seeds and value["n"] < seeds else "")
     if value is None:
         return "-"
-    if key == "best_learning_rate" and row.get("lr_edge"):
-        return f"{table.num(value)} {EDGE_MARKS[row['lr_edge']]}"
+    if key == "best_learning_rate":
+        marks = [EDGE_MARKS[row["lr_edge"]]] if row.get("lr_edge") else []
+        if row["stable"] < row["seeds"]:
+            marks.append(f"({row['stable']}/{row['seeds']} stable)")
+        return " ".join([table.num(value), *marks])
     return {
         "text": str,
         "int": lambda v: f"{int(v)}",
@@ -89,32 +107,67 @@ def _target_columns(name: str) -> bool:
 
 
 def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
-    """``table.md``: the table, then the notes that say how to read it."""
+    """``table.md``: the table, then the notes that say how to read it, where the sweep's
+    time went, and the critical batch size."""
     cfg, meta = doc["config"], doc["metadata"]
-    shown = [c for c in COLUMNS if c[2] != "skip"]  # the CSV has every column; the table marks edges on best LR
+    shown = [c for c in COLUMNS if c[2] not in ("skip", "interval")]  # the CSV has every column
     body = [[_cell(s["row"], key, how, s["row"]["seeds"] if _target_columns(key) else 0) for key, _, how in shown]
             for s in rows]  # fmt: skip
     higher = cfg["target_metric"].endswith("accuracy")
+    ev = next(iter(doc["batch_sizes"].values())).get("evaluation", {})
     notes = [
         "",
         f"Sweep `{doc['name']}`: {cfg['dataset']} ({doc['num_train']} training examples), "
         f"model {cfg['model']}, optimizer {cfg['optimizer']}, seeds {cfg['seeds']}, "
         f"learning-rate grid {cfg['learning_rates']}.",
         f"Target: {cfg['target_metric']} {'>=' if higher else '<='} {cfg['target_value']}. Each batch size is "
-        "shown at its own best learning rate (most seeds reaching the target, then fewest mean steps, "
-        "then lowest final test loss); to-target columns are mean ± sample std (ddof=1) over the seeds that "
-        "reached it (n/seeds when not all did). Steps to target are resolved to the evaluation cadence.",
+        "shown at its own best learning rate (most seeds reaching the target and staying stable, then most "
+        "reaching it, then fewest mean steps, then lowest final test loss); to-target columns are mean ± sample "
+        "std (ddof=1) over the seeds that reached it (n/seeds when not all did). Steps to target are resolved to "
+        f"the fine evaluation cadence of the {ev.get('fine', 'target')} split (about {cfg['evals']} points per "
+        "run, single steps early on for large batches), evaluated until a replica reaches the target or can no "
+        "longer be the best; '(coarse)' marks a row whose steps are only resolved to the coarse cadence.",
         "A mark on the best LR says the grid, not the data, limits it, so that row's to-target numbers are "
         "upper bounds: ↓ / ↑ the lowest / highest grid point, ‡ the next larger grid point diverged "
-        "(its loss became non-finite or exceeded 1000x its first value).",
-        "Seconds to target = steps to target x the measured single-model seconds per step at that batch "
-        "size (median of timed epochs, compile excluded); samples/s and s/epoch come from the same timing. "
-        "Diverged (grid): the share of all (learning rate x seed) replicas that diverged.",
+        "(its loss became non-finite or exceeded 1000x its first value); '(k/n stable)': only k of its n runs "
+        "stayed stable (no divergence, training loss never back above its starting value after the target).",
+        "Seconds to target = steps to target x the single-model seconds per step, median of "
+        f"{cfg.get('timing_rounds', '?')} timing rounds interleaved over the batch sizes (compile excluded); "
+        "[95%] combines the seeds' t interval of steps (on their logarithms: positive, asymmetric) with the "
+        "rounds' interval of the median; ★ marks the "
+        "fastest set: the batch sizes whose interval overlaps the fastest one's. samples/s and s/epoch come "
+        "from the same rounds. Diverged (grid): the share of all (learning rate x seed) replicas that diverged.",
+        f"Every metric is also evaluated at {cfg.get('coarse_evals', '?')} log-spaced points; the "
+        f"{ev.get('coarse', 'other')} split on a fixed subsample of {ev.get('coarse_examples', '?')} of its "
+        f"{ev.get('coarse_of', '?')} examples.",
         f"Measured on {meta['device_kind']} ({meta['backend']}, {meta['device_count']} device(s)), "
         f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
         f"optax {meta['versions']['optax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}.",
     ]
-    return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + noise_section(rows, fit)) + "\n"
+    return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + time_section(doc, rows)
+                     + noise_section(rows, fit)) + "\n"
+
+
+def time_section(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Where each batch size's wall time went, and the sweep's efficiency at it."""
+    from jbatch.summary import time_accounting
+
+    body, total = [], 0.0
+    for s in rows:
+        t = time_accounting(doc["batch_sizes"][str(s["row"]["batch_size"])])
+        if t is None:
+            continue
+        total += t["wall"]
+        body.append([str(s["row"]["batch_size"]), *(table.num(t.get(k, 0.0), 3) for k in TIME_COLUMNS),
+                     table.percent(s["row"]["efficiency"])])  # fmt: skip
+    if not body:
+        return []
+    return ["", "## Where the time went (seconds)", "",
+            *table.markdown(["B", *TIME_COLUMNS, "efficiency"], body), "",
+            f"train: the compiled training calls alone, timed around blocking calls; evaluate: the fine and coarse "
+            f"evaluations; noise: the noise probes (best learning rate only); compile: building every program; "
+            f"timing: the interleaved timing rounds; efficiency = train / (wall - compile). Sweep total "
+            f"{table.num(total, 3)} s."]  # fmt: skip
 
 
 def fit_sentence(fit: dict[str, Any] | None) -> str:
@@ -167,14 +220,26 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     header = []
     for key, _, how in COLUMNS:
-        header += [f"{key}_mean", f"{key}_std", f"{key}_n"] if how == "spread" else [key]
+        if how in ("spread", "seconds"):
+            header += [f"{key}_mean", f"{key}_std", f"{key}_n"]
+        elif how == "interval":
+            header += [f"{key}_low", f"{key}_high"]
+        else:
+            header.append(key)
+    header.append("efficiency")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     for s in rows:
         r, line = s["row"], []
         for key, _, how in COLUMNS:
             v = r[key]
-            line += [v["mean"], v["std"], v["n"]] if how == "spread" else [v]
+            if how in ("spread", "seconds"):
+                line += [v["mean"], v["std"], v["n"]]
+            elif how == "interval":
+                line += v if v else [None, None]
+            else:
+                line.append(v)
+        line.append(r["efficiency"])
         writer.writerow(["" if x is None else x for x in line])
     return out.getvalue()
 

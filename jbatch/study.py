@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jbatch.config import SweepConfig, check_sweep
 from jbatch.data import Dataset, load_dataset, to_device
 from jbatch.distributed import Processes, barrier, clear_barriers
 from jbatch.errors import ConfigError
+from jbatch.loss import loss_for_task
 from jbatch.metadata import environment_metadata
 from jbatch.store import read_json, write_json
-from jbatch.sweep import SweepConfig, check_sweep, run_batch_size, shape_demo, time_per_step
+from jbatch.sweep import init_single, run_batch_size
+from jbatch.timing import shape_demo, step_timing, time_steps
 
 DOCUMENT = "sweep.json"
 
@@ -89,27 +93,57 @@ def run_sweep(
     doc["num_train"] = ds.num_train
     placed = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)  # once for every batch size
     part = {"index": processes.index, "metadata": meta, "batch_sizes": {}}
-    for b in processes.share(sizes):
+    store = doc["batch_sizes"] if processes.count == 1 else part["batch_sizes"]
+    mine, cache, trained = processes.share(sizes), {}, False
+
+    def write() -> None:  # atomic: a kill leaves the last complete document
+        if processes.count == 1:
+            write_json(directory / DOCUMENT, doc, indent=None)
+        else:
+            write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
+
+    for b in mine:
         skipped = str(b) in doc["batch_sizes"] and not force
         progress = on_start(b, skipped) if on_start else None
         if skipped:
+            store[str(b)] = doc["batch_sizes"][str(b)]
             continue
-        result = run_batch_size(config, ds, b, on_chunk=progress, placed=placed)
-        result["timing"] = time_per_step(config, ds, b, placed[0])
-        result["compilations"] = shape_demo(config, ds, b, placed[0])
+        result = run_batch_size(config, ds, b, on_chunk=progress, placed=placed, cache=cache)
+        start = time.perf_counter()
+        result["compilations"] = shape_demo(init_single(config, ds), loss_for_task(ds.task), placed[0], b,
+                                            config.remainder)  # fmt: skip
+        demo = time.perf_counter() - start  # almost all compilation
+        result["time"] = result["time"] | {"compile": result["time"]["compile"] + demo,
+                                           "wall": result["time"]["wall"] + demo}  # fmt: skip
         result["metadata"] = meta
-        if processes.count == 1:
-            doc["batch_sizes"][str(b)] = result
-            write_json(directory / DOCUMENT, doc, indent=None)  # atomic: a kill leaves the last one
-        else:
-            part["batch_sizes"][str(b)] = result
-            write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
+        store[str(b)] = result
+        trained = True
+        write()
+    if trained or any("timing" not in store[str(b)] for b in mine):
+        time_share(config, ds, placed[0], [store[str(b)] for b in mine])
+        write()
     barrier("jbatch-sweep-done", processes, directory / "parts")
     if processes.count > 1 and processes.index == 0:
         doc = open_document(directory, config, meta)
         doc["num_train"] = ds.num_train
         merge_parts(directory, doc)
     return directory, doc
+
+
+def time_share(config: SweepConfig, ds: Dataset, train: Any, results: list[dict[str, Any]]) -> None:
+    """Times one model's steps at every batch size of ``results`` in interleaved rounds
+    (``timing.time_steps``) and adds to each result its ``timing`` (every round kept, the
+    median and its interval, the first call apart) and the padded epoch's compilation counts
+    (claim C11). A re-timing (a resumed sweep) replaces the last one."""
+    sizes = [r["batch_size"] for r in results]
+    timed = time_steps(init_single(config, ds), loss_for_task(ds.task), train, sizes, config.timing_rounds,
+                       config.remainder)  # fmt: skip
+    for r in results:
+        t = timed[r["batch_size"]]
+        r["timing"] = step_timing(t) | {k: t[k] for k in ("epoch_seconds", "first_call_seconds")}
+        r["compilations"] = r["compilations"] | {"padded_epoch_compilations": t["first_call_compilations"],
+                                                 "padded_epoch_round_compilations": t["round_compilations"],
+                                                 "padded_epoch_calls": 1 + len(t["epoch_seconds"])}  # fmt: skip
 
 
 def merge_parts(directory: Path, doc: dict[str, Any]) -> bool:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from jbatch.stats import mean_interval, product_interval, tie_set
+
 HIGHER_IS_BETTER = {"test_accuracy": True, "train_accuracy": True, "test_loss": False, "train_loss": False}
 
 
@@ -43,42 +45,87 @@ def regime(batch_size: int, num_train: int) -> str:
     return "stochastic" if batch_size == 1 else "mini-batch"
 
 
+def series(rep: dict[str, Any], key: str) -> tuple[list[int], list[float | None]]:
+    """The steps and values of one metric of a replica, from its fine curve (the target's
+    split, mini-batch loss means) or its coarse one (the other split)."""
+    for part in ("curve", "coarse"):
+        c = rep.get(part, {})
+        if key in c:
+            return c["step"], c[key]
+    raise KeyError(key)
+
+
+def _before(steps, values, until: int | None) -> tuple[list[int], list[float | None]]:
+    """The points evaluated before update ``until`` (a divergence); all when None."""
+    if until is None:
+        return list(steps), list(values)
+    keep = [i for i, s in enumerate(steps) if s < until]
+    return [steps[i] for i in keep], [values[i] for i in keep]
+
+
+def _unstable_at(rep: dict[str, Any], after: int) -> int | None:
+    """The first step after ``after`` (the target step) at which the training loss, as
+    evaluated or as the mean of the mini-batch losses since the last evaluation, exceeds the
+    replica's starting loss (its training loss at step 0): a run that reached the target
+    and then blew up, whether or not it came back."""
+    steps, train = series(rep, "train_loss")
+    start = train[0] if steps and steps[0] == 0 else None
+    if start is None or not math.isfinite(start):
+        return None
+    points = list(zip(steps, train, strict=True))
+    if "minibatch_loss" in rep.get("curve", {}):
+        points += list(zip(*series(rep, "minibatch_loss"), strict=True))
+    until = rep["diverged_at_step"]
+    rises = [s for s, v in points if s > after and (until is None or s < until) and v is not None and v > start]
+    return min(rises, default=None)
+
+
 def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, target: float) -> dict[str, Any]:
-    """One replica's numbers: when it reached the target (before any divergence), and the
-    overfitting marks of claim C9 (epoch of minimum test loss, rise after it, final gap)."""
-    c = rep["curve"]
-    steps = c["step"]
-    values = c[metric]
-    if rep["diverged"]:  # only points evaluated before the divergence count
-        values = [v for s, v in zip(steps, values, strict=True) if s < rep["diverged_at_step"]]
+    """One replica's numbers, from points evaluated before any divergence: when it reached
+    the target, whether it stayed stable afterwards (``_unstable_at``), and the overfitting
+    marks of claim C9 (epoch of minimum test loss, rise after it, final gap)."""
+    until = rep["diverged_at_step"] if rep["diverged"] else None
+    steps, values = _before(*series(rep, metric), until)
     hit = first_reach(values, target, HIGHER_IS_BETTER[metric])
-    test_loss = np.asarray([np.inf if v is None else v for v in c["test_loss"]], float)
-    best = int(np.argmin(test_loss))
+    t_steps, test_loss = _before(*series(rep, "test_loss"), until)
+    _, train_loss = _before(*series(rep, "train_loss"), until)
+    loss = np.asarray([np.inf if v is None else v for v in test_loss], float)
+    best = int(np.argmin(loss)) if loss.size else None
+    spe = result["steps_per_epoch"]
+    final_test, final_train = (test_loss[-1] if test_loss else None), (train_loss[-1] if train_loss else None)
     out = {
         "learning_rate": rep["learning_rate"],
         "seed": rep["seed"],
         "diverged": rep["diverged"],
+        "diverged_at_step": rep["diverged_at_step"],
         "reached": hit is not None,
         "steps_to_target": None,
         "epochs_to_target": None,
         "examples_to_target": None,
-        "final_train_loss": c["train_loss"][-1],
-        "final_test_loss": c["test_loss"][-1],
-        "min_test_loss": float(test_loss[best]),
-        "epoch_of_min_test_loss": c["epoch"][best],
-        "test_loss_rise": float(test_loss[-1] - test_loss[best]),
-        "train_test_gap": _gap(c["test_loss"][-1], c["train_loss"][-1]),
+        "unstable_at_step": None,
+        "coarse_steps": False,
+        "final_train_loss": final_train,
+        "final_test_loss": final_test,
+        "min_test_loss": None if best is None else float(loss[best]),
+        "epoch_of_min_test_loss": None if best is None else t_steps[best] / spe,
+        "test_loss_rise": None if best is None else float(loss[-1] - loss[best]),
+        "train_test_gap": _gap(final_test, final_train),
     }
-    if "test_accuracy" in c:
-        out["best_test_accuracy"] = max((v for v in c["test_accuracy"] if v is not None), default=None)
-        out["final_test_accuracy"] = c["test_accuracy"][-1]
+    try:
+        _, accuracy = _before(*series(rep, "test_accuracy"), until)
+        out["best_test_accuracy"] = max((v for v in accuracy if v is not None), default=None)
+        out["final_test_accuracy"] = accuracy[-1] if accuracy else None
+    except KeyError:  # a regression: no accuracy
+        pass
     if hit is not None:
         s = steps[hit]
         out["steps_to_target"] = s
-        out["epochs_to_target"] = s / result["steps_per_epoch"]
-        out["examples_to_target"] = examples_at(
-            s, result["steps_per_epoch"], result["counted"]["examples_per_epoch"], result["batch_size"]
-        )
+        out["epochs_to_target"] = s / spe
+        out["examples_to_target"] = examples_at(s, spe, result["counted"]["examples_per_epoch"], result["batch_size"])
+        out["unstable_at_step"] = _unstable_at(rep, s)
+        pruned = rep.get("pruned_at_step")
+        out["coarse_steps"] = pruned is not None and s > pruned  # found at a coarse point only
+    out["stable"] = not rep["diverged"] and out["unstable_at_step"] is None
     return out
 
 
@@ -86,12 +133,13 @@ def _gap(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-def _key(group: list[dict[str, Any]]) -> tuple[float, float, float]:
+def _key(group: list[dict[str, Any]]) -> tuple[float, float, float, float]:
     reached = [r for r in group if r["reached"]]
+    steady = [r for r in reached if r["stable"]]
     steps = np.mean([r["steps_to_target"] for r in reached]) if reached else math.inf
     final = [r["final_test_loss"] for r in group if r["final_test_loss"] is not None]
     loss = float(np.mean(final)) if final and all(math.isfinite(f) for f in final) else math.inf
-    return (-len(reached) / len(group), float(steps), loss)
+    return (-len(steady) / len(group), -len(reached) / len(group), float(steps), loss)
 
 
 def learning_rate_edge(summaries: list[dict[str, Any]], best: float) -> str | None:
@@ -116,13 +164,15 @@ def learning_rate_edge(summaries: list[dict[str, Any]], best: float) -> str | No
 
 
 def best_learning_rate(summaries: list[dict[str, Any]]) -> float:
-    """The learning rate whose seeds reach the target most often, then in the fewest mean
-    steps, ties broken by the lower mean final test loss.
+    """The learning rate whose seeds reach the target and stay stable (no divergence, no
+    blow-up after the target) most often, then reach it most often, then in the fewest
+    mean steps, ties broken by the lower mean final test loss.
 
     Example:
-      >>> rows = [dict(learning_rate=lr, reached=ok, steps_to_target=s, final_test_loss=f)
-      ...         for lr, ok, s, f in [(0.1, True, 50, 0.3), (1.0, True, 20, 0.2), (10.0, False, None, None)]]
-      >>> best_learning_rate(rows)
+      >>> rows = [dict(learning_rate=lr, reached=ok, stable=st, steps_to_target=s, final_test_loss=f)
+      ...         for lr, ok, st, s, f in [(0.1, True, True, 50, 0.3), (1.0, True, True, 20, 0.2),
+      ...                                  (3.0, True, False, 10, 0.2), (10.0, False, False, None, None)]]
+      >>> best_learning_rate(rows)  # 3.0 is faster, but blew up after reaching the target
       1.0
     """
     by_lr: dict[float, list[dict[str, Any]]] = {}
@@ -151,16 +201,20 @@ AGGREGATED = (
     "best_test_accuracy", "final_test_accuracy", "final_train_loss", "final_test_loss",
     "min_test_loss", "epoch_of_min_test_loss", "test_loss_rise", "train_test_gap",
 )  # fmt: skip
+LEVEL = 0.95  # every interval in the tables
 
 
 def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_train: int) -> dict[str, Any]:
     """The table row of one batch size: its best learning rate and, at that rate, every
     metric as a spread over seeds. Wall-clock time to target is steps to target times the
-    measured single-model seconds per step (compile excluded)."""
-    per_step = result["timing"]["seconds_per_step"]
+    single-model seconds per step measured in the interleaved timing rounds (compile
+    excluded); its interval combines the seeds' t interval of steps with the rounds'
+    interval of the median time per step. No timing yet (an interrupted sweep): no seconds."""
+    timing = result.get("timing")
+    per_step = timing["seconds_per_step"] if timing else None
     summaries = [replica_summary(rep, result, metric, target) for rep in result["replicas"]]
     for s in summaries:
-        s["seconds_to_target"] = None if s["steps_to_target"] is None else s["steps_to_target"] * per_step
+        s["seconds_to_target"] = None if s["steps_to_target"] is None or not timing else s["steps_to_target"] * per_step
     lr = best_learning_rate(summaries)
     at_best = [s for s in summaries if s["learning_rate"] == lr]
     row = {
@@ -170,15 +224,51 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
         "best_learning_rate": lr,
         "lr_edge": learning_rate_edge(summaries, lr),
         "reached": sum(s["reached"] for s in at_best),
+        "stable": sum(s["stable"] for s in at_best),
+        "coarse_steps": any(s.get("coarse_steps") for s in at_best),
         "seeds": len(at_best),
-        "samples_per_second": result["timing"]["samples_per_second"],
-        "seconds_per_epoch": result["timing"]["seconds_per_epoch"],
+        "samples_per_second": None if not timing else result["batch_size"] / per_step,
+        "seconds_per_epoch": None if not timing else timing["seconds_per_epoch"],
         "diverged_fraction": sum(s["diverged"] for s in summaries) / len(summaries),
         "budget_steps": result["budget_steps"],
+        "efficiency": efficiency(time_accounting(result)),
+        "seconds_to_target_interval": None,
     }
     for name in AGGREGATED:
         row[name] = spread([s.get(name) for s in at_best])
+    reached = [s["steps_to_target"] for s in at_best if s["reached"]]
+    if reached and timing:
+        steps = mean_interval(reached, LEVEL, log=True)
+        row["seconds_to_target_interval"] = list(product_interval(steps, tuple(timing["seconds_per_step_interval"])))
     return {"row": row, "replicas": summaries, "noise": noise_summary(result, row)}
+
+
+def time_accounting(result: dict[str, Any]) -> dict[str, float] | None:
+    """Where a batch size's wall time went: the training phase's parts (``sweep.Clock``:
+    train, evaluate, noise, compile, other) plus its share of the interleaved timing (its
+    first call counts as compile, its rounds as ``timing``)."""
+    time = result.get("time")
+    if time is None:
+        return None
+    timing = result.get("timing") or {}
+    first, rounds = timing.get("first_call_seconds", 0.0), sum(timing.get("epoch_seconds", ()))
+    return time | {"compile": time["compile"] + first, "timing": rounds, "wall": time["wall"] + first + rounds}
+
+
+def efficiency(time: dict[str, float] | None) -> float | None:
+    """The share of a batch size's wall time, compilation left out, spent training:
+    ``train / (wall - compile)``."""
+    if not time or time["wall"] - time["compile"] <= 0:
+        return None
+    return time["train"] / (time["wall"] - time["compile"])
+
+
+def fastest(rows: list[dict[str, Any]]) -> list[int]:
+    """The batch sizes whose seconds-to-target interval overlaps the fastest one's: the set
+    the measurement cannot tell apart from the fastest (empty when none was timed)."""
+    timed = [s["row"] for s in rows if s["row"]["seconds_to_target_interval"]]
+    return tie_set({r["batch_size"]: tuple(r["seconds_to_target_interval"]) for r in timed},
+                   {r["batch_size"]: r["seconds_to_target"]["mean"] for r in timed})  # fmt: skip
 
 
 def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:

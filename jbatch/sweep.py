@@ -1,18 +1,29 @@
-"""A batch-size sweep: for each batch size, every (learning rate x seed) replica trained
-together as one vmapped, compiled program, evaluated on a fixed step cadence.
+"""One batch size of a sweep: every (learning rate x seed) replica trained together by one
+vmapped, compiled program, measured cheaply enough that the sweep's time goes to training.
 
 Batch sizes are compared at their own best learning rate (Shallue et al. 2018), so each
-batch size gets the whole learning-rate grid. Budgets are in steps: ``max(budget_steps,
-budget_epochs * steps_per_epoch)``, which gives full-batch descent hundreds of updates and
-stochastic descent several epochs. ``run_batch_size`` returns plain data; ``jbatch.study``
-writes it to disk and ``jbatch.summary`` turns it into verdicts.
+batch size gets the whole learning-rate grid. What is measured, and how often:
+
+* the target's split (the test split for a test-accuracy target) at every fine point of the
+  cadence (``schedule.layout``: about 1% of the budget, single steps early on for large
+  batches), so steps to target are resolved exactly as before, and its loss comes free;
+* the other split at ``coarse_evals`` points, on a fixed subsample of at most
+  ``eval_examples`` (recorded);
+* every step's loss (the program returns them anyway): oscillation, mini-batch means;
+* the gradient noise scale, only for the replicas the report uses (the best learning rate):
+  every replica's state is kept at the probe checkpoints, the probes run at the end.
+
+Where the wall time went is recorded (``time``): the training calls alone (timed around
+blocking calls), evaluations, noise probes, compilation and the rest.
+``run_batch_size`` returns plain data; ``jbatch.study`` writes it to disk and
+``jbatch.summary`` turns it into verdicts.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import collections
+import contextlib
 import functools
-import itertools
 import math
 import time
 from collections.abc import Callable
@@ -21,223 +32,76 @@ from typing import Any
 import jax
 import numpy as np
 
-from jbatch.batching import BatchSize, epoch_batches, epoch_order, resolve_batch_size, steps_per_epoch
+from jbatch.batching import steps_per_epoch
+from jbatch.config import SweepConfig
 from jbatch.data import Dataset, to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
-from jbatch.epoch import make_chunk, make_epoch, make_evaluate
-from jbatch.errors import ConfigError
-from jbatch.guard import init_guard
+from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
+from jbatch.guard import init_guard, settle
 from jbatch.loss import loss_for_task
 from jbatch.model import make_model
 from jbatch.noise import gradient_moments
-from jbatch.optim import check_learning_rate, make_optimizer
+from jbatch.optim import make_optimizer
 from jbatch.replica import init_replicas, stack
-from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
+from jbatch.schedule import Layout, budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
+from jbatch.step import init_train_state, make_eval_step, make_train_step
+from jbatch.summary import HIGHER_IS_BETTER, best_learning_rate, replica_summary
 
-TARGET_METRICS = {  # metric -> True when higher is better
-    "test_accuracy": True,
-    "train_accuracy": True,
-    "test_loss": False,
-    "train_loss": False,
-}
+TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
 
-def setting(default: Any, help: str, **kw: Any) -> Any:
-    """A config field that carries its own command-line help (``cli`` derives every flag
-    from the fields: name, type, help; ``item`` parses list elements, ``flag`` overrides
-    the flag's name, ``aliases`` adds others)."""
-    return dataclasses.field(default=default, metadata={"help": help, **kw})
+class Clock:
+    """Where one batch size's wall time goes: seconds per part, each measured around a
+    blocking call (``engine.timed_call``); ``compile`` is every XLA compilation while the
+    clock runs (as JAX reports them: the programs, and the eager operations that
+    initialising models compiles); ``other`` is the rest of the wall time."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.parts: dict[str, float] = collections.defaultdict(float)
+        self.compiles = CompileCounter().__enter__()
+        self.building = 0.0  # tracing, lowering and compiling of compile_program calls
+        self.inside = 0.0  # the XLA compile seconds among those (not to count twice)
+
+    @contextlib.contextmanager
+    def compiling(self):
+        """Times building programs (trace, lower, compile) as compilation."""
+        start, before = time.perf_counter(), self.compiles.seconds
+        yield
+        self.building += time.perf_counter() - start
+        self.inside += self.compiles.seconds - before
+
+    def call(self, part: str, program: Callable[..., Any], *args: Any) -> Any:
+        out, seconds = timed_call(program, *args)
+        self.parts[part] += seconds
+        return out
+
+    def summary(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.start
+        self.compiles.__exit__()
+        parts = {k: self.parts[k] for k in TIME_PARTS if k not in ("other", "compile")}
+        parts["compile"] = self.building + self.compiles.seconds - self.inside
+        return parts | {"other": wall - sum(parts.values()), "wall": wall}
 
 
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """What a sweep trains. The defaults are ``jbatch sweep``'s main job."""
-
-    name: str = setting("", "results/<name>/ (default: <dataset>-<model>-<optimizer>)")
-    dataset: str = setting("digits", "digits, mnist1d, linreg, or an .npz file")
-    model: str = setting("mlp", "linear, mlp or cnn")
-    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item=int)
-    optimizer: str = setting("sgd", "sgd, momentum, nesterov or adam")
-    batch_sizes: tuple[BatchSize, ...] = setting((1, 4, 16, 64, 256, "full"), "e.g. 1,4,16,64,256,full", item="batch")
-    learning_rates: tuple[float, ...] = setting(
-        tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5)), "learning-rate grid, e.g. 0.001,0.01,0.1,1",
-        item=float, aliases=("--lrs",))  # fmt: skip
-    seeds: tuple[int, ...] = setting((0, 1, 2), "e.g. 0,1,2", item=int)
-    target_metric: str = setting("test_accuracy", "test_accuracy, train_accuracy, test_loss or train_loss")
-    target_value: float = setting(0.95, "the target's value (accuracy at least, or loss at most)")
-    budget_steps: int = setting(300, "at least this many steps per run")
-    budget_epochs: int = setting(4, "and at least this many epochs")
-    evals: int = setting(100, "evaluation points per run, about; always at epoch ends")
-    remainder: str = setting("keep", "keep (Keras: a partial last batch) or drop it", choices=("keep", "drop"))
-    noise_checkpoints: int = setting(8, "gradient-noise-scale measurements per run, log-spaced; 0: none")
-
-    @property
-    def results_name(self) -> str:
-        return self.name or f"{self.dataset}-{self.model}-{self.optimizer}"
+def make_replica_model(config: SweepConfig, ds: Dataset) -> Callable[[int], Any]:
+    """``seed -> nnx.Module``: the configured model for ``ds``."""
+    return lambda seed: make_model(config.model, ds.in_features, ds.outputs, seed=seed,
+                                   spatial_shape=ds.spatial_shape, widths=config.widths)  # fmt: skip
 
 
-def quick(config: SweepConfig) -> SweepConfig:
-    """The ``--quick`` preset: one seed, a 4-point grid, short budgets (tests, smoke runs),
-    in its own results directory (``<name>-quick``)."""
-    return dataclasses.replace(
-        config, name=f"{config.results_name}-quick", seeds=config.seeds[:1],
-        learning_rates=(0.01, 0.1, 1.0, 10.0), budget_steps=60, budget_epochs=1, evals=12, noise_checkpoints=3,
-    )  # fmt: skip
+def init_single(config: SweepConfig, ds: Dataset) -> Callable[[], Any]:
+    """A fresh single-model training state (seed 0), for timing and demonstrations."""
+    return lambda: init_train_state(make_replica_model(config, ds)(0),
+                                    make_optimizer(config.optimizer, config.learning_rates[0]))  # fmt: skip
 
 
-def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
-    """Validates a sweep against its data set; returns the resolved batch sizes."""
-    if not config.batch_sizes:
-        raise ConfigError("the sweep has no batch sizes")
-    if not config.learning_rates:
-        raise ConfigError("the learning-rate grid is empty")
-    if not config.seeds:
-        raise ConfigError("the sweep has no seeds")
-    for lr in config.learning_rates:
-        check_learning_rate(lr)
-    if config.target_metric not in TARGET_METRICS:
-        raise ConfigError(f"unknown target metric {config.target_metric!r}; known: {', '.join(TARGET_METRICS)}")
-    if not math.isfinite(config.target_value):
-        raise ConfigError(f"target value must be finite, got {config.target_value}")
-    if ds.task != "classification" and config.target_metric.endswith("accuracy"):
-        raise ConfigError(f"data set {ds.name!r} is a regression: use a loss target, not accuracy")
-    for field in ("budget_steps", "budget_epochs", "evals"):
-        if getattr(config, field) < 1:
-            raise ConfigError(f"{field} must be at least 1, got {getattr(config, field)}")
-    if config.noise_checkpoints < 0:
-        raise ConfigError(f"noise_checkpoints must be 0 or more, got {config.noise_checkpoints}")
-    sizes = [resolve_batch_size(b, ds.num_train) for b in config.batch_sizes]
-    if len(set(sizes)) != len(sizes):
-        raise ConfigError(f"batch sizes repeat: {list(config.batch_sizes)} -> {sizes}")
-    return sizes
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """How a batch size's budget is cut into compiled chunks, and after which chunks the
-    replicas are evaluated.
-
-    Small batches: an epoch is cut into ``chunks_per_epoch`` chunks of ``chunk_steps`` (the
-    last padded with skipped steps), each followed by an evaluation. Large batches (few,
-    costly steps): one step per chunk, evaluated on a schedule that is geometric early on
-    (steps 1, 2, 3, ... growing by 10%: steps to target resolved to about 10% however
-    early it comes) and uniform, at epoch ends, later.
-    """
-
-    steps_per_epoch: int
-    chunk_steps: int
-    chunks_per_epoch: int
-    num_chunks: int
-    evaluate: tuple[bool, ...]
-
-    @property
-    def total_steps(self) -> int:
-        return self.num_chunks // self.chunks_per_epoch * self.steps_per_epoch
-
-    def chunk_ends(self) -> list[int]:
-        """Steps done at the end of each chunk (an epoch's last chunk may be shorter)."""
-        k, s, m = self.chunk_steps, self.steps_per_epoch, self.chunks_per_epoch
-        return list(itertools.accumulate(min(k, s - (c % m) * k) for c in range(self.num_chunks)))
-
-
-STEP_CHUNKS_FROM_BATCH = 32  # from this batch size on, a step costs enough to be its own chunk
-
-
-def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> Layout:
-    """Chooses chunks and evaluations: about ``evals`` uniform points over ``budget`` steps
-    (rounded up to whole epochs), always at epoch ends, plus the early geometric points of
-    large batches.
-
-    Example:
-      >>> lay = layout(1, 400, 100, 1437)  # full batch
-      >>> lay.chunk_steps, [i + 1 for i, e in enumerate(lay.evaluate) if e][:14]  # then 16, 17, 19, ...
-      (1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
-      >>> layout(1437, 5748, 100, 1).chunk_steps  # B = 1: 25 chunks of 58 steps per epoch
-      58
-    """
-    S = steps_per_epoch
-    interval = max(1, math.ceil(budget / evals))
-    epochs = math.ceil(budget / S)
-    if batch_size < STEP_CHUNKS_FROM_BATCH and S > interval:
-        m = math.ceil(S / interval)
-        return Layout(S, math.ceil(S / m), m, m * epochs, (True,) * (m * epochs))
-    total = epochs * S
-    if interval >= S:  # every j-th epoch end
-        j = max(1, round(interval / S))
-        uniform = {t for t in range(j * S, total + 1, j * S)}
-    else:
-        uniform = set(range(interval, total + 1, interval)) | set(range(S, total + 1, S))
-    geometric, t = set(), 1.0
-    while t <= total:
-        geometric.add(math.ceil(t))
-        t = max(t * 1.1, math.ceil(t) + 1)
-    marks = uniform | geometric | {total}
-    return Layout(S, 1, S, total, tuple(step in marks for step in range(1, total + 1)))
-
-
-def budget_steps(config: SweepConfig, steps_per_epoch: int) -> int:
-    return max(config.budget_steps, config.budget_epochs * steps_per_epoch)
-
-
-def chunk_batches(
-    lay: Layout, chunk: int, batch_size: int, tables: Callable[[int], tuple[np.ndarray, np.ndarray]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Host-side batches of chunk ``chunk``: ``idx [K, k, B]``, ``mask [k, B]``, ``active [k]``.
-
-    ``tables(epoch)`` gives the epoch's batches of every replica, ``idx [K, steps, B]`` and
-    the shared ``mask [steps, B]`` (``epoch_tables``; cut once per epoch, not per chunk).
-    Masks are shared: padding sits at the same place in every replica's epoch.
-    """
-    k = lay.chunk_steps
-    epoch, part = divmod(chunk, lay.chunks_per_epoch)
-    idx, mask = tables(epoch)
-    rows = slice(part * k, (part + 1) * k)
-    idx, mask = idx[:, rows], mask[rows]
-    real = mask.shape[0]
-    active = np.arange(k) < real
-    if real < k:  # the epoch's last chunk: pad with skipped steps
-        idx = np.pad(idx, ((0, 0), (0, k - real), (0, 0)))
-        mask = np.pad(mask, ((0, k - real), (0, 0)))
-    return idx, mask, active
-
-
-def epoch_tables(seeds: list[int], epoch: int, num_examples: int, batch_size: int, remainder: str):
-    """Every replica's batches of ``epoch``, ``idx [K, steps, B]``, and the shared mask: one
-    order and one table per distinct seed (replicas that differ only in learning rate share
-    them)."""
-    per_seed = {s: epoch_batches(epoch_order(s, epoch, num_examples), batch_size, remainder) for s in set(seeds)}
-    return np.stack([per_seed[s][0] for s in seeds]), per_seed[seeds[0]][1]
-
-
-def time_per_step(config: SweepConfig, ds: Dataset, batch_size: int, train, repeats: int = 5) -> dict[str, float]:
-    """Single-model seconds per step at ``batch_size``: the median of ``repeats`` timed
-    epochs (after one warm-up epoch), compile time apart. This, not the vmapped sweep, is
-    what wall-clock time-to-target is scaled by."""
-    loss_fn = loss_for_task(ds.task)
-    state = init_train_state(_model(config, ds, 0), make_optimizer(config.optimizer, config.learning_rates[0]))
-    epoch = make_epoch(make_train_step(loss_fn), ds.num_train, batch_size, remainder=config.remainder)
-    n = ds.num_train
-    program = compile_program(epoch, state, train, epoch_order(0, 0, n), donate_argnums=(0,))
-    state, _ = program(state, train, jax.device_put(epoch_order(0, 0, n)))  # warm-up
-    seconds = []
-    for e in range(repeats):
-        order = jax.device_put(epoch_order(0, e + 1, n))
-        (state, _), dt = timed_call(program, state, train, order)
-        seconds.append(dt)
-    epoch_seconds = float(np.median(seconds))
-    steps = steps_per_epoch(n, batch_size, config.remainder)
-    return {
-        "seconds_per_epoch": epoch_seconds,
-        "seconds_per_epoch_spread": [float(min(seconds)), float(max(seconds))],
-        "seconds_per_step": epoch_seconds / steps,
-        "samples_per_second": n / epoch_seconds,
-        "compile_seconds": program.compile_seconds,
-    }
-
-
-def _model(config: SweepConfig, ds: Dataset, seed: int):
-    return make_model(config.model, ds.in_features, ds.outputs, seed=seed,
-                      spatial_shape=ds.spatial_shape, widths=config.widths)  # fmt: skip
+def fixed_subsample(n: int, limit: int, seed: int = 0) -> np.ndarray | None:
+    """Sorted indices of a fixed random subsample of ``limit`` of ``n`` rows, or None for
+    all of them (``limit`` 0, or not smaller than ``n``)."""
+    if not limit or limit >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
 def run_batch_size(
@@ -247,31 +111,43 @@ def run_batch_size(
     on_chunk: Callable[[int, int], None] | None = None,
     placed: tuple[Any, Any] | None = None,
     replica_batch: int | None | str = "auto",
+    cache: dict | None = None,
+    prune: bool = True,
 ) -> dict[str, Any]:
-    """Trains every (learning rate x seed) replica at ``batch_size`` in one compiled program
-    and returns the raw curves: per replica, evaluation points (step, epoch, train/test
-    loss and accuracy), the mean mini-batch loss between evaluations, divergence (exact
-    step) and the oscillation of its per-step losses; per batch size, the examples and
-    updates per epoch as the compiled program counted them.
+    """Trains every (learning rate x seed) replica at ``batch_size`` and returns the raw
+    curves: per replica, the fine points (the target's split, mini-batch loss means) and
+    the coarse ones (the other split), divergence (exact step), oscillation and, at the
+    best learning rate, the noise scale along training; per batch size, the examples and
+    updates per epoch as the program counted them, and where the time went.
+
     ``placed``: the (train, test) data already on the device (``to_device``), shared by a
-    sweep's batch sizes; placed here when omitted. ``replica_batch``: how many replicas
-    run vmapped together ("auto": ``engine.replica_group``; None: all, as accelerators do)."""
+    sweep's batch sizes. ``replica_batch``: how many replicas run vmapped together ("auto":
+    ``engine.replica_group``; None: all, as accelerators do). ``cache``: compiled programs
+    that do not depend on the batch size, shared by a sweep's batch sizes. ``prune``: stop
+    the fine evaluations of replicas that can no longer be the best (``Watch``); False
+    evaluates every replica at every fine point (the reference the tests compare with).
+    """
+    clock = Clock()
+    cache = {} if cache is None else cache
     n = ds.num_train
     spe = steps_per_epoch(n, batch_size, config.remainder)
-    lay = layout(spe, budget_steps(config, spe), config.evals, batch_size)
+    lay = with_coarse(layout(spe, budget_steps(config, spe), config.evals, batch_size), config.coarse_evals)
     grid = [(lr, seed) for lr in config.learning_rates for seed in config.seeds]
     lrs, seeds = [g[0] for g in grid], [g[1] for g in grid]
-
     loss_fn = loss_for_task(ds.task)
-    evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
-    tx = make_optimizer(config.optimizer, config.learning_rates[0])
-    states = init_replicas(lambda s: _model(config, ds, s), tx, seeds, lrs)
-    carry = (states, jax.tree.map(np.copy, jax.device_get(states)), stack([init_guard()] * len(grid)))
+    group = replica_group(batch_size) if replica_batch == "auto" else replica_batch
+
     train, test = placed or (to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test))
+    fine_split = config.target_metric.split("_")[0]  # "test" or "train"
+    coarse_split = "train" if fine_split == "test" else "test"
+    data = {"train": train, "test": test}
+    rows = fixed_subsample(int(data[coarse_split][0].shape[0]), config.eval_examples)
+    coarse_data = data[coarse_split] if rows is None else tuple(a[rows] for a in data[coarse_split])
+
+    tx = cache.setdefault("tx", make_optimizer(config.optimizer, lrs[0]))  # one object: a static part of programs
+    states = init_replicas(make_replica_model(config, ds), tx, seeds, lrs)
+    carry = (states, stack([init_guard()] * len(grid)))
     whole = batch_size == n and config.remainder == "keep"
-    probe = functools.partial(gradient_moments, loss_fn=loss_fn) if config.noise_checkpoints else None
-    chunk_fn = make_chunk(make_train_step(loss_fn), evaluate, whole=whole, probe=probe)
-    probes = probe_chunks(lay, config.noise_checkpoints)
     tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
         lambda epoch: epoch_tables(seeds, epoch, n, batch_size, config.remainder)
     )
@@ -282,67 +158,180 @@ def run_batch_size(
             return np.zeros((len(grid), k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
         return chunk_batches(lay, c, batch_size, tables)
 
-    group = replica_group(batch_size) if replica_batch == "auto" else replica_batch
-    program = compile_program(
-        chunk_fn, carry, train, test, *batches(0), np.bool_(True), np.bool_(False),
-        in_axes=(0, None, None, 0, None, None, None, None), donate_argnums=(0,), replica_batch=group,
-    )  # fmt: skip
-    record = Recorder(len(grid), lay)
-    start = time.perf_counter()
+    def program(key, fn, *args, in_axes, donate=()):
+        if key not in cache:
+            with clock.compiling():
+                cache[key] = compile_program(fn, *args, in_axes=in_axes, donate_argnums=donate, replica_batch=group)
+        return cache[key]
+
+    with clock.compiling():
+        train_chunk = compile_program(make_train_chunk(make_train_step(loss_fn), whole=whole), carry, train,
+                                      *batches(0), in_axes=(0, None, 0, None, None), donate_argnums=(0,),
+                                      replica_batch=group)  # fmt: skip
+    evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
+    eval_fine = program(("eval", fine_split, group), make_needed(evaluate), states, data[fine_split],
+                        np.ones(len(grid), bool), in_axes=(0, None, 0))  # fmt: skip
+    eval_coarse = program(("eval-coarse", coarse_split, group), evaluate, states, coarse_data, in_axes=(0, None))
+    settle_segment = program(("settle", group), settle, states, states, states, carry[1], carry[1],
+                             in_axes=(0, 0, 0, 0, 0), donate=(1, 2))  # fmt: skip
+    snapshot = program(("copy", group), lambda c: jax.tree.map(lambda v: v.copy(), c), carry, in_axes=(0,))
+
+    record = Recorder(len(grid), lay, fine_split, coarse_split)
+    probes = probe_chunks(lay, config.noise_checkpoints)
+    checkpoints: list[tuple[int, Any]] = []  # (step, every replica's state on the host)
+    watch = Watch(grid, config.target_metric.split("_", 1)[1], config.target_value,
+                  HIGHER_IS_BETTER[config.target_metric], prune=prune)  # fmt: skip
+
+    def fine(everyone: bool) -> None:
+        need = np.ones(len(grid), bool) if everyone else watch.need(record.diverged)
+        metrics = jax.device_get(clock.call("evaluate", eval_fine, carry[0], data[fine_split], need))
+        record.fine(record.steps_done, metrics)
+        watch.update(record.steps_done, metrics, need, record.diverged)
+
+    fine(everyone=True)
+    record.coarse(0, clock.call("evaluate", eval_coarse, carry[0], coarse_data))
+    start = clock.call("other", snapshot, carry)  # the segment's first state
+    prev = clock.call("other", snapshot, carry)  # and the previous segment's
     for c in range(lay.num_chunks):
         idx, mask, active = batches(c)
-        flags = np.bool_(lay.evaluate[c]), np.bool_(probes[c])
-        carry, out = program(carry, train, test, idx, mask, active, *flags)
-        record.chunk(c, out, active)  # device arrays, kept until the next evaluation
+        carry, out = clock.call("train", train_chunk, carry, train, idx, mask, active)
+        record.chunk(c, jax.device_get(out), active)
+        if lay.coarse[c]:  # end of a segment: exploded replicas go back to a finite state
+            state, prev_state = clock.call("other", settle_segment, start[0], prev[0], carry[0], start[1], carry[1])
+            carry, prev = (state, carry[1]), (prev_state, carry[1])
+            start = clock.call("other", snapshot, carry)
         if lay.evaluate[c]:
-            record.evaluation(c, jax.device_get(out), probes[c])  # sync point: evaluations only
+            fine(everyone=lay.coarse[c])
             if on_chunk is not None:
                 on_chunk(c + 1, lay.num_chunks)
-    wall = time.perf_counter() - start
-    guard = jax.device_get(carry[2])
-    result = _curves(grid, record, guard, n, batch_size, lay, program.compile_seconds, wall)
+        if lay.coarse[c]:
+            record.coarse(record.steps_done, clock.call("evaluate", eval_coarse, carry[0], coarse_data))
+        if probes[c]:
+            checkpoints.append((record.steps_done, clock.call("noise", jax.device_get, carry[0])))
+    guard = jax.device_get(carry[1])
+    result = _result(grid, record, guard, batch_size, lay)
     result["counted"] = record.counted(guard)
+    for rep, at in zip(result["replicas"], watch.pruned_at, strict=True):
+        rep["pruned_at_step"] = at
     result["replica_batch"] = group
+    result["evaluation"] = {"fine": fine_split, "coarse": coarse_split, "coarse_examples": int(coarse_data[0].shape[0]),
+                            "coarse_of": int(data[coarse_split][0].shape[0])}  # fmt: skip
+    best = best_learning_rate([replica_summary(r, result, config.target_metric, config.target_value)
+                               for r in result["replicas"]])  # fmt: skip
+    chosen = [r for r, rep in enumerate(result["replicas"]) if rep["learning_rate"] == best]
+    if checkpoints:
+        noise = probe_replicas(checkpoints, chosen, train, loss_fn, config, cache, clock)
+        for r, rep in zip(chosen, noise["replicas"], strict=True):
+            result["replicas"][r]["noise"] = rep
+        result["noise_estimate"] = {"examples": noise["examples"], "group": noise["group"], "of": n}
+    result["time"] = clock.summary()
     return result
 
 
-class Recorder:
-    """Host-side bookkeeping of one batch size's run: evaluation points, noise probes, the
-    per-epoch examples and updates the program counted, and each replica's oscillation."""
+def probe_replicas(checkpoints, chosen, train, loss_fn, config: SweepConfig, cache, clock) -> dict[str, Any]:
+    """The gradient noise scale of the replicas ``chosen`` at every checkpoint, on a fixed
+    shuffled subsample of at most ``noise_examples`` training examples (all of them, when
+    there are no more), from ``noise_groups`` group gradients (``noise.gradient_moments``)."""
+    n = int(train[0].shape[0])
+    rows = fixed_subsample(n, config.noise_examples, seed=1)
+    order = np.random.default_rng(2).permutation(n if rows is None else len(rows))  # a random partition into groups
+    rows = order if rows is None else rows[order]
+    data = tuple(a[rows] for a in train)
+    group = max(1, len(rows) // config.noise_groups)
+    probe = functools.partial(gradient_moments, loss_fn=loss_fn, group=group, population=len(rows) == n)
+    pick = lambda s: jax.tree.map(lambda v: v[np.asarray(chosen)], s)  # noqa: E731  host arrays: no device op
+    key = ("probe", len(chosen), int(data[0].shape[0]))
+    if key not in cache:
+        with clock.compiling():
+            cache[key] = compile_program(probe, pick(checkpoints[0][1]), data, in_axes=(0, None),
+                                         replica_batch=replica_group(len(data[0])))  # fmt: skip
+    values = [jax.device_get(clock.call("noise", cache[key], pick(state), data)) for _, state in checkpoints]
+    steps = [s for s, _ in checkpoints]
+    replicas = [{"step": steps} | {k: [_round(v[k][i]) for v in values] for k in ("b_simple", "grad_sq", "trace_sigma")}
+                for i in range(len(chosen))]  # fmt: skip
+    return {"replicas": replicas, "examples": int(data[0].shape[0]), "group": group}
 
-    def __init__(self, replicas: int, lay: Layout):
-        self.lay = lay
-        self.points: list[dict[str, Any]] = []
-        self.noise: list[dict[str, Any]] = []
-        self.pending: list[tuple[int, Any, np.ndarray]] = []
+
+class Watch:
+    """Which replicas still need the target's split evaluated at every fine point.
+
+    Not those that reached the target (their steps to target are known) or diverged, and
+    not those of a learning rate that can no longer be the best: once some learning rate
+    has every seed at the target (mean ``S*`` steps), another whose unreached seeds would
+    need, even reaching it right now, more than ``S*`` steps on average can neither reach
+    it with more seeds nor in fewer steps (``summary.best_learning_rate``). Such replicas
+    are still evaluated at the coarse points; ``pruned_at`` records when they stopped, so a
+    target they reach later is known to the coarse resolution only (and the report says so
+    should one of them end up the best, which takes a best whose runs blow up later).
+    """
+
+    def __init__(self, grid, metric: str, target: float, higher: bool, prune: bool = True):
+        self.lrs = np.asarray([g[0] for g in grid])
+        self.metric, self.target, self.higher, self.prune = metric, target, higher, prune
+        self.reached_at = np.full(len(grid), -1)
+        self.pruned_at: list[int | None] = [None] * len(grid)
+
+    def need(self, diverged: np.ndarray) -> np.ndarray:
+        return (self.reached_at < 0) & ~diverged & np.asarray([p is None for p in self.pruned_at])
+
+    def update(self, step: int, metrics: dict[str, Any], evaluated: np.ndarray, diverged: np.ndarray) -> None:
+        value = np.asarray(metrics[self.metric], float)
+        with np.errstate(invalid="ignore"):
+            hit = evaluated & ~diverged & ((value >= self.target) if self.higher else (value <= self.target))
+        self.reached_at[hit & (self.reached_at < 0)] = step
+        if not self.prune:
+            return
+        done = [lr for lr in set(self.lrs) if np.all(self.reached_at[self.lrs == lr] >= 0)]
+        if not done:
+            return
+        best = min(float(np.mean(self.reached_at[self.lrs == lr])) for lr in done)
+        for lr in set(self.lrs) - set(done):
+            group = self.lrs == lr
+            bound = np.where(self.reached_at[group] >= 0, self.reached_at[group], step).mean()
+            if bound > best:
+                for r in np.flatnonzero(group & (self.reached_at < 0)):
+                    if self.pruned_at[r] is None:
+                        self.pruned_at[r] = step
+
+
+class Recorder:
+    """Host-side bookkeeping of one batch size's run: fine and coarse evaluation points,
+    the per-epoch examples and updates the program counted, and each replica's
+    oscillation and mini-batch loss means, from every step's loss."""
+
+    def __init__(self, replicas: int, lay: Layout, fine_split: str, coarse_split: str):
+        self.lay, self.fine_split, self.coarse_split = lay, fine_split, coarse_split
+        self.fine_points: list[dict[str, Any]] = []
+        self.coarse_points: list[dict[str, Any]] = []
+        self.losses: list[np.ndarray] = []  # per-step losses since the last fine point
         self.steps_done = 0
         epochs = lay.num_chunks // lay.chunks_per_epoch
         self.examples = np.zeros(epochs, np.int64)  # replica 0's; masks are shared by all replicas
         self.updates = np.zeros((epochs, replicas), np.int64)  # update counter at each epoch's end
+        self.diverged = np.zeros(replicas, bool)  # as of the last chunk (exploded, not yet set back)
         self.uphill = np.zeros(replicas)
         self.moves = np.zeros(replicas)
         self.last = np.full(replicas, np.nan)  # the previous step's log loss
 
     def chunk(self, c: int, out: dict[str, Any], active: np.ndarray) -> None:
         self.steps_done += int(active.sum())
-        self.pending.append((c, {k: out[k] for k in ("loss", "examples", "updates")}, active))
-
-    def evaluation(self, c: int, out: dict[str, Any], probed: bool) -> None:
-        losses = []
-        for chunk, got, active in jax.device_get(self.pending):
-            epoch = chunk // self.lay.chunks_per_epoch
-            self.examples[epoch] += int(round(float(got["examples"][0])))
-            self.updates[epoch] = got["updates"]
-            losses.append(np.asarray(got["loss"], float)[:, active])
-        self.pending.clear()
-        losses = np.concatenate(losses, axis=1)
+        epoch = c // self.lay.chunks_per_epoch
+        self.examples[epoch] += int(round(float(out["examples"][0])))
+        self.updates[epoch] = out["updates"]
+        self.diverged = np.asarray(out["diverged"], bool)
+        losses = np.asarray(out["loss"], float)[:, active]
         self._oscillation(losses)
+        self.losses.append(losses)
+
+    def fine(self, step: int, metrics: dict[str, Any]) -> None:
+        losses = np.concatenate(self.losses, axis=1) if self.losses else np.full((len(self.last), 1), np.nan)
+        self.losses.clear()
         with np.errstate(over="ignore", invalid="ignore"):  # a frozen replica's losses are NaN
             minibatch = losses.mean(axis=1)
-        self.points.append({"step": self.steps_done, "train": out["train"], "test": out["test"],
-                            "minibatch": minibatch})  # fmt: skip
-        if probed:
-            self.noise.append({"step": self.steps_done, **out["probe"]})
+        self.fine_points.append({"step": step, "metrics": jax.device_get(metrics), "minibatch": minibatch})
+
+    def coarse(self, step: int, metrics: dict[str, Any]) -> None:
+        self.coarse_points.append({"step": step, "metrics": jax.device_get(metrics)})
 
     def _oscillation(self, losses: np.ndarray) -> None:
         """Accumulates, per replica, how much of the per-step log loss's movement goes uphill
@@ -369,120 +358,39 @@ class Recorder:
                 "updates_per_epoch": [sorted(set(row.tolist())) for row in per_epoch]}  # fmt: skip
 
 
-def shape_demo(config: SweepConfig, ds: Dataset, batch_size: int, train: tuple[Any, Any]) -> dict[str, Any]:
-    """Claim C11, demonstrated: compilations of a plain ``jax.jit`` step fed one epoch's
-    batches as they come (the last one unpadded, hence smaller when B does not divide N)
-    against jbatch's padded epoch called for two epochs (counted, never timed)."""
-    n = ds.num_train
-    loss_fn = loss_for_task(ds.task)
-    state = init_train_state(_model(config, ds, 0), make_optimizer(config.optimizer, config.learning_rates[0]))
-    idx, mask = epoch_batches(epoch_order(0, 0, n), batch_size, config.remainder)
-    x, y = train
-    batches = [Batch(x[i[m]], y[i[m]]) for i, m in zip(idx, mask, strict=True)]  # unpadded
-    shapes = sorted({int(b.x.shape[0]) for b in batches})
-    orders = [jax.device_put(epoch_order(0, e, n)) for e in range(2)]
-    step = jax.jit(make_train_step(loss_fn))
-    epoch = jax.jit(make_epoch(make_train_step(loss_fn), n, batch_size, remainder=config.remainder))
-    jax.block_until_ready((batches, orders))
-    with CompileCounter() as plain:
-        s = state
-        for b in batches:
-            s, _ = step(s, b)
-        jax.block_until_ready(s)
-    with CompileCounter() as padded:
-        s = state
-        for order in orders:
-            s, _ = epoch(s, train, order)
-        jax.block_until_ready(s)
-    return {"batch_shapes": shapes, "plain_step_compilations": plain.count, "padded_epoch_compilations": padded.count}
+def _round(v: float) -> float | None:
+    """Six significant digits (float32 carries about seven, and the document stays small);
+    None for a value not measured (a skipped evaluation) or not finite, as JSON stores it."""
+    v = float(v)
+    return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
-def probe_chunks(lay: Layout, count: int) -> tuple[bool, ...]:
-    """Which evaluated chunks also measure the noise scale: ``count`` of them, nearest to
-    log-spaced steps between the first evaluation and the end of the budget."""
-    ends = lay.chunk_ends()
-    evaluated = [c for c in range(lay.num_chunks) if lay.evaluate[c]]
-    chosen = set()
-    if count:
-        for target in np.geomspace(ends[evaluated[0]], ends[-1], count):
-            chosen.add(min(evaluated, key=lambda c: abs(math.log(ends[c] / target))))
-    return tuple(c in chosen for c in range(lay.num_chunks))
-
-
-def _round(v: float) -> float:
-    """Six significant digits: float32 carries about seven, and the document stays small."""
-    return float(f"{float(v):.6g}")
-
-
-def _curves(grid, record: Recorder, guard, n, batch_size, lay, compile_seconds, wall) -> dict[str, Any]:
-    spe = lay.steps_per_epoch
-    points = record.points
+def _series(points: list[dict[str, Any]], split: str, r: int, spe: int) -> dict[str, list]:
     steps = [p["step"] for p in points]
+    out = {"step": steps, "epoch": [s / spe for s in steps]}
+    for metric in points[0]["metrics"]:
+        out[f"{split}_{metric}"] = [_round(p["metrics"][metric][r]) for p in points]
+    return out
+
+
+def _result(grid, record: Recorder, guard, batch_size: int, lay: Layout) -> dict[str, Any]:
+    spe = lay.steps_per_epoch
     oscillation = record.oscillation()
     replicas = []
     for r, (lr, seed) in enumerate(grid):
-        curve = {"step": steps, "epoch": [s / spe for s in steps]}
-        for split in ("train", "test"):
-            for metric in points[0][split]:
-                curve[f"{split}_{metric}"] = [_round(p[split][metric][r]) for p in points]
-        curve["minibatch_loss"] = [_round(p["minibatch"][r]) for p in points]
+        curve = _series(record.fine_points, record.fine_split, r, spe)
+        curve["minibatch_loss"] = [_round(p["minibatch"][r]) for p in record.fine_points]
         diverged = bool(guard.diverged[r])
         replicas.append({
-            "learning_rate": lr, "seed": seed, "curve": curve, "diverged": diverged,
+            "learning_rate": lr, "seed": seed, "curve": curve,
+            "coarse": _series(record.coarse_points, record.coarse_split, r, spe), "diverged": diverged,
             "diverged_at_step": int(guard.step[r]) if diverged else None, "oscillation": oscillation[r],
-            "noise": {"step": [p["step"] for p in record.noise]} | {
-                k: [_round(p[k][r]) for p in record.noise] for k in ("b_simple", "grad_sq", "trace_sigma")},
         })  # fmt: skip
     return {
         "batch_size": batch_size,
         "steps_per_epoch": spe,
         "budget_steps": lay.total_steps,
         "chunk_steps": lay.chunk_steps,
-        "evaluations": len(points),
-        "sweep_compile_seconds": compile_seconds,
-        "sweep_seconds": wall,
+        "evaluations": {"fine": len(record.fine_points), "coarse": len(record.coarse_points)},
         "replicas": replicas,
     }
-
-
-def config_from_mapping(values: dict[str, Any], base: SweepConfig | None = None) -> SweepConfig:
-    """A ``SweepConfig`` from a config file's mapping (TOML or JSON); unknown keys and
-    wrong types are ``ConfigError``s that name the key."""
-    base = base or SweepConfig()
-    fields = {f.name: f for f in dataclasses.fields(SweepConfig)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown sweep setting(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-    clean: dict[str, Any] = {}
-    for key, value in values.items():
-        default = getattr(base, key)
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"sweep setting {key!r} must be a list, got {value!r}")
-            value = tuple(value)
-        elif isinstance(default, bool) or not isinstance(value, type(default)):
-            if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
-                raise ConfigError(f"sweep setting {key!r} must be a {type(default).__name__}, got {value!r}")
-            value = float(value)
-        clean[key] = value
-    return dataclasses.replace(base, **clean)
-
-
-def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
-    """Reads a sweep config from ``.toml`` or ``.json``; its keys override ``base``."""
-    import json
-    import tomllib
-    from pathlib import Path
-
-    p = Path(path)
-    try:
-        text = p.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}") from None
-    try:
-        values = tomllib.loads(text.decode()) if p.suffix == ".toml" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {path!r} is not valid {p.suffix[1:] or 'JSON'}: {e}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {path!r} must hold a table of settings")
-    return config_from_mapping(values, base)

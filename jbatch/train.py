@@ -72,6 +72,8 @@ def check_config(config: TrainConfig, num_examples: int) -> int:
     """Validates what the data set alone cannot; returns the resolved batch size."""
     if isinstance(config.epochs, bool) or not isinstance(config.epochs, int) or config.epochs < 1:
         raise ConfigError(f"epochs must be a positive integer, got {config.epochs!r}")
+    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
+        raise ConfigError(f"seed must be a whole number >= 0, got {config.seed!r}")
     if config.remainder not in REMAINDERS:
         raise ConfigError(f"remainder must be one of {REMAINDERS}, got {config.remainder!r}")
     if config.unroll is not None and config.unroll < 1:

@@ -25,8 +25,11 @@ from tests.helpers import run_cli as run
         (["--lr", "0"], "learning rate must be a positive finite number"),
         (["--lr", "-0.1"], "learning rate must be a positive finite number"),
         (["--lr", "nan"], "learning rate must be a positive finite number"),
-        (["--epochs", "0"], "epochs must be a positive integer"),
-        (["--epochs", "two"], "invalid int value: 'two'"),
+        (["--epochs", "0"], "argument --epochs: must be at least 1, got 0"),
+        (["--epochs", "two"], "argument --epochs: must be a whole number, got 'two'"),
+        (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+        (["--seed", "1.5"], "argument --seed: must be a whole number, got '1.5'"),
+        (["--devices", "0"], "argument --devices: must be at least 1, got 0"),
         (["--dataset", "missing.npz"], "data file 'missing.npz' does not exist"),
     ],
 )

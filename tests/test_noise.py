@@ -26,24 +26,46 @@ def problem():
     return ds, state, g
 
 
-def test_exact_moments_match_the_closed_form(problem):
+def test_per_example_moments_match_the_closed_form(problem):
     ds, state, g = problem
     G = g.mean(0)
     trace = np.trace(np.cov(g.T, ddof=1))
     got = jax.jit(lambda s: gradient_moments(s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)),
-                                             mean_squared_error, chunk=64))(state)  # fmt: skip
+                                             mean_squared_error))(state)  # fmt: skip
     np.testing.assert_allclose(got["grad_sq"], G @ G, rtol=1e-4)
     np.testing.assert_allclose(got["trace_sigma"], trace, rtol=1e-4)
     np.testing.assert_allclose(got["b_simple"], trace / (G @ G), rtol=2e-4)
 
 
-def test_chunking_does_not_change_the_moments(problem):
-    ds, state, _ = problem
-    data = (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train))
-    a = jax.jit(lambda s: gradient_moments(s, data, mean_squared_error, chunk=7))(state)  # 300 = 42 * 7 + 6
-    b = jax.jit(lambda s: gradient_moments(s, data, mean_squared_error, chunk=300))(state)
-    for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
+@pytest.mark.parametrize("group", [6, 20])  # 300 examples: 50 groups of 6, 15 groups of 20
+def test_group_moments_are_unbiased_over_random_partitions(problem, group):
+    ds, state, g = problem
+    G, trace = g.mean(0), np.trace(np.cov(g.T, ddof=1))
+    x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+    moments = jax.jit(lambda s, order: gradient_moments(s, (x[order], y[order]), mean_squared_error, group=group))
+    rng = np.random.default_rng(0)
+    draws = [jax.device_get(moments(state, jnp.asarray(rng.permutation(len(g))))) for _ in range(300)]
+    v = np.array([d["trace_sigma"] for d in draws])
+    sem = v.std() / np.sqrt(len(v))
+    assert abs(v.mean() - trace) < 4 * sem, (v.mean(), trace, sem)  # 4 standard errors
+    assert 0 < sem < 0.03 * trace  # a real sample, and sharp enough to notice a bias of 12%
+    # every example is in some group: the mean gradient is the whole set's, exactly
+    np.testing.assert_allclose([d["grad_sq"] for d in draws], G @ G, rtol=1e-4)
+
+
+def test_a_subsample_subtracts_the_bias_of_its_mean_gradient(problem):
+    ds, state, g = problem
+    G = g.mean(0)
+    rng = np.random.default_rng(1)
+    x, y = jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)
+    sub = jax.jit(lambda s, rows: gradient_moments(s, (x[rows], y[rows]), mean_squared_error, population=False))
+    naive = jax.jit(lambda s, rows: gradient_moments(s, (x[rows], y[rows]), mean_squared_error))
+    rows = [jnp.asarray(rng.choice(len(g), 30, replace=False)) for _ in range(400)]
+    unbiased = np.mean([float(sub(state, r)["grad_sq"]) for r in rows])
+    biased = np.mean([float(naive(state, r)["grad_sq"]) for r in rows])
+    trace = np.trace(np.cov(g.T, ddof=1))
+    assert abs(unbiased - G @ G) < abs(biased - G @ G) / 3  # the naive mean overshoots by about tr/30
+    assert biased - G @ G == pytest.approx(trace / 30, rel=0.3)
 
 
 def test_two_batch_estimator_is_unbiased_over_many_draws(problem):

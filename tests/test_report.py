@@ -3,9 +3,9 @@ clear errors."""
 
 import pytest
 
+from jbatch.config import SweepConfig
 from jbatch.data import Dataset
 from jbatch.study import DOCUMENT, run_sweep
-from jbatch.sweep import SweepConfig
 from tests.helpers import run_cli as run
 
 

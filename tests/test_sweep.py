@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 from jbatch.batching import steps_per_epoch
+from jbatch.config import SweepConfig, config_from_mapping
 from jbatch.data import Dataset
 from jbatch.errors import ConfigError
+from jbatch.schedule import chunk_batches, epoch_tables, layout, probe_chunks
 from jbatch.study import DOCUMENT, run_sweep
-from jbatch.summary import best_learning_rate, first_reach, replica_summary
-from jbatch.sweep import SweepConfig, chunk_batches, config_from_mapping, epoch_tables, layout, run_batch_size
+from jbatch.summary import best_learning_rate, first_reach, replica_summary, series
+from jbatch.sweep import run_batch_size
 from jbatch.train import TrainConfig, train_and_evaluate
 
 
@@ -117,6 +119,7 @@ def test_best_learning_rate_skips_a_diverged_replica():
         {"learning_rate": 0.3, "reached": True, "steps_to_target": 200, "final_test_loss": 0.2},
         {"learning_rate": 0.3, "reached": True, "steps_to_target": 200, "final_test_loss": 0.2},
     ]
+    rows = [r | {"stable": r["reached"]} for r in rows]
     assert best_learning_rate(rows) == 0.3  # fewest steps among LRs where every seed reached
     tied = [dict(r, steps_to_target=200) for r in rows if r["learning_rate"] != 1.0]
     assert best_learning_rate(tied) == 0.3  # a tie goes to the lower final test loss
@@ -141,8 +144,9 @@ def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on
     result = run_batch_size(cfg, tiny, b, replica_batch=replica_batch)
     by_lr = {r["learning_rate"]: r for r in result["replicas"]}
     good = by_lr[0.01]
-    assert not good["diverged"] and all(np.isfinite(good["curve"]["train_loss"]))
-    assert good["curve"]["train_loss"][-1] < good["curve"]["train_loss"][0]
+    _, train_loss = series(good, "train_loss")
+    assert not good["diverged"] and all(np.isfinite(train_loss))
+    assert train_loss[-1] < train_loss[0]
     for lr in (3.0, 1e4):
         bad = by_lr[lr]
         assert bad["diverged"]
@@ -152,14 +156,15 @@ def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on
                                                learning_rate=lr), dataset=tiny)  # fmt: skip
         losses = [v for e in plain.epochs for v in e.step_losses]
         assert bad["diverged_at_step"] == _first_exploded_update(losses)
-        # frozen: after its divergence, every evaluation sees the same finite weights
-        after = [i for i, s in enumerate(bad["curve"]["step"]) if s > bad["diverged_at_step"]]
-        assert len(after) > 2
+        # frozen: every evaluation after its divergence sees the same finite weights
         for key in ("train_loss", "test_loss", "test_accuracy"):
-            frozen = np.array([bad["curve"][key][i] for i in after], float)
+            steps, values = series(bad, key)
+            frozen = np.array([v for st, v in zip(steps, values, strict=True)
+                               if st > bad["diverged_at_step"] and v is not None], float)  # fmt: skip
+            assert len(frozen) >= 2, (lr, key)
             assert np.all(np.isfinite(frozen)), (lr, key, frozen)
             assert np.all(frozen == frozen[0])
-        assert np.isnan(bad["curve"]["minibatch_loss"][-1])  # a frozen replica trains nothing
+        assert bad["curve"]["minibatch_loss"][-1] is None  # a frozen replica trains nothing
 
 
 def test_a_non_finite_first_loss_freezes_at_the_initial_state(tiny):
@@ -202,20 +207,23 @@ def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run,
     # (B=32), vmapped replicas and the divergence guard must not change what a replica
     # computes: compare every replica with its own train_and_evaluate, epoch by epoch.
     # momentum: a skipped step that ran anyway would still move the weights
+    # an unreachable target keeps the test split evaluated at every fine point (epoch ends included)
     cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
-                  optimizer="momentum", noise_checkpoints=3)  # fmt: skip
-    result = run_batch_size(cfg, tiny, b, replica_batch=replica_batch)
+                  optimizer="momentum", noise_checkpoints=3, target_value=1.01)  # fmt: skip
+    result = run_batch_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
     assert result["chunk_steps"] == (7 if b == 16 else 1)
     assert result["replica_batch"] == (1 if replica_batch == "auto" else None)
     assert len(result["replicas"]) == 4
+    probed = [rep for rep in result["replicas"] if "noise" in rep]  # the best learning rate's seeds
+    assert len(probed) == 2 and all(len(r["noise"]["step"]) == 3 and all(v > 0 for v in r["noise"]["b_simple"])
+                                    for r in probed)  # fmt: skip
     for rep in result["replicas"]:
         plain = plain_run(b, rep["learning_rate"], rep["seed"])
-        assert len(rep["noise"]["step"]) == 3 and all(v > 0 for v in rep["noise"]["b_simple"])  # probes ran
-        ends = [i for i, e in enumerate(rep["curve"]["epoch"]) if float(e).is_integer()]
+        ends = [i for i, e in enumerate(rep["curve"]["epoch"]) if float(e).is_integer() and e > 0]
         assert [rep["curve"]["epoch"][i] for i in ends] == [1.0, 2.0, 3.0]
         for i, e in zip(ends, plain.epochs, strict=True):
             # lax.map and vmap reassociate float32 sums differently: equal to rounding, not bit for bit
-            np.testing.assert_allclose(rep["curve"]["train_loss"][i], e.train_loss, rtol=2e-5)
+            np.testing.assert_allclose(rep["curve"]["test_loss"][i], e.test_loss, rtol=2e-5)
             np.testing.assert_allclose(rep["curve"]["test_accuracy"][i], e.test_accuracy, rtol=1e-6)
 
 
@@ -245,7 +253,10 @@ def test_kill_between_batch_sizes_then_resume_redoes_nothing(tiny, tmp_path):
     _, doc = run_sweep(cfg, tmp_path, dataset=tiny, on_start=lambda b, s: calls.append((b, s)))
     assert calls == [(32, True), (300, False)]
     again = json.loads(path.read_text())
-    assert again["batch_sizes"]["32"] == first["batch_sizes"]["32"]  # untouched
+    kept = ("replicas", "counted", "time", "budget_steps")  # training untouched; the timing covers both sizes now
+    assert {k: again["batch_sizes"]["32"][k] for k in kept} == {k: first["batch_sizes"]["32"][k] for k in kept}
+    assert "timing" not in first["batch_sizes"]["32"]  # killed before the interleaved timing of the sizes
+    assert {len(r["timing"]["epoch_seconds"]) for r in again["batch_sizes"].values()} == {cfg.timing_rounds}
     assert set(again["batch_sizes"]) == {"32", "300"}
 
     calls.clear()
@@ -328,8 +339,6 @@ def test_config_file_mapping():
 
 
 def test_noise_checkpoints_are_log_spaced_evaluations():
-    from jbatch.sweep import probe_chunks
-
     lay = layout(1, 400, 100, 1437)
     probes = probe_chunks(lay, 8)
     ends = np.asarray(lay.chunk_ends())[np.asarray(probes)]

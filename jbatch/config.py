@@ -1,0 +1,152 @@
+"""What a sweep trains: ``SweepConfig`` (every field a command-line flag and a config-file
+key), its validation against a data set, the ``--quick`` variant, and config files.
+
+Config is a frozen dataclass, varied with ``dataclasses.replace``; the library below the
+command line receives it as a value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from jbatch.batching import BatchSize, resolve_batch_size
+from jbatch.data import Dataset
+from jbatch.errors import ConfigError
+from jbatch.optim import check_learning_rate
+
+TARGET_METRICS = {  # metric -> True when higher is better
+    "test_accuracy": True,
+    "train_accuracy": True,
+    "test_loss": False,
+    "train_loss": False,
+}
+
+
+def setting(default: Any, help: str, **kw: Any) -> Any:
+    """A config field that carries its own command-line help (``cli`` derives every flag
+    from the fields: name, type, help; ``item`` parses list elements, ``flag`` overrides
+    the flag's name, ``aliases`` adds others)."""
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep trains. The defaults are ``jbatch sweep``'s main job."""
+
+    name: str = setting("", "results/<name>/ (default: <dataset>-<model>-<optimizer>)")
+    dataset: str = setting("digits", "digits, mnist1d, linreg, or an .npz file")
+    model: str = setting("mlp", "linear, mlp or cnn")
+    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item=int)
+    optimizer: str = setting("sgd", "sgd, momentum, nesterov or adam")
+    batch_sizes: tuple[BatchSize, ...] = setting((1, 4, 16, 64, 256, "full"), "e.g. 1,4,16,64,256,full", item="batch")
+    learning_rates: tuple[float, ...] = setting(
+        tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5)), "learning-rate grid, e.g. 0.001,0.01,0.1,1",
+        item=float, aliases=("--lrs",))  # fmt: skip
+    seeds: tuple[int, ...] = setting((0, 1, 2), "e.g. 0,1,2", item=int)
+    target_metric: str = setting("test_accuracy", "test_accuracy, train_accuracy, test_loss or train_loss")
+    target_value: float = setting(0.95, "the target's value (accuracy at least, or loss at most)")
+    budget_steps: int = setting(300, "at least this many steps per run")
+    budget_epochs: int = setting(4, "and at least this many epochs")
+    evals: int = setting(100, "evaluation points per run, about; always at epoch ends")
+    remainder: str = setting("keep", "keep (Keras: a partial last batch) or drop it", choices=("keep", "drop"))
+    noise_checkpoints: int = setting(8, "gradient-noise-scale measurements per run, log-spaced; 0: none")
+    coarse_evals: int = setting(12, "evaluations of every metric per run, log-spaced (the target's split is also "
+                                    "evaluated at the `evals` points until the target is reached)")
+    eval_examples: int = setting(512, "the non-target split is evaluated on a fixed subsample of at most this "
+                                       "many examples; 0: all")
+    noise_examples: int = setting(4096, "the noise scale is estimated on at most this many training examples (a "
+                                        "fixed subsample, unbiased estimators); 0: all")
+    noise_groups: int = setting(64, "... from the spread of this many group gradients (per-example gradients "
+                                     "when there are no more examples than this): more is more precise, slower")
+    timing_rounds: int = setting(7, "interleaved timing rounds per batch size (at least 7 for a 95% interval)")
+
+    @property
+    def results_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.model}-{self.optimizer}"
+
+
+def quick(config: SweepConfig) -> SweepConfig:
+    """The ``--quick`` preset: one seed, a 4-point grid, short budgets (tests, smoke runs),
+    in its own results directory (``<name>-quick``)."""
+    return dataclasses.replace(
+        config, name=f"{config.results_name}-quick", seeds=config.seeds[:1],
+        learning_rates=(0.01, 0.1, 1.0, 10.0), budget_steps=60, budget_epochs=1, evals=12, noise_checkpoints=3,
+        coarse_evals=4,
+    )  # fmt: skip
+
+
+def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
+    """Validates a sweep against its data set; returns the resolved batch sizes."""
+    if not config.batch_sizes:
+        raise ConfigError("the sweep has no batch sizes")
+    if not config.learning_rates:
+        raise ConfigError("the learning-rate grid is empty")
+    if not config.seeds:
+        raise ConfigError("the sweep has no seeds")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in config.seeds):
+        raise ConfigError(f"seeds must be whole numbers >= 0, got {list(config.seeds)}")
+    for lr in config.learning_rates:
+        check_learning_rate(lr)
+    if config.target_metric not in TARGET_METRICS:
+        raise ConfigError(f"unknown target metric {config.target_metric!r}; known: {', '.join(TARGET_METRICS)}")
+    if not math.isfinite(config.target_value):
+        raise ConfigError(f"target value must be finite, got {config.target_value}")
+    if ds.task != "classification" and config.target_metric.endswith("accuracy"):
+        raise ConfigError(f"data set {ds.name!r} is a regression: use a loss target, not accuracy")
+    for field in ("budget_steps", "budget_epochs", "evals", "coarse_evals", "timing_rounds", "noise_groups"):
+        if getattr(config, field) < 1:
+            raise ConfigError(f"{field} must be at least 1, got {getattr(config, field)}")
+    for field in ("noise_checkpoints", "eval_examples", "noise_examples"):
+        if getattr(config, field) < 0:
+            raise ConfigError(f"{field} must be 0 or more, got {getattr(config, field)}")
+    sizes = [resolve_batch_size(b, ds.num_train) for b in config.batch_sizes]
+    if len(set(sizes)) != len(sizes):
+        raise ConfigError(f"batch sizes repeat: {list(config.batch_sizes)} -> {sizes}")
+    return sizes
+
+
+def config_from_mapping(values: dict[str, Any], base: SweepConfig | None = None) -> SweepConfig:
+    """A ``SweepConfig`` from a config file's mapping (TOML or JSON); unknown keys and
+    wrong types are ``ConfigError``s that name the key."""
+    base = base or SweepConfig()
+    fields = {f.name: f for f in dataclasses.fields(SweepConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown sweep setting(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(base, key)
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"sweep setting {key!r} must be a list, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(value, type(default)):
+            if not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool)):
+                raise ConfigError(f"sweep setting {key!r} must be a {type(default).__name__}, got {value!r}")
+            value = float(value)
+        clean[key] = value
+    return dataclasses.replace(base, **clean)
+
+
+def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
+    """Reads a sweep config from ``.toml`` or ``.json``; its keys override ``base``."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path!r}: {e.strerror}") from None
+    try:
+        values = tomllib.loads(text.decode()) if p.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path!r} is not valid {p.suffix[1:] or 'JSON'}: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path!r} must hold a table of settings")
+    return config_from_mapping(values, base)
