@@ -37,10 +37,10 @@ def gradient_moments(
     per-example ones (which XLA's CPU backend materialises slowly), for more sampling noise.
     Rows beyond ``m b`` are left out.
 
-    ``population``: ``data`` is the whole training set, so its mean gradient is ``G``
-    exactly. Otherwise (a subsample, or rows left out) the mean gradient of the ``m b``
-    rows overestimates ``|G|^2`` by ``tr(Sigma) / (m b)`` on average, which is subtracted.
-    Traceable and pure.
+    ``G`` is the gradient of the mean loss over every row of ``data``. ``population``:
+    ``data`` is the whole training set, so that is ``G`` exactly. Otherwise (a subsample)
+    its squared norm overestimates ``|G|^2`` by ``tr(Sigma) / n`` on average, which is
+    subtracted. Traceable and pure.
 
     Example:
       >>> import optax
@@ -57,7 +57,6 @@ def gradient_moments(
     n = x.shape[0]
     b = max(1, min(group, n // 2))
     m = n // b
-    exact = population and m * b == n
 
     def group_loss(params, xg, yg):
         return loss_fn(state.replace(params=params).model()(xg), yg, None).mean()
@@ -70,9 +69,9 @@ def gradient_moments(
 
     zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), x.dtype))
     (total, total_sq), _ = jax.lax.scan(body, zero, jnp.arange(m * b).reshape(m, b))
-    mean_sq = _sq_norm(total) / m**2
-    trace_sigma = b * (total_sq - m * mean_sq) / (m - 1)
-    grad_sq = mean_sq if exact else mean_sq - trace_sigma / (m * b)
+    trace_sigma = b * (total_sq - _sq_norm(total) / m) / (m - 1)
+    mean_sq = _sq_norm(grad(state.params, x, y))  # every row, whether or not m b = n
+    grad_sq = mean_sq if population else mean_sq - trace_sigma / n
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}
 
 

@@ -209,9 +209,11 @@ def noise_section(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> lis
         if near and fit is not None:
             med = float(np.median(near))
             out += ["", f"B_simple near the target, median over batch sizes: {table.num(med)}; "
-                        f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}. B_simple = tr(Sigma) / |G|^2 is "
-                        "computed exactly from per-example gradients over the whole training set, at log-spaced "
-                        "checkpoints of each batch size's best-learning-rate runs (mean over seeds)."]  # fmt: skip
+                        f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}. B_simple = tr(Sigma) / |G|^2 at "
+                        "log-spaced checkpoints of each batch size's best-learning-rate runs (mean over seeds); "
+                        "|G|^2 from the gradient of the whole training set (or of a fixed subsample, bias "
+                        "removed), tr(Sigma) from the spread of group gradients (unbiased; per-example gradients "
+                        "when the groups are single examples): see `noise_estimate` in the JSON."]  # fmt: skip
     return out
 
 

@@ -1,0 +1,158 @@
+"""Measuring cheaply and truthfully: the time accounting adds up, skipping fine evaluations
+changes no steps to target, ties are ties, blow-ups after the target are found, and
+``jbatch compare`` refuses what it cannot compare."""
+
+import copy
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+
+from jbatch.compare import compare
+from jbatch.config import SweepConfig
+from jbatch.data import Dataset
+from jbatch.errors import ConfigError
+from jbatch.stats import median_interval, tie_set
+from jbatch.study import run_sweep
+from jbatch.summary import best_learning_rate, fastest, replica_summary, time_accounting
+from jbatch.sweep import TIME_PARTS, run_batch_size
+
+
+@pytest.fixture(scope="module")
+def tiny(digits):
+    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
+                   task="classification", outputs=10)  # fmt: skip
+
+
+def _config(**kw):
+    base = SweepConfig(name="m", dataset="tiny", widths=(16,), batch_sizes=(8, "full"), learning_rates=(0.03, 0.3, 3.0),
+                       seeds=(0, 1), target_value=0.7, budget_steps=60, budget_epochs=2, evals=30,
+                       noise_checkpoints=3, coarse_evals=5, timing_rounds=7)  # fmt: skip
+    return dataclasses.replace(base, **kw)
+
+
+def test_time_accounting_adds_up_to_the_wall_time(tiny):
+    start = time.perf_counter()
+    result = run_batch_size(_config(), tiny, 8)
+    outside = time.perf_counter() - start
+    t = result["time"]
+    assert set(t) == {*TIME_PARTS, "wall"}
+    assert all(t[k] >= 0 for k in TIME_PARTS)  # "other" is the rest: negative would mean double counting
+    assert sum(t[k] for k in TIME_PARTS) == pytest.approx(t["wall"])
+    assert t["wall"] == pytest.approx(outside, rel=0.05)  # the recorded wall is the wall a user waits
+    assert t["train"] > 0 and t["evaluate"] > 0 and t["noise"] > 0 and t["compile"] > 0
+
+
+def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
+    cfg = _config(batch_sizes=(8,), learning_rates=(0.01, 0.03, 0.3, 1.0), seeds=(0, 1, 2))
+    lean = run_batch_size(cfg, tiny, 8)
+    full = run_batch_size(cfg, tiny, 8, prune=False)  # every replica at every fine point: the reference
+    lean_s = [replica_summary(r, lean, "test_accuracy", 0.7) for r in lean["replicas"]]
+    full_s = [replica_summary(r, full, "test_accuracy", 0.7) for r in full["replicas"]]
+    assert any(r["pruned_at_step"] is not None for r in lean["replicas"])  # something was skipped
+    for a, b in zip(lean_s, full_s, strict=True):
+        if not a["coarse_steps"]:
+            assert a["steps_to_target"] == b["steps_to_target"], (a["learning_rate"], a["seed"])
+    assert best_learning_rate(lean_s) == best_learning_rate(full_s)
+    best = best_learning_rate(full_s)
+    assert [a["steps_to_target"] for a in lean_s if a["learning_rate"] == best] == [
+        b["steps_to_target"] for b in full_s if b["learning_rate"] == best]  # fmt: skip
+    skipped = sum(v is None for r in lean["replicas"] for v in r["curve"]["test_accuracy"])
+    assert skipped > sum(v is None for r in full["replicas"] for v in r["curve"]["test_accuracy"])
+
+
+def test_median_interval_and_tie_set_on_synthetic_timings():
+    rng = np.random.default_rng(0)
+    rounds = {b: list(rng.normal(mu, 0.05 * mu, 9)) for b, mu in ((1, 1.0), (8, 1.02), (64, 1.5))}
+    intervals = {b: median_interval(v) for b, v in rounds.items()}
+    for b, (lo, hi) in intervals.items():
+        assert lo <= np.median(rounds[b]) <= hi
+    ties = tie_set(intervals, {b: float(np.median(v)) for b, v in rounds.items()})
+    assert ties == [1, 8]  # 2% apart: a tie; 50% apart: not
+    rows = [{"row": {"batch_size": b, "seconds_to_target": {"mean": float(np.median(v))},
+                     "seconds_to_target_interval": list(intervals[b])}} for b, v in rounds.items()]  # fmt: skip
+    assert fastest(rows) == [1, 8]
+
+
+def _spiked(after_target: bool):
+    steps = [0, 10, 20, 30, 40, 50]
+    acc = [0.1, 0.5, 0.8, 0.9, 0.9, 0.9]
+    train = [2.3, 1.0, 0.5, 0.3, 0.3, 0.2]
+    if after_target:
+        train[4] = 1e32  # the MNIST-1D CNN at full batch and LR 1: a blow-up after the target, then back
+    return {"learning_rate": 1.0, "seed": 0, "diverged": False, "diverged_at_step": None,
+            "curve": {"step": steps, "epoch": steps, "test_accuracy": acc, "test_loss": [2.3, 1.5, 0.8, 0.5, 0.5, 0.5],
+                      "minibatch_loss": [None, 1.2, 0.6, 0.35, 0.3, 0.25]},
+            "coarse": {"step": steps, "epoch": steps, "train_loss": train}}  # fmt: skip
+
+
+def test_a_blow_up_after_the_target_is_instability_and_loses_the_best_learning_rate():
+    result = {"steps_per_epoch": 1, "batch_size": 1, "counted": {"examples_per_epoch": [1] * 60}}
+    spiked = replica_summary(_spiked(True), result, "test_accuracy", 0.8)
+    calm = replica_summary(_spiked(False), result, "test_accuracy", 0.8)
+    assert spiked["reached"] and spiked["steps_to_target"] == 20 and spiked["unstable_at_step"] == 40
+    assert not spiked["stable"] and calm["stable"] and calm["unstable_at_step"] is None
+    slower = dict(calm, learning_rate=0.3, steps_to_target=30)
+    assert best_learning_rate([spiked, slower]) == 0.3  # stable and slower beats fast and unstable
+
+
+def test_loss_plot_keeps_a_spike_from_flattening_the_others(tmp_path):
+    from jbatch.plot import loss_curves
+
+    doc = {"batch_sizes": {"1": {"steps_per_epoch": 1, "replicas": [_spiked(True)]},
+                           "2": {"steps_per_epoch": 1, "replicas": [dict(_spiked(False), learning_rate=0.5)]}}}  # fmt: skip
+    rows = [{"row": {"batch_size": b, "best_learning_rate": lr, "regime": "x"}} for b, lr in ((1, 1.0), (2, 0.5))]
+    path = loss_curves(tmp_path, doc, rows, "spike")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmp")
+    cfg = _config(batch_sizes=(8, "full"), learning_rates=(0.3,), seeds=(0, 1), noise_checkpoints=0)
+    a, _ = run_sweep(cfg, root / "a", dataset=tiny)
+    b, _ = run_sweep(cfg, root / "b", dataset=tiny)
+    return a, b
+
+
+def test_compare_two_runs_of_one_workload(two_runs, tmp_path):
+    a, b = two_runs
+    text = compare([a, b], tmp_path, with_csv=True)
+    assert "| 8 |" in text and "| 300 |" in text and ("tie" in text or "apart" in text)
+    assert (tmp_path / "compare.csv").read_text().startswith("batch_size,steps_0")
+    assert (tmp_path / "compare.png").exists()
+    doc_a, doc_b = (json.loads((d / "sweep.json").read_text()) for d in (a, b))
+    for key in ("8", "300"):  # steps to target are the same training twice: bit-identical
+        assert [r["curve"]["test_accuracy"] for r in doc_a["batch_sizes"][key]["replicas"]] == [
+            r["curve"]["test_accuracy"] for r in doc_b["batch_sizes"][key]["replicas"]]  # fmt: skip
+
+
+def test_compare_refuses_other_workloads_kinds_and_single_runs(two_runs, tmp_path):
+    a, b = two_runs
+    other = tmp_path / "other"
+    other.mkdir()
+    doc = json.loads((b / "sweep.json").read_text())
+    doc["config"]["target_value"] = 0.9
+    doc["config"]["model"] = "cnn"
+    (other / "sweep.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"not the same workload \(model: 'mlp' vs 'cnn'; target_value: 0.7 vs 0.9\)"):
+        compare([a, other])
+    bench = tmp_path / "b.json"
+    bench.write_text("{}")
+    with pytest.raises(ConfigError, match="runs of one kind"):
+        compare([a, bench])
+    with pytest.raises(ConfigError, match="two or more"):
+        compare([a])
+    with pytest.raises(ConfigError, match="neither a sweep directory"):
+        compare([a, tmp_path / "missing"])
+
+
+def test_time_accounting_adds_the_timing_rounds(two_runs):
+    a, _ = two_runs
+    doc = json.loads((a / "sweep.json").read_text())
+    r = copy.deepcopy(doc["batch_sizes"]["8"])
+    t = time_accounting(r)
+    assert t["timing"] == pytest.approx(sum(r["timing"]["epoch_seconds"])) and len(r["timing"]["epoch_seconds"]) == 7
+    assert t["wall"] == pytest.approx(r["time"]["wall"] + r["timing"]["first_call_seconds"] + t["timing"])
