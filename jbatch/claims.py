@@ -22,7 +22,7 @@ import numpy as np
 from jbatch import table
 from jbatch.report import load_document, summarize
 from jbatch.store import write_text
-from jbatch.summary import fastest, sweep_fit
+from jbatch.summary import best_replicas, fastest, sweep_fit
 
 Verdict = tuple[str, str, str]  # (verdict, numbers, plot)
 
@@ -73,9 +73,8 @@ class Sweep:
     def oscillation(self, b: int) -> tuple[float, float]:
         """Mean and sample std over seeds of the share of the per-step loss's movement that
         goes uphill, at the best learning rate (0: monotone descent; 0.5: a random walk)."""
-        lr = self.row(b)["best_learning_rate"]
-        v = [r["oscillation"] for r in self.result(b)["replicas"]
-             if r["learning_rate"] == lr and not r["diverged"] and r["oscillation"] is not None]  # fmt: skip
+        v = [r["oscillation"] for r in best_replicas(self.result(b), self.row(b))
+             if not r["diverged"] and r["oscillation"] is not None]  # fmt: skip
         if not v:
             return math.nan, math.nan
         return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0

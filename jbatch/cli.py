@@ -214,7 +214,11 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
-    directory, _ = run_sweep(config, args.results_dir, force=args.force, on_start=on_start, processes=processes)
+    from jbatch.workload import for_config
+
+    workload = for_config(config)  # names and import paths become values here, at the edge
+    directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=on_start,
+                             processes=processes)  # fmt: skip
     if processes is not None and processes.index != 0:
         print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
         return 0

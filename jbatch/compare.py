@@ -63,7 +63,9 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
             detail = "; ".join(f"{f}: {first['config'].get(f, first.get(f))!r} vs "
                                f"{doc['config'].get(f, doc.get(f))!r}" for f in fields)  # fmt: skip
             raise ConfigError(f"{directories[0]} and {d} are not the same workload ({detail}); compare refuses")
-    rows = [{s["row"]["batch_size"]: s["row"] for s in summarize(doc)} for doc in docs]
+    rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": (doc["batch_sizes"][str(s["row"]["batch_size"])]
+                                                                   .get("timing") or {}).get("seconds_per_step_interval")}
+             for s in summarize(doc)} for doc in docs]  # fmt: skip
     sizes = sorted(set.intersection(*(set(r) for r in rows)))
     if not sizes:
         raise ConfigError("these sweeps have no batch size in common")
@@ -85,11 +87,14 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
                       table.rate(r["samples_per_second"])]  # fmt: skip
             line += [st["mean"], sec["mean"], *(iv or [None, None]), r["samples_per_second"]]
             if i:
-                base_iv = base["seconds_to_target_interval"]
-                if iv and base_iv and sec["mean"] and base["seconds_to_target"]["mean"]:
+                if sec["n"] and base["seconds_to_target"]["n"] and r["step_interval"] and base["step_interval"]:
+                    # steps to target are what they are (training is deterministic: the same workload gives
+                    # the same steps anywhere); the uncertainty of seconds is the timing's
+                    steps = st["mean"] / base["steps_to_target"]["mean"]
                     ratio = sec["mean"] / base["seconds_to_target"]["mean"]
-                    riv = _ratio_interval(tuple(iv), tuple(base_iv))
-                    tell = "apart" if _apart(tuple(iv), tuple(base_iv)) else "tie"
+                    step_iv, base_step = tuple(r["step_interval"]), tuple(base["step_interval"])
+                    riv = tuple(steps * v for v in _ratio_interval(step_iv, base_step))
+                    tell = "apart" if steps != 1 or _apart(step_iv, base_step) else "tie"
                     cells.append(f"{table.ratio(ratio)} {table.interval(*riv)} {tell}")
                     line += [ratio, *riv, tell]
                 else:
@@ -175,8 +180,10 @@ def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bo
         raise ConfigError("compare needs runs of one kind: all sweep directories or all benchmark files")
     heads, rows, lines, plot = (compare_sweeps if kinds == {"sweep"} else compare_benchmarks)(paths)
     text = "\n".join(["# Comparison", "", *(f"- {h}" for h in heads), "", *lines, "",
-                      "Intervals are 95%: seconds to target combine the seeds' steps with the timing rounds; a ratio "
-                      "is 'apart' when the two intervals do not overlap, else a 'tie'."]) + "\n"  # fmt: skip
+                      "Intervals are 95%. Seconds to target: the seeds' steps with the timing rounds. A ratio is "
+                      "the ratio of steps (as measured: the same training gives the same steps) times that of the "
+                      "single-model seconds per step, with the interval of the latter; 'apart' when the steps differ "
+                      "or the seconds-per-step intervals do not overlap, else a 'tie'."]) + "\n"  # fmt: skip
     if out is not None:
         out = Path(out)
         write_text(out / "compare.md", text)

@@ -16,7 +16,7 @@ import numpy as np
 from jbatch.batching import BatchSize, resolve_batch_size
 from jbatch.data import Dataset
 from jbatch.errors import ConfigError
-from jbatch.optim import check_learning_rate
+from jbatch.optim import SCHEDULES, check_hyperparameter
 
 TARGET_METRICS = {  # metric -> True when higher is better
     "test_accuracy": True,
@@ -38,15 +38,29 @@ class SweepConfig:
     """What a sweep trains. The defaults are ``jbatch sweep``'s main job."""
 
     name: str = setting("", "results/<name>/ (default: <dataset>-<model>-<optimizer>)")
-    dataset: str = setting("digits", "digits, mnist1d, linreg, or an .npz file")
-    model: str = setting("mlp", "linear, mlp or cnn")
+    dataset: str = setting("digits", "digits, mnist1d, mnist1d:N, linreg, or an .npz file (arrays keep their shapes)")
+    model: str = setting("mlp", "linear, mlp, cnn, or an import path pkg.mod:factory (seed -> nnx.Module)")
     widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item=int)
-    optimizer: str = setting("sgd", "sgd, momentum, nesterov or adam")
+    optimizer: str = setting("sgd", "sgd, momentum, nesterov, adam, adamw, or an import path pkg.mod:factory "
+                                    "(hyperparameters -> optax transformation)")
+    loss: str = setting("", "cross_entropy or mse (default: the data's task)")
     batch_sizes: tuple[BatchSize, ...] = setting((1, 4, 16, 64, 256, "full"), "e.g. 1,4,16,64,256,full", item="batch")
     learning_rates: tuple[float, ...] = setting(
         tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5)), "learning-rate grid, e.g. 0.001,0.01,0.1,1",
         item=float, aliases=("--lrs",))  # fmt: skip
+    momentum: tuple[float, ...] = setting((), "momentum values to sweep (momentum, nesterov); empty: the default",
+                                          item=float)
+    b2: tuple[float, ...] = setting((), "Adam's beta2 values to sweep; empty: the default", item=float)
+    weight_decay: tuple[float, ...] = setting((), "AdamW's weight decay values to sweep", item=float)
+    beta2_reference: int = setting(0, "keep beta2's half-life in examples: beta2 ** (B / this batch size) at "
+                                      "each B (Marek et al. 2025); 0: off")
+    schedule: str = setting("constant", "constant, linear or cosine decay, over each batch size's step budget",
+                            choices=("constant", "linear", "cosine"))
+    warmup: float = setting(0.0, "linear warm-up, as a fraction of each batch size's step budget")
+    final_fraction: float = setting(0.0, "the learning rate at the end of a decay, as a fraction of its peak")
     seeds: tuple[int, ...] = setting((0, 1, 2), "e.g. 0,1,2", item=int)
+    extend_grid: int = setting(4, "when a batch size's best learning rate is the grid's lowest or highest, add up "
+                                   "to this many half-decades beyond it (0: never)")
     target_metric: str = setting("test_accuracy", "test_accuracy, train_accuracy, test_loss or train_loss")
     target_value: float = setting(0.95, "the target's value (accuracy at least, or loss at most)")
     budget_steps: int = setting(300, "at least this many steps per run")
@@ -66,7 +80,24 @@ class SweepConfig:
 
     @property
     def results_name(self) -> str:
-        return self.name or f"{self.dataset}-{self.model}-{self.optimizer}"
+        parts = [_slug(p) for p in (self.dataset, self.model, self.optimizer)]
+        return self.name or "-".join(parts)
+
+    def axes(self) -> dict[str, tuple[float, ...]]:
+        """The hyperparameters swept (injected, vmapped), each with its grid: the learning
+        rate always, the others when given."""
+        grids = {"learning_rate": self.learning_rates, "momentum": self.momentum, "b2": self.b2,
+                 "weight_decay": self.weight_decay}  # fmt: skip
+        return {k: tuple(v) for k, v in grids.items() if v}
+
+
+def _slug(text: str) -> str:
+    """A name for a results directory: an import path's last part, a file's stem."""
+    from pathlib import Path
+
+    if ":" in text and not text.startswith("mnist1d:"):
+        return text.rsplit(":", 1)[1].replace("_", "-")
+    return Path(text).stem.replace(":", "") if text.endswith(".npz") else text.replace(":", "")
 
 
 def quick(config: SweepConfig) -> SweepConfig:
@@ -89,8 +120,16 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
         raise ConfigError("the sweep has no seeds")
     if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in config.seeds):
         raise ConfigError(f"seeds must be whole numbers >= 0, got {list(config.seeds)}")
-    for lr in config.learning_rates:
-        check_learning_rate(lr)
+    for name, grid in config.axes().items():
+        for value in grid:
+            check_hyperparameter(name, value)
+    if config.schedule not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {config.schedule!r}; known: {', '.join(SCHEDULES)}")
+    if not 0 <= config.warmup < 1 or not 0 <= config.final_fraction <= 1:
+        raise ConfigError(f"warmup must be in [0, 1) and final_fraction in [0, 1], got {config.warmup}, "
+                          f"{config.final_fraction}")  # fmt: skip
+    if config.beta2_reference < 0:
+        raise ConfigError(f"beta2_reference must be 0 (off) or a batch size, got {config.beta2_reference}")
     if config.target_metric not in TARGET_METRICS:
         raise ConfigError(f"unknown target metric {config.target_metric!r}; known: {', '.join(TARGET_METRICS)}")
     if not math.isfinite(config.target_value):

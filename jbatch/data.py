@@ -1,8 +1,9 @@
 """Offline data sets: scikit-learn digits, MNIST-1D (generated), a synthetic linear
 regression with a closed-form optimum, and user ``.npz`` files.
 
-Data sets are host (NumPy) arrays, flat ``[N, D]`` float32 inputs; ``to_device`` moves a
-split to the accelerator once, and training only indexes into it from then on.
+Data sets are host (NumPy) arrays that keep their shapes: ``[N, D]`` features, ``[N, H, W,
+C]`` images, ``[N, T]`` sequences or token ids; ``to_device`` moves a split to the
+accelerator once, and training only indexes rows of it from then on.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from jbatch.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """A train/test split. ``y`` holds int32 class labels, or float32 ``[N, outputs]`` targets.
+    """A train/test split. ``y`` holds integer class labels (``[N]``, or ``[N, T]`` for one
+    label per token), or float targets ``[N, ...]``; ``x`` any ``[N, ...]`` array.
 
     Attributes:
       task: ``"classification"`` or ``"regression"``; picks the loss.
       outputs: number of classes, or of regression targets.
-      spatial_shape: shape a CNN reshapes one flat example to, e.g. ``(8, 8)``; None if none.
+      spatial_shape: shape jbatch's CNN reshapes one example to, e.g. ``(8, 8)``; None if none.
       optimum: for synthetic regression, the closed-form least-squares ``(w, b)``.
+      info: what describes the data beyond the arrays (e.g. a language's entropy rate).
     """
 
     name: str
@@ -38,6 +41,7 @@ class Dataset:
     outputs: int
     spatial_shape: tuple[int, ...] | None = None
     optimum: dict[str, np.ndarray] | None = None
+    info: dict | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -48,14 +52,15 @@ class Dataset:
 
     @property
     def in_features(self) -> int:
-        return int(self.x_train.shape[1])
+        """Features of one example, flattened (what jbatch's MLP takes)."""
+        return int(np.prod(self.x_train.shape[1:]))
 
 
 def _validate(ds: Dataset) -> None:
     for split in ("train", "test"):
         x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
-        if x.ndim != 2:
-            raise ConfigError(f"data set {ds.name!r}: x_{split} must be [N, D], got {x.shape}")
+        if x.ndim < 2 and not np.issubdtype(x.dtype, np.integer):
+            raise ConfigError(f"data set {ds.name!r}: x_{split} must be [N, ...] with features per row, got {x.shape}")
         if x.shape[0] != y.shape[0]:
             raise ConfigError(f"data set {ds.name!r}: x_{split} has {x.shape[0]} rows but y_{split} {y.shape[0]}")
         if x.shape[0] == 0:
@@ -64,9 +69,11 @@ def _validate(ds: Dataset) -> None:
             if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
                 bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
                 raise ConfigError(f"data set {ds.name!r}: {name} holds {bad} NaN or infinite values")
+    if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
+        raise ConfigError(f"data set {ds.name!r}: train rows {ds.x_train.shape[1:]} but test rows {ds.x_test.shape[1:]}")
     if ds.task == "classification":
         for y in (ds.y_train, ds.y_test):
-            if y.ndim != 1 or y.min() < 0 or y.max() >= ds.outputs:
+            if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= ds.outputs:
                 raise ConfigError(f"data set {ds.name!r}: labels must be integers in [0, {ds.outputs})")
 
 
@@ -168,19 +175,16 @@ def load_npz(path: str | Path) -> Dataset:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(f"data file {str(path)!r} is not a readable .npz: {e}") from None
-    x_tr, x_te = (arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) for k in ("x_train", "x_test"))
+    # shapes are kept: images stay [N, H, W, C], sequences [N, T]; integer inputs (token ids) stay integers
+    x_tr, x_te = (arrays[k] if np.issubdtype(arrays[k].dtype, np.integer) else arrays[k].astype(np.float32)
+                  for k in ("x_train", "x_test"))  # fmt: skip
+    x_tr, x_te = (x.astype(np.int32) if np.issubdtype(x.dtype, np.integer) else x for x in (x_tr, x_te))
     y_tr, y_te = arrays["y_train"], arrays["y_test"]
+    spatial = tuple(x_tr.shape[1:3]) if x_tr.ndim > 2 else ((x_tr.shape[1],) if x_tr.ndim == 2 else None)  # channels last
     if np.issubdtype(y_tr.dtype, np.integer):
         outputs = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
-        return Dataset(
-            path.stem,
-            x_tr,
-            y_tr.astype(np.int32),
-            x_te,
-            y_te.astype(np.int32),
-            task="classification",
-            outputs=outputs,
-        )
+        return Dataset(path.stem, x_tr, y_tr.astype(np.int32), x_te, y_te.astype(np.int32), task="classification",
+                       outputs=outputs, spatial_shape=spatial)  # fmt: skip
     y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))
     return Dataset(path.stem, x_tr, y_tr, x_te, y_te, task="regression", outputs=y_tr.shape[1])
 

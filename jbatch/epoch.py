@@ -163,7 +163,10 @@ def make_train_chunk(
                     "loss": jnp.full(metrics_shape["loss"].shape, jnp.nan, metrics_shape["loss"].dtype)
                 }
 
-            return jax.lax.cond(a, update, skip, c)
+            def live(c):  # a diverged (or parked) replica skips its steps: a real branch when replicas
+                return jax.lax.cond(c[1].diverged, skip, update, c)  # run one by one, a select under vmap
+
+            return jax.lax.cond(a, live, skip, c)
 
         carry, metrics = jax.lax.scan(body, carry, (idx, mask, active), unroll=unroll)
         return carry, {"loss": metrics["loss"], "examples": jnp.sum(metrics["examples"]), "updates": carry[0].step,

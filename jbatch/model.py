@@ -1,6 +1,6 @@
 """Flax NNX models jbatch trains: linear/logistic regression, an MLP, and a small 1-D/2-D CNN.
 
-Every model maps a flat batch ``[B, D]`` to ``[B, outputs]``; the CNN reshapes to the data
+Every model maps a batch ``[B, ...]`` to ``[B, outputs]``, flat or not; the CNN reshapes to the data
 set's spatial shape itself, so data sets stay flat and one batching path serves all models.
 Any other ``nnx.Module`` works with the training step too; these are the built-in ones.
 """
@@ -26,7 +26,7 @@ class Linear(nnx.Module):
         self.out = nnx.Linear(in_features, outputs, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.out(x)
+        return self.out(x.reshape(x.shape[0], -1))
 
 
 class MLP(nnx.Module):
@@ -38,6 +38,7 @@ class MLP(nnx.Module):
         self.out = nnx.Linear(sizes[-1], outputs, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape(x.shape[0], -1)  # images or sequences: their features, flattened
         for layer in self.hidden:
             x = jax.nn.relu(layer(x))
         return self.out(x)
@@ -60,11 +61,11 @@ class CNN(nnx.Module):
         rngs: nnx.Rngs,
     ):
         spatial_shape = tuple(spatial_shape)
-        if math.prod(spatial_shape) != in_features:
-            raise ConfigError(f"CNN: spatial shape {spatial_shape} does not hold {in_features} features")
+        if in_features % math.prod(spatial_shape):
+            raise ConfigError(f"CNN: spatial shape {spatial_shape} does not divide {in_features} features")
         self.spatial_shape = spatial_shape
         rank = len(spatial_shape)
-        convs, c_in, size = [], 1, list(spatial_shape)
+        convs, c_in, size = [], in_features // math.prod(spatial_shape), list(spatial_shape)  # channels last
         for i, c_out in enumerate(channels):
             stride = 1 if i == 0 else 2
             convs.append(nnx.Conv(c_in, c_out, kernel_size=(3,) * rank, strides=(stride,) * rank, rngs=rngs))
@@ -74,7 +75,7 @@ class CNN(nnx.Module):
         self.out = nnx.Linear(math.prod(size) * c_in, outputs, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x.reshape(x.shape[0], *self.spatial_shape, 1)
+        x = x.reshape(x.shape[0], *self.spatial_shape, -1)  # a channel axis of 1 when the data has none
         for conv in self.convs:
             x = jax.nn.relu(conv_as_matmul(conv, x))
         return self.out(x.reshape(x.shape[0], -1))

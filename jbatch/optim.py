@@ -1,14 +1,24 @@
-"""Optimizers with the learning rate as an array leaf of their state.
+"""Optimizers whose swept hyperparameters are array leaves of their state.
 
-``optax.inject_hyperparams`` stores the learning rate in the optimizer state, so a new
-learning rate is new data, not a new program: no recompilation, and ``jax.vmap`` can give
-each replica its own rate (optax issue 577 is what happens otherwise).
+``optax.inject_hyperparams`` stores a hyperparameter in the optimizer state, so a new
+value is new data, not a new program: no recompilation, and ``jax.vmap`` can give each
+replica its own (optax issue 577 is what happens otherwise). An optimizer here is a
+*factory of hyperparameters*: ``factory(learning_rate=..., momentum=..., ...) ->
+optax.GradientTransformation``; the sweep injects the ones it varies (learning rate,
+momentum, beta2, weight decay, and a schedule's budget), the others stay Python constants.
+
+Schedules are relative to each batch size's step budget (``with_schedule``): linear
+warm-up over a fraction of it, then constant, linear or cosine decay to a final fraction
+at its end. The budget is itself an injected hyperparameter, so batch sizes with other
+budgets share one transformation. ``beta2_for_batch`` is the rule of Marek et al. (2025):
+keep beta2's half-life in examples, ``beta2' = beta2 ** (B / B_ref)``.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import inspect
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -18,24 +28,144 @@ import optax
 
 from jbatch.errors import ConfigError
 
-# One explicit table; the CLI's --optimizer choices come from here.
-OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
-    "sgd": optax.sgd,
-    "momentum": functools.partial(optax.sgd, momentum=0.9),
-    "nesterov": functools.partial(optax.sgd, momentum=0.9, nesterov=True),
-    "adam": optax.adam,
-}
+OptimizerFactory = Callable[..., optax.GradientTransformation]
+
+
+def sgd(learning_rate: float) -> optax.GradientTransformation:
+    """Plain stochastic gradient descent."""
+    return optax.sgd(learning_rate)
+
+
+def momentum(learning_rate: float, momentum: float = 0.9) -> optax.GradientTransformation:
+    """Heavy-ball momentum (``momentum`` is the decay of the velocity)."""
+    return optax.sgd(learning_rate, momentum=momentum)
+
+
+def nesterov(learning_rate: float, momentum: float = 0.9) -> optax.GradientTransformation:
+    """Nesterov momentum."""
+    return optax.sgd(learning_rate, momentum=momentum, nesterov=True)
+
+
+def adam(learning_rate: float, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+    """Adam (Kingma and Ba 2015)."""
+    return optax.adam(learning_rate, b1=b1, b2=b2)
+
+
+def adamw(learning_rate: float, b1: float = 0.9, b2: float = 0.999, weight_decay: float = 1e-4):
+    """AdamW: Adam with decoupled weight decay (scaled by the learning rate, as optax does)."""
+    return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+
+
+# One explicit table; the CLI's --optimizer choices come from here (or an import path).
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam, "adamw": adamw,
+}  # fmt: skip
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def hyperparameters(factory: OptimizerFactory) -> dict[str, Any]:
+    """The hyperparameters a factory takes, with their defaults (``learning_rate`` first,
+    required); the values a sweep may vary."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {"learning_rate": None}
+    if "learning_rate" not in params:
+        raise ConfigError(f"optimizer factory {_name(factory)} takes no learning_rate argument")
+    return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in params.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}  # fmt: skip
+
+
+def _name(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def check_hyperparameter(name: str, value: Any) -> float:
+    """Refuses non-finite and non-positive hyperparameter values with a clear message
+    (momentum and the decay rates must also be below 1)."""
+    label = "learning rate" if name == "learning_rate" else name
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{label} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0 and name != "weight_decay" or v < 0:
+        raise ConfigError(f"{label} must be a positive finite number, got {value!r}")
+    if name in ("momentum", "b1", "b2") and v >= 1:
+        raise ConfigError(f"{name} must be below 1, got {value!r}")
+    return v
 
 
 def check_learning_rate(learning_rate: float) -> float:
     """Refuses non-positive and non-finite learning rates with a clear message."""
+    return check_hyperparameter("learning_rate", learning_rate)
+
+
+def schedule_factor(count: jax.Array, budget: jax.Array, kind: str, warmup: float, final: float) -> jax.Array:
+    """The learning-rate multiplier after ``count`` updates of a ``budget``-step run:
+    linear warm-up over ``warmup * budget`` steps, then constant (``"constant"``) or
+    linear / cosine decay to ``final`` at the end of the budget.
+
+    Example:
+      >>> [round(float(schedule_factor(jnp.asarray(c), jnp.asarray(100.0), "linear", 0.1, 0.0)), 3)
+      ...  for c in (0, 5, 10, 55, 100)]
+      [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    t = count.astype(jnp.float32)
+    budget = budget.astype(jnp.float32)
+    w = jnp.maximum(warmup * budget, 1.0)
+    ramp = jnp.minimum(t / w, 1.0) if warmup > 0 else 1.0
+    if kind == "constant":
+        return ramp * jnp.ones_like(t)
+    progress = jnp.clip((t - warmup * budget) / jnp.maximum(budget - warmup * budget, 1.0), 0.0, 1.0)
+    if kind == "linear":
+        decay = 1.0 - (1.0 - final) * progress
+    else:
+        decay = final + (1.0 - final) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return ramp * decay
+
+
+def with_schedule(factory: OptimizerFactory, kind: str, warmup: float = 0.0, final: float = 0.0) -> OptimizerFactory:
+    """``factory`` with its updates scaled by ``schedule_factor``; the step budget becomes a
+    hyperparameter (``budget``) so that it can be set per batch size without a new
+    transformation. ``"constant"`` with no warm-up is ``factory`` itself."""
+    if kind not in SCHEDULES:
+        raise ConfigError(f"unknown schedule {kind!r}; known: {', '.join(SCHEDULES)}")
+    if not 0 <= warmup < 1 or not 0 <= final <= 1:
+        raise ConfigError(f"warm-up and final fractions must be in [0, 1), [0, 1], got {warmup}, {final}")
+    if kind == "constant" and warmup == 0:
+        return factory
+
+    def scheduled(learning_rate, budget=1.0, **hyper):
+        return optax.chain(
+            factory(learning_rate=learning_rate, **hyper),
+            optax.scale_by_schedule(lambda count: schedule_factor(count, jnp.asarray(budget), kind, warmup, final)),
+        )
+
+    scheduled.__signature__ = inspect.Signature(  # the factory's own hyperparameters, and the budget
+        [*inspect.signature(factory).parameters.values(),
+         inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, default=1.0)])  # fmt: skip
+    scheduled.__qualname__ = f"{getattr(factory, '__qualname__', 'optimizer')}+{kind}"
+    return scheduled
+
+
+def beta2_for_batch(b2: float, batch_size: int, reference: int) -> float:
+    """Adam's beta2 at ``batch_size`` that keeps the half-life, in examples, it has at the
+    ``reference`` batch size (Marek et al. 2025): ``b2 ** (batch_size / reference)``.
+
+    Example:
+      >>> round(beta2_for_batch(0.95, 1, 512), 5)
+      0.9999
+    """
+    return float(b2 ** (batch_size / reference))
+
+
+def inject(factory: OptimizerFactory, values: Mapping[str, float]) -> optax.GradientTransformation:
+    """``factory`` with the hyperparameters ``values`` injected as state (their values are
+    the initial ones; replicas then get their own with ``set_hyperparameters``)."""
     try:
-        lr = float(learning_rate)
-    except (TypeError, ValueError):
-        raise ConfigError(f"learning rate must be a number, got {learning_rate!r}") from None
-    if not lr > 0 or lr == float("inf"):
-        raise ConfigError(f"learning rate must be a positive finite number, got {learning_rate!r}")
-    return lr
+        return optax.inject_hyperparams(factory)(**values)
+    except TypeError as e:
+        raise ConfigError(f"optimizer factory {_name(factory)} does not take {sorted(values)}: {e}") from None
 
 
 def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
@@ -47,15 +177,8 @@ def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformat
       0.1
     """
     if name not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
-    factory = OPTIMIZERS[name]
-
-    # Inject the learning rate only: the other hyperparameters stay Python constants of the
-    # program (as float32 leaves, adam's b1 ** count would break strict dtype promotion).
-    def with_rate(learning_rate: float) -> optax.GradientTransformation:
-        return factory(learning_rate=learning_rate)
-
-    return optax.inject_hyperparams(with_rate)(learning_rate=check_learning_rate(learning_rate))
+        raise ConfigError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}, or an import path pkg.mod:fn")
+    return inject(OPTIMIZERS[name], {"learning_rate": check_learning_rate(learning_rate)})
 
 
 def _hyperparams(opt_state: Any) -> dict[str, jax.Array]:
@@ -74,11 +197,22 @@ def get_learning_rate(opt_state: Any) -> jax.Array:
     return _hyperparams(opt_state)["learning_rate"]
 
 
+def set_hyperparameters(opt_state: Any, values: Mapping[str, float | jax.Array]) -> Any:
+    """A copy of ``opt_state`` with new values of injected hyperparameters; same shapes, so
+    nothing recompiles. Each one must have been injected."""
+    current = _hyperparams(opt_state)
+    replace = {}
+    for name, value in values.items():
+        if name not in current:
+            raise ConfigError(f"hyperparameter {name!r} was not injected; injected: {', '.join(current)}")
+        old = current[name]
+        if isinstance(value, jax.Array):  # possibly traced: stay in jnp
+            replace[id(old)] = jnp.asarray(value, dtype=old.dtype).reshape(old.shape)
+        else:  # host values: a plain transfer, so not even an eager op gets compiled
+            replace[id(old)] = jax.device_put(np.asarray(value, dtype=old.dtype).reshape(old.shape))
+    return jax.tree.map(lambda leaf: replace.get(id(leaf), leaf), opt_state)
+
+
 def set_learning_rate(opt_state: Any, learning_rate: float | jax.Array) -> Any:
     """A copy of ``opt_state`` with a new learning rate; same shapes, so nothing recompiles."""
-    old = get_learning_rate(opt_state)
-    if isinstance(learning_rate, jax.Array):  # possibly traced: stay in jnp
-        new = jnp.asarray(learning_rate, dtype=old.dtype).reshape(old.shape)
-    else:  # host values: a plain transfer, so not even an eager op gets compiled
-        new = jax.device_put(np.asarray(learning_rate, dtype=old.dtype).reshape(old.shape))
-    return jax.tree.map(lambda leaf: new if leaf is old else leaf, opt_state)
+    return set_hyperparameters(opt_state, {"learning_rate": learning_rate})

@@ -85,7 +85,7 @@ def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]
     the points where every seed was evaluated). The y axis spans the bulk of the values
     (up to 1.5x their 98th percentile): a spike beyond it is drawn as a triangle on the top
     edge with its value, so one blow-up does not flatten every other curve."""
-    from jbatch.summary import series
+    from jbatch.summary import best_replicas, series
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -93,7 +93,7 @@ def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]
     for i, s in enumerate(rows):
         r = s["row"]
         result = doc["batch_sizes"][str(r["batch_size"])]
-        reps = [x for x in result["replicas"] if x["learning_rate"] == r["best_learning_rate"]]
+        reps = best_replicas(result, r)
         for ax, key in zip(axes, ("train_loss", "test_loss"), strict=True):
             steps = np.asarray(series(reps[0], key)[0], float)
             values = np.array([[np.nan if v is None else v for v in series(x, key)[1]] for x in reps], float)

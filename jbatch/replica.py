@@ -7,7 +7,7 @@ model graph and the optax transformation object (both are static parts of the pr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 
 from jbatch.batching import epoch_order
-from jbatch.optim import set_learning_rate
+from jbatch.optim import set_hyperparameters
 from jbatch.step import TrainState, init_train_state
 
 
@@ -41,11 +41,13 @@ def init_replicas(
     make_model: Callable[[int], nnx.Module],
     tx: optax.GradientTransformation,
     seeds: Sequence[int],
-    learning_rates: Sequence[float],
+    learning_rates: Sequence[float | Mapping[str, float]],
 ) -> TrainState:
-    """One replica per ``(seeds[i], learning_rates[i])`` pair, stacked along axis 0.
+    """One replica per ``(seeds[i], learning_rates[i])`` pair, stacked along axis 0; an
+    entry of ``learning_rates`` may also be a mapping of every injected hyperparameter's
+    value for that replica (learning rate, momentum, ...).
 
-    ``tx`` must come from ``optax.inject_hyperparams`` so each replica can hold its own rate.
+    ``tx`` must come from ``optax.inject_hyperparams`` so each replica can hold its own values.
 
     Example:
       >>> from jbatch.model import make_model
@@ -60,5 +62,6 @@ def init_replicas(
     states = []
     for seed, lr in zip(seeds, learning_rates, strict=True):
         s = init_train_state(make_model(seed), tx)
-        states.append(s.replace(opt_state=set_learning_rate(s.opt_state, lr)))
+        values = lr if isinstance(lr, Mapping) else {"learning_rate": lr}
+        states.append(s.replace(opt_state=set_hyperparameters(s.opt_state, values)))
     return stack(states)

@@ -89,6 +89,7 @@ def _cell(row: dict[str, Any], key: str, how: str, seeds: int = 0) -> str:
         return "-"
     if key == "best_learning_rate":
         marks = [EDGE_MARKS[row["lr_edge"]]] if row.get("lr_edge") else []
+        marks += [f"{k} {table.num(v)}" for k, v in row.get("best_hyperparameters", {}).items()]
         if row["stable"] < row["seeds"]:
             marks.append(f"({row['stable']}/{row['seeds']} stable)")
         return " ".join([table.num(value), *marks])
@@ -119,7 +120,12 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
         "",
         f"Sweep `{doc['name']}`: {cfg['dataset']} ({doc['num_train']} training examples), "
         f"model {cfg['model']}, optimizer {cfg['optimizer']}, seeds {cfg['seeds']}, "
-        f"learning-rate grid {cfg['learning_rates']}.",
+        f"learning-rate grid {cfg['learning_rates']}" + "".join(
+            f", {k} grid {cfg[k]}" for k in ("momentum", "b2", "weight_decay") if cfg.get(k)) + (
+            f", beta2 rescaled per batch size to keep its half-life at B={cfg['beta2_reference']}"
+            if cfg.get("beta2_reference") else "") + (
+            f", {cfg['schedule']} schedule over each budget (warm-up {cfg['warmup']}, final {cfg['final_fraction']})"
+            if cfg.get("schedule", "constant") != "constant" or cfg.get("warmup") else "") + ".",
         f"Target: {cfg['target_metric']} {'>=' if higher else '<='} {cfg['target_value']}. Each batch size is "
         "shown at its own best learning rate (most seeds reaching the target and staying stable, then most "
         "reaching it, then fewest mean steps, then lowest final test loss); to-target columns are mean ± sample "
@@ -144,6 +150,10 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
         f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
         f"optax {meta['versions']['optax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}.",
     ]
+    extended = [f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
+                for s in rows if s["row"].get("extended")]  # fmt: skip
+    notes.insert(4, "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
+                    f"{cfg.get('extend_grid', 0)} half-decades): " + ("; ".join(extended) if extended else "none") + ".")
     return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + time_section(doc, rows)
                      + noise_section(rows, fit)) + "\n"
 

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from jbatch.config import SweepConfig, check_sweep
-from jbatch.data import Dataset, load_dataset, to_device
+from jbatch.data import to_device
 from jbatch.distributed import Processes, barrier, clear_barriers
 from jbatch.errors import ConfigError
-from jbatch.loss import loss_for_task
 from jbatch.metadata import environment_metadata
 from jbatch.store import read_json, write_json
-from jbatch.sweep import init_single, run_batch_size
+from jbatch.run import init_single, run_batch_size
+from jbatch.workload import Workload
 from jbatch.timing import shape_demo, step_timing, time_steps
 
 DOCUMENT = "sweep.json"
@@ -69,7 +69,7 @@ def run_sweep(
     results_dir: Path,
     *,
     force: bool = False,
-    dataset: Dataset | None = None,
+    workload: Workload,
     on_start: Callable[[int, bool], Callable[[int, int], None] | None] | None = None,
     processes: Processes | None = None,
 ) -> tuple[Path, dict[str, Any]]:
@@ -81,7 +81,7 @@ def run_sweep(
     the directory and the document (as merged, on process 0).
     """
     processes = processes or Processes()
-    ds = dataset if dataset is not None else load_dataset(config.dataset)
+    ds = workload.data
     sizes = check_sweep(config, ds)
     directory = Path(results_dir) / config.results_name
     meta = environment_metadata()
@@ -108,9 +108,9 @@ def run_sweep(
         if skipped:
             store[str(b)] = doc["batch_sizes"][str(b)]
             continue
-        result = run_batch_size(config, ds, b, on_chunk=progress, placed=placed, cache=cache)
+        result = run_batch_size(config, workload, b, on_chunk=progress, placed=placed, cache=cache)
         start = time.perf_counter()
-        result["compilations"] = shape_demo(init_single(config, ds), loss_for_task(ds.task), placed[0], b,
+        result["compilations"] = shape_demo(init_single(config, workload, cache), workload.loss, placed[0], b,
                                             config.remainder)  # fmt: skip
         demo = time.perf_counter() - start  # almost all compilation
         result["time"] = result["time"] | {"compile": result["time"]["compile"] + demo,
@@ -120,7 +120,7 @@ def run_sweep(
         trained = True
         write()
     if trained or any("timing" not in store[str(b)] for b in mine):
-        time_share(config, ds, placed[0], [store[str(b)] for b in mine])
+        time_share(config, workload, placed[0], [store[str(b)] for b in mine], cache)
         write()
     barrier("jbatch-sweep-done", processes, directory / "parts")
     if processes.count > 1 and processes.index == 0:
@@ -130,13 +130,14 @@ def run_sweep(
     return directory, doc
 
 
-def time_share(config: SweepConfig, ds: Dataset, train: Any, results: list[dict[str, Any]]) -> None:
+def time_share(config: SweepConfig, wl: Workload, train: Any, results: list[dict[str, Any]],
+               cache: dict | None = None) -> None:  # fmt: skip
     """Times one model's steps at every batch size of ``results`` in interleaved rounds
     (``timing.time_steps``) and adds to each result its ``timing`` (every round kept, the
     median and its interval, the first call apart) and the padded epoch's compilation counts
     (claim C11). A re-timing (a resumed sweep) replaces the last one."""
     sizes = [r["batch_size"] for r in results]
-    timed = time_steps(init_single(config, ds), loss_for_task(ds.task), train, sizes, config.timing_rounds,
+    timed = time_steps(init_single(config, wl, cache), wl.loss, train, sizes, config.timing_rounds,
                        config.remainder)  # fmt: skip
     for r in results:
         t = timed[r["batch_size"]]

@@ -95,6 +95,7 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
     final_test, final_train = (test_loss[-1] if test_loss else None), (train_loss[-1] if train_loss else None)
     out = {
         "learning_rate": rep["learning_rate"],
+        "setting": setting(rep),
         "seed": rep["seed"],
         "diverged": rep["diverged"],
         "diverged_at_step": rep["diverged_at_step"],
@@ -163,6 +164,31 @@ def learning_rate_edge(summaries: list[dict[str, Any]], best: float) -> str | No
     return "stable-edge" if any(s["diverged"] for s in summaries if s["learning_rate"] == above) else None
 
 
+def setting(rep: dict[str, Any]) -> tuple:
+    """A replica's swept hyperparameters as a sortable key: the learning rate alone, or
+    (name, value) pairs when more than the learning rate is swept (``hyperparameters``
+    also holds per-batch-size values such as a schedule's budget: those are not swept)."""
+    swept = rep.get("swept")
+    if not swept:
+        return (("learning_rate", rep["learning_rate"]),)
+    return tuple(sorted((k, rep["hyperparameters"][k]) for k in swept))
+
+
+def best_replicas(result: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The replicas (one per seed) of a table row's best setting."""
+    best = {"learning_rate": row["best_learning_rate"], **row.get("best_hyperparameters", {})}
+    return [r for r in result["replicas"] if dict(setting(r)) == best]
+
+
+def best_setting(summaries: list[dict[str, Any]]) -> tuple:
+    """``best_learning_rate``'s rule over every swept hyperparameter's grid: the setting
+    (learning rate, momentum, ...) whose seeds best reach the target."""
+    by: dict[tuple, list[dict[str, Any]]] = {}
+    for s in summaries:
+        by.setdefault(s.get("setting", (("learning_rate", s["learning_rate"]),)), []).append(s)
+    return min(by, key=lambda k: (_key(by[k]), k))
+
+
 def best_learning_rate(summaries: list[dict[str, Any]]) -> float:
     """The learning rate whose seeds reach the target and stay stable (no divergence, no
     blow-up after the target) most often, then reach it most often, then in the fewest
@@ -215,14 +241,19 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
     summaries = [replica_summary(rep, result, metric, target) for rep in result["replicas"]]
     for s in summaries:
         s["seconds_to_target"] = None if s["steps_to_target"] is None or not timing else s["steps_to_target"] * per_step
-    lr = best_learning_rate(summaries)
-    at_best = [s for s in summaries if s["learning_rate"] == lr]
+    best = best_setting(summaries)
+    lr = dict(best)["learning_rate"]
+    at_best = [s for s in summaries if s["setting"] == best]
+    others = {k: v for k, v in best if k != "learning_rate"}
+    along = [s for s in summaries if all(dict(s["setting"]).get(k) == v for k, v in others.items())]
     row = {
         "regime": regime(result["batch_size"], num_train),
         "batch_size": result["batch_size"],
         "steps_per_epoch": result["steps_per_epoch"],
         "best_learning_rate": lr,
-        "lr_edge": learning_rate_edge(summaries, lr),
+        "best_hyperparameters": others,
+        "extended": sorted({r["learning_rate"] for r in result["replicas"] if r.get("extension")}),
+        "lr_edge": learning_rate_edge(along, lr),
         "reached": sum(s["reached"] for s in at_best),
         "stable": sum(s["stable"] for s in at_best),
         "coarse_steps": any(s.get("coarse_steps") for s in at_best),
@@ -274,7 +305,7 @@ def fastest(rows: list[dict[str, Any]]) -> list[int]:
 def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
     """``B_simple`` along training at the row's best learning rate (mean over its seeds,
     diverged ones left out), and its value at the checkpoint nearest the target."""
-    reps = [r for r in result["replicas"] if r["learning_rate"] == row["best_learning_rate"] and not r["diverged"]]
+    reps = [r for r in best_replicas(result, row) if not r["diverged"]]
     reps = [r for r in reps if r.get("noise", {}).get("step")]
     if not reps:
         return None
@@ -303,8 +334,9 @@ def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     b = [s["row"]["batch_size"] for s in reached]
     fit = fit_steps(b, [s["row"]["steps_to_target"]["mean"] for s in reached])
-    per_size = {s["row"]["batch_size"]: [r["steps_to_target"] for r in s["replicas"] if r["reached"]
-                                         and r["learning_rate"] == s["row"]["best_learning_rate"]]
+    per_size = {s["row"]["batch_size"]: [r["steps_to_target"] for r in s["replicas"] if r["reached"] and
+                                         dict(r["setting"]) == {"learning_rate": s["row"]["best_learning_rate"],
+                                                                **s["row"].get("best_hyperparameters", {})}]
                 for s in reached}  # fmt: skip
     fit["interval"] = bootstrap(per_size)
     fit["bounds"] = [s["row"]["batch_size"] for s in reached if s["row"]["lr_edge"]]

@@ -59,7 +59,7 @@ def spread(mean: float | None, std: float | None, n: int = 2) -> str:
     """
     if mean is None or not math.isfinite(mean):
         return "-"
-    if n < 2 or std is None or not math.isfinite(std) or std == 0:
+    if n < 2 or std is None or not math.isfinite(std) or std <= 1e-9 * abs(mean):  # equal values (float noise)
         return num(mean)
     if abs(mean) < 1e-3 or abs(mean) >= 1e7:
         return f"{mean:.{SIGNIFICANT - 1}e} ± {std:.{SPREAD_DIGITS - 1}e}"

@@ -29,10 +29,16 @@ def time_steps(
     sizes: list[int],
     rounds: int,
     remainder: str = "keep",
+    max_steps: int = 256,
 ) -> dict[int, dict[str, Any]]:
     """Seconds per epoch of one model at every batch size in ``sizes``, ``rounds`` rounds
     interleaved: round r times one epoch of each size, starting at a different size each
     round (``r mod len(sizes)``), so slow phases of a shared machine fall on all of them.
+
+    An epoch longer than ``max_steps`` is timed on the first ``max_steps * B`` examples of
+    its order (a step's cost does not depend on N, and timing a sweep must stay cheaper than
+    its training); ``epoch_seconds`` are then per ``timed_steps``, scaled to the epoch by
+    ``step_timing``.
 
     Each size's epoch is a ``jax.jit`` program (jbatch's compiler options); its first call
     compiles and runs once (kept apart, as ``first_call_seconds``). Compilations are
@@ -40,21 +46,24 @@ def time_steps(
     whatever the partial last batch, so the rounds must compile nothing."""
     n = int(train[0].shape[0])
     programs, out = {}, {}
-    orders = [jax.device_put(epoch_order(0, r, n)) for r in range(rounds + 1)]
+    orders = [epoch_order(0, r, n) for r in range(rounds + 1)]
     for b in sizes:
-        epoch = jit(make_epoch(make_train_step(loss_fn), n, b, remainder=remainder), donate_argnums=(0,))
+        spe = steps_per_epoch(n, b, remainder)
+        m = n if spe <= max_steps else max_steps * b  # rows timed: a whole epoch, or max_steps full batches
+        epoch = jit(make_epoch(make_train_step(loss_fn), m, b, remainder=remainder), donate_argnums=(0,))
         state = jax.block_until_ready(init_state())
+        cut = [jax.device_put(o[:m]) for o in orders]
         with CompileCounter() as first:
-            (state, _), seconds = timed_call(epoch, state, train, orders[0])
-        programs[b] = [epoch, state]
-        out[b] = {"steps_per_epoch": steps_per_epoch(n, b, remainder), "first_call_seconds": seconds,
-                  "first_call_compilations": first.count, "epoch_seconds": []}  # fmt: skip
+            (state, _), seconds = timed_call(epoch, state, train, cut[0])
+        programs[b] = [epoch, state, cut]
+        out[b] = {"steps_per_epoch": spe, "timed_steps": steps_per_epoch(m, b, remainder),
+                  "first_call_seconds": seconds, "first_call_compilations": first.count, "epoch_seconds": []}  # fmt: skip
     with CompileCounter() as during:
         for r in range(rounds):
             for i in range(len(sizes)):
                 b = sizes[(r + i) % len(sizes)]
-                epoch, state = programs[b]
-                (state, _), seconds = timed_call(epoch, state, train, orders[r + 1])
+                epoch, state, cut = programs[b]
+                (state, _), seconds = timed_call(epoch, state, train, cut[r + 1])
                 programs[b][1] = state
                 out[b]["epoch_seconds"].append(seconds)
     for b in sizes:
@@ -63,12 +72,13 @@ def time_steps(
 
 
 def step_timing(timed: dict[str, Any], level: float = 0.95) -> dict[str, Any]:
-    """Seconds per step (median of the rounds) with its interval, and the derived rates."""
-    spe = timed["steps_per_epoch"]
+    """Seconds per step (median of the rounds) with its interval, and the epoch's."""
+    steps = timed.get("timed_steps", timed["steps_per_epoch"])
     median = float(np.median(timed["epoch_seconds"]))
     lo, hi = median_interval(timed["epoch_seconds"], level)
-    return {"seconds_per_step": median / spe, "seconds_per_step_interval": [lo / spe, hi / spe],
-            "seconds_per_epoch": median, "rounds": len(timed["epoch_seconds"])}  # fmt: skip
+    return {"seconds_per_step": median / steps, "seconds_per_step_interval": [lo / steps, hi / steps],
+            "seconds_per_epoch": median / steps * timed["steps_per_epoch"], "rounds": len(timed["epoch_seconds"]),
+            "timed_steps": steps}  # fmt: skip
 
 
 def shape_demo(init_state: Callable[[], TrainState], loss_fn: LossFn, train: tuple[Any, Any], batch_size: int,

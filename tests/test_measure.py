@@ -15,9 +15,9 @@ from jbatch.config import SweepConfig
 from jbatch.data import Dataset
 from jbatch.errors import ConfigError
 from jbatch.stats import median_interval, tie_set
-from jbatch.study import run_sweep
 from jbatch.summary import best_learning_rate, fastest, replica_summary, time_accounting
-from jbatch.sweep import TIME_PARTS, run_batch_size
+from jbatch.run import TIME_PARTS
+from tests.helpers import run_size, sweep
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def _config(**kw):
 
 def test_time_accounting_adds_up_to_the_wall_time(tiny):
     start = time.perf_counter()
-    result = run_batch_size(_config(), tiny, 8)
+    result = run_size(_config(), tiny, 8)
     outside = time.perf_counter() - start
     t = result["time"]
     assert set(t) == {*TIME_PARTS, "wall"}
@@ -47,8 +47,8 @@ def test_time_accounting_adds_up_to_the_wall_time(tiny):
 
 def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
     cfg = _config(batch_sizes=(8,), learning_rates=(0.01, 0.03, 0.3, 1.0), seeds=(0, 1, 2))
-    lean = run_batch_size(cfg, tiny, 8)
-    full = run_batch_size(cfg, tiny, 8, prune=False)  # every replica at every fine point: the reference
+    lean = run_size(cfg, tiny, 8)
+    full = run_size(cfg, tiny, 8, prune=False)  # every replica at every fine point: the reference
     lean_s = [replica_summary(r, lean, "test_accuracy", 0.7) for r in lean["replicas"]]
     full_s = [replica_summary(r, full, "test_accuracy", 0.7) for r in full["replicas"]]
     assert any(r["pruned_at_step"] is not None for r in lean["replicas"])  # something was skipped
@@ -112,8 +112,8 @@ def test_loss_plot_keeps_a_spike_from_flattening_the_others(tmp_path):
 def two_runs(tiny, tmp_path_factory):
     root = tmp_path_factory.mktemp("cmp")
     cfg = _config(batch_sizes=(8, "full"), learning_rates=(0.3,), seeds=(0, 1), noise_checkpoints=0)
-    a, _ = run_sweep(cfg, root / "a", dataset=tiny)
-    b, _ = run_sweep(cfg, root / "b", dataset=tiny)
+    a, _ = sweep(cfg, root / "a", tiny)
+    b, _ = sweep(cfg, root / "b", tiny)
     return a, b
 
 

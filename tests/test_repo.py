@@ -27,6 +27,18 @@ def test_library_example_runs_with_a_user_model_and_optimizer(capsys):
     assert "(45,)" in capsys.readouterr().out
 
 
+def test_sweep_example_runs_a_users_model(tmp_path, monkeypatch, capsys):
+    code = _block_after("<!-- example: sweep", "python")
+    monkeypatch.chdir(tmp_path)  # it writes runs/<name>/
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    doc = namespace["doc"]
+    assert sorted(doc["batch_sizes"], key=int) == ["8", "64", "1437"]
+    assert {r["hyperparameters"]["momentum"] for r in doc["batch_sizes"]["8"]["replicas"]} == {0.9, 0.99}
+    assert (tmp_path / "runs" / doc["name"] / "table.md").exists()
+    assert doc["name"] in capsys.readouterr().out
+
+
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     commands = re.findall(r"```bash\n# the tests.*?\n(.*?)\n```", README, re.S)

@@ -13,10 +13,10 @@ from jbatch.config import SweepConfig, config_from_mapping
 from jbatch.data import Dataset
 from jbatch.errors import ConfigError
 from jbatch.schedule import chunk_batches, epoch_tables, layout, probe_chunks
-from jbatch.study import DOCUMENT, run_sweep
+from jbatch.study import DOCUMENT
 from jbatch.summary import best_learning_rate, first_reach, replica_summary, series
-from jbatch.sweep import run_batch_size
 from jbatch.train import TrainConfig, train_and_evaluate
+from tests.helpers import run_size, sweep
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def _first_exploded_update(losses):
 @pytest.mark.parametrize("replica_batch", ["auto", None])  # lax.map groups (CPU) and all-vmap (accelerators)
 def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on(tiny, b, replica_batch):
     cfg = _config(learning_rates=(0.01, 3.0, 1e4), budget_steps=30)
-    result = run_batch_size(cfg, tiny, b, replica_batch=replica_batch)
+    result = run_size(cfg, tiny, b, replica_batch=replica_batch)
     by_lr = {r["learning_rate"]: r for r in result["replicas"]}
     good = by_lr[0.01]
     _, train_loss = series(good, "train_loss")
@@ -171,14 +171,14 @@ def test_a_non_finite_first_loss_freezes_at_the_initial_state(tiny):
     x = tiny.x_train.copy()
     x[:] = 3e38  # finite inputs whose very first forward pass overflows
     huge = dataclasses.replace(tiny, x_train=x)
-    result = run_batch_size(_config(learning_rates=(0.1,)), huge, 300)
+    result = run_size(_config(learning_rates=(0.1,)), huge, 300)
     rep = result["replicas"][0]
     assert rep["diverged"] and rep["diverged_at_step"] == 0
 
 
 def test_the_program_counts_examples_and_updates_per_epoch(tiny):
     for b, drop in ((32, "keep"), (32, "drop"), (300, "keep")):
-        result = run_batch_size(_config(remainder=drop, budget_steps=1, budget_epochs=2), tiny, b)
+        result = run_size(_config(remainder=drop, budget_steps=1, budget_epochs=2), tiny, b)
         counted = result["counted"]
         if drop == "keep":
             assert counted["examples_per_epoch"] == [300, 300]
@@ -210,7 +210,7 @@ def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run,
     # an unreachable target keeps the test split evaluated at every fine point (epoch ends included)
     cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
                   optimizer="momentum", noise_checkpoints=3, target_value=1.01)  # fmt: skip
-    result = run_batch_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
+    result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
     assert result["chunk_steps"] == (7 if b == 16 else 1)
     assert result["replica_batch"] == (1 if replica_batch == "auto" else None)
     assert len(result["replicas"]) == 4
@@ -243,14 +243,14 @@ def test_kill_between_batch_sizes_then_resume_redoes_nothing(tiny, tmp_path):
         return None
 
     with pytest.raises(Interrupt):
-        run_sweep(cfg, tmp_path, dataset=tiny, on_start=die_at_full)
+        sweep(cfg, tmp_path, tiny, on_start=die_at_full)
     path = tmp_path / "t" / DOCUMENT
     first = json.loads(path.read_text())
     assert list(first["batch_sizes"]) == ["32"]
     assert not list(path.parent.glob(".*.tmp"))  # no half-written file left behind
 
     calls = []
-    _, doc = run_sweep(cfg, tmp_path, dataset=tiny, on_start=lambda b, s: calls.append((b, s)))
+    _, doc = sweep(cfg, tmp_path, tiny, on_start=lambda b, s: calls.append((b, s)))
     assert calls == [(32, True), (300, False)]
     again = json.loads(path.read_text())
     kept = ("replicas", "counted", "time", "budget_steps")  # training untouched; the timing covers both sizes now
@@ -260,9 +260,9 @@ def test_kill_between_batch_sizes_then_resume_redoes_nothing(tiny, tmp_path):
     assert set(again["batch_sizes"]) == {"32", "300"}
 
     calls.clear()
-    run_sweep(cfg, tmp_path, dataset=tiny, on_start=lambda b, s: calls.append((b, s)))
+    sweep(cfg, tmp_path, tiny, on_start=lambda b, s: calls.append((b, s)))
     assert calls == [(32, True), (300, True)]
-    run_sweep(cfg, tmp_path, dataset=tiny, force=True, on_start=lambda b, s: calls.append((b, s)))
+    sweep(cfg, tmp_path, tiny, force=True, on_start=lambda b, s: calls.append((b, s)))
     assert calls[-2:] == [(32, False), (300, False)]
 
 
@@ -270,7 +270,7 @@ def test_a_kill_during_the_write_keeps_the_previous_document(tiny, tmp_path, mon
     import os
 
     cfg = _config(batch_sizes=(32,))
-    run_sweep(cfg, tmp_path, dataset=tiny)
+    sweep(cfg, tmp_path, tiny)
     path = tmp_path / "t" / DOCUMENT
     before = path.read_bytes()
 
@@ -279,23 +279,23 @@ def test_a_kill_during_the_write_keeps_the_previous_document(tiny, tmp_path, mon
 
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(Interrupt):
-        run_sweep(cfg, tmp_path, dataset=tiny, force=True)
+        sweep(cfg, tmp_path, tiny, force=True)
     assert path.read_bytes() == before
     assert not list(path.parent.glob(".*.tmp"))
 
 
 def test_other_config_or_device_is_refused_and_nothing_is_overwritten(tiny, tmp_path, monkeypatch):
-    run_sweep(_config(batch_sizes=(32,)), tmp_path, dataset=tiny)
+    sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
     path = tmp_path / "t" / DOCUMENT
     before = path.read_bytes()
     with pytest.raises(ConfigError, match=r"another config \(learning_rates: \[0.1, 10000.0\] there, \[0.1\] now"):
-        run_sweep(_config(batch_sizes=(32,), learning_rates=(0.1,)), tmp_path, dataset=tiny)
+        sweep(_config(batch_sizes=(32,), learning_rates=(0.1,)), tmp_path, tiny)
     import jbatch.study
 
     real = jbatch.study.environment_metadata
     monkeypatch.setattr(jbatch.study, "environment_metadata", lambda: real() | {"device_kind": "NVIDIA H100"})
     with pytest.raises(ConfigError, match="results from different devices are not mixed"):
-        run_sweep(_config(batch_sizes=(32,)), tmp_path, dataset=tiny)
+        sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
     assert path.read_bytes() == before
 
 
@@ -304,7 +304,7 @@ def test_corrupt_document_is_a_clear_error_and_left_alone(tiny, tmp_path):
     path.parent.mkdir()
     path.write_text('{"kind": "jbatch.sweep", "batch_si')
     with pytest.raises(ConfigError, match="is not valid JSON"):
-        run_sweep(_config(), tmp_path, dataset=tiny)
+        sweep(_config(), tmp_path, tiny)
     assert path.read_text() == '{"kind": "jbatch.sweep", "batch_si'
 
 
@@ -323,7 +323,7 @@ def test_corrupt_document_is_a_clear_error_and_left_alone(tiny, tmp_path):
 )
 def test_bad_sweeps_are_refused(tiny, tmp_path, change, message):
     with pytest.raises(ConfigError, match=message):
-        run_sweep(_config(**change), tmp_path, dataset=tiny)
+        sweep(_config(**change), tmp_path, tiny)
     assert not (tmp_path / "t").exists()
 
 

@@ -4,8 +4,8 @@ tests read (about 30 s): ``python -m tests.data.make_sweep_small``."""
 from pathlib import Path
 
 from jbatch.config import SweepConfig
+from tests.helpers import sweep
 from jbatch.data import Dataset, load_digits
-from jbatch.study import run_sweep
 
 CONFIG = SweepConfig(
     name="sweep_small", dataset="tiny", widths=(32,), batch_sizes=(1, 8, 32, 100, "full"),
@@ -20,7 +20,7 @@ def main() -> None:
                    task="classification", outputs=10)  # fmt: skip
     out = Path(__file__).parent
     (out / CONFIG.name / "sweep.json").unlink(missing_ok=True)
-    run_sweep(CONFIG, out, dataset=tiny)
+    sweep(CONFIG, out, tiny)
 
 
 if __name__ == "__main__":

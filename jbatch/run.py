@@ -24,28 +24,30 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import itertools
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jbatch.batching import steps_per_epoch
 from jbatch.config import SweepConfig
-from jbatch.data import Dataset, to_device
+from jbatch.data import to_device
+from jbatch.errors import ConfigError
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
 from jbatch.guard import init_guard, settle
-from jbatch.loss import loss_for_task
-from jbatch.model import make_model
 from jbatch.noise import gradient_moments
-from jbatch.optim import make_optimizer
+from jbatch.optim import beta2_for_batch, hyperparameters, inject, with_schedule
 from jbatch.replica import init_replicas, stack
 from jbatch.schedule import Layout, budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
 from jbatch.step import init_train_state, make_eval_step, make_train_step
-from jbatch.summary import HIGHER_IS_BETTER, best_learning_rate, replica_summary
+from jbatch.workload import Workload
+from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
 
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
@@ -84,16 +86,54 @@ class Clock:
         return parts | {"other": wall - sum(parts.values()), "wall": wall}
 
 
-def make_replica_model(config: SweepConfig, ds: Dataset) -> Callable[[int], Any]:
-    """``seed -> nnx.Module``: the configured model for ``ds``."""
-    return lambda seed: make_model(config.model, ds.in_features, ds.outputs, seed=seed,
-                                   spatial_shape=ds.spatial_shape, widths=config.widths)  # fmt: skip
+def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
+    """Every replica of a batch size: each combination of the swept hyperparameters
+    (``SweepConfig.axes``: learning rate first), with each seed."""
+    axes = config.axes()
+    combos = itertools.product(*axes.values())
+    return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.seeds]
 
 
-def init_single(config: SweepConfig, ds: Dataset) -> Callable[[], Any]:
-    """A fresh single-model training state (seed 0), for timing and demonstrations."""
-    return lambda: init_train_state(make_replica_model(config, ds)(0),
-                                    make_optimizer(config.optimizer, config.learning_rates[0]))  # fmt: skip
+def optimizer_for(config: SweepConfig, wl: Workload) -> tuple[Any, dict[str, float]]:
+    """The sweep's transformation (one object for every batch size: it is a static part of
+    the programs) and its injected hyperparameters' starting values: the swept ones, the
+    schedule's budget, and beta2 when the half-life rule sets it per batch size."""
+    factory = with_schedule(wl.optimizer, config.schedule, config.warmup, config.final_fraction)
+    known = hyperparameters(factory)
+    axes = config.axes()
+    for name in axes:
+        if name not in known:
+            raise ConfigError(f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; "
+                              f"it takes {', '.join(known)}")  # fmt: skip
+    values = {k: v[0] for k, v in axes.items()}
+    if "budget" in known and factory is not wl.optimizer:
+        values["budget"] = 1.0
+    if config.beta2_reference:
+        if "b2" not in known:
+            raise ConfigError(f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
+                              f"takes {', '.join(known)}")  # fmt: skip
+        values.setdefault("b2", known["b2"])
+    return inject(factory, values), values
+
+
+def replica_values(config: SweepConfig, wl: Workload, hyper: dict[str, float], batch_size: int,
+                   budget: int, start: dict[str, float]) -> dict[str, float]:  # fmt: skip
+    """One replica's injected hyperparameters at ``batch_size``: its swept values, the
+    budget of the schedule, and beta2 by the half-life rule (from the swept or default b2)."""
+    values = dict(hyper)
+    if "budget" in start:
+        values["budget"] = float(budget)
+    if config.beta2_reference:
+        values["b2"] = beta2_for_batch(hyper.get("b2", start["b2"]), batch_size, config.beta2_reference)
+    return values
+
+
+def init_single(config: SweepConfig, wl: Workload, cache: dict | None = None) -> Callable[[], Any]:
+    """A fresh single-model training state (seed 0, the grid's first values), for timing
+    and demonstrations."""
+    cache = {} if cache is None else cache
+    tx, _ = cache.setdefault("tx", optimizer_for(config, wl))
+    return lambda: init_train_state(wl.model(0), tx)
 
 
 def fixed_subsample(n: int, limit: int, seed: int = 0) -> np.ndarray | None:
@@ -106,7 +146,7 @@ def fixed_subsample(n: int, limit: int, seed: int = 0) -> np.ndarray | None:
 
 def run_batch_size(
     config: SweepConfig,
-    ds: Dataset,
+    wl: Workload,
     batch_size: int,
     on_chunk: Callable[[int, int], None] | None = None,
     placed: tuple[Any, Any] | None = None,
@@ -129,12 +169,13 @@ def run_batch_size(
     """
     clock = Clock()
     cache = {} if cache is None else cache
+    ds = wl.data
     n = ds.num_train
     spe = steps_per_epoch(n, batch_size, config.remainder)
     lay = with_coarse(layout(spe, budget_steps(config, spe), config.evals, batch_size), config.coarse_evals)
-    grid = [(lr, seed) for lr in config.learning_rates for seed in config.seeds]
-    lrs, seeds = [g[0] for g in grid], [g[1] for g in grid]
-    loss_fn = loss_for_task(ds.task)
+    grid = replica_grid(config)
+    seeds = [g[1] for g in grid]
+    loss_fn = wl.loss
     group = replica_group(batch_size) if replica_batch == "auto" else replica_batch
 
     train, test = placed or (to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test))
@@ -144,19 +185,12 @@ def run_batch_size(
     rows = fixed_subsample(int(data[coarse_split][0].shape[0]), config.eval_examples)
     coarse_data = data[coarse_split] if rows is None else tuple(a[rows] for a in data[coarse_split])
 
-    tx = cache.setdefault("tx", make_optimizer(config.optimizer, lrs[0]))  # one object: a static part of programs
-    states = init_replicas(make_replica_model(config, ds), tx, seeds, lrs)
-    carry = (states, stack([init_guard()] * len(grid)))
+    tx, start_values = cache.setdefault("tx", optimizer_for(config, wl))  # one object: a static part of programs
     whole = batch_size == n and config.remainder == "keep"
-    tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
-        lambda epoch: epoch_tables(seeds, epoch, n, batch_size, config.remainder)
-    )
-
-    def batches(c: int):
-        if whole:  # full batch ignores order and indices: send placeholders
-            k = lay.chunk_steps
-            return np.zeros((len(grid), k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
-        return chunk_batches(lay, c, batch_size, tables)
+    probes = probe_chunks(lay, config.noise_checkpoints)
+    evaluate = make_evaluate(make_eval_step(loss_fn, wl.classification))
+    size = len(grid)  # every round runs this many replicas, so every round reuses the same programs
+    built: dict[str, Any] = {}
 
     def program(key, fn, *args, in_axes, donate=()):
         if key not in cache:
@@ -164,68 +198,141 @@ def run_batch_size(
                 cache[key] = compile_program(fn, *args, in_axes=in_axes, donate_argnums=donate, replica_batch=group)
         return cache[key]
 
-    with clock.compiling():
-        train_chunk = compile_program(make_train_chunk(make_train_step(loss_fn), whole=whole), carry, train,
-                                      *batches(0), in_axes=(0, None, 0, None, None), donate_argnums=(0,),
-                                      replica_batch=group)  # fmt: skip
-    evaluate = make_evaluate(make_eval_step(loss_fn, ds.task == "classification"))
-    eval_fine = program(("eval", fine_split, group), make_needed(evaluate), states, data[fine_split],
-                        np.ones(len(grid), bool), in_axes=(0, None, 0))  # fmt: skip
-    eval_coarse = program(("eval-coarse", coarse_split, group), evaluate, states, coarse_data, in_axes=(0, None))
-    settle_segment = program(("settle", group), settle, states, states, states, carry[1], carry[1],
-                             in_axes=(0, 0, 0, 0, 0), donate=(1, 2))  # fmt: skip
-    snapshot = program(("copy", group), lambda c: jax.tree.map(lambda v: v.copy(), c), carry, in_axes=(0,))
+    def train_round(entries: list[tuple[dict[str, float], int]], prune: bool = prune) -> dict[str, Any]:
+        """Trains ``entries`` (swept values, seed) in the ``size`` replica slots; unused slots are
+        parked: marked diverged from the start, so on CPU they skip their steps."""
+        parked = size - len(entries)
+        slots = entries + [entries[0]] * parked
+        seeds = [g[1] for g in slots]
+        values = [replica_values(config, wl, h, batch_size, lay.total_steps, start_values) for h, _ in slots]
+        states = init_replicas(wl.model, tx, seeds, values)
+        guards = [init_guard()] * len(entries) + [init_guard()._replace(diverged=jnp.ones((), bool))] * parked
+        carry = (states, stack(guards))
+        tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
+            lambda epoch: epoch_tables(seeds, epoch, n, batch_size, config.remainder)
+        )
 
-    record = Recorder(len(grid), lay, fine_split, coarse_split)
-    probes = probe_chunks(lay, config.noise_checkpoints)
-    checkpoints: list[tuple[int, Any]] = []  # (step, every replica's state on the host)
-    watch = Watch(grid, config.target_metric.split("_", 1)[1], config.target_value,
-                  HIGHER_IS_BETTER[config.target_metric], prune=prune)  # fmt: skip
+        def batches(c: int):
+            if whole:  # full batch ignores order and indices: send placeholders
+                k = lay.chunk_steps
+                return np.zeros((size, k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
+            return chunk_batches(lay, c, batch_size, tables)
 
-    def fine(everyone: bool) -> None:
-        need = np.ones(len(grid), bool) if everyone else watch.need(record.diverged)
-        metrics = jax.device_get(clock.call("evaluate", eval_fine, carry[0], data[fine_split], need))
-        record.fine(record.steps_done, metrics)
-        watch.update(record.steps_done, metrics, need, record.diverged)
+        if not built:
+            with clock.compiling():
+                built["train"] = compile_program(
+                    make_train_chunk(make_train_step(loss_fn), whole=whole), carry, train, *batches(0),
+                    in_axes=(0, None, 0, None, None), donate_argnums=(0,), replica_batch=group)  # fmt: skip
+            built["fine"] = program(("eval", fine_split, group), make_needed(evaluate), states, data[fine_split],
+                                    np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
+            built["coarse"] = program(("eval-coarse", coarse_split, group), make_needed(evaluate), states,
+                                      coarse_data, np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
+            built["settle"] = program(("settle", group), settle, states, states, states, carry[1], carry[1],
+                                      in_axes=(0, 0, 0, 0, 0), donate=(1, 2))  # fmt: skip
+            built["copy"] = program(("copy", group), lambda c: jax.tree.map(lambda v: v.copy(), c), carry,
+                                    in_axes=(0,))  # fmt: skip
+        record = Recorder(size, lay, fine_split, coarse_split)
+        checkpoints: list[tuple[int, Any]] = []  # (step, every replica's state on the host)
+        real = np.arange(size) < len(entries)
+        watch = Watch([(h if i < len(entries) else {"parked": i}, s) for i, (h, s) in enumerate(slots)],
+                      config.target_metric.split("_", 1)[1], config.target_value,
+                      HIGHER_IS_BETTER[config.target_metric], prune=prune)  # fmt: skip
 
-    fine(everyone=True)
-    record.coarse(0, clock.call("evaluate", eval_coarse, carry[0], coarse_data))
-    start = clock.call("other", snapshot, carry)  # the segment's first state
-    prev = clock.call("other", snapshot, carry)  # and the previous segment's
-    for c in range(lay.num_chunks):
-        idx, mask, active = batches(c)
-        carry, out = clock.call("train", train_chunk, carry, train, idx, mask, active)
-        record.chunk(c, jax.device_get(out), active)
-        if lay.coarse[c]:  # end of a segment: exploded replicas go back to a finite state
-            state, prev_state = clock.call("other", settle_segment, start[0], prev[0], carry[0], start[1], carry[1])
-            carry, prev = (state, carry[1]), (prev_state, carry[1])
-            start = clock.call("other", snapshot, carry)
-        if lay.evaluate[c]:
-            fine(everyone=lay.coarse[c])
-            if on_chunk is not None:
-                on_chunk(c + 1, lay.num_chunks)
-        if lay.coarse[c]:
-            record.coarse(record.steps_done, clock.call("evaluate", eval_coarse, carry[0], coarse_data))
-        if probes[c]:
-            checkpoints.append((record.steps_done, clock.call("noise", jax.device_get, carry[0])))
-    guard = jax.device_get(carry[1])
-    result = _result(grid, record, guard, batch_size, lay)
-    result["counted"] = record.counted(guard)
-    for rep, at in zip(result["replicas"], watch.pruned_at, strict=True):
-        rep["pruned_at_step"] = at
+        def fine(everyone: bool) -> None:
+            need = real.copy() if everyone else watch.need(record.diverged) & real
+            metrics = jax.device_get(clock.call("evaluate", built["fine"], carry[0], data[fine_split], need))
+            record.fine(record.steps_done, metrics)
+            watch.update(record.steps_done, metrics, need, record.diverged)
+
+        fine(everyone=True)
+        record.coarse(0, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
+        start = clock.call("other", built["copy"], carry)  # the segment's first state
+        prev = clock.call("other", built["copy"], carry)  # and the previous segment's
+        for c in range(lay.num_chunks):
+            idx, mask, active = batches(c)
+            carry, out = clock.call("train", built["train"], carry, train, idx, mask, active)
+            record.chunk(c, jax.device_get(out), active)
+            if lay.coarse[c]:  # end of a segment: exploded replicas go back to a finite state
+                state, prev_state = clock.call("other", built["settle"], start[0], prev[0], carry[0], start[1],
+                                               carry[1])  # fmt: skip
+                carry, prev = (state, carry[1]), (prev_state, carry[1])
+                start = clock.call("other", built["copy"], carry)
+            if lay.evaluate[c]:
+                fine(everyone=lay.coarse[c])
+                if on_chunk is not None:
+                    on_chunk(c + 1, lay.num_chunks)
+            if lay.coarse[c]:
+                record.coarse(record.steps_done, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
+            if probes[c]:
+                checkpoints.append((record.steps_done, clock.call("noise", jax.device_get, carry[0])))
+        guard = jax.device_get(carry[1])
+        out = _result(slots, values, record, guard, batch_size, lay)
+        out["replicas"] = out["replicas"][: len(entries)]
+        for rep, at in zip(out["replicas"], watch.pruned_at, strict=False):
+            rep["pruned_at_step"] = at
+        out["counted"] = record.counted(guard)
+        out["checkpoints"] = [(step, jax.tree.map(lambda v: v[: len(entries)], st)) for step, st in checkpoints]
+        return out
+
+    result = train_round(grid)
+    checkpoints = [result.pop("checkpoints")]
+    for r in result["replicas"]:
+        r["extension"] = 0
+    added, round_ = 0, 0
+    while added < config.extend_grid:
+        more = extension(config, result, min(len(grid) // len(config.seeds), config.extend_grid - added))
+        if not more:
+            break
+        round_, added = round_ + 1, added + len(more)
+        extra = train_round([(setting_values, seed) for setting_values in more for seed in config.seeds])
+        checkpoints.append(extra.pop("checkpoints"))
+        for r in extra["replicas"]:
+            r["extension"] = round_
+        result["replicas"] += extra["replicas"]
     result["replica_batch"] = group
     result["evaluation"] = {"fine": fine_split, "coarse": coarse_split, "coarse_examples": int(coarse_data[0].shape[0]),
                             "coarse_of": int(data[coarse_split][0].shape[0])}  # fmt: skip
-    best = best_learning_rate([replica_summary(r, result, config.target_metric, config.target_value)
-                               for r in result["replicas"]])  # fmt: skip
-    chosen = [r for r, rep in enumerate(result["replicas"]) if rep["learning_rate"] == best]
-    if checkpoints:
-        noise = probe_replicas(checkpoints, chosen, train, loss_fn, config, cache, clock)
+    summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+    best = best_setting(summaries)
+    chosen = [r for r, rep in enumerate(result["replicas"]) if setting(rep) == best]
+    best_round = result["replicas"][chosen[0]]["extension"]  # a setting is trained in one round
+    offset = sum(rep["extension"] < best_round for rep in result["replicas"])  # replicas are listed round by round
+    slots = [r - offset for r in chosen]
+    if any(summaries[r]["coarse_steps"] for r in chosen):
+        # The best's fine evaluations were skipped (a setting that finished first later blew up): train it
+        # again, the same trajectory, every fine point evaluated, and keep that record instead.
+        again = train_round([(dict(best), result["replicas"][r]["seed"]) for r in chosen], prune=False)
+        for r, rep in zip(chosen, again["replicas"], strict=True):
+            result["replicas"][r] = rep | {"extension": best_round, "replayed": True}
+        checkpoints[best_round], slots = again["checkpoints"], list(range(len(chosen)))
+    if checkpoints[best_round]:
+        noise = probe_replicas(checkpoints[best_round], slots, train, loss_fn, config, cache, clock)
         for r, rep in zip(chosen, noise["replicas"], strict=True):
             result["replicas"][r]["noise"] = rep
         result["noise_estimate"] = {"examples": noise["examples"], "group": noise["group"], "of": n}
     result["time"] = clock.summary()
     return result
+
+
+def extension(config: SweepConfig, result: dict[str, Any], points: int) -> list[dict[str, float]]:
+    """Where the learning-rate grid must widen (Shallue et al. 2018 compare batch sizes at
+    their best learning rate, which is only found if the grid brackets it): when the best
+    setting's learning rate is the lowest or the highest tried with its other values, the
+    next ``points`` half-decades beyond it, as settings; none when it is interior (a run
+    beyond it exists: it was worse, diverged or missed the target)."""
+    summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+    best = dict(best_setting(summaries))
+    others = {k: v for k, v in best.items() if k != "learning_rate"}
+    tried = sorted({s["learning_rate"] for s in summaries
+                    if all(dict(s["setting"]).get(k) == v for k, v in others.items())})  # fmt: skip
+    lr = best["learning_rate"]
+    if lr == tried[-1]:
+        sign = 1
+    elif lr == tried[0] and len(tried) > 1:
+        sign = -1
+    else:
+        return []
+    return [others | {"learning_rate": float(f"{lr * 10 ** (sign * 0.5 * k):.4g}")} for k in range(1, points + 1)]
 
 
 def probe_replicas(checkpoints, chosen, train, loss_fn, config: SweepConfig, cache, clock) -> dict[str, Any]:
@@ -266,7 +373,8 @@ class Watch:
     """
 
     def __init__(self, grid, metric: str, target: float, higher: bool, prune: bool = True):
-        self.lrs = np.asarray([g[0] for g in grid])
+        keys = [tuple(sorted(h.items())) for h, _ in grid]  # a setting: the swept hyperparameters' values
+        self.lrs = np.asarray([sorted(set(keys)).index(k) for k in keys])
         self.metric, self.target, self.higher, self.prune = metric, target, higher, prune
         self.reached_at = np.full(len(grid), -1)
         self.pruned_at: list[int | None] = [None] * len(grid)
@@ -306,7 +414,7 @@ class Recorder:
         self.losses: list[np.ndarray] = []  # per-step losses since the last fine point
         self.steps_done = 0
         epochs = lay.num_chunks // lay.chunks_per_epoch
-        self.examples = np.zeros(epochs, np.int64)  # replica 0's; masks are shared by all replicas
+        self.examples = np.zeros(epochs, np.int64)  # masks are shared: every live replica counts the same
         self.updates = np.zeros((epochs, replicas), np.int64)  # update counter at each epoch's end
         self.diverged = np.zeros(replicas, bool)  # as of the last chunk (exploded, not yet set back)
         self.uphill = np.zeros(replicas)
@@ -316,7 +424,7 @@ class Recorder:
     def chunk(self, c: int, out: dict[str, Any], active: np.ndarray) -> None:
         self.steps_done += int(active.sum())
         epoch = c // self.lay.chunks_per_epoch
-        self.examples[epoch] += int(round(float(out["examples"][0])))
+        self.examples[epoch] += int(round(float(np.max(out["examples"]))))  # a diverged replica skips (0)
         self.updates[epoch] = out["updates"]
         self.diverged = np.asarray(out["diverged"], bool)
         losses = np.asarray(out["loss"], float)[:, active]
@@ -373,16 +481,17 @@ def _series(points: list[dict[str, Any]], split: str, r: int, spe: int) -> dict[
     return out
 
 
-def _result(grid, record: Recorder, guard, batch_size: int, lay: Layout) -> dict[str, Any]:
+def _result(grid, values, record: Recorder, guard, batch_size: int, lay: Layout) -> dict[str, Any]:
     spe = lay.steps_per_epoch
     oscillation = record.oscillation()
     replicas = []
-    for r, (lr, seed) in enumerate(grid):
+    for r, ((hyper, seed), injected) in enumerate(zip(grid, values, strict=True)):
+        lr = hyper["learning_rate"]
         curve = _series(record.fine_points, record.fine_split, r, spe)
         curve["minibatch_loss"] = [_round(p["minibatch"][r]) for p in record.fine_points]
         diverged = bool(guard.diverged[r])
         replicas.append({
-            "learning_rate": lr, "seed": seed, "curve": curve,
+            "learning_rate": lr, "hyperparameters": injected, "swept": sorted(hyper), "seed": seed, "curve": curve,
             "coarse": _series(record.coarse_points, record.coarse_split, r, spe), "diverged": diverged,
             "diverged_at_step": int(guard.step[r]) if diverged else None, "oscillation": oscillation[r],
         })  # fmt: skip

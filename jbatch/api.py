@@ -1,0 +1,75 @@
+"""``jbatch.sweep(...)``: a batch-size sweep of your own model, data and optimizer, from Python.
+
+The call builds a ``Workload`` from what it is given (values, names or import paths),
+runs the same resumable sweep as ``jbatch sweep`` and writes the same results directory
+(``sweep.json``, tables, plots), so ``jbatch report``, ``jbatch claims`` and ``jbatch
+compare`` work on it unchanged. It returns the sweep document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from jbatch.batching import BatchSize
+from jbatch.config import SweepConfig
+from jbatch.errors import ConfigError
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return f"{getattr(value, '__module__', 'user')}:{getattr(value, '__qualname__', type(value).__name__)}"
+
+
+def sweep(
+    model: str | Callable[[int], Any],
+    data: Any,
+    optimizer: str | Callable[..., Any] = "sgd",
+    *,
+    batch_sizes: Sequence[BatchSize] = (1, 8, 64, "full"),
+    learning_rates: Sequence[float] = (0.01, 0.1, 1.0),
+    seeds: Sequence[int] = (0, 1),
+    target: tuple[str, float] = ("test_accuracy", 0.9),
+    results_dir: str | Path = "runs",
+    name: str | None = None,
+    loss: str | Callable[..., Any] | None = None,
+    force: bool = False,
+    report: bool = True,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Sweeps ``model`` (``seed -> nnx.Module``, a built-in name or an import path) on
+    ``data`` (``(x_train, y_train, x_test, y_test)`` arrays of any shapes, a ``Dataset``,
+    or a data set name) with ``optimizer`` (a name such as ``"momentum"``, or a factory of
+    hyperparameters ``(learning_rate=..., **kw) -> optax transformation``).
+
+    ``settings`` are any other ``SweepConfig`` field (``momentum=(0.9, 0.99)``,
+    ``schedule="cosine"``, ``budget_steps=500``, ...). Returns the sweep document, the one
+    ``results_dir/<name>/sweep.json`` holds.
+    """
+    from jbatch.report import write_report
+    from jbatch.study import run_sweep
+    from jbatch.workload import resolve
+
+    metric, value = target
+    widths = tuple(settings.pop("widths", (256, 256)))
+    wl = resolve(data, model, optimizer, loss, widths)
+    fields = {f.name for f in dataclasses.fields(SweepConfig)}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise ConfigError(f"unknown sweep setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    dataset = data if isinstance(data, str) else wl.data.name
+    config = SweepConfig(
+        name=name or "", dataset=dataset, model=_label(model), widths=widths, optimizer=_label(optimizer),
+        loss="" if loss is None else _label(loss), batch_sizes=tuple(batch_sizes),
+        learning_rates=tuple(float(v) for v in learning_rates), seeds=tuple(seeds), target_metric=metric,
+        target_value=float(value), **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()},
+    )  # fmt: skip
+    if not config.name:
+        config = dataclasses.replace(config, name=f"{wl.name}-{config.results_name.rsplit('-', 1)[-1]}")
+    directory, doc = run_sweep(config, Path(results_dir), force=force, workload=wl)
+    if report:
+        write_report(directory)
+    return doc

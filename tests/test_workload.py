@@ -1,0 +1,261 @@
+"""Your model, your data, your optimizer: ``jbatch.sweep`` on a model defined here (a small
+residual CNN with LayerNorm on image-shaped arrays), the CLI by import path, swept
+hyperparameters without recompiling, schedules, the beta2 rule, and every bad input as
+one clear error with nothing written."""
+
+import json
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+import jbatch
+from jbatch.config import SweepConfig
+from jbatch.engine import CompileCounter
+from jbatch.errors import ConfigError
+from jbatch.optim import beta2_for_batch, get_learning_rate, inject, schedule_factor, with_schedule
+from jbatch.workload import resolve
+from tests.helpers import run_cli, run_size
+
+
+class ResidualCNN(nnx.Module):
+    """Not jbatch's: a conv stem, one residual block with LayerNorm, a linear read-out."""
+
+    def __init__(self, rngs: nnx.Rngs, channels: int = 8):
+        self.stem = nnx.Conv(1, channels, kernel_size=(3, 3), rngs=rngs)
+        self.norm = nnx.LayerNorm(channels, rngs=rngs)
+        self.block = nnx.Conv(channels, channels, kernel_size=(3, 3), rngs=rngs)
+        self.out = nnx.Linear(8 * 8 * channels, 10, rngs=rngs)
+
+    def __call__(self, x):
+        h = jax.nn.relu(self.stem(x))
+        h = h + self.block(jax.nn.relu(self.norm(h)))
+        return self.out(h.reshape(h.shape[0], -1))
+
+
+def make_residual_cnn(seed: int) -> nnx.Module:
+    return ResidualCNN(nnx.Rngs(seed))
+
+
+@pytest.fixture(scope="module")
+def images(digits):
+    """Digits as N x 8 x 8 x 1 images (the shape a convolutional model wants)."""
+    shape = lambda x: x.reshape(-1, 8, 8, 1)  # noqa: E731
+    return shape(digits.x_train[:400]), digits.y_train[:400], shape(digits.x_test[:120]), digits.y_test[:120]
+
+
+def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsys):
+    doc = jbatch.sweep(model=make_residual_cnn, data=images, optimizer="momentum", batch_sizes=[8, 64, "full"],
+                       learning_rates=[0.03, 0.3], seeds=[0, 1], target=("test_accuracy", 0.6), results_dir=tmp_path,
+                       budget_steps=40, budget_epochs=1, evals=20, noise_checkpoints=2, timing_rounds=7)  # fmt: skip
+    directory = tmp_path / doc["name"]
+    assert json.loads((directory / "sweep.json").read_text()) == json.loads(json.dumps(doc))
+    assert set(doc["batch_sizes"]) == {"8", "64", "400"}
+    assert doc["config"]["model"] == "tests.test_workload:make_residual_cnn"
+    accuracy = [v for res in doc["batch_sizes"].values() for r in res["replicas"] for v in r["curve"]["test_accuracy"]]
+    assert max(v for v in accuracy if v is not None) > 0.6  # it learned
+    assert run_cli(["report", str(directory)], capsys)[0] == 0
+    assert run_cli(["claims", str(directory), "--out", str(tmp_path / "claims.md")], capsys)[0] == 0
+    assert (directory / "table.md").read_text().count("| mini-batch |") == 2
+
+
+def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, capsys, monkeypatch):
+    module = tmp_path / "mymodels.py"
+    module.write_text(textwrap.dedent('''
+        import optax
+        from flax import nnx
+
+        class Tiny(nnx.Module):
+            def __init__(self, seed):
+                self.out = nnx.Linear(64, 10, rngs=nnx.Rngs(seed))
+            def __call__(self, x):
+                return self.out(x.reshape(x.shape[0], -1))
+
+        def make(seed):
+            return Tiny(seed)
+
+        def lion(learning_rate, b1=0.9):
+            return optax.lion(learning_rate, b1=b1)
+    '''))  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    np.savez(tmp_path / "images.npz", x_train=images[0], y_train=images[1], x_test=images[2], y_test=images[3])
+    code, out, err = run_cli(["sweep", "--model", "mymodels:make", "--optimizer", "mymodels:lion", "--dataset",
+                              str(tmp_path / "images.npz"), "--batch-sizes", "16,full", "--lrs", "0.001,0.01",
+                              "--seeds", "0", "--target", "test_accuracy=0.5", "--budget-steps", "30",
+                              "--budget-epochs", "1", "--noise-checkpoints", "0", "--results-dir", str(tmp_path)],
+                             capsys)  # fmt: skip
+    assert code == 0, err
+    doc = json.loads((tmp_path / "images-make-lion" / "sweep.json").read_text())
+    assert doc["config"]["optimizer"] == "mymodels:lion" and set(doc["batch_sizes"]) == {"16", "400"}
+
+
+def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
+    small = SweepConfig(name="h", dataset="tiny", widths=(16,), optimizer="momentum", learning_rates=(0.1,),
+                        seeds=(0,), target_value=0.5, budget_steps=20, budget_epochs=1, evals=5,
+                        noise_checkpoints=0)  # fmt: skip
+    big = small.__class__(**{**small.__dict__, "learning_rates": (0.01, 0.1, 0.3), "momentum": (0.5, 0.9, 0.99)})
+    counts = []
+    for cfg in (small, big):
+        with CompileCounter() as c:
+            result = run_size(cfg, tiny, 32)
+        counts.append(c.count)
+    assert counts[0] == counts[1]  # 9 settings x 1 seed: the same programs as 1 setting
+    momenta = {r["hyperparameters"]["momentum"] for r in result["replicas"]}
+    assert momenta == {0.5, 0.9, 0.99} and len(result["replicas"]) == 9
+    loss = {(r["learning_rate"], r["hyperparameters"]["momentum"]): r["curve"]["minibatch_loss"][-1]
+            for r in result["replicas"]}  # fmt: skip
+    assert len(set(loss.values())) == 9  # every setting trained differently
+
+
+def test_schedules_are_relative_to_each_budget():
+    f = lambda c, b, kind, w=0.0, fin=0.0: float(schedule_factor(jnp.asarray(c), jnp.asarray(float(b)), kind, w, fin))  # noqa: E731
+    assert f(50, 100, "cosine") == pytest.approx(0.5) and f(50, 400, "cosine") == pytest.approx(0.5 * (1 + np.cos(np.pi / 8)))
+    assert f(100, 100, "linear", 0.0, 0.1) == pytest.approx(0.1) and f(10, 100, "constant", 0.2) == pytest.approx(0.5)
+    tx = inject(with_schedule(jbatch.optim.sgd, "linear", 0.0, 0.0), {"learning_rate": 1.0, "budget": 4.0})
+    params = {"w": jnp.zeros(())}
+    state = tx.init(params)
+    steps = []
+    for _ in range(4):
+        updates, state = tx.update({"w": jnp.ones(())}, state, params)
+        steps.append(float(-updates["w"]))
+    assert steps == pytest.approx([1.0, 0.75, 0.5, 0.25])  # linear decay to 0 over the 4-step budget
+    assert float(get_learning_rate(state)) == 1.0  # the peak stays an injected leaf
+
+
+def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
+    assert beta2_for_batch(0.95, 512, 512) == pytest.approx(0.95)
+    half = lambda b2, batch: np.log(0.5) / np.log(b2) * batch  # noqa: E731  half-life in examples
+    assert half(beta2_for_batch(0.95, 1, 512), 1) == pytest.approx(half(0.95, 512))
+    cfg = SweepConfig(name="b", dataset="tiny", widths=(16,), optimizer="adam", learning_rates=(1e-3,), seeds=(0,),
+                      target_value=0.5, budget_steps=10, budget_epochs=1, evals=5, noise_checkpoints=0,
+                      beta2_reference=300)  # fmt: skip
+    with jax.numpy_dtype_promotion("standard"):  # optax's adam: b2 ** count
+        for b in (1, 300):
+            rep = run_size(cfg, tiny, b)["replicas"][0]
+            assert rep["hyperparameters"]["b2"] == pytest.approx(0.999 ** (b / 300))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "nowhere.models:make"}, "model 'nowhere.models:make': cannot import 'nowhere.models'"),
+        ({"model": "json:nothing_here"}, "model 'json:nothing_here': 'json' has no attribute 'nothing_here'"),
+        ({"model": "json:__doc__"}, "names a str, not a callable"),
+        ({"model": lambda seed: 1 / 0}, "model factory <lambda> raised ZeroDivisionError: division by zero"),
+        ({"model": lambda seed: "a model"}, "returned a str, not an nnx.Module"),
+        ({"model": lambda seed: nnx.Linear(64, 7, rngs=nnx.Rngs(seed))}, r"output shape \(7,\) does not fit 10 classes"),
+        ({"optimizer": lambda learning_rate: "adam"}, "returned a str, not an optax GradientTransformation"),
+        ({"optimizer": "lion"}, "optimizer 'lion' is not a known name or an import path"),
+        ({"optimizer": lambda lr: optax.sgd(lr)}, "takes no learning_rate argument"),
+    ],
+)  # fmt: skip
+def test_bad_workloads_are_one_clear_error(digits, kwargs, message):
+    arrays = (digits.x_train[:50], digits.y_train[:50], digits.x_test[:10], digits.y_test[:10])
+    args = {"dataset": arrays, "model": "mlp", "optimizer": "sgd"} | kwargs
+    with pytest.raises(ConfigError, match=message):
+        resolve(args["dataset"], args["model"], args["optimizer"])
+
+
+def test_labels_outside_the_classes_are_refused(digits):
+    y = digits.y_train[:50].copy()
+    y[3] = -1
+    with pytest.raises(ConfigError, match="labels must be integers"):
+        resolve((digits.x_train[:50], y, digits.x_test[:10], digits.y_test[:10]), "mlp", "sgd")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "nowhere:make"], "cannot import 'nowhere'"),
+        (["--optimizer", "momentum", "--momentum", "0.9,1.5"], "momentum must be below 1, got 1.5"),
+        (["--lrs", "0.1,inf"], "learning rate must be a positive finite number"),
+        (["--optimizer", "sgd", "--momentum", "0.9"], "optimizer sgd has no hyperparameter 'momentum' to sweep"),
+        (["--schedule", "exponential"], "invalid choice: 'exponential'"),
+        (["--warmup", "1.5"], "warmup must be in [0, 1)"),
+        (["--optimizer", "sgd", "--beta2-reference", "64"], "the beta2 rule needs an optimizer with a b2"),
+    ],
+)
+def test_cli_bad_hyperparameters_are_one_line_exit_2_and_nothing_written(args, message, tmp_path, capsys):
+    code, _, err = run_cli(["sweep", "--quick", "--results-dir", str(tmp_path), *args], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def tiny(digits):
+    from jbatch.data import Dataset
+
+    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
+                   task="classification", outputs=10)  # fmt: skip
+
+
+
+# --- every best learning rate bracketed (grids that widen) -------------------------------
+
+
+def _rep(lr, steps, diverged=False, seed=0):
+    """A replica that reaches a 0.5 target at ``steps`` (never when None)."""
+    pts = [0, 10, 20, 40, 80]
+    acc = [0.1] + [0.9 if steps is not None and p >= steps else 0.2 for p in pts[1:]]
+    return {"learning_rate": lr, "seed": seed, "diverged": diverged, "diverged_at_step": 5 if diverged else None,
+            "curve": {"step": pts, "epoch": pts, "test_accuracy": acc, "test_loss": [2.0] * 5},
+            "coarse": {"step": pts, "epoch": pts, "train_loss": [2.0, 1.0, 0.5, 0.3, 0.2]}}  # fmt: skip
+
+
+def _result(reps):
+    return {"steps_per_epoch": 1, "batch_size": 1, "counted": {"examples_per_epoch": [1] * 100}, "replicas": reps}
+
+
+@pytest.mark.parametrize(
+    ("reps", "expected"),
+    [
+        ([_rep(0.01, 80), _rep(0.1, 20)], [0.3162, 1.0]),  # best at the top: go up
+        ([_rep(0.01, 20), _rep(0.1, 40)], [0.003162, 0.001]),  # best at the bottom: go down
+        ([_rep(0.01, 40), _rep(0.1, 20), _rep(1.0, 80)], []),  # interior: done
+        ([_rep(0.1, 20), _rep(0.3162, None, diverged=True)], []),  # the run beyond diverged: done
+        ([_rep(0.1, 20), _rep(0.3162, None)], []),  # the run beyond missed the target: done
+    ],
+)
+def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
+    from jbatch.run import extension
+
+    cfg = SweepConfig(target_value=0.5, learning_rates=tuple(sorted({r["learning_rate"] for r in reps})))
+    more = extension(cfg, _result(reps), 2)
+    assert [m["learning_rate"] for m in more] == expected
+
+
+def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny, tmp_path):
+    from tests.helpers import sweep
+
+    cfg = SweepConfig(name="x", dataset="tiny", widths=(16,), batch_sizes=(32,), learning_rates=(0.003, 0.01),
+                      seeds=(0, 1), target_value=0.5, budget_steps=40, budget_epochs=1, evals=10,
+                      noise_checkpoints=2, extend_grid=3)  # fmt: skip
+    with CompileCounter() as once:
+        run_size(dataclass_replace(cfg, extend_grid=0), tiny, 32)
+    with CompileCounter() as extended:
+        result = run_size(cfg, tiny, 32)
+    assert extended.count == once.count  # the added learning rates ran in the same programs
+    added = sorted({r["learning_rate"] for r in result["replicas"] if r["extension"]})
+    assert added and min(added) > 0.01 and len(added) <= 3
+    assert all(r["extension"] == 0 for r in result["replicas"] if r["learning_rate"] in (0.003, 0.01))
+    from jbatch.summary import batch_size_summary
+
+    row = batch_size_summary(result | {"timing": None}, "test_accuracy", 0.5, 300)["row"]
+    assert row["extended"] == added and row["best_learning_rate"] > 0.01  # the optimum was past the old edge
+    _, doc = sweep(cfg, tmp_path, tiny)
+    again = json.loads((tmp_path / "x" / "sweep.json").read_text())
+    assert [r["learning_rate"] for r in again["batch_sizes"]["32"]["replicas"]] == [
+        r["learning_rate"] for r in result["replicas"]]  # fmt: skip
+    calls = []
+    sweep(cfg, tmp_path, tiny, on_start=lambda b, s: calls.append(s))
+    assert calls == [True]  # resumed: the extended batch size is finished, not redone
+
+
+def dataclass_replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
