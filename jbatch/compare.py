@@ -63,8 +63,10 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
             detail = "; ".join(f"{f}: {first['config'].get(f, first.get(f))!r} vs "
                                f"{doc['config'].get(f, doc.get(f))!r}" for f in fields)  # fmt: skip
             raise ConfigError(f"{directories[0]} and {d} are not the same workload ({detail}); compare refuses")
-    rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": (doc["batch_sizes"][str(s["row"]["batch_size"])]
-                                                                   .get("timing") or {}).get("seconds_per_step_interval")}
+    def step_interval(doc: dict[str, Any], b: int) -> list[float] | None:
+        return (doc["batch_sizes"][str(b)].get("timing") or {}).get("seconds_per_step_interval")
+
+    rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": step_interval(doc, s["row"]["batch_size"])}
              for s in summarize(doc)} for doc in docs]  # fmt: skip
     sizes = sorted(set.intersection(*(set(r) for r in rows)))
     if not sizes:

@@ -70,7 +70,9 @@ def _validate(ds: Dataset) -> None:
                 bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
                 raise ConfigError(f"data set {ds.name!r}: {name} holds {bad} NaN or infinite values")
     if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
-        raise ConfigError(f"data set {ds.name!r}: train rows {ds.x_train.shape[1:]} but test rows {ds.x_test.shape[1:]}")
+        raise ConfigError(
+            f"data set {ds.name!r}: train rows {ds.x_train.shape[1:]} but test rows {ds.x_test.shape[1:]}"
+        )
     if ds.task == "classification":
         for y in (ds.y_train, ds.y_test):
             if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= ds.outputs:
@@ -180,7 +182,8 @@ def load_npz(path: str | Path) -> Dataset:
                   for k in ("x_train", "x_test"))  # fmt: skip
     x_tr, x_te = (x.astype(np.int32) if np.issubdtype(x.dtype, np.integer) else x for x in (x_tr, x_te))
     y_tr, y_te = arrays["y_train"], arrays["y_test"]
-    spatial = tuple(x_tr.shape[1:3]) if x_tr.ndim > 2 else ((x_tr.shape[1],) if x_tr.ndim == 2 else None)  # channels last
+    # what jbatch's CNN convolves over (channels last): H x W of images, T of sequences
+    spatial = tuple(x_tr.shape[1:3]) if x_tr.ndim > 2 else ((x_tr.shape[1],) if x_tr.ndim == 2 else None)
     if np.issubdtype(y_tr.dtype, np.integer):
         outputs = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
         return Dataset(path.stem, x_tr, y_tr.astype(np.int32), x_te, y_te.astype(np.int32), task="classification",

@@ -113,7 +113,8 @@ def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]
         for e, v in zip(epochs[mean > top], mean[mean > top], strict=True):
             ax.plot([e], [top], "^", color=color, ms=8, clip_on=False)
             ax.annotate(f"spike {v:.2g}", (e, top), fontsize=6, xytext=(2, -10), textcoords="offset points")
-    axes[1].legend(fontsize=7)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7)
     return _save(fig, directory / "loss_curves.png")
 
 
@@ -144,7 +145,8 @@ def _axes(ax, xlabel: str, ylabel: str, title: str) -> None:
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # nothing reached the target: no legend to draw
+        ax.legend(fontsize=7)
 
 
 def tradeoff(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | None, title: str) -> Path:

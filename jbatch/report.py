@@ -153,7 +153,7 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
     extended = [f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
                 for s in rows if s["row"].get("extended")]  # fmt: skip
     notes.insert(4, "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
-                    f"{cfg.get('extend_grid', 0)} half-decades): " + ("; ".join(extended) if extended else "none") + ".")
+                    f"{cfg.get('extend_grid', 0)} half-decades): {'; '.join(extended) if extended else 'none'}.")
     return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + time_section(doc, rows)
                      + noise_section(rows, fit)) + "\n"
 

@@ -37,17 +37,17 @@ import numpy as np
 from jbatch.batching import steps_per_epoch
 from jbatch.config import SweepConfig
 from jbatch.data import to_device
-from jbatch.errors import ConfigError
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
+from jbatch.errors import ConfigError
 from jbatch.guard import init_guard, settle
 from jbatch.noise import gradient_moments
 from jbatch.optim import beta2_for_batch, hyperparameters, inject, with_schedule
 from jbatch.replica import init_replicas, stack
 from jbatch.schedule import Layout, budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
 from jbatch.step import init_train_state, make_eval_step, make_train_step
-from jbatch.workload import Workload
 from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
+from jbatch.workload import Workload
 
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
@@ -174,7 +174,6 @@ def run_batch_size(
     spe = steps_per_epoch(n, batch_size, config.remainder)
     lay = with_coarse(layout(spe, budget_steps(config, spe), config.evals, batch_size), config.coarse_evals)
     grid = replica_grid(config)
-    seeds = [g[1] for g in grid]
     loss_fn = wl.loss
     group = replica_group(batch_size) if replica_batch == "auto" else replica_batch
 

@@ -20,10 +20,10 @@ from jbatch.data import to_device
 from jbatch.distributed import Processes, barrier, clear_barriers
 from jbatch.errors import ConfigError
 from jbatch.metadata import environment_metadata
-from jbatch.store import read_json, write_json
 from jbatch.run import init_single, run_batch_size
-from jbatch.workload import Workload
+from jbatch.store import read_json, write_json
 from jbatch.timing import shape_demo, step_timing, time_steps
+from jbatch.workload import Workload
 
 DOCUMENT = "sweep.json"
 

@@ -56,8 +56,8 @@ def time_steps(
         with CompileCounter() as first:
             (state, _), seconds = timed_call(epoch, state, train, cut[0])
         programs[b] = [epoch, state, cut]
-        out[b] = {"steps_per_epoch": spe, "timed_steps": steps_per_epoch(m, b, remainder),
-                  "first_call_seconds": seconds, "first_call_compilations": first.count, "epoch_seconds": []}  # fmt: skip
+        out[b] = {"steps_per_epoch": spe, "timed_steps": steps_per_epoch(m, b, remainder), "epoch_seconds": [],
+                  "first_call_seconds": seconds, "first_call_compilations": first.count}  # fmt: skip
     with CompileCounter() as during:
         for r in range(rounds):
             for i in range(len(sizes)):

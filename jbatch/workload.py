@@ -175,7 +175,8 @@ def _dataset(dataset: str | Dataset | tuple) -> Dataset:
         if y_tr.size and (y_tr.min() < 0 or y_te.min() < 0):
             raise ConfigError("labels must be integers in [0, classes): found a negative label")
         classes = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
-        cast = (lambda x: x.astype(np.int32)) if np.issubdtype(x_tr.dtype, np.integer) else (lambda x: x.astype(np.float32))
+        dtype = np.int32 if np.issubdtype(x_tr.dtype, np.integer) else np.float32  # token ids stay integers
+        cast = lambda x: x.astype(dtype)  # noqa: E731
         return Dataset("data", cast(x_tr), y_tr.astype(np.int32), cast(x_te), y_te.astype(np.int32),
                        task="classification", outputs=classes)  # fmt: skip
     y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))

@@ -14,9 +14,9 @@ from jbatch.compare import compare
 from jbatch.config import SweepConfig
 from jbatch.data import Dataset
 from jbatch.errors import ConfigError
+from jbatch.run import TIME_PARTS
 from jbatch.stats import median_interval, tie_set
 from jbatch.summary import best_learning_rate, fastest, replica_summary, time_accounting
-from jbatch.run import TIME_PARTS
 from tests.helpers import run_size, sweep
 
 
@@ -29,13 +29,17 @@ def tiny(digits):
 def _config(**kw):
     base = SweepConfig(name="m", dataset="tiny", widths=(16,), batch_sizes=(8, "full"), learning_rates=(0.03, 0.3, 3.0),
                        seeds=(0, 1), target_value=0.7, budget_steps=60, budget_epochs=2, evals=30,
-                       noise_checkpoints=3, coarse_evals=5, timing_rounds=7)  # fmt: skip
+                       noise_checkpoints=3, coarse_evals=5, timing_rounds=7, extend_grid=0)  # fmt: skip
     return dataclasses.replace(base, **kw)
 
 
 def test_time_accounting_adds_up_to_the_wall_time(tiny):
+    from jbatch.run import run_batch_size
+    from jbatch.workload import for_config
+
+    workload = for_config(_config(), tiny)
     start = time.perf_counter()
-    result = run_size(_config(), tiny, 8)
+    result = run_batch_size(_config(), workload, 8)
     outside = time.perf_counter() - start
     t = result["time"]
     assert set(t) == {*TIME_PARTS, "wall"}
@@ -101,8 +105,9 @@ def test_a_blow_up_after_the_target_is_instability_and_loses_the_best_learning_r
 def test_loss_plot_keeps_a_spike_from_flattening_the_others(tmp_path):
     from jbatch.plot import loss_curves
 
+    calm = dict(_spiked(False), learning_rate=0.5)
     doc = {"batch_sizes": {"1": {"steps_per_epoch": 1, "replicas": [_spiked(True)]},
-                           "2": {"steps_per_epoch": 1, "replicas": [dict(_spiked(False), learning_rate=0.5)]}}}  # fmt: skip
+                           "2": {"steps_per_epoch": 1, "replicas": [calm]}}}  # fmt: skip
     rows = [{"row": {"batch_size": b, "best_learning_rate": lr, "regime": "x"}} for b, lr in ((1, 1.0), (2, 0.5))]
     path = loss_curves(tmp_path, doc, rows, "spike")
     assert path.read_bytes()[:4] == b"\x89PNG"

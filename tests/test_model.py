@@ -37,7 +37,7 @@ def test_bad_model_choices():
         make_model("transformer", 4, 2)
     with pytest.raises(ConfigError, match="needs a data set with a spatial shape"):
         make_model("cnn", 4, 2)
-    with pytest.raises(ConfigError, match="does not hold 65 features"):
+    with pytest.raises(ConfigError, match="does not divide 65 features"):
         make_model("cnn", 65, 2, spatial_shape=(8, 8))
     assert set(MODELS) == {"linear", "mlp", "cnn"} and MODELS["cnn"] is CNN
 

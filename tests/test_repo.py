@@ -33,8 +33,8 @@ def test_sweep_example_runs_a_users_model(tmp_path, monkeypatch, capsys):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     doc = namespace["doc"]
-    assert sorted(doc["batch_sizes"], key=int) == ["8", "64", "1437"]
-    assert {r["hyperparameters"]["momentum"] for r in doc["batch_sizes"]["8"]["replicas"]} == {0.9, 0.99}
+    assert sorted(doc["batch_sizes"], key=int) == ["16", "128", "512"]
+    assert {r["hyperparameters"]["momentum"] for r in doc["batch_sizes"]["16"]["replicas"]} == {0.9, 0.99}
     assert (tmp_path / "runs" / doc["name"] / "table.md").exists()
     assert doc["name"] in capsys.readouterr().out
 

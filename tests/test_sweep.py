@@ -29,7 +29,7 @@ def tiny(digits):
 def _config(**kw):
     base = SweepConfig(name="t", dataset="tiny", widths=(16,), batch_sizes=(32, "full"), learning_rates=(0.1, 1e4),
                        seeds=(0,), target_value=0.7, budget_steps=20, budget_epochs=2, evals=10,
-                       noise_checkpoints=0)  # fmt: skip
+                       noise_checkpoints=0, extend_grid=0)  # fmt: skip
     return dataclasses.replace(base, **kw)
 
 

@@ -45,16 +45,16 @@ def make_residual_cnn(seed: int) -> nnx.Module:
 def images(digits):
     """Digits as N x 8 x 8 x 1 images (the shape a convolutional model wants)."""
     shape = lambda x: x.reshape(-1, 8, 8, 1)  # noqa: E731
-    return shape(digits.x_train[:400]), digits.y_train[:400], shape(digits.x_test[:120]), digits.y_test[:120]
+    return shape(digits.x_train[:256]), digits.y_train[:256], shape(digits.x_test[:100]), digits.y_test[:100]
 
 
 def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsys):
-    doc = jbatch.sweep(model=make_residual_cnn, data=images, optimizer="momentum", batch_sizes=[8, 64, "full"],
+    doc = jbatch.sweep(model=make_residual_cnn, data=images, optimizer="momentum", batch_sizes=[16, 64, "full"],
                        learning_rates=[0.03, 0.3], seeds=[0, 1], target=("test_accuracy", 0.6), results_dir=tmp_path,
-                       budget_steps=40, budget_epochs=1, evals=20, noise_checkpoints=2, timing_rounds=7)  # fmt: skip
+                       budget_steps=30, budget_epochs=1, evals=20, noise_checkpoints=2, extend_grid=0)  # fmt: skip
     directory = tmp_path / doc["name"]
     assert json.loads((directory / "sweep.json").read_text()) == json.loads(json.dumps(doc))
-    assert set(doc["batch_sizes"]) == {"8", "64", "400"}
+    assert set(doc["batch_sizes"]) == {"16", "64", "256"}
     assert doc["config"]["model"] == "tests.test_workload:make_residual_cnn"
     accuracy = [v for res in doc["batch_sizes"].values() for r in res["replicas"] for v in r["curve"]["test_accuracy"]]
     assert max(v for v in accuracy if v is not None) > 0.6  # it learned
@@ -86,23 +86,25 @@ def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, cap
     code, out, err = run_cli(["sweep", "--model", "mymodels:make", "--optimizer", "mymodels:lion", "--dataset",
                               str(tmp_path / "images.npz"), "--batch-sizes", "16,full", "--lrs", "0.001,0.01",
                               "--seeds", "0", "--target", "test_accuracy=0.5", "--budget-steps", "30",
-                              "--budget-epochs", "1", "--noise-checkpoints", "0", "--results-dir", str(tmp_path)],
+                              "--budget-epochs", "1", "--noise-checkpoints", "0", "--extend-grid", "0",
+                              "--results-dir", str(tmp_path)],
                              capsys)  # fmt: skip
     assert code == 0, err
     doc = json.loads((tmp_path / "images-make-lion" / "sweep.json").read_text())
-    assert doc["config"]["optimizer"] == "mymodels:lion" and set(doc["batch_sizes"]) == {"16", "400"}
+    assert doc["config"]["optimizer"] == "mymodels:lion" and set(doc["batch_sizes"]) == {"16", "256"}
 
 
 def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
     small = SweepConfig(name="h", dataset="tiny", widths=(16,), optimizer="momentum", learning_rates=(0.1,),
                         seeds=(0,), target_value=0.5, budget_steps=20, budget_epochs=1, evals=5,
-                        noise_checkpoints=0)  # fmt: skip
+                        noise_checkpoints=0, extend_grid=0)  # fmt: skip
     big = small.__class__(**{**small.__dict__, "learning_rates": (0.01, 0.1, 0.3), "momentum": (0.5, 0.9, 0.99)})
     counts = []
-    for cfg in (small, big):
+    for cfg in (small, big, small, big):  # the first two warm JAX's caches of eager operations
         with CompileCounter() as c:
             result = run_size(cfg, tiny, 32)
         counts.append(c.count)
+    counts = counts[2:]
     assert counts[0] == counts[1]  # 9 settings x 1 seed: the same programs as 1 setting
     momenta = {r["hyperparameters"]["momentum"] for r in result["replicas"]}
     assert momenta == {0.5, 0.9, 0.99} and len(result["replicas"]) == 9
@@ -113,7 +115,8 @@ def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
 
 def test_schedules_are_relative_to_each_budget():
     f = lambda c, b, kind, w=0.0, fin=0.0: float(schedule_factor(jnp.asarray(c), jnp.asarray(float(b)), kind, w, fin))  # noqa: E731
-    assert f(50, 100, "cosine") == pytest.approx(0.5) and f(50, 400, "cosine") == pytest.approx(0.5 * (1 + np.cos(np.pi / 8)))
+    assert f(50, 100, "cosine") == pytest.approx(0.5)
+    assert f(50, 400, "cosine") == pytest.approx(0.5 * (1 + np.cos(np.pi / 8)))
     assert f(100, 100, "linear", 0.0, 0.1) == pytest.approx(0.1) and f(10, 100, "constant", 0.2) == pytest.approx(0.5)
     tx = inject(with_schedule(jbatch.optim.sgd, "linear", 0.0, 0.0), {"learning_rate": 1.0, "budget": 4.0})
     params = {"w": jnp.zeros(())}
@@ -132,7 +135,7 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
     assert half(beta2_for_batch(0.95, 1, 512), 1) == pytest.approx(half(0.95, 512))
     cfg = SweepConfig(name="b", dataset="tiny", widths=(16,), optimizer="adam", learning_rates=(1e-3,), seeds=(0,),
                       target_value=0.5, budget_steps=10, budget_epochs=1, evals=5, noise_checkpoints=0,
-                      beta2_reference=300)  # fmt: skip
+                      beta2_reference=300, extend_grid=0)  # fmt: skip
     with jax.numpy_dtype_promotion("standard"):  # optax's adam: b2 ** count
         for b in (1, 300):
             rep = run_size(cfg, tiny, b)["replicas"][0]
@@ -147,7 +150,7 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
         ({"model": "json:__doc__"}, "names a str, not a callable"),
         ({"model": lambda seed: 1 / 0}, "model factory <lambda> raised ZeroDivisionError: division by zero"),
         ({"model": lambda seed: "a model"}, "returned a str, not an nnx.Module"),
-        ({"model": lambda seed: nnx.Linear(64, 7, rngs=nnx.Rngs(seed))}, r"output shape \(7,\) does not fit 10 classes"),
+        ({"model": lambda seed: nnx.Linear(64, 7, rngs=nnx.Rngs(seed))}, r"output shape \(7,\) does not fit 10"),
         ({"optimizer": lambda learning_rate: "adam"}, "returned a str, not an optax GradientTransformation"),
         ({"optimizer": "lion"}, "optimizer 'lion' is not a known name or an import path"),
         ({"optimizer": lambda lr: optax.sgd(lr)}, "takes no learning_rate argument"),
@@ -216,8 +219,8 @@ def _result(reps):
         ([_rep(0.01, 80), _rep(0.1, 20)], [0.3162, 1.0]),  # best at the top: go up
         ([_rep(0.01, 20), _rep(0.1, 40)], [0.003162, 0.001]),  # best at the bottom: go down
         ([_rep(0.01, 40), _rep(0.1, 20), _rep(1.0, 80)], []),  # interior: done
-        ([_rep(0.1, 20), _rep(0.3162, None, diverged=True)], []),  # the run beyond diverged: done
-        ([_rep(0.1, 20), _rep(0.3162, None)], []),  # the run beyond missed the target: done
+        ([_rep(0.01, 80), _rep(0.1, 20), _rep(0.3162, None, diverged=True)], []),  # the one beyond diverged: done
+        ([_rep(0.01, 80), _rep(0.1, 20), _rep(0.3162, None)], []),  # the one beyond missed the target: done
     ],
 )
 def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
@@ -234,6 +237,7 @@ def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny
     cfg = SweepConfig(name="x", dataset="tiny", widths=(16,), batch_sizes=(32,), learning_rates=(0.003, 0.01),
                       seeds=(0, 1), target_value=0.5, budget_steps=40, budget_epochs=1, evals=10,
                       noise_checkpoints=2, extend_grid=3)  # fmt: skip
+    run_size(cfg, tiny, 32)  # warms JAX's caches of eager operations (model initialisation)
     with CompileCounter() as once:
         run_size(dataclass_replace(cfg, extend_grid=0), tiny, 32)
     with CompileCounter() as extended:
