@@ -308,6 +308,109 @@ CLAIMS: dict[str, Callable[..., Verdict]] = {
 }  # fmt: skip
 
 
+def _pairs(sweeps: list[Sweep], same: tuple[str, ...], test) -> list[tuple[Sweep, Sweep]]:
+    """Pairs (a, b) of sweeps of one workload (equal config ``same`` fields) where ``test(a, b)``."""
+    return [(a, b) for a in sweeps for b in sweeps if a is not b
+            and all(a.doc["config"].get(k) == b.doc["config"].get(k) for k in same) and test(a, b)]  # fmt: skip
+
+
+WORKLOAD_KEYS = ("dataset", "model", "widths", "target_metric", "target_value")
+
+
+def o1(sweeps: list[Sweep]) -> Verdict:
+    """Momentum extends perfect scaling (Shallue et al. 2018): a larger B_crit than plain SGD
+    on the same workload, bootstrap intervals apart."""
+    pairs = _pairs(sweeps, WORKLOAD_KEYS, lambda a, b: a.doc["config"]["optimizer"] == "sgd"
+                   and b.doc["config"]["optimizer"] == "momentum")  # fmt: skip
+    pairs = [(a, b) for a, b in pairs if a.fit and b.fit]
+    if not pairs:
+        return "not measured (no plain-SGD and momentum sweeps of one workload)", "-", "-"
+    parts, outcomes = [], []
+    for a, b in pairs:
+        ia, ib = a.fit["interval"], b.fit["interval"]
+        outcome = "larger" if ib["low"] > ia["high"] else "smaller" if ib["high"] < ia["low"] else "tie"
+        outcomes.append(outcome)
+        momenta = [b.row(x)["best_hyperparameters"].get("momentum") for x in b.sizes]
+        parts.append(f"{a.doc['config']['dataset']}: B_crit {_g(a.fit['b_crit'])} "
+                     f"{table.interval(ia['low'], ia['high'])} with SGD, {_g(b.fit['b_crit'])} "
+                     f"{table.interval(ib['low'], ib['high'])} with momentum (best momentum per B {momenta})")
+    each = ", ".join(f"{p[0].doc['config']['dataset']} {o}" for p, o in zip(pairs, outcomes, strict=True))
+    verdict = ("holds" if all(o == "larger" for o in outcomes) else
+               "does not hold" if all(o == "smaller" for o in outcomes) else
+               "not shown: the intervals overlap" if all(o == "tie" for o in outcomes) else
+               "holds only on some workloads: " + each)  # fmt: skip
+    return verdict, "; ".join(parts), " ".join(b.plot("tradeoff.png") for _, b in pairs)
+
+
+def o2(sweeps: list[Sweep]) -> Verdict:
+    """Adam's best learning rate is not monotone in B (the "surge" of Li et al. 2024): it
+    rises, peaks, then falls. Judged on the best learning rate per batch size of each Adam
+    sweep without the beta2 rule; equal neighbours are flat, not a fall."""
+    adam = [s for s in sweeps if s.doc["config"]["optimizer"] in ("adam", "adamw")
+            and not s.doc["config"].get("beta2_reference")]  # fmt: skip
+    if not adam:
+        return "not measured (no Adam sweep)", "-", "-"
+    parts, surges = [], []
+    for s in adam:
+        lrs = [s.row(b)["best_learning_rate"] for b in s.sizes]
+        peak = int(np.argmax(lrs))
+        surge = peak < len(lrs) - 1 and lrs[-1] < lrs[peak] and lrs[0] < lrs[peak]
+        surges.append(surge)
+        edges = [b for b in s.sizes if s.row(b)["lr_edge"]]
+        per = ", ".join(f"{b}: {_g(lr)}" for b, lr in zip(s.sizes, lrs, strict=True))
+        parts.append(f"{s.name}: best LR per B {per}"
+                     + (f" (peak at B={s.sizes[peak]})" if surge else "")
+                     + (f"; on a grid edge at B={edges}" if edges else ""))  # fmt: skip
+    verdict = ("holds: it rises, then falls" if all(surges) else "does not hold: monotone in B" if not any(surges)
+               else "holds on some workloads only")  # fmt: skip
+    return verdict, "; ".join(parts), " ".join(s.plot("best_lr.png") for s in adam)
+
+
+def o3(sweeps: list[Sweep]) -> Verdict:
+    """Keeping Adam's beta2 half-life in examples makes small batches work (Marek et al.
+    2025): at the smallest B, the rule reaches the target in fewer steps (seed t intervals
+    apart) or with more seeds than the same sweep without it."""
+    pairs = _pairs(sweeps, (*WORKLOAD_KEYS, "optimizer", "batch_sizes"), lambda a, b: not a.doc["config"].get(
+        "beta2_reference") and b.doc["config"].get("beta2_reference"))  # fmt: skip
+    if not pairs:
+        return "not measured (no Adam sweeps with and without the beta2 rule)", "-", "-"
+    from jbatch.stats import mean_interval
+
+    parts, outcomes = [], []
+    for off, on in pairs:
+        b = min(off.sizes)
+        rows = off.row(b), on.row(b)
+        steps = [s.row(b)["steps_to_target"] for s in (off, on)]
+        iv = [mean_interval(v, log=True) if v else None for v in (_steps(off, b), _steps(on, b))]
+        more = rows[1]["reached"] > rows[0]["reached"]
+        faster = iv[0] and iv[1] and iv[1][1] < iv[0][0]
+        slower = iv[0] and iv[1] and iv[1][0] > iv[0][1]
+        outcomes.append("better" if more or faster else "worse" if slower or rows[1]["reached"] < rows[0]["reached"]
+                        else "tie")  # fmt: skip
+        parts.append(f"B={b}: without the rule {rows[0]['reached']}/{rows[0]['seeds']} seeds reach it in "
+                     f"{_g(steps[0]['mean'])} steps (best LR {_g(rows[0]['best_learning_rate'])}), with it "
+                     f"{rows[1]['reached']}/{rows[1]['seeds']} in {_g(steps[1]['mean'])} (best LR "
+                     f"{_g(rows[1]['best_learning_rate'])}); best test accuracy "
+                     f"{_g(rows[0]['best_test_accuracy']['mean'])} vs {_g(rows[1]['best_test_accuracy']['mean'])}")
+    verdict = {"better": "holds", "worse": "does not hold: worse with the rule",
+               "tie": "not shown: no difference beyond the seeds' spread"}[outcomes[0]] if len(set(outcomes)) == 1 \
+        else "holds on some workloads only"  # fmt: skip
+    return verdict, "; ".join(parts), " ".join(s.plot("steps_to_target.png") for p in pairs for s in p)
+
+
+def _steps(s: Sweep, b: int) -> list[float]:
+    summary = next(x for x in s.rows if x["row"]["batch_size"] == b)
+    best = summary["row"]
+    setting = {"learning_rate": best["best_learning_rate"], **best.get("best_hyperparameters", {})}
+    return [r["steps_to_target"] for r in summary["replicas"] if r["reached"] and dict(r["setting"]) == setting]
+
+
+OPTIMIZER_CLAIMS = {"O1": ("Momentum extends the range of perfect scaling over plain SGD (Shallue et al. 2018).", o1),
+                    "O2": ("Adam's best learning rate rises and then falls with the batch size (Li et al. 2024).", o2),
+                    "O3": ("With beta2 rescaled to keep its half-life in examples, small batches train well with Adam "
+                           "(Marek et al. 2025).", o3)}  # fmt: skip
+
+
 def verdicts(sweeps: list[Sweep]) -> dict[str, Verdict]:
     """Every claim's verdict; C10 across all sweeps, the others on the first (primary)."""
     out = {cid: fn(sweeps[0]) for cid, fn in CLAIMS.items()}
@@ -324,7 +427,11 @@ def claims_markdown(sweeps: list[Sweep]) -> str:
              "mean ± std over the seeds at each batch size's best learning rate. Thresholds and their reasons are "
              "in `jbatch/claims.py`.", ""]  # fmt: skip
     rows = [[cid, verdict, nums, plot] for cid, (verdict, nums, plot) in verdicts(sweeps).items()]
-    return "\n".join(lines + table.markdown(["claim", "verdict", "numbers", "plot"], rows)) + "\n"
+    lines += table.markdown(["claim", "verdict", "numbers", "plot"], rows)
+    lines += ["", "## What the field measured since, on jbatch's sweeps", "",
+              *table.markdown(["claim", "statement", "verdict", "numbers", "plot"],
+                              [[cid, text, *fn(sweeps)] for cid, (text, fn) in OPTIMIZER_CLAIMS.items()])]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def write_claims(directories: list[str | Path], out: str | Path) -> Path:

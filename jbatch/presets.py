@@ -7,6 +7,8 @@ descent all reach them within budget (checked by the published runs).
 
 from __future__ import annotations
 
+import numpy as np
+
 from jbatch.config import SweepConfig
 
 _MNIST1D = dict(
@@ -17,6 +19,8 @@ _MNIST1D = dict(
     budget_steps=400,
     budget_epochs=5,
 )
+
+_ADAM_LRS = tuple(float(f"{10**e:.4g}") for e in np.arange(-4, -0.49, 0.5))  # 1e-4 ... 0.3162
 
 PRESETS: dict[str, SweepConfig] = {
     "digits-mlp-sgd": SweepConfig(),
@@ -31,7 +35,18 @@ PRESETS: dict[str, SweepConfig] = {
     # MNIST-1D at 40,000 training sequences (jbatch.mnist1d, the fixed 1,000-sequence test set),
     # one seed: the sweep whose evaluation cost grows with N while its training does not.
     "mnist1d40k-mlp-sgd": SweepConfig(
-        dataset="mnist1d:40000", model="mlp", batch_sizes=(1, 16, 256, 4096, "full"),
+        name="mnist1d40k-mlp-sgd", dataset="mnist1d:40000", model="mlp", batch_sizes=(1, 16, 256, 4096, "full"),
         learning_rates=(0.01, 0.1, 1.0), seeds=(0,), target_value=0.6, budget_steps=300, budget_epochs=1,
     ),
+    # The optimizers batch-size studies use (issue 11): momentum swept (Shallue et al. 2018 found it
+    # extends perfect scaling), and Adam with beta2 as it is and rescaled to keep its half-life
+    # in examples from B = 64 (Marek et al. 2025).
+    "digits-mlp-momentum": SweepConfig(name="digits-mlp-momentum", optimizer="momentum", momentum=(0.9, 0.99)),
+    "digits-mlp-adam": SweepConfig(name="digits-mlp-adam", optimizer="adam", learning_rates=_ADAM_LRS),
+    "digits-mlp-adam-b2rule": SweepConfig(name="digits-mlp-adam-b2rule", optimizer="adam", learning_rates=_ADAM_LRS,
+                                          beta2_reference=64),
+    "mnist1d-mlp-momentum": SweepConfig(name="mnist1d-mlp-momentum", model="mlp", target_value=0.55,
+                                        **(_MNIST1D | {"optimizer": "momentum", "momentum": (0.9, 0.99)})),
+    "mnist1d-mlp-adam": SweepConfig(name="mnist1d-mlp-adam", model="mlp", target_value=0.55,
+                                    **(_MNIST1D | {"optimizer": "adam", "learning_rates": _ADAM_LRS[1:]})),
 }

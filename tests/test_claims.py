@@ -170,3 +170,48 @@ def test_c11_flips_when_a_new_shape_does_not_compile_or_padding_does(doc, tmp_pa
     assert _verdicts(bad, tmp_path)["C11"][0].startswith("does not hold: the plain step")
     _result(doc, 8)["compilations"]["padded_epoch_compilations"] = 2
     assert _verdicts(doc, tmp_path)["C11"][0].startswith("does not hold for jbatch's padded epoch")
+
+
+def _variant(doc, tmp_path, name, **config):
+    other = copy.deepcopy(doc)
+    other["name"] = name
+    other["config"] |= config
+    return _sweep(other, tmp_path, name)
+
+
+def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path):
+    from jbatch.claims import o1
+
+    sgd, mom = _sweep(doc, tmp_path, "sgd"), _variant(doc, tmp_path, "mom", optimizer="momentum")
+    assert o1([sgd, mom])[0].startswith("not shown")  # the same steps: the same B_crit
+    mom.fit = mom.fit | {"b_crit": 10 * sgd.fit["b_crit"],
+                         "interval": {"low": 2 * sgd.fit["interval"]["high"], "high": 20 * sgd.fit["interval"]["high"]}}
+    assert o1([sgd, mom])[0] == "holds"
+    mom.fit = mom.fit | {"interval": {"low": 0.1 * sgd.fit["interval"]["low"], "high": 0.5 * sgd.fit["interval"]["low"]}}
+    assert o1([sgd, mom])[0] == "does not hold"
+    assert o1([sgd])[0].startswith("not measured")
+
+
+def test_o2_adam_surge_or_monotone(doc, tmp_path):
+    from jbatch.claims import o2
+
+    adam = _variant(doc, tmp_path, "adam", optimizer="adam")
+    assert o2([adam])[0] == "does not hold: monotone in B"  # best LR 0.03 then 0.3 throughout
+    for rep in adam.doc["batch_sizes"]["300"]["replicas"]:  # full batch: only the smallest rate reaches it now
+        c = rep["curve"]
+        c["test_accuracy"] = [0.1] + [0.9 if rep["learning_rate"] == 0.03 else 0.1] * (len(c["test_accuracy"]) - 1)
+    adam = _sweep(adam.doc, tmp_path, "adam")
+    assert o2([adam])[0] == "holds: it rises, then falls"
+
+
+def test_o3_beta2_rule_helps_when_b1_reaches_faster(doc, tmp_path):
+    from jbatch.claims import o3
+
+    off = _variant(doc, tmp_path, "off", optimizer="adam")
+    same = _variant(doc, tmp_path, "on", optimizer="adam", beta2_reference=64)
+    assert o3([off, same])[0].startswith("not shown")
+    faster = copy.deepcopy(same.doc)
+    for rep in faster["batch_sizes"]["1"]["replicas"]:
+        c = rep["curve"]
+        c["test_accuracy"] = [0.1] + [0.9] * (len(c["test_accuracy"]) - 1)  # at the target from the first point on
+    assert o3([off, _sweep(faster, tmp_path, "on")])[0] == "holds"
