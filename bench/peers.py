@@ -215,3 +215,229 @@ def torch_compile(wl: Workload, batch_size: Any, samples: int) -> Runner:
 
 PEERS = {"flax-nnx-loop": flax_nnx_loop, "flax-nnx-fast": flax_nnx_fast, "keras-fit": keras_fit,
          "torch-eager": torch_eager, "torch-compile": torch_compile}  # fmt: skip
+
+
+def language_nnx_loop(wl: Any, batch_size: Any, samples: int) -> Runner:
+    """Flax's NNX tutorial loop over the same transformer, batches and Adam."""
+    import jax
+    import optax
+    from flax import nnx
+
+    b = resolve_batch_size(batch_size, wl.num_examples)
+    model = wl.model(0)
+    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+
+    @nnx.jit
+    def train_step(model, optimizer, x, y):
+        def loss_fn(model):
+            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    order, steps = _order(wl, b, samples)
+    x, y = jax.device_put(wl.x[order]), jax.device_put(wl.y[order])
+    batches = [(x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]) for i in range(steps)]
+    start = time.perf_counter()
+    jax.block_until_ready(train_step(*nnx.clone((model, optimizer)), *batches[0]))
+    compile_seconds = time.perf_counter() - start
+
+    def run() -> Any:
+        for xb, yb in batches:
+            loss = train_step(model, optimizer, xb, yb)
+        return jax.block_until_ready(loss)
+
+    return Runner(run, steps * b, steps, compile_seconds)
+
+
+# --- time to target (bench/test_convergence.py): the same schedule, the peers' own loops ---
+
+
+class _ToTarget:
+    """A peer's time to target: ``setup(seed)`` builds the model from jbatch's initial
+    weights for ``seed`` (not timed), ``run(model, seed)`` trains the case's batches in
+    order, evaluating test accuracy after every mark, until the target (timed)."""
+
+    def __init__(self, case, weights_of, x, y, x_test, y_test):
+        from jbatch.convergence import batches_of
+
+        self.case, self.weights_of = case, weights_of
+        self.x, self.y, self.x_test, self.y_test = x, y, x_test, y_test
+        self.batches_of = batches_of
+        self.compile_seconds = 0.0
+
+    def schedule(self, seed):
+        """``(step, real rows)`` for every step, and whether an evaluation follows it."""
+        c, marks, tables = self.case, set(self.case.marks), {}
+        for t in range(max(c.marks)):
+            epoch, s = divmod(t, c.steps_per_epoch)
+            if epoch not in tables:
+                tables = {epoch: self.batches_of(c, seed, epoch)}
+            idx, mask = tables[epoch]
+            yield idx[s][mask[s]], (t + 1) in marks, t + 1
+
+
+class TorchToTarget(_ToTarget):
+    def setup(self, seed):
+        import torch
+
+        mods = []
+        weights = self.weights_of(seed)
+        for i, (w, c) in enumerate(weights):
+            lin = torch.nn.Linear(*w.shape)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(w.T.copy()))
+                lin.bias.copy_(torch.from_numpy(c.copy()))
+            mods += [lin] if i == len(weights) - 1 else [lin, torch.nn.ReLU()]
+        return torch.nn.Sequential(*mods)
+
+    def run(self, model, seed):
+        import torch
+
+        opt = torch.optim.SGD(model.parameters(), lr=self.case.learning_rate)
+        x, y = torch.from_numpy(self.x), torch.from_numpy(self.y.astype(np.int64))
+        xt, yt = torch.from_numpy(self.x_test), torch.from_numpy(self.y_test.astype(np.int64))
+        for rows, evaluate, step in self.schedule(seed):
+            rows = torch.from_numpy(rows.astype(np.int64))
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[rows]), y[rows]).backward()
+            opt.step()
+            if evaluate:
+                with torch.no_grad():
+                    if (model(xt).argmax(1) == yt).float().mean().item() >= self.case.target:
+                        return {"reached": True, "steps": step}
+        return {"reached": False, "steps": None}
+
+
+class NNXToTarget(_ToTarget):
+    """Flax NNX's tutorial loop (``nnx.jit`` per step), or with ``fast`` the performance
+    guide's split/merge ``jax.jit`` form; a new shape (the partial last batch) compiles."""
+
+    fast = False
+
+    def __init__(self, *args, model_of=None):
+        super().__init__(*args)
+        import jax
+        import optax
+        from flax import nnx
+
+        self.model_of = model_of
+        tx = optax.sgd(self.case.learning_rate)
+
+        def loss_fn(model, xb, yb):
+            return optax.softmax_cross_entropy_with_integer_labels(model(xb), yb).mean()
+
+        @nnx.jit
+        def step(model, optimizer, xb, yb):
+            grads = nnx.grad(loss_fn)(model, xb, yb)
+            optimizer.update(model, grads)
+
+        @nnx.jit
+        def accuracy(model, xb, yb):
+            return (model(xb).argmax(1) == yb).mean()
+
+        self.tx, self.nnx_step, self.accuracy = tx, step, accuracy
+        self.jax, self.nnx = jax, nnx
+
+    def setup(self, seed):
+        model = self.model_of(seed)
+        return model, self.nnx.Optimizer(model, self.tx, wrt=self.nnx.Param)
+
+    def run(self, state, seed):
+        model, optimizer = state
+        jnp = self.jax.numpy
+        x, y, xt, yt = (jnp.asarray(a) for a in (self.x, self.y, self.x_test, self.y_test))
+        if self.fast:
+            return self._run_fast(model, optimizer, x, y, xt, yt, seed)
+        for rows, evaluate, step in self.schedule(seed):
+            self.nnx_step(model, optimizer, x[rows], y[rows])
+            if evaluate and float(self.accuracy(model, xt, yt)) >= self.case.target:
+                return {"reached": True, "steps": step}
+        return {"reached": False, "steps": None}
+
+    def _run_fast(self, model, optimizer, x, y, xt, yt, seed):
+        nnx, jax = self.nnx, self.jax
+        graphdef, state = nnx.split((model, optimizer))
+        if not hasattr(self, "_fast_step"):
+
+            def one(state, xb, yb):
+                model, optimizer = nnx.merge(graphdef, state)
+                loss_fn = lambda m: optax_ce(m(xb), yb)  # noqa: E731
+                grads = nnx.grad(loss_fn)(model)
+                optimizer.update(model, grads)
+                return nnx.state((model, optimizer))
+
+            def acc(state, xb, yb):
+                model, _ = nnx.merge(graphdef, state)
+                return (model(xb).argmax(1) == yb).mean()
+
+            import optax
+
+            def optax_ce(logits, labels):
+                return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+            self._fast_step, self._fast_acc = jax.jit(one, donate_argnums=(0,)), jax.jit(acc)
+        for rows, evaluate, step in self.schedule(seed):
+            state = self._fast_step(state, x[rows], y[rows])
+            if evaluate and float(self._fast_acc(state, xt, yt)) >= self.case.target:
+                return {"reached": True, "steps": step}
+        return {"reached": False, "steps": None}
+
+
+class NNXFastToTarget(NNXToTarget):
+    fast = True
+
+
+class KerasToTarget(_ToTarget):
+    """Keras 3 ``fit`` (JAX backend) one epoch at a time in the case's order, with a
+    callback that evaluates at the marks and stops training at the target."""
+
+    def setup(self, seed):
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import keras
+
+        weights = self.weights_of(seed)
+        layers = [keras.Input((weights[0][0].shape[0],))]
+        for w, _ in weights[:-1]:
+            layers.append(keras.layers.Dense(w.shape[1], activation="relu"))
+        layers.append(keras.layers.Dense(weights[-1][0].shape[1]))
+        model = keras.Sequential(layers)
+        model.set_weights([a for pair in weights for a in pair])
+        model.compile(optimizer=keras.optimizers.SGD(self.case.learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)  # fmt: skip
+        return model
+
+    def run(self, model, seed):
+        import keras
+
+        c, marks, out = self.case, set(self.case.marks), {"reached": False, "steps": None}
+        x_test, y_test = self.x_test, self.y_test
+
+        class Stop(keras.callbacks.Callback):
+            def __init__(self, start):
+                super().__init__()
+                self.step = start
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.step += 1
+                if self.step in marks:
+                    pred = np.asarray(self.model(x_test, training=False)).argmax(1)
+                    if (pred == y_test).mean() >= c.target:
+                        out.update(reached=True, steps=self.step)
+                        self.model.stop_training = True
+
+        done = 0
+        for epoch in range(-(-max(c.marks) // c.steps_per_epoch)):
+            order = epoch_order(seed, epoch, c.num_train)
+            cb = Stop(done)
+            model.fit(self.x[order], self.y[order], batch_size=c.batch_size, epochs=1, shuffle=False, verbose=0,
+                      callbacks=[cb])  # fmt: skip
+            done = cb.step
+            if out["reached"]:
+                break
+        return out
+
+
+TO_TARGET = {"flax-nnx-loop": NNXToTarget, "flax-nnx-fast": NNXFastToTarget, "keras-fit": KerasToTarget,
+             "torch-eager": TorchToTarget}  # fmt: skip

@@ -92,3 +92,40 @@ def test_throughput(benchmark, workloads, matmul_peak, full, workload, method, b
         matmul_peak_gflops_now=peak_now,
         mfu=mfu(samples_per_second, wl.flops_per_example, max(matmul_peak["gflops"], peak_now)),
     )
+
+
+LM_SIZES = {False: (1, 16, 256), True: (1, 4, 16, 64, 256, 1024)}
+
+
+@pytest.fixture(scope="session")
+def language():
+    from jbatch.benchmark import make_language_workload
+
+    return make_language_workload()
+
+
+@pytest.mark.parametrize("method", ["jbatch-scan", "flax-nnx-loop"])
+@pytest.mark.parametrize("batch_size", LM_SIZES[True])
+def test_transformer_throughput(benchmark, language, matmul_peak, full, method, batch_size):
+    """The transformer on the Markov language: tokens/s and MFU per batch size, jbatch's
+    scan-fused epoch next to Flax's NNX tutorial loop over the same model and Adam."""
+    if batch_size not in LM_SIZES[full]:
+        pytest.skip("not in the default grid (use --full)")
+    from bench.peers import language_nnx_loop
+    from jbatch.benchmark import language_epoch
+
+    runner = (language_epoch(language, batch_size) if method == "jbatch-scan"
+              else language_nnx_loop(language, batch_size, 2048))  # fmt: skip
+    benchmark.group = f"markov B={batch_size}"
+    runner.run()  # warm-up
+    benchmark.pedantic(runner.run, rounds=3 if not full else 7, warmup_rounds=0, iterations=1)
+    median = benchmark.stats.stats.median
+    peak_now = matmul_peak_gflops(repeats=3)
+    sps = runner.samples / median
+    benchmark.extra_info.update(
+        workload="markov", method=method, batch_size=batch_size, samples_per_round=runner.samples,
+        steps_per_round=runner.steps, compile_seconds=runner.compile_seconds, samples_per_second=sps,
+        tokens_per_second=sps * language.tokens_per_example, tokens_per_example=language.tokens_per_example,
+        flops_per_example=language.flops_per_example, matmul_peak_gflops_session=matmul_peak["gflops"],
+        matmul_peak_gflops_now=peak_now, mfu=mfu(sps, language.flops_per_example, max(matmul_peak["gflops"], peak_now)),
+    )  # fmt: skip

@@ -51,7 +51,7 @@ def sweep(
     """
     from jbatch.report import write_report
     from jbatch.study import run_sweep
-    from jbatch.workload import resolve
+    from jbatch.workload import resolve, with_floor
 
     metric, value = target
     widths = tuple(settings.pop("widths", (256, 256)))
@@ -69,6 +69,7 @@ def sweep(
     )  # fmt: skip
     if not config.name:
         config = dataclasses.replace(config, name=f"{wl.name}-{config.results_name.rsplit('-', 1)[-1]}")
+    config = with_floor(config, wl)
     directory, doc = run_sweep(config, Path(results_dir), force=force, workload=wl)
     if report:
         write_report(directory)

@@ -249,3 +249,61 @@ def sharded_epoch(wl: Workload, batch_size: int | str | None, devices: int) -> R
         return jax.block_until_ready(metrics)
 
     return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageWorkload:
+    """The transformer on the ``markov`` language: token sequences, next-token targets."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    vocab: int
+    shape: tuple[int, int, int]  # width, depth, heads
+
+    @property
+    def num_examples(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def tokens_per_example(self) -> int:
+        return int(self.x.shape[1])
+
+    @property
+    def flops_per_example(self) -> float:
+        from jbatch.transformer import flops_per_token
+
+        width, depth, _ = self.shape
+        return self.tokens_per_example * flops_per_token(self.vocab, self.tokens_per_example, width, depth)
+
+    def model(self, seed: int = 0) -> nnx.Module:
+        from jbatch.transformer import make_transformer
+
+        return make_transformer(self.vocab, self.tokens_per_example, *self.shape)(seed)
+
+
+def make_language_workload(name: str = "markov") -> LanguageWorkload:
+    """The transformer (width 64, depth 2, 4 heads) on jbatch's default Markov language."""
+    from jbatch.data import load_dataset
+    from jbatch.workload import TRANSFORMERS
+
+    ds = load_dataset(name)
+    return LanguageWorkload(name, ds.x_train, ds.y_train, ds.outputs, TRANSFORMERS["transformer"])
+
+
+def language_epoch(wl: LanguageWorkload, batch_size: int | str | None) -> Runner:
+    """jbatch's scan-fused epoch of the transformer (Adam, as language models train)."""
+    n = wl.num_examples
+    b = resolve_batch_size(batch_size, n)
+    epoch = make_epoch(make_train_step(softmax_cross_entropy), n, b, unroll=fast_unroll(b))
+    state = init_train_state(wl.model(0), make_optimizer("adam", 1e-3))
+    data = _device_data(wl)
+    order = jax.device_put(epoch_order(0, 0, n))
+    program = compile_program(epoch, state, data, order, donate_argnums=(0,))
+    box = {"state": state}
+
+    def run() -> Any:
+        box["state"], metrics = program(box["state"], data, order)
+        return jax.block_until_ready(metrics)
+
+    return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)

@@ -214,9 +214,10 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
-    from jbatch.workload import for_config
+    from jbatch.workload import for_config, with_floor
 
     workload = for_config(config)  # names and import paths become values here, at the edge
+    config = with_floor(config, workload)
     directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=on_start,
                              processes=processes)  # fmt: skip
     if processes is not None and processes.index != 0:
@@ -294,6 +295,35 @@ def _scaling(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="a family of sweeps: data-scaling (B_crit against the training-set size)")
+    p.add_argument("kind", choices=("data-scaling",))
+    p.add_argument("--models", type=_list(str), default=("mlp", "cnn"), help="mlp, cnn")
+    p.add_argument("--sizes", type=_list(POSITIVE), default=(4000, 16000, 64000),
+                   help="training sequences, e.g. 4000,16000")
+    p.add_argument("--accelerator", action="store_true", help="the GPU-sized sweeps (wider, more seeds, larger B)")
+    p.add_argument("--results-dir", type=Path, default=Path("results/data-scaling"))
+    p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
+
+
+def _study(args: argparse.Namespace) -> int:
+    from jbatch.datascaling import configs, write_study
+    from jbatch.progress import Progress
+    from jbatch.report import write_report
+    from jbatch.study import run_sweep
+    from jbatch.workload import for_config
+
+    for cfg in configs(tuple(args.models), tuple(args.sizes), args.accelerator):
+        start = time.perf_counter()
+        directory, _ = run_sweep(cfg, args.results_dir, force=args.force, workload=for_config(cfg),
+                                 on_start=lambda b, skipped, n=cfg.name: None if skipped else Progress(f"{n} B={b}"))
+        write_report(directory)
+        print(f"{cfg.name}: {time.perf_counter() - start:.1f}s", flush=True)
+    for path in write_study(args.results_dir):
+        print(f"wrote {path}")
+    return 0
+
+
 def _add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="sweeps (or benchmark JSONs) of one workload side by side, with intervals")
     p.add_argument("runs", type=Path, nargs="+", help="two or more sweep directories, or pytest-benchmark JSON files")
@@ -317,11 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_claims(sub)
     _add_scaling(sub)
     _add_compare(sub)
+    _add_study(sub)
     return parser
 
 
 COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling,
-            "compare": _compare}  # fmt: skip
+            "compare": _compare, "study": _study}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,9 +63,13 @@ class SweepConfig:
                                    "to this many half-decades beyond it (0: never)")
     target_metric: str = setting("test_accuracy", "test_accuracy, train_accuracy, test_loss or train_loss")
     target_value: float = setting(0.95, "the target's value (accuracy at least, or loss at most)")
+    target_over_floor: float = setting(0.0, "languages: the target loss is the data's exact floor plus this many "
+                                            "nats (sets target_value); 0: off")
     budget_steps: int = setting(300, "at least this many steps per run")
     budget_epochs: int = setting(4, "and at least this many epochs")
     evals: int = setting(100, "evaluation points per run, about; always at epoch ends")
+    microbatch: int = setting(0, "accumulate each batch's gradient over micro-batches of this many rows (exact: "
+                                 "the same update in the memory of M rows); 0: whole batches")
     remainder: str = setting("keep", "keep (Keras: a partial last batch) or drop it", choices=("keep", "drop"))
     noise_checkpoints: int = setting(8, "gradient-noise-scale measurements per run, log-spaced; 0: none")
     coarse_evals: int = setting(12, "evaluations of every metric per run, log-spaced (the target's split is also "

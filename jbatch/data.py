@@ -192,6 +192,13 @@ def load_npz(path: str | Path) -> Dataset:
     return Dataset(path.stem, x_tr, y_tr, x_te, y_te, task="regression", outputs=y_tr.shape[1])
 
 
+# Synthetic languages (jbatch.language): a CPU-sized one and one for an accelerator.
+LANGUAGES: dict[str, dict] = {
+    "markov": {},  # vocabulary 32, order 2, 4,096 + 512 sequences of 32 tokens
+    "markov-large": {"train_sequences": 65536, "test_sequences": 2048, "length": 128, "vocab": 256, "order": 2,
+                     "branching": 16},
+}  # fmt: skip
+
 # One explicit table of built-in data sets; anything ending in .npz is read as a file.
 DATASETS: dict[str, Callable[[], Dataset]] = {
     "digits": load_digits,
@@ -209,6 +216,10 @@ def load_dataset(name: str) -> Dataset:
     """
     if name.endswith(".npz"):
         return load_npz(name)
+    if name in LANGUAGES:
+        from jbatch.language import make_language
+
+        return make_language(**LANGUAGES[name])
     if name.startswith("mnist1d:"):
         from jbatch import mnist1d
 
@@ -218,7 +229,7 @@ def load_dataset(name: str) -> Dataset:
         return mnist1d.load(int(size))
     if name not in DATASETS:
         raise ConfigError(
-            f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, mnist1d:N (N training sequences, nested), "
-            "or a path to an .npz file"
+            f"unknown dataset {name!r}; known: {', '.join([*DATASETS, *LANGUAGES])}, mnist1d:N (N training "
+            "sequences, nested), or a path to an .npz file"
         )
     return DATASETS[name]()

@@ -18,10 +18,12 @@ import jax
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """A compiled program and what compiling it cost (seconds, wall clock)."""
+    """A compiled program, what compiling it cost (seconds, wall clock), and the device
+    memory XLA planned for it (bytes: arguments, outputs, temporaries, and its peak)."""
 
     fn: Callable[..., Any]
     compile_seconds: float
+    memory: dict[str, int] | None = None
 
     def __call__(self, *args: Any) -> Any:
         return self.fn(*args)
@@ -85,7 +87,20 @@ def compile_program(
     jitted = jax.jit(fn, donate_argnums=donate_argnums)
     start = time.perf_counter()
     compiled = jitted.lower(*example_args).compile(compiler_options=compiler_options)
-    return Program(compiled, time.perf_counter() - start)
+    return Program(compiled, time.perf_counter() - start, memory_of(compiled))
+
+
+def memory_of(compiled: Any) -> dict[str, int] | None:
+    """XLA's memory plan of a compiled program, or None where the backend has none."""
+    try:
+        m = compiled.memory_analysis()
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return None
+    if m is None:
+        return None
+    keys = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
+            "peak_memory_in_bytes")  # fmt: skip
+    return {k.removesuffix("_in_bytes"): int(getattr(m, k, 0) or 0) for k in keys}
 
 
 def jit(fn: Callable[..., Any], donate_argnums: tuple[int, ...] = ()) -> Callable[..., Any]:

@@ -6,6 +6,7 @@ gradient) identical to that of the exact partial batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -28,10 +29,13 @@ class LossSum(NamedTuple):
 
 
 def _masked_sum(per_example: jax.Array, mask: jax.Array | None) -> LossSum:
+    """Sums a per-row (``[B]``) or per-token (``[B, T, ...]``) loss over the real rows; the
+    count is of the terms summed, so a sequence's mean is per token."""
+    per_row = math.prod(per_example.shape[1:])
     if mask is None:
-        return LossSum(jnp.sum(per_example), jnp.asarray(per_example.shape[0], per_example.dtype))
-    m = mask.astype(per_example.dtype)
-    return LossSum(jnp.sum(per_example * m), jnp.sum(m))
+        return LossSum(jnp.sum(per_example), jnp.asarray(per_example.shape[0] * per_row, per_example.dtype))
+    m = mask.astype(per_example.dtype).reshape(mask.shape + (1,) * (per_example.ndim - 1))
+    return LossSum(jnp.sum(per_example * m), jnp.sum(m) * per_row)
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array | None = None) -> LossSum:
@@ -59,7 +63,7 @@ def correct_count(logits: jax.Array, labels: jax.Array, mask: jax.Array | None =
     """Number of real examples whose arg-max class equals the label (as float32)."""
     hit = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
     if mask is not None:
-        hit = hit * mask.astype(jnp.float32)
+        hit = hit * mask.astype(jnp.float32).reshape(mask.shape + (1,) * (hit.ndim - 1))
     return jnp.sum(hit)
 
 

@@ -20,6 +20,19 @@ _MNIST1D = dict(
     budget_epochs=5,
 )
 
+def _lm(name: str, **kw) -> SweepConfig:
+    """A language-model sweep on ``markov`` (jbatch.language): the transformer, batch sizes in
+    sequences of 32 tokens, the validation loss within 0.15 nats of the language's exact
+    floor, warm-up and cosine decay over each batch size's budget."""
+    base = dict(name=name, dataset="markov", model="transformer", batch_sizes=(1, 4, 16, 64, 256), seeds=(0, 1),
+                target_metric="test_loss", target_over_floor=0.15, budget_steps=300, budget_epochs=1,
+                schedule="cosine", warmup=0.05, final_fraction=0.1, noise_checkpoints=6)  # fmt: skip
+    return SweepConfig(**(base | kw))
+
+
+_LM_ADAM = tuple(float(f"{10**e:.4g}") for e in np.arange(-3.5, -0.99, 0.5))  # 3.162e-4 ... 0.1
+
+
 _ADAM_LRS = tuple(float(f"{10**e:.4g}") for e in np.arange(-4, -0.49, 0.5))  # 1e-4 ... 0.3162
 
 PRESETS: dict[str, SweepConfig] = {
@@ -49,4 +62,15 @@ PRESETS: dict[str, SweepConfig] = {
                                         **(_MNIST1D | {"optimizer": "momentum", "momentum": (0.9, 0.99)})),
     "mnist1d-mlp-adam": SweepConfig(name="mnist1d-mlp-adam", model="mlp", target_value=0.55,
                                     **(_MNIST1D | {"optimizer": "adam", "learning_rates": _ADAM_LRS[1:]})),
+    # A language model (issue 13): the transformer on a Markov language whose entropy is known.
+    "markov-transformer-adam": _lm("markov-transformer-adam", optimizer="adam", learning_rates=_LM_ADAM),
+    "markov-transformer-adam-b2rule": _lm("markov-transformer-adam-b2rule", optimizer="adam",
+                                          learning_rates=_LM_ADAM, beta2_reference=64),
+    # for an accelerator (bench/accelerator.sh): 65,536 sequences of 128 tokens over 256 symbols, a wider
+    # and deeper transformer, batch sizes up to 4,096 sequences (half a million tokens)
+    "markov-large-transformer-adam": _lm("markov-large-transformer-adam", dataset="markov-large",
+                                         model="transformer-wide", optimizer="adam", learning_rates=_LM_ADAM,
+                                         batch_sizes=(1, 8, 64, 512, 4096), seeds=(0, 1, 2)),
+    "markov-transformer-sgd": _lm("markov-transformer-sgd", optimizer="sgd",
+                                  learning_rates=(0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162)),
 }

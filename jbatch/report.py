@@ -31,6 +31,8 @@ COLUMNS = [  # (csv name, markdown header, how to show it)
     ("steps_to_target", "steps to target", "spread"),
     ("epochs_to_target", "epochs to target", "spread"),
     ("examples_to_target", "examples to target", "spread"),
+    ("tokens_to_target", "tokens to target", "spread"),
+    ("tokens_per_batch", "tokens/batch", "int"),
     ("seconds_to_target", "seconds to target [95%]", "seconds"),
     ("seconds_to_target_interval", "", "interval"),
     ("fastest", "", "skip"),
@@ -111,7 +113,9 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
     """``table.md``: the table, then the notes that say how to read it, where the sweep's
     time went, and the critical batch size."""
     cfg, meta = doc["config"], doc["metadata"]
-    shown = [c for c in COLUMNS if c[2] not in ("skip", "interval")]  # the CSV has every column
+    tokens = any(s["row"]["tokens_per_batch"] != s["row"]["batch_size"] for s in rows)  # sequences: count tokens
+    shown = [c for c in COLUMNS if c[2] not in ("skip", "interval")  # the CSV has every column
+             and (tokens or c[0] not in ("tokens_to_target", "tokens_per_batch"))]  # fmt: skip
     body = [[_cell(s["row"], key, how, s["row"]["seeds"] if _target_columns(key) else 0) for key, _, how in shown]
             for s in rows]  # fmt: skip
     higher = cfg["target_metric"].endswith("accuracy")
@@ -154,8 +158,11 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
                 for s in rows if s["row"].get("extended")]  # fmt: skip
     notes.insert(4, "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
                     f"{cfg.get('extend_grid', 0)} half-decades): {'; '.join(extended) if extended else 'none'}.")
+    from jbatch.ladder import ladder, ladder_section, noise_along
+
+    steps = ladder_section(doc, ladder(doc), noise_along(doc, rows))
     return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + time_section(doc, rows)
-                     + noise_section(rows, fit)) + "\n"
+                     + noise_section(rows, fit) + steps) + "\n"
 
 
 def time_section(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
@@ -285,4 +292,7 @@ def write_report(directory: str | Path) -> list[Path]:
         write_text(directory / "table.csv", csv_table(rows)),
     ]
     written += write_plots(directory, doc, rows, fit)
+    from jbatch.ladder import ladder, noise_along, plot_ladder
+
+    written.append(plot_ladder(directory, doc, ladder(doc), noise_along(doc, rows)))
     return written

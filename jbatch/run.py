@@ -25,7 +25,6 @@ import collections
 import contextlib
 import functools
 import itertools
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,8 +42,9 @@ from jbatch.errors import ConfigError
 from jbatch.guard import init_guard, settle
 from jbatch.noise import gradient_moments
 from jbatch.optim import beta2_for_batch, hyperparameters, inject, with_schedule
+from jbatch.recorder import Recorder, Watch, result_document, rounded
 from jbatch.replica import init_replicas, stack
-from jbatch.schedule import Layout, budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
+from jbatch.schedule import budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
 from jbatch.step import init_train_state, make_eval_step, make_train_step
 from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
 from jbatch.workload import Workload
@@ -197,9 +197,11 @@ def run_batch_size(
                 cache[key] = compile_program(fn, *args, in_axes=in_axes, donate_argnums=donate, replica_batch=group)
         return cache[key]
 
-    def train_round(entries: list[tuple[dict[str, float], int]], prune: bool = prune) -> dict[str, Any]:
+    def train_round(entries: list[tuple[dict[str, float], int]], prune: bool = prune,
+                    replay: bool = False) -> dict[str, Any]:  # fmt: skip
         """Trains ``entries`` (swept values, seed) in the ``size`` replica slots; unused slots are
-        parked: marked diverged from the start, so on CPU they skip their steps."""
+        parked: marked diverged from the start, so on CPU they skip their steps. ``replay``:
+        fine evaluations only, every one, stopping once every entry reached the target."""
         parked = size - len(entries)
         slots = entries + [entries[0]] * parked
         seeds = [g[1] for g in slots]
@@ -220,7 +222,8 @@ def run_batch_size(
         if not built:
             with clock.compiling():
                 built["train"] = compile_program(
-                    make_train_chunk(make_train_step(loss_fn), whole=whole), carry, train, *batches(0),
+                    make_train_chunk(make_train_step(loss_fn, config.microbatch or None), whole=whole), carry, train,
+                    *batches(0),
                     in_axes=(0, None, 0, None, None), donate_argnums=(0,), replica_batch=group)  # fmt: skip
             built["fine"] = program(("eval", fine_split, group), make_needed(evaluate), states, data[fine_split],
                                     np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
@@ -244,7 +247,8 @@ def run_batch_size(
             watch.update(record.steps_done, metrics, need, record.diverged)
 
         fine(everyone=True)
-        record.coarse(0, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
+        if not replay:
+            record.coarse(0, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
         start = clock.call("other", built["copy"], carry)  # the segment's first state
         prev = clock.call("other", built["copy"], carry)  # and the previous segment's
         for c in range(lay.num_chunks):
@@ -257,15 +261,17 @@ def run_batch_size(
                 carry, prev = (state, carry[1]), (prev_state, carry[1])
                 start = clock.call("other", built["copy"], carry)
             if lay.evaluate[c]:
-                fine(everyone=lay.coarse[c])
+                fine(everyone=lay.coarse[c] or replay)
                 if on_chunk is not None:
                     on_chunk(c + 1, lay.num_chunks)
-            if lay.coarse[c]:
+                if replay and np.all(watch.reached_at[real] >= 0):
+                    break
+            if lay.coarse[c] and not replay:
                 record.coarse(record.steps_done, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
-            if probes[c]:
+            if probes[c] and not replay:
                 checkpoints.append((record.steps_done, clock.call("noise", jax.device_get, carry[0])))
         guard = jax.device_get(carry[1])
-        out = _result(slots, values, record, guard, batch_size, lay)
+        out = result_document(slots, values, record, guard, batch_size, lay)
         out["replicas"] = out["replicas"][: len(entries)]
         for rep, at in zip(out["replicas"], watch.pruned_at, strict=False):
             rep["pruned_at_step"] = at
@@ -289,6 +295,8 @@ def run_batch_size(
             r["extension"] = round_
         result["replicas"] += extra["replicas"]
     result["replica_batch"] = group
+    result["tokens_per_example"] = int(np.prod(ds.y_train.shape[1:])) if wl.classification else 1
+    result["memory"] = built["train"].memory  # XLA's plan for the training program of every replica
     result["evaluation"] = {"fine": fine_split, "coarse": coarse_split, "coarse_examples": int(coarse_data[0].shape[0]),
                             "coarse_of": int(data[coarse_split][0].shape[0])}  # fmt: skip
     summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
@@ -300,10 +308,9 @@ def run_batch_size(
     if any(summaries[r]["coarse_steps"] for r in chosen):
         # The best's fine evaluations were skipped (a setting that finished first later blew up): train it
         # again, the same trajectory, every fine point evaluated, and keep that record instead.
-        again = train_round([(dict(best), result["replicas"][r]["seed"]) for r in chosen], prune=False)
+        again = train_round([(dict(best), result["replicas"][r]["seed"]) for r in chosen], prune=False, replay=True)
         for r, rep in zip(chosen, again["replicas"], strict=True):
-            result["replicas"][r] = rep | {"extension": best_round, "replayed": True}
-        checkpoints[best_round], slots = again["checkpoints"], list(range(len(chosen)))
+            merge_replay(result["replicas"][r], rep)
     if checkpoints[best_round]:
         noise = probe_replicas(checkpoints[best_round], slots, train, loss_fn, config, cache, clock)
         for r, rep in zip(chosen, noise["replicas"], strict=True):
@@ -311,6 +318,22 @@ def run_batch_size(
         result["noise_estimate"] = {"examples": noise["examples"], "group": noise["group"], "of": n}
     result["time"] = clock.summary()
     return result
+
+
+def merge_replay(original: dict[str, Any], replay: dict[str, Any]) -> None:
+    """Fills the fine points a pruned replica skipped with those of its replay (the same
+    trajectory, evaluated at every fine point up to the target), in place."""
+    steps = replay["curve"]["step"]
+    assert original["curve"]["step"][: len(steps)] == steps, "a replay follows the same cadence"
+    for key, values in replay["curve"].items():
+        if key in ("step", "epoch"):
+            continue
+        mine = original["curve"][key]
+        for i, v in enumerate(values):
+            if mine[i] is None:
+                mine[i] = v
+    original["pruned_at_step"] = None
+    original["replayed_until"] = steps[-1]
 
 
 def extension(config: SweepConfig, result: dict[str, Any], points: int) -> list[dict[str, float]]:
@@ -353,152 +376,6 @@ def probe_replicas(checkpoints, chosen, train, loss_fn, config: SweepConfig, cac
                                          replica_batch=replica_group(len(data[0])))  # fmt: skip
     values = [jax.device_get(clock.call("noise", cache[key], pick(state), data)) for _, state in checkpoints]
     steps = [s for s, _ in checkpoints]
-    replicas = [{"step": steps} | {k: [_round(v[k][i]) for v in values] for k in ("b_simple", "grad_sq", "trace_sigma")}
-                for i in range(len(chosen))]  # fmt: skip
+    keys = ("b_simple", "grad_sq", "trace_sigma")
+    replicas = [{"step": steps} | {k: [rounded(v[k][i]) for v in values] for k in keys} for i in range(len(chosen))]
     return {"replicas": replicas, "examples": int(data[0].shape[0]), "group": group}
-
-
-class Watch:
-    """Which replicas still need the target's split evaluated at every fine point.
-
-    Not those that reached the target (their steps to target are known) or diverged, and
-    not those of a learning rate that can no longer be the best: once some learning rate
-    has every seed at the target (mean ``S*`` steps), another whose unreached seeds would
-    need, even reaching it right now, more than ``S*`` steps on average can neither reach
-    it with more seeds nor in fewer steps (``summary.best_learning_rate``). Such replicas
-    are still evaluated at the coarse points; ``pruned_at`` records when they stopped, so a
-    target they reach later is known to the coarse resolution only (and the report says so
-    should one of them end up the best, which takes a best whose runs blow up later).
-    """
-
-    def __init__(self, grid, metric: str, target: float, higher: bool, prune: bool = True):
-        keys = [tuple(sorted(h.items())) for h, _ in grid]  # a setting: the swept hyperparameters' values
-        self.lrs = np.asarray([sorted(set(keys)).index(k) for k in keys])
-        self.metric, self.target, self.higher, self.prune = metric, target, higher, prune
-        self.reached_at = np.full(len(grid), -1)
-        self.pruned_at: list[int | None] = [None] * len(grid)
-
-    def need(self, diverged: np.ndarray) -> np.ndarray:
-        return (self.reached_at < 0) & ~diverged & np.asarray([p is None for p in self.pruned_at])
-
-    def update(self, step: int, metrics: dict[str, Any], evaluated: np.ndarray, diverged: np.ndarray) -> None:
-        value = np.asarray(metrics[self.metric], float)
-        with np.errstate(invalid="ignore"):
-            hit = evaluated & ~diverged & ((value >= self.target) if self.higher else (value <= self.target))
-        self.reached_at[hit & (self.reached_at < 0)] = step
-        if not self.prune:
-            return
-        done = [lr for lr in set(self.lrs) if np.all(self.reached_at[self.lrs == lr] >= 0)]
-        if not done:
-            return
-        best = min(float(np.mean(self.reached_at[self.lrs == lr])) for lr in done)
-        for lr in set(self.lrs) - set(done):
-            group = self.lrs == lr
-            bound = np.where(self.reached_at[group] >= 0, self.reached_at[group], step).mean()
-            if bound > best:
-                for r in np.flatnonzero(group & (self.reached_at < 0)):
-                    if self.pruned_at[r] is None:
-                        self.pruned_at[r] = step
-
-
-class Recorder:
-    """Host-side bookkeeping of one batch size's run: fine and coarse evaluation points,
-    the per-epoch examples and updates the program counted, and each replica's
-    oscillation and mini-batch loss means, from every step's loss."""
-
-    def __init__(self, replicas: int, lay: Layout, fine_split: str, coarse_split: str):
-        self.lay, self.fine_split, self.coarse_split = lay, fine_split, coarse_split
-        self.fine_points: list[dict[str, Any]] = []
-        self.coarse_points: list[dict[str, Any]] = []
-        self.losses: list[np.ndarray] = []  # per-step losses since the last fine point
-        self.steps_done = 0
-        epochs = lay.num_chunks // lay.chunks_per_epoch
-        self.examples = np.zeros(epochs, np.int64)  # masks are shared: every live replica counts the same
-        self.updates = np.zeros((epochs, replicas), np.int64)  # update counter at each epoch's end
-        self.diverged = np.zeros(replicas, bool)  # as of the last chunk (exploded, not yet set back)
-        self.uphill = np.zeros(replicas)
-        self.moves = np.zeros(replicas)
-        self.last = np.full(replicas, np.nan)  # the previous step's log loss
-
-    def chunk(self, c: int, out: dict[str, Any], active: np.ndarray) -> None:
-        self.steps_done += int(active.sum())
-        epoch = c // self.lay.chunks_per_epoch
-        self.examples[epoch] += int(round(float(np.max(out["examples"]))))  # a diverged replica skips (0)
-        self.updates[epoch] = out["updates"]
-        self.diverged = np.asarray(out["diverged"], bool)
-        losses = np.asarray(out["loss"], float)[:, active]
-        self._oscillation(losses)
-        self.losses.append(losses)
-
-    def fine(self, step: int, metrics: dict[str, Any]) -> None:
-        losses = np.concatenate(self.losses, axis=1) if self.losses else np.full((len(self.last), 1), np.nan)
-        self.losses.clear()
-        with np.errstate(over="ignore", invalid="ignore"):  # a frozen replica's losses are NaN
-            minibatch = losses.mean(axis=1)
-        self.fine_points.append({"step": step, "metrics": jax.device_get(metrics), "minibatch": minibatch})
-
-    def coarse(self, step: int, metrics: dict[str, Any]) -> None:
-        self.coarse_points.append({"step": step, "metrics": jax.device_get(metrics)})
-
-    def _oscillation(self, losses: np.ndarray) -> None:
-        """Accumulates, per replica, how much of the per-step log loss's movement goes uphill
-        (every step, so equally spaced at every batch size); NaN steps (frozen) add nothing."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.concatenate([self.last[:, None], np.log(losses)], axis=1)
-            moves = np.diff(logs, axis=1)
-        moves = np.where(np.isfinite(moves), moves, 0.0)
-        self.uphill += np.clip(moves, 0, None).sum(1)
-        self.moves += np.abs(moves).sum(1)
-        self.last = logs[:, -1]
-
-    def oscillation(self) -> list[float | None]:
-        return [float(u / m) if m > 0 else None for u, m in zip(self.uphill, self.moves, strict=True)]
-
-    def counted(self, guard: Any) -> dict[str, Any]:
-        """What the compiled program counted per epoch: real examples used, and updates
-        (the step counter's increase) of every replica that never diverged, as the distinct
-        values they took (one value when they all agree)."""
-        stable = ~np.asarray(guard.diverged)
-        ends = self.updates[:, stable]
-        per_epoch = np.diff(np.concatenate([np.zeros((1, ends.shape[1]), np.int64), ends]), axis=0)
-        return {"examples_per_epoch": self.examples.tolist(),
-                "updates_per_epoch": [sorted(set(row.tolist())) for row in per_epoch]}  # fmt: skip
-
-
-def _round(v: float) -> float | None:
-    """Six significant digits (float32 carries about seven, and the document stays small);
-    None for a value not measured (a skipped evaluation) or not finite, as JSON stores it."""
-    v = float(v)
-    return float(f"{v:.6g}") if math.isfinite(v) else None
-
-
-def _series(points: list[dict[str, Any]], split: str, r: int, spe: int) -> dict[str, list]:
-    steps = [p["step"] for p in points]
-    out = {"step": steps, "epoch": [s / spe for s in steps]}
-    for metric in points[0]["metrics"]:
-        out[f"{split}_{metric}"] = [_round(p["metrics"][metric][r]) for p in points]
-    return out
-
-
-def _result(grid, values, record: Recorder, guard, batch_size: int, lay: Layout) -> dict[str, Any]:
-    spe = lay.steps_per_epoch
-    oscillation = record.oscillation()
-    replicas = []
-    for r, ((hyper, seed), injected) in enumerate(zip(grid, values, strict=True)):
-        lr = hyper["learning_rate"]
-        curve = _series(record.fine_points, record.fine_split, r, spe)
-        curve["minibatch_loss"] = [_round(p["minibatch"][r]) for p in record.fine_points]
-        diverged = bool(guard.diverged[r])
-        replicas.append({
-            "learning_rate": lr, "hyperparameters": injected, "swept": sorted(hyper), "seed": seed, "curve": curve,
-            "coarse": _series(record.coarse_points, record.coarse_split, r, spe), "diverged": diverged,
-            "diverged_at_step": int(guard.step[r]) if diverged else None, "oscillation": oscillation[r],
-        })  # fmt: skip
-    return {
-        "batch_size": batch_size,
-        "steps_per_epoch": spe,
-        "budget_steps": lay.total_steps,
-        "chunk_steps": lay.chunk_steps,
-        "evaluations": {"fine": len(record.fine_points), "coarse": len(record.coarse_points)},
-        "replicas": replicas,
-    }

@@ -78,13 +78,19 @@ def _forward(state: TrainState, params: nnx.State, x: jax.Array) -> tuple[jax.Ar
     return out, rest
 
 
-def make_train_step(loss_fn: LossFn) -> StepFn:
+def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
     """Returns the pure update ``step(state, batch) -> (state, {"loss", "examples"})``.
 
     The loss is ``(sum, count)`` over the batch's real rows, divided once: a padded last
     batch and B = 1 both get the exact mean loss and gradient. ``examples`` is that count,
     the number of real examples the update used, as the compiled program saw it. Works with
     any NNX model and any optax transformation held by ``state``.
+
+    ``microbatch=M``: a batch of B rows is processed as ``ceil(B / M)`` masked micro-batches
+    of M rows in a ``lax.scan`` (the last one padded), whose summed losses, counts and
+    gradients of the summed loss add up to the one-shot batch's: the same update (to float
+    rounding) in the memory of M rows. Models with state other than parameters (batch
+    statistics) see each micro-batch apart, as with any gradient accumulation.
 
     Example:
       >>> import optax
@@ -96,14 +102,48 @@ def make_train_step(loss_fn: LossFn) -> StepFn:
       >>> int(state.step), m["loss"].shape
       (1, ())
     """
+    if microbatch is not None and microbatch < 1:
+        raise ValueError(f"microbatch must be at least 1, got {microbatch}")
+
+    def summed_grad(state: TrainState, params: nnx.State, rest: nnx.State, batch: Batch):
+        def objective(p: nnx.State):
+            out, new_rest = _forward(state.replace(rest=rest), p, batch.x)
+            s = loss_fn(out, batch.y, batch.mask)
+            return s.total, (new_rest, s.count)
+
+        return jax.value_and_grad(objective, has_aux=True)(params)
+
+    def accumulate(state: TrainState, batch: Batch):
+        rows = batch.x.shape[0]
+        k = -(-rows // microbatch)
+        pad = k * microbatch - rows
+        mask = jnp.ones(rows, bool) if batch.mask is None else batch.mask
+        pad_rows = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))  # noqa: E731
+        split = lambda a: pad_rows(a).reshape(k, microbatch, *a.shape[1:])  # noqa: E731
+        parts = Batch(split(batch.x), split(batch.y), split(mask))
+
+        def body(carry, part):
+            total, count, grads, rest = carry
+            (t, (rest, c)), g = summed_grad(state, state.params, rest, Batch(*part))
+            return (total + t, count + c, jax.tree.map(jnp.add, grads, g), rest), None
+
+        zero = jax.tree.map(jnp.zeros_like, state.params)
+        init = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), zero, state.rest)
+        (total, count, grads, rest), _ = jax.lax.scan(body, init, parts)
+        n = jnp.maximum(count, 1)
+        return total / n, count, jax.tree.map(lambda g: g / n, grads), rest
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
-        def objective(params: nnx.State) -> tuple[jax.Array, tuple[nnx.State, jax.Array]]:
-            out, rest = _forward(state, params, batch.x)
-            summed = loss_fn(out, batch.y, batch.mask)
-            return summed.mean(), (rest, summed.count)
+        if microbatch is not None and batch.x.shape[0] > microbatch:
+            loss, count, grads, rest = accumulate(state, batch)
+        else:
 
-        (loss, (rest, count)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+            def objective(params: nnx.State) -> tuple[jax.Array, tuple[nnx.State, jax.Array]]:
+                out, rest = _forward(state, params, batch.x)
+                summed = loss_fn(out, batch.y, batch.mask)
+                return summed.mean(), (rest, summed.count)
+
+            (loss, (rest, count)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = state.replace(step=state.step + 1, params=params, rest=rest, opt_state=opt_state)

@@ -91,6 +91,8 @@ def run_sweep(
     barrier("jbatch-sweep-start", processes, directory / "parts")
     doc = open_document(directory, config, meta)  # every process checks config and device
     doc["num_train"] = ds.num_train
+    if ds.info:
+        doc["data"] = ds.info  # what the data is beyond its arrays (a language's exact entropy and floor)
     placed = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)  # once for every batch size
     part = {"index": processes.index, "metadata": meta, "batch_sizes": {}}
     store = doc["batch_sizes"] if processes.count == 1 else part["batch_sizes"]
@@ -138,7 +140,7 @@ def time_share(config: SweepConfig, wl: Workload, train: Any, results: list[dict
     (claim C11). A re-timing (a resumed sweep) replaces the last one."""
     sizes = [r["batch_size"] for r in results]
     timed = time_steps(init_single(config, wl, cache), wl.loss, train, sizes, config.timing_rounds,
-                       config.remainder)  # fmt: skip
+                       config.remainder, microbatch=config.microbatch or None)  # fmt: skip
     for r in results:
         t = timed[r["batch_size"]]
         r["timing"] = step_timing(t) | {k: t[k] for k in ("epoch_seconds", "first_call_seconds")}

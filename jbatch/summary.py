@@ -103,6 +103,7 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
         "steps_to_target": None,
         "epochs_to_target": None,
         "examples_to_target": None,
+        "tokens_to_target": None,
         "unstable_at_step": None,
         "coarse_steps": False,
         "final_train_loss": final_train,
@@ -123,6 +124,7 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
         out["steps_to_target"] = s
         out["epochs_to_target"] = s / spe
         out["examples_to_target"] = examples_at(s, spe, result["counted"]["examples_per_epoch"], result["batch_size"])
+        out["tokens_to_target"] = out["examples_to_target"] * result.get("tokens_per_example", 1)
         out["unstable_at_step"] = _unstable_at(rep, s)
         pruned = rep.get("pruned_at_step")
         out["coarse_steps"] = pruned is not None and s > pruned  # found at a coarse point only
@@ -223,7 +225,7 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
 
 
 AGGREGATED = (
-    "steps_to_target", "epochs_to_target", "examples_to_target", "seconds_to_target",
+    "steps_to_target", "epochs_to_target", "examples_to_target", "tokens_to_target", "seconds_to_target",
     "best_test_accuracy", "final_test_accuracy", "final_train_loss", "final_test_loss",
     "min_test_loss", "epoch_of_min_test_loss", "test_loss_rise", "train_test_gap",
 )  # fmt: skip
@@ -249,6 +251,7 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
     row = {
         "regime": regime(result["batch_size"], num_train),
         "batch_size": result["batch_size"],
+        "tokens_per_batch": result["batch_size"] * result.get("tokens_per_example", 1),
         "steps_per_epoch": result["steps_per_epoch"],
         "best_learning_rate": lr,
         "best_hyperparameters": others,

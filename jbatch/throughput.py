@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from jbatch import table
 from jbatch.benchmark import mfu
 from jbatch.errors import ConfigError
@@ -19,7 +21,8 @@ from jbatch.store import read_json, write_bytes, write_text
 JBATCH = "jbatch-scan"
 PEERS = ("flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager", "torch-compile")
 ORDER = ("jbatch-scan", "jbatch-step", "jbatch-vmap8", "plain-scan", *PEERS)
-B_ORDER = (1, 8, 32, 128, 512, 2048, "full")
+B_ORDER = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, "full")
+WORKLOADS = ("digits", "wide", "markov")  # markov: the transformer; its samples are 32-token sequences
 
 
 def load_benchmark(path: str | Path) -> dict[str, Any]:
@@ -38,7 +41,7 @@ def measurements(doc: dict[str, Any]) -> dict[tuple[str, str, Any], dict[str, An
     out = {}
     for b in doc["benchmarks"]:
         e = b.get("extra_info", {})
-        if "samples_per_second" not in e or "method" not in e:  # e.g. bench/test_scaling.py
+        if "samples_per_second" not in e or "method" not in e:  # e.g. bench/test_scaling.py, time to target
             continue
         s = b["stats"]
         n = e["samples_per_round"]
@@ -99,12 +102,78 @@ def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
             for name, got, need in out]  # fmt: skip
 
 
+CONVERGENCE_METHODS = ("jbatch", "flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager")
+
+
+def convergence(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(regime, method) -> numbers`` of the time-to-target cases: the rounds' seconds (one
+    seed each), their median with its order-statistic interval, and how many reached."""
+    from jbatch.stats import median_interval
+
+    out = {}
+    for b in doc["benchmarks"]:
+        e = b.get("extra_info", {})
+        if e.get("kind") != "time-to-target":
+            continue
+        rounds = b["stats"].get("data") or [b["stats"]["median"]]
+        out[(e["regime"], e["method"])] = {"median": float(np.median(rounds)), "interval": median_interval(rounds),
+                                           "reached": sum(e["reached"]), "rounds": len(e["reached"]),
+                                           "steps": e["steps_to_target"], "batch_size": e["batch_size"],
+                                           "learning_rate": e["learning_rate"], "source": e["best_learning_rate_from"],
+                                           "compile_seconds": e["compile_seconds"]}  # fmt: skip
+    return out
+
+
+def convergence_section(doc: dict[str, Any]) -> list[str]:
+    """Seconds to target per regime and method, ratios to jbatch, and each method's fastest regime."""
+    c = convergence(doc)
+    if not c:
+        return []
+    regimes = sorted({k[0] for k in c}, key=lambda r: min(v["batch_size"] for k, v in c.items() if k[0] == r))
+    methods = [m for m in CONVERGENCE_METHODS if any(k[1] == m for k in c)]
+    body = []
+    for r in regimes:
+        base = c.get((r, "jbatch"))
+        some = next(v for k, v in c.items() if k[0] == r)
+        cells = [r, str(some["batch_size"]), table.num(some["learning_rate"])]
+        for m in methods:
+            v = c.get((r, m))
+            if v is None:
+                cells.append("-")
+                continue
+            text = f"{table.num(v['median'], 3)} {table.interval(*v['interval'])}"
+            if v["reached"] < v["rounds"]:
+                text += f" ({v['reached']}/{v['rounds']} reached)"
+            if base and m != "jbatch":
+                apart = v["interval"][0] > base["interval"][1] or v["interval"][1] < base["interval"][0]
+                text += f", {table.ratio(v['median'] / base['median'])}{'' if apart else ' (tie)'}"
+            cells.append(text)
+        body.append(cells)
+    fastest = []
+    for m in methods:
+        done = {r: c[(r, m)] for r in regimes if (r, m) in c and c[(r, m)]["reached"] == c[(r, m)]["rounds"]}
+        if done:
+            best = min(done, key=lambda r: done[r]["median"])
+            tied = [r for r in done if done[r]["interval"][0] <= done[best]["interval"][1]]
+            fastest.append(f"{m}: {', '.join(tied)}")
+    source = next(iter(c.values()))["source"]
+    return ["## Time to target (digits MLP, plain SGD, 95% test accuracy)", "",
+            *table.markdown(["regime", "B", "LR", *methods], body), "",
+            "Seconds from fresh weights to the target, median of the rounds (one seed each: seed spread and timing "
+            "noise together) with the order-statistic interval; x: a peer's median over jbatch's, '(tie)' when the "
+            "intervals overlap. Learning rates: each regime's best in " + source + ". Compilation is before the "
+            "rounds. Fastest regime per method (intervals overlapping the fastest): " + "; ".join(fastest) + ".",
+            ""]  # fmt: skip
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m = measurements(doc)
+    if not m:
+        return "# Training throughput\n\n" + "\n".join(convergence_section(doc))
     peak = session_peak(m)
     meta = doc["machine_info"].get("jbatch", {})
     lines = ["# Training throughput", ""]
-    for workload in ("digits", "wide"):
+    for workload in WORKLOADS:
         methods, sizes = _grid(m, workload)
         if not methods:
             continue
@@ -134,6 +203,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 cells.append("-" if v is None else f"{table.percent(util)} / {table.num(v['compile_seconds'], 3)}s")
             rows.append(cells)
         lines += table.markdown(["method", *(f"B={b}" for b in sizes)], rows) + [""]
+    lines += convergence_section(doc)
     lines += ["## Performance bars (issue 4)", ""]
     rows = [[name, table.num(got, 3), f">= {table.num(need)}", verdict] for name, got, need, verdict in bars(m)]
     lines += table.markdown(["bar", "measured", "required", "verdict"], rows) + [""]
@@ -158,10 +228,10 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
 
     plt = _pyplot()
     m = measurements(doc)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, workload in zip(axes, ("digits", "wide"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    for ax, workload in zip(axes, WORKLOADS, strict=True):
         methods, sizes = _grid(m, workload)
-        n = {"digits": 16384, "wide": 8192}[workload]
+        n = {"digits": 16384, "wide": 8192, "markov": 4096}[workload]
         for method in methods:
             i = ORDER.index(method)  # one colour per method in both panels
             pts = [(n if b == "full" else b, m[(workload, method, b)]["samples_per_second"])
@@ -171,7 +241,8 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
         if not methods:
             ax.set_axis_off()
             continue
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s", title=f"{workload} MLP")
+        kind = "transformer" if workload == "markov" else "MLP"
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="samples / s", title=f"{workload} {kind}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)

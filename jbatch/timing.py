@@ -30,6 +30,7 @@ def time_steps(
     rounds: int,
     remainder: str = "keep",
     max_steps: int = 256,
+    microbatch: int | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Seconds per epoch of one model at every batch size in ``sizes``, ``rounds`` rounds
     interleaved: round r times one epoch of each size, starting at a different size each
@@ -50,7 +51,7 @@ def time_steps(
     for b in sizes:
         spe = steps_per_epoch(n, b, remainder)
         m = n if spe <= max_steps else max_steps * b  # rows timed: a whole epoch, or max_steps full batches
-        epoch = jit(make_epoch(make_train_step(loss_fn), m, b, remainder=remainder), donate_argnums=(0,))
+        epoch = jit(make_epoch(make_train_step(loss_fn, microbatch), m, b, remainder=remainder), donate_argnums=(0,))
         state = jax.block_until_ready(init_state())
         cut = [jax.device_put(o[:m]) for o in orders]
         with CompileCounter() as first:

@@ -110,8 +110,17 @@ def check(wl: Workload) -> None:
         raise ConfigError(f"the loss returned a {type(summed).__name__}, not a jbatch LossSum (sum, count)")
 
 
+TRANSFORMERS = {"transformer": (64, 2, 4), "transformer-wide": (256, 4, 8)}  # width, depth, heads
+
+
 def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFactory:
     """``seed -> model`` for one of jbatch's models on ``ds``."""
+    if name in TRANSFORMERS:
+        from jbatch.transformer import make_transformer
+
+        if ds.x_train.ndim != 2 or not np.issubdtype(ds.x_train.dtype, np.integer):
+            raise ConfigError(f"model {name!r} needs token sequences [N, T] of integer ids, got {ds.x_train.shape}")
+        return make_transformer(ds.outputs, ds.x_train.shape[1], *TRANSFORMERS[name])
     make_model(name, ds.in_features, ds.outputs, spatial_shape=ds.spatial_shape, widths=widths)  # checks the name
     return lambda seed: make_model(name, ds.in_features, ds.outputs, seed=seed, spatial_shape=ds.spatial_shape,
                                    widths=widths)  # fmt: skip
@@ -156,6 +165,17 @@ def for_config(config: Any, dataset: Dataset | None = None) -> Workload:
     ``dataset`` in place of the named one (tests, notebooks)."""
     return resolve(dataset if dataset is not None else config.dataset, config.model, config.optimizer,
                    config.loss or None, config.widths)  # fmt: skip
+
+
+def with_floor(config: Any, wl: Workload) -> Any:
+    """``config`` with ``target_value`` set to the data's exact loss floor plus
+    ``target_over_floor`` (languages, ``jbatch.language``), unchanged when that is 0."""
+    if not config.target_over_floor:
+        return config
+    floor = (wl.data.info or {}).get("floor")
+    if floor is None or not config.target_metric.endswith("loss"):
+        raise ConfigError("target_over_floor needs a loss target and a data set with a known floor (a language)")
+    return dataclasses.replace(config, target_value=float(f"{floor + config.target_over_floor:.4f}"))
 
 
 def _short(fn: Any) -> str:

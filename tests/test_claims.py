@@ -187,7 +187,8 @@ def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path
     mom.fit = mom.fit | {"b_crit": 10 * sgd.fit["b_crit"],
                          "interval": {"low": 2 * sgd.fit["interval"]["high"], "high": 20 * sgd.fit["interval"]["high"]}}
     assert o1([sgd, mom])[0] == "holds"
-    mom.fit = mom.fit | {"interval": {"low": 0.1 * sgd.fit["interval"]["low"], "high": 0.5 * sgd.fit["interval"]["low"]}}
+    low = sgd.fit["interval"]["low"]
+    mom.fit = mom.fit | {"interval": {"low": 0.1 * low, "high": 0.5 * low}}
     assert o1([sgd, mom])[0] == "does not hold"
     assert o1([sgd])[0].startswith("not measured")
 

@@ -1,0 +1,137 @@
+"""The critical batch size against the target, from one sweep: no new training.
+
+Every run's curve holds every level of the target metric it crossed. For a ladder of
+levels between where training starts and the sweep's target, each batch size gets its
+best setting *for that level* and its steps to it, and the trade-off is fitted per level
+(``summary.sweep_fit``): the curve ``B_crit(level)``. Next to it, the gradient noise scale
+measured along training (at the best setting's checkpoints), placed at the value the
+metric had there: McCandlish et al. (2018) and Merrill et al. (2025) expect both to grow as
+training goes on. Levels are resolved to the fine cadence (the target's split is evaluated
+finely until a run reaches the sweep's target, so every lower level is too); a level whose
+best runs were found at a coarse point only is marked.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from jbatch.summary import HIGHER_IS_BETTER, batch_size_summary, series, sweep_fit
+
+LEVELS = 6
+
+
+def levels(doc: dict[str, Any], count: int = LEVELS) -> list[float]:
+    """``count`` levels of the target metric, evenly spaced from halfway between its median
+    starting value and the target, to the target."""
+    cfg = doc["config"]
+    metric, target = cfg["target_metric"], cfg["target_value"]
+    starts = [series(rep, metric)[1][0] for r in doc["batch_sizes"].values() for rep in r["replicas"]]
+    starts = [v for v in starts if v is not None and math.isfinite(v)]
+    if not starts:
+        return [target]
+    start = float(np.median(starts))
+    return [float(f"{v:.4g}") for v in np.linspace(start + (target - start) / 2, target, count)]
+
+
+def ladder(doc: dict[str, Any], count: int = LEVELS) -> list[dict[str, Any]]:
+    """Per level: the fit of the trade-off (None with fewer than 3 batch sizes there), the
+    batch sizes that reached it, and whether any best runs there were coarse-resolved."""
+    cfg, out = doc["config"], []
+    results = sorted(doc["batch_sizes"].values(), key=lambda r: r["batch_size"])
+    for level in levels(doc, count):
+        rows = [batch_size_summary(r, cfg["target_metric"], level, doc["num_train"]) for r in results]
+        fit = sweep_fit(rows)
+        out.append({"level": level, "fit": fit, "reached": [s["row"]["batch_size"] for s in rows
+                                                              if s["row"]["steps_to_target"]["n"]],
+                    "coarse": any(s["row"]["coarse_steps"] for s in rows),
+                    "steps": {s["row"]["batch_size"]: s["row"]["steps_to_target"]["mean"] for s in rows}})  # fmt: skip
+    return out
+
+
+def noise_along(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """B_simple at each checkpoint of each batch size's best setting, with the value the
+    target metric had at that step (mean over seeds; the nearest evaluated point)."""
+    metric = doc["config"]["target_metric"]
+    out = []
+    for s in rows:
+        n = s["noise"]
+        if not n:
+            continue
+        result = doc["batch_sizes"][str(s["row"]["batch_size"])]
+        from jbatch.summary import best_replicas
+
+        reps = best_replicas(result, s["row"])
+        for step, b in zip(n["step"], n["b_simple"], strict=True):
+            vals = []
+            for rep in reps:
+                steps, values = series(rep, metric)
+                pts = [(abs(st - step), v) for st, v in zip(steps, values, strict=True) if v is not None]
+                if pts:
+                    vals.append(min(pts)[1])
+            if vals and b is not None:
+                out.append({"batch_size": s["row"]["batch_size"], "step": step, "level": float(np.mean(vals)),
+                            "b_simple": b})  # fmt: skip
+    return out
+
+
+def ladder_section(doc: dict[str, Any], lad: list[dict[str, Any]], along: list[dict[str, Any]]) -> list[str]:
+    """The Markdown of the ladder: one row per level, then B_simple along training."""
+    from jbatch import table
+
+    cfg = doc["config"]
+    higher = HIGHER_IS_BETTER[cfg["target_metric"]]
+    body = []
+    for step in lad:
+        f = step["fit"]
+        if f is None:
+            body.append([table.num(step["level"]), "-", "-", "-", str(len(step["reached"])), "-"])
+            continue
+        crit = table.num(f["b_crit"], 3) + (f" ({'above' if f['bound'] == 'above' else 'below'} the range)"
+                                            if f["bound"] else "")  # fmt: skip
+        body.append([table.num(step["level"]), crit, table.interval(f["interval"]["low"], f["interval"]["high"]),
+                     table.num(f["s_min"], 3), str(len(step["reached"])),
+                     ("coarse " if step["coarse"] else "") + (", ".join(map(str, f["bounds"])) or "-")])  # fmt: skip
+    lines = ["", f"## Critical batch size against the target ({cfg['target_metric']} "
+                 f"{'>=' if higher else '<='} each level)", "",
+             *table.markdown(["level", "B_crit", "95% interval", "S_min", "batch sizes there", "bounds / resolution"],
+                             body), "",
+             "Each level picks each batch size's best setting for that level and fits S(B) again (no new training). "
+             "'bounds': batch sizes whose best learning rate there is on a grid edge; 'coarse': some best runs "
+             "reached that level only at a coarse evaluation point."]  # fmt: skip
+    if along:
+        lines += ["", "B_simple along training, at the level the metric had at each checkpoint of the best runs: "
+                      + "; ".join(f"B={b}: " + ", ".join(f"{table.num(p['b_simple'], 3)} at {table.num(p['level'], 3)}"
+                                                         for p in along if p["batch_size"] == b)
+                                  for b in sorted({p["batch_size"] for p in along})) + "."]  # fmt: skip
+    return lines
+
+
+def plot_ladder(directory, doc: dict[str, Any], lad: list[dict[str, Any]], along: list[dict[str, Any]]):
+    """``ladder.png``: B_crit (with its interval) and B_simple against the target level."""
+    from jbatch.plot import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    pts = [(s["level"], s["fit"]) for s in lad if s["fit"] is not None]
+    if pts:
+        x = np.array([p[0] for p in pts])
+        y = np.array([p[1]["b_crit"] for p in pts])
+        lo = np.array([p[1]["interval"]["low"] for p in pts])
+        hi = np.array([p[1]["interval"]["high"] for p in pts])
+        ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt="o-", color="k", capsize=3,
+                    label="B_crit from the fit at each level (95%)")  # fmt: skip
+    for i, b in enumerate(sorted({p["batch_size"] for p in along})):
+        q = [(p["level"], p["b_simple"]) for p in along if p["batch_size"] == b and p["b_simple"] > 0]
+        if q:
+            ax.plot(*zip(*q, strict=True), ".", color=f"C{i}", alpha=0.8, label=f"B_simple along training, B={b}")
+    ax.set_yscale("log")
+    ax.set_xlabel(doc["config"]["target_metric"])
+    ax.set_ylabel("batch size")
+    ax.set_title(f"{doc['name']}: critical batch size against the target", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    return _save(fig, directory / "ladder.png")

@@ -1,0 +1,47 @@
+"""The time-to-target benchmark's cases train exactly what the sweep trained: the same
+steps to target for the same seed and learning rate, for jbatch and for the peers."""
+
+import jax
+import pytest
+
+from jbatch.config import SweepConfig
+from jbatch.convergence import JbatchRunner, case
+from jbatch.data import Dataset
+from jbatch.model import make_model
+from jbatch.summary import replica_summary
+from tests.helpers import sweep
+
+
+@pytest.fixture(scope="module")
+def swept(digits, tmp_path_factory):
+    tiny = Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
+                   task="classification", outputs=10)  # fmt: skip
+    cfg = SweepConfig(name="t", dataset="tiny", widths=(32,), batch_sizes=(1, 16, "full"), learning_rates=(0.3,),
+                      seeds=(0, 1), target_value=0.7, budget_steps=60, budget_epochs=1, evals=30,
+                      noise_checkpoints=0, extend_grid=0)  # fmt: skip
+    directory, doc = sweep(cfg, tmp_path_factory.mktemp("conv"), tiny)
+    return directory, doc, tiny
+
+
+@pytest.mark.parametrize("regime", ["stochastic", "mini-batch-16", "full-batch"])
+def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
+    directory, doc, ds = swept
+    c = case(regime, results=directory)
+    result = doc["batch_sizes"][str(c.batch_size)]
+    want = {r["seed"]: replica_summary(r, result, "test_accuracy", 0.7)["steps_to_target"] for r in result["replicas"]}
+    model_of = lambda seed: make_model("mlp", 64, 10, seed=seed, widths=(32,))  # noqa: E731
+    runner = JbatchRunner(c, model_of, (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
+                          (jax.device_put(ds.x_test), jax.device_put(ds.y_test)))  # fmt: skip
+    for seed in (0, 1):
+        got = runner.run(runner.setup(seed), seed)
+        assert got["steps"] == want[seed] and got["reached"] == (want[seed] is not None)
+    from flax import nnx
+
+    from bench.peers import TO_TARGET
+    from jbatch.benchmark import mlp_weights
+
+    peers = ["flax-nnx-loop", "flax-nnx-fast"]
+    for name in peers:
+        peer = TO_TARGET[name](c, lambda s: mlp_weights(nnx.state(model_of(s), nnx.Param)), ds.x_train, ds.y_train,
+                               ds.x_test, ds.y_test, model_of=model_of)  # fmt: skip
+        assert peer.run(peer.setup(1), 1)["steps"] == want[1], name
