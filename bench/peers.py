@@ -19,6 +19,7 @@ import numpy as np
 
 from jbatch.batching import epoch_order, resolve_batch_size
 from jbatch.benchmark import LEARNING_RATE, MOMENTUM, Runner, Workload, mlp_weights
+from jbatch.convergence import reached
 
 
 def _order(wl: Workload, b: int, samples: int) -> tuple[np.ndarray, int]:
@@ -305,7 +306,7 @@ class TorchToTarget(_ToTarget):
             opt.step()
             if evaluate:
                 with torch.no_grad():
-                    if (model(xt).argmax(1) == yt).float().mean().item() >= self.case.target:
+                    if reached((model(xt).argmax(1) == yt).float().mean().item(), self.case):
                         return {"reached": True, "steps": step}
         return {"reached": False, "steps": None}
 
@@ -352,7 +353,7 @@ class NNXToTarget(_ToTarget):
             return self._run_fast(model, optimizer, x, y, xt, yt, seed)
         for rows, evaluate, step in self.schedule(seed):
             self.nnx_step(model, optimizer, x[rows], y[rows])
-            if evaluate and float(self.accuracy(model, xt, yt)) >= self.case.target:
+            if evaluate and reached(self.accuracy(model, xt, yt), self.case):
                 return {"reached": True, "steps": step}
         return {"reached": False, "steps": None}
 
@@ -380,7 +381,7 @@ class NNXToTarget(_ToTarget):
             self._fast_step, self._fast_acc = jax.jit(one, donate_argnums=(0,)), jax.jit(acc)
         for rows, evaluate, step in self.schedule(seed):
             state = self._fast_step(state, x[rows], y[rows])
-            if evaluate and float(self._fast_acc(state, xt, yt)) >= self.case.target:
+            if evaluate and reached(self._fast_acc(state, xt, yt), self.case):
                 return {"reached": True, "steps": step}
         return {"reached": False, "steps": None}
 
@@ -423,7 +424,7 @@ class KerasToTarget(_ToTarget):
                 self.step += 1
                 if self.step in marks:
                     pred = np.asarray(self.model(x_test, training=False)).argmax(1)
-                    if (pred == y_test).mean() >= c.target:
+                    if reached((pred == y_test).mean(), c):
                         out.update(reached=True, steps=self.step)
                         self.model.stop_training = True
 

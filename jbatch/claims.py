@@ -358,8 +358,11 @@ def o2(sweeps: list[Sweep]) -> Verdict:
         surges.append(surge)
         edges = [b for b in s.sizes if s.row(b)["lr_edge"]]
         per = ", ".join(f"{b}: {_g(lr)}" for b, lr in zip(s.sizes, lrs, strict=True))
+        near = [x["noise"]["at_target"] for x in s.rows if x["noise"] and x["noise"].get("at_target")]
         parts.append(f"{s.name}: best LR per B {per}"
                      + (f" (peak at B={s.sizes[peak]})" if surge else "")
+                     + (f"; measured B_simple near the target {_g(float(np.median(near)))} (median over B)"
+                        if near else "")
                      + (f"; on a grid edge at B={edges}" if edges else ""))  # fmt: skip
     verdict = ("holds: it rises, then falls" if all(surges) else "does not hold: monotone in B" if not any(surges)
                else "holds on some workloads only")  # fmt: skip

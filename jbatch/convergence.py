@@ -28,6 +28,7 @@ from jbatch.errors import ConfigError
 from jbatch.guard import init_guard
 from jbatch.loss import softmax_cross_entropy
 from jbatch.optim import make_optimizer
+from jbatch.recorder import rounded
 from jbatch.schedule import budget_steps, layout
 from jbatch.step import init_train_state, make_eval_step, make_train_step
 
@@ -70,6 +71,13 @@ def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
     marks = tuple(int(e) for e, ev in zip(ends, lay.evaluate, strict=True) if ev)
     return Case(regime, b, row["best_learning_rate"], cfg.target_value, n, spe, lay.total_steps, marks,
                 f"{results.name}/sweep.json, commit {str(doc['metadata']['commit']['id'])[:10]}")  # fmt: skip
+
+
+def reached(accuracy: Any, c: Case) -> bool:
+    """Whether ``accuracy`` meets the case's target as the sweep decides it: on the value
+    its document records (six significant digits), so 70 of 100 right meets 0.7 although
+    float32's 70/100 is 0.69999999."""
+    return (rounded(accuracy) or 0.0) >= c.target
 
 
 def batches_of(c: Case, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +123,6 @@ class JbatchRunner:
             active = np.arange(self.k) < steps
             carry, _ = self.train(carry, self.data, idx, mask, active)
             done = mark
-            acc = float(jax.device_get(self.evaluate(carry[0], self.test))["accuracy"])  # sync point
-            if acc >= c.target:
+            if reached(jax.device_get(self.evaluate(carry[0], self.test))["accuracy"], c):  # sync point
                 return {"reached": True, "steps": done}
         return {"reached": False, "steps": None}

@@ -67,7 +67,7 @@ def gradient_moments(
         g = grad(state.params, x[rows], y[rows])
         return (jax.tree.map(jnp.add, acc[0], g), acc[1] + _sq_norm(g)), None
 
-    zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), x.dtype))
+    zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32))  # x may hold token ids
     (total, total_sq), _ = jax.lax.scan(body, zero, jnp.arange(m * b).reshape(m, b))
     trace_sigma = b * (total_sq - _sq_norm(total) / m) / (m - 1)
     mean_sq = _sq_norm(grad(state.params, x, y))  # every row, whether or not m b = n

@@ -139,11 +139,14 @@ def best_lr(directory: Path, rows: list[dict[str, Any]], title: str) -> Path:
 
 
 def _axes(ax, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
+    if not any(len(line.get_xdata()) for line in ax.lines):  # nothing to draw (e.g. no batch size reached it)
+        ax.text(0.5, 0.5, "no data: nothing reached the target", ha="center", va="center", transform=ax.transAxes)
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # nothing reached the target: no legend to draw
         ax.legend(fontsize=7)

@@ -22,10 +22,10 @@ _MNIST1D = dict(
 
 def _lm(name: str, **kw) -> SweepConfig:
     """A language-model sweep on ``markov`` (jbatch.language): the transformer, batch sizes in
-    sequences of 32 tokens, the validation loss within 0.15 nats of the language's exact
+    sequences of 16 tokens, the validation loss within 0.1 nats of the language's exact
     floor, warm-up and cosine decay over each batch size's budget."""
     base = dict(name=name, dataset="markov", model="transformer", batch_sizes=(1, 4, 16, 64, 256), seeds=(0, 1),
-                target_metric="test_loss", target_over_floor=0.15, budget_steps=300, budget_epochs=1,
+                target_metric="test_loss", target_over_floor=0.1, budget_steps=300, budget_epochs=1,
                 schedule="cosine", warmup=0.05, final_fraction=0.1, noise_checkpoints=6)  # fmt: skip
     return SweepConfig(**(base | kw))
 

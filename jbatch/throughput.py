@@ -22,7 +22,7 @@ JBATCH = "jbatch-scan"
 PEERS = ("flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager", "torch-compile")
 ORDER = ("jbatch-scan", "jbatch-step", "jbatch-vmap8", "plain-scan", *PEERS)
 B_ORDER = (1, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, "full")
-WORKLOADS = ("digits", "wide", "markov")  # markov: the transformer; its samples are 32-token sequences
+WORKLOADS = ("digits", "wide", "markov")  # markov: the transformer; its samples are 16-token sequences
 
 
 def load_benchmark(path: str | Path) -> dict[str, Any]:

@@ -110,7 +110,7 @@ def check(wl: Workload) -> None:
         raise ConfigError(f"the loss returned a {type(summed).__name__}, not a jbatch LossSum (sum, count)")
 
 
-TRANSFORMERS = {"transformer": (64, 2, 4), "transformer-wide": (256, 4, 8)}  # width, depth, heads
+TRANSFORMERS = {"transformer": (32, 2, 2), "transformer-wide": (256, 4, 8)}  # width, depth, heads
 
 
 def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFactory:

@@ -93,3 +93,18 @@ def test_quick_sweep_end_to_end_writes_tables_and_resumes(tmp_path, capsys):
         assert (directory / name).stat().st_size > 0
     code, out, _ = run(args, capsys)  # rerun: everything is already there
     assert code == 0 and out.count("already in the results, skipped") == 2
+
+
+def test_a_plot_with_nothing_to_draw_says_so_instead_of_failing(tmp_path):
+    from jbatch.plot import steps_to_target
+
+    path = steps_to_target(tmp_path, [], "no batch size reached the target")  # log axes over no data used to raise
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_keeps_the_ends_of_the_configs_own_grid():
+    from jbatch.config import quick
+
+    adam = SweepConfig(optimizer="adam", learning_rates=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
+    assert quick(adam).learning_rates == (1e-4, 1e-3, 3e-3, 3e-2)
+    assert quick(SweepConfig(learning_rates=(0.1, 1.0))).learning_rates == (0.1, 1.0)
