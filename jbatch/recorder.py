@@ -131,7 +131,7 @@ def rounded(v: float) -> float | None:
 def _series(points: list[dict[str, Any]], split: str, r: int, spe: int) -> dict[str, list]:
     steps = [p["step"] for p in points]
     out = {"step": steps, "epoch": [s / spe for s in steps]}
-    for metric in points[0]["metrics"]:
+    for metric in points[0]["metrics"] if points else ():  # a replay records no coarse points
         out[f"{split}_{metric}"] = [rounded(p["metrics"][metric][r]) for p in points]
     return out
 

@@ -59,9 +59,11 @@ def init_replicas(
     """
     if len(seeds) != len(learning_rates):
         raise ValueError(f"{len(seeds)} seeds but {len(learning_rates)} learning rates")
-    states = []
+    states, first = [], {}  # one model per distinct seed: its construction is eager, hence slow
     for seed, lr in zip(seeds, learning_rates, strict=True):
-        s = init_train_state(make_model(seed), tx)
+        if seed not in first:
+            first[seed] = init_train_state(make_model(seed), tx)
+        s = first[seed]
         values = lr if isinstance(lr, Mapping) else {"learning_rate": lr}
         states.append(s.replace(opt_state=set_hyperparameters(s.opt_state, values)))
     return stack(states)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,6 +133,20 @@ def run_sweep(
     return directory, doc
 
 
+def timing_caps(results: list[dict[str, Any]], rounds: int, share: float = 0.25) -> dict[int, int]:
+    """Steps timed per round at each batch size: at most 256, and few enough that the
+    ``rounds + 1`` single-model calls cost about ``share`` of the K replicas' training steps
+    or less (at least 16 steps, so a round is still long enough to time).
+
+    Example:
+      >>> timing_caps([{"batch_size": 256, "budget_steps": 312, "replicas": [0] * 3}], 7)
+      {256: 30}
+    """
+    return {r["batch_size"]: int(min(256, max(16, math.ceil(share * r["budget_steps"] * len(r["replicas"])
+                                                            / (rounds + 1)))))
+            for r in results}  # fmt: skip
+
+
 def time_share(config: SweepConfig, wl: Workload, train: Any, results: list[dict[str, Any]],
                cache: dict | None = None) -> None:  # fmt: skip
     """Times one model's steps at every batch size of ``results`` in interleaved rounds
@@ -140,7 +155,8 @@ def time_share(config: SweepConfig, wl: Workload, train: Any, results: list[dict
     (claim C11). A re-timing (a resumed sweep) replaces the last one."""
     sizes = [r["batch_size"] for r in results]
     timed = time_steps(init_single(config, wl, cache), wl.loss, train, sizes, config.timing_rounds,
-                       config.remainder, microbatch=config.microbatch or None)  # fmt: skip
+                       config.remainder, timing_caps(results, config.timing_rounds),
+                       microbatch=config.microbatch or None)  # fmt: skip
     for r in results:
         t = timed[r["batch_size"]]
         r["timing"] = step_timing(t) | {k: t[k] for k in ("epoch_seconds", "first_call_seconds")}

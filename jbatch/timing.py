@@ -8,7 +8,7 @@ shape, jbatch's padded epoch once (its rounds compile nothing).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -29,16 +29,16 @@ def time_steps(
     sizes: list[int],
     rounds: int,
     remainder: str = "keep",
-    max_steps: int = 256,
+    max_steps: int | Mapping[int, int] = 256,
     microbatch: int | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Seconds per epoch of one model at every batch size in ``sizes``, ``rounds`` rounds
     interleaved: round r times one epoch of each size, starting at a different size each
     round (``r mod len(sizes)``), so slow phases of a shared machine fall on all of them.
 
-    An epoch longer than ``max_steps`` is timed on the first ``max_steps * B`` examples of
-    its order (a step's cost does not depend on N, and timing a sweep must stay cheaper than
-    its training); ``epoch_seconds`` are then per ``timed_steps``, scaled to the epoch by
+    An epoch longer than ``max_steps`` (per batch size, when a mapping) is timed on the first
+    ``max_steps * B`` examples of its order (a step's cost does not depend on N, and timing a
+    sweep must stay cheaper than its training); ``epoch_seconds`` are then per ``timed_steps``, scaled to the epoch by
     ``step_timing``.
 
     Each size's epoch is a ``jax.jit`` program (jbatch's compiler options); its first call
@@ -50,7 +50,8 @@ def time_steps(
     orders = [epoch_order(0, r, n) for r in range(rounds + 1)]
     for b in sizes:
         spe = steps_per_epoch(n, b, remainder)
-        m = n if spe <= max_steps else max_steps * b  # rows timed: a whole epoch, or max_steps full batches
+        cap = max_steps if isinstance(max_steps, int) else max_steps[b]
+        m = n if spe <= cap else cap * b  # rows timed: a whole epoch, or cap full batches
         epoch = jit(make_epoch(make_train_step(loss_fn, microbatch), m, b, remainder=remainder), donate_argnums=(0,))
         state = jax.block_until_ready(init_state())
         cut = [jax.device_put(o[:m]) for o in orders]
