@@ -161,3 +161,24 @@ def test_time_accounting_adds_the_timing_rounds(two_runs):
     t = time_accounting(r)
     assert t["timing"] == pytest.approx(sum(r["timing"]["epoch_seconds"])) and len(r["timing"]["epoch_seconds"]) == 7
     assert t["wall"] == pytest.approx(r["time"]["wall"] + r["timing"]["first_call_seconds"] + t["timing"])
+
+
+def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch):
+    """On digits at B=16, lr 0.3162 reaches 95% first and then turns unstable, so the best is
+    a setting whose fine evaluations were skipped: it is trained again (a replay, which once
+    crashed on its empty coarse record) and must land on the reference's steps."""
+    import jbatch.run
+
+    replays = []
+    merge = jbatch.run.merge_replay
+    monkeypatch.setattr(jbatch.run, "merge_replay", lambda a, b: (replays.append(a["learning_rate"]), merge(a, b)))
+    cfg = dataclasses.replace(SweepConfig(), seeds=(0,), learning_rates=(0.1, 0.3162, 1.0, 3.162), noise_checkpoints=0,
+                              extend_grid=0)  # fmt: skip
+    lean, full = run_size(cfg, digits, 16), run_size(cfg, digits, 16, prune=False)
+    assert replays  # the case this test is for happened
+    lean_s, full_s = ([replica_summary(r, x, "test_accuracy", 0.95) for r in x["replicas"]] for x in (lean, full))
+    best = best_learning_rate(full_s)
+    assert best_learning_rate(lean_s) == best and replays == [best]
+    assert [s["steps_to_target"] for s in lean_s if s["learning_rate"] == best] == [
+        s["steps_to_target"] for s in full_s if s["learning_rate"] == best]  # fmt: skip
+    assert not any(s["coarse_steps"] for s in lean_s if s["learning_rate"] == best)
