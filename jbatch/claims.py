@@ -22,7 +22,7 @@ import numpy as np
 from jbatch import table
 from jbatch.report import load_document, summarize
 from jbatch.store import write_text
-from jbatch.summary import best_replicas, fastest, sweep_fit
+from jbatch.summary import best_replicas, counted_examples, fastest, sweep_fit
 
 Verdict = tuple[str, str, str]  # (verdict, numbers, plot)
 
@@ -108,7 +108,7 @@ def _osc(v: tuple[float, float]) -> str:
 
 
 def c1(s: Sweep) -> Verdict:
-    counted = {b: s.result(b)["counted"]["examples_per_epoch"] for b in s.sizes}
+    counted = {b: counted_examples(s.result(b)) for b in s.sizes}
     short = {b: sorted(set(v) - {s.n}) for b, v in counted.items() if any(x != s.n for x in v)}
     nums = (f"examples in each epoch as the compiled program counted them (sum of its losses' counts), N={s.n}: "
             + ", ".join(f"B={b}: {'all ' + str(s.n) if b not in short else short[b]} over {len(v)} epochs"

@@ -111,7 +111,9 @@ class Recorder:
         return [float(u / m) if m > 0 else None for u, m in zip(self.uphill, self.moves, strict=True)]
 
     def counted(self, guard: Any) -> dict[str, Any]:
-        """What the compiled program counted per epoch: real examples used, and updates
+        """What the compiled program counted per epoch: the loss terms of real examples used
+        (``examples_per_epoch``: examples, or tokens for a sequence loss; ``summary.counted_examples``
+        turns them into examples), and updates
         (the step counter's increase) of every replica that never diverged, as the distinct
         values they took (one value when they all agree)."""
         stable = ~np.asarray(guard.diverged)

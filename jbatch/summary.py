@@ -31,6 +31,18 @@ def first_reach(values: Sequence[float], target: float, higher: bool) -> int | N
     return None
 
 
+def counted_examples(result: dict[str, Any]) -> list[int]:
+    """Examples per epoch as the compiled program counted them: its count of loss terms
+    (``counted.examples_per_epoch``) over the terms per example (a sequence's tokens).
+
+    Example:
+      >>> counted_examples({"counted": {"examples_per_epoch": [65536, 65536]}, "tokens_per_example": 16})
+      [4096, 4096]
+    """
+    per = result.get("tokens_per_example", 1)
+    return [int(round(terms / per)) for terms in result["counted"]["examples_per_epoch"]]
+
+
 def examples_at(step: int, steps_per_epoch: int, examples_per_epoch: Sequence[int], batch_size: int) -> int:
     """Training examples consumed after ``step`` updates: the whole epochs' examples as the
     program counted them, then full batches (only an epoch's last batch is partial)."""
@@ -123,7 +135,7 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
         s = steps[hit]
         out["steps_to_target"] = s
         out["epochs_to_target"] = s / spe
-        out["examples_to_target"] = examples_at(s, spe, result["counted"]["examples_per_epoch"], result["batch_size"])
+        out["examples_to_target"] = examples_at(s, spe, counted_examples(result), result["batch_size"])
         out["tokens_to_target"] = out["examples_to_target"] * result.get("tokens_per_example", 1)
         out["unstable_at_step"] = _unstable_at(rep, s)
         pruned = rep.get("pruned_at_step")

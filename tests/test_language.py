@@ -81,3 +81,27 @@ def test_a_trained_transformer_approaches_the_floor_and_does_not_beat_it():
     loss, se = per_token.mean(), per_token.std() / np.sqrt(per_token.size)
     assert loss > floor - 4 * se  # it cannot beat the language, beyond sampling noise
     assert loss < floor + 0.1  # and it learned most of it (uniform would be log 8 = 2.08)
+
+
+def test_a_language_sweep_counts_examples_not_tokens(tmp_path):
+    """The compiled program counts loss terms (tokens); examples per epoch and to target are
+    sequences: N per epoch, and steps x B to target (the report once gave tokens there)."""
+    from jbatch.config import SweepConfig
+    from jbatch.summary import counted_examples, replica_summary
+    from jbatch.workload import for_config, with_floor
+    from tests.helpers import sweep
+
+    ds = make_language(train_sequences=64, test_sequences=32, length=8, vocab=8, order=1, branching=2, seed=1)
+    cfg = SweepConfig(name="lm", dataset="tiny-lm", model="transformer", optimizer="adam", batch_sizes=(16,),
+                      learning_rates=(0.01,), seeds=(0,), target_metric="test_loss", target_over_floor=0.8,
+                      budget_steps=24, budget_epochs=1, evals=24, noise_checkpoints=0, extend_grid=0)  # fmt: skip
+    cfg = with_floor(cfg, for_config(cfg, ds))
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam raises an injected float b1 to an int count
+        _, doc = sweep(cfg, tmp_path, ds)
+    result = doc["batch_sizes"]["16"]
+    assert result["tokens_per_example"] == 8
+    assert counted_examples(result) == [64] * 6  # 24 steps: six epochs of 4 batches
+    s = replica_summary(result["replicas"][0], result, "test_loss", cfg.target_value)
+    assert s["steps_to_target"] is not None and s["steps_to_target"] > 4  # reached after the first epoch
+    assert s["examples_to_target"] == 16 * s["steps_to_target"]
+    assert s["tokens_to_target"] == 8 * s["examples_to_target"]
