@@ -50,7 +50,9 @@ def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) ->
     doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("kind") != "jbatch.sweep":
         raise ConfigError(f"{path} is not a jbatch sweep document; it was left untouched")
-    stored, wanted = doc.get("config", {}), config_dict(config)
+    # a setting added to jbatch after the document was written counts as its default there
+    stored = config_dict(SweepConfig()) | doc.get("config", {})
+    wanted = config_dict(config)
     diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
     if diff:
         detail = "; ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
@@ -62,6 +64,7 @@ def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) ->
             f"{directory} was measured on {doc.get('device')}, this is {_device(meta)}; "
             "results from different devices are not mixed: choose another --name"
         )
+    doc["config"] = wanted  # the same config, now with every current setting named
     return doc
 
 

@@ -346,3 +346,19 @@ def test_noise_checkpoints_are_log_spaced_evaluations():
     ratios = ends[1:] / ends[:-1]
     assert ends[0] == 1 and ends[-1] == 400 and np.all(ratios > 1.5) and np.all(ratios < 3.5)
     assert not any(probe_chunks(lay, 0))
+
+
+def test_a_document_from_before_a_setting_existed_still_resumes(tiny, tmp_path):
+    """A setting jbatch gained after a sweep was written counts as its default there (the
+    published sweeps predate ``microbatch``): resuming works, a real difference is refused."""
+    import json
+
+    sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
+    path = tmp_path / "t" / DOCUMENT
+    doc = json.loads(path.read_text())
+    del doc["config"]["microbatch"]
+    path.write_text(json.dumps(doc))
+    _, again = sweep(_config(batch_sizes=(32,)), tmp_path, tiny)  # resumed: nothing to redo
+    assert again["batch_sizes"] == doc["batch_sizes"] and again["config"]["microbatch"] == 0
+    with pytest.raises(ConfigError, match=r"another config \(microbatch: 0 there, 8 now"):
+        sweep(_config(batch_sizes=(32,), microbatch=8), tmp_path, tiny)
