@@ -320,11 +320,23 @@ WORKLOAD_KEYS = ("dataset", "model", "widths", "target_metric", "target_value")
 def o1(sweeps: list[Sweep]) -> Verdict:
     """Momentum extends perfect scaling (Shallue et al. 2018): a larger B_crit than plain SGD
     on the same workload, bootstrap intervals apart."""
+    return _larger_b_crit(sweeps, ("momentum",), "momentum")
+
+
+def o4(sweeps: list[Sweep]) -> Verdict:
+    """Adam extends perfect scaling further than SGD (Zhang et al. 2019: preconditioning
+    raises the critical batch size): a larger B_crit than plain SGD on the same workload,
+    intervals apart; Adam without the beta2 rule."""
+    return _larger_b_crit(sweeps, ("adam", "adamw"), "Adam")
+
+
+def _larger_b_crit(sweeps: list[Sweep], optimizers: tuple[str, ...], label: str) -> Verdict:
     pairs = _pairs(sweeps, WORKLOAD_KEYS, lambda a, b: a.doc["config"]["optimizer"] == "sgd"
-                   and b.doc["config"]["optimizer"] == "momentum")  # fmt: skip
+                   and b.doc["config"]["optimizer"] in optimizers
+                   and not b.doc["config"].get("beta2_reference"))  # fmt: skip
     pairs = [(a, b) for a, b in pairs if a.fit and b.fit]
     if not pairs:
-        return "not measured (no plain-SGD and momentum sweeps of one workload)", "-", "-"
+        return f"not measured (no plain-SGD and {label} sweeps of one workload)", "-", "-"
     parts, outcomes = [], []
     for a, b in pairs:
         ia, ib = a.fit["interval"], b.fit["interval"]
@@ -333,7 +345,8 @@ def o1(sweeps: list[Sweep]) -> Verdict:
         momenta = [b.row(x)["best_hyperparameters"].get("momentum") for x in b.sizes]
         parts.append(f"{a.doc['config']['dataset']}: B_crit {_g(a.fit['b_crit'])} "
                      f"{table.interval(ia['low'], ia['high'])} with SGD, {_g(b.fit['b_crit'])} "
-                     f"{table.interval(ib['low'], ib['high'])} with momentum (best momentum per B {momenta})")
+                     f"{table.interval(ib['low'], ib['high'])} with {label}"
+                     + (f" (best momentum per B {momenta})" if label == "momentum" else ""))
     each = ", ".join(f"{p[0].doc['config']['dataset']} {o}" for p, o in zip(pairs, outcomes, strict=True))
     verdict = ("holds" if all(o == "larger" for o in outcomes) else
                "does not hold" if all(o == "smaller" for o in outcomes) else
@@ -390,7 +403,8 @@ def o3(sweeps: list[Sweep]) -> Verdict:
         slower = iv[0] and iv[1] and iv[1][0] > iv[0][1]
         outcomes.append("better" if more or faster else "worse" if slower or rows[1]["reached"] < rows[0]["reached"]
                         else "tie")  # fmt: skip
-        parts.append(f"B={b}: without the rule {rows[0]['reached']}/{rows[0]['seeds']} seeds reach it in "
+        parts.append(f"{off.doc['config']['dataset']}, B={b}: without the rule {rows[0]['reached']}/"
+                     f"{rows[0]['seeds']} seeds reach it in "
                      f"{_g(steps[0]['mean'])} steps (best LR {_g(rows[0]['best_learning_rate'])}), with it "
                      f"{rows[1]['reached']}/{rows[1]['seeds']} in {_g(steps[1]['mean'])} (best LR "
                      f"{_g(rows[1]['best_learning_rate'])}); best test accuracy "
@@ -411,7 +425,9 @@ def _steps(s: Sweep, b: int) -> list[float]:
 OPTIMIZER_CLAIMS = {"O1": ("Momentum extends the range of perfect scaling over plain SGD (Shallue et al. 2018).", o1),
                     "O2": ("Adam's best learning rate rises and then falls with the batch size (Li et al. 2024).", o2),
                     "O3": ("With beta2 rescaled to keep its half-life in examples, small batches train well with Adam "
-                           "(Marek et al. 2025).", o3)}  # fmt: skip
+                           "(Marek et al. 2025).", o3),
+                    "O4": ("Adam extends the range of perfect scaling over plain SGD (Zhang et al. 2019).",
+                           o4)}  # fmt: skip
 
 
 def verdicts(sweeps: list[Sweep]) -> dict[str, Verdict]:

@@ -193,6 +193,18 @@ def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path
     assert o1([sgd])[0].startswith("not measured")
 
 
+def test_o4_adam_against_sgd_ignores_the_beta2_rule_sweep(doc, tmp_path):
+    from jbatch.claims import o4
+
+    sgd, adam = _sweep(doc, tmp_path, "sgd"), _variant(doc, tmp_path, "adam", optimizer="adam")
+    rule = _variant(doc, tmp_path, "rule", optimizer="adam", beta2_reference=64)
+    assert o4([sgd, adam])[0].startswith("not shown")
+    adam.fit = adam.fit | {"b_crit": 10 * sgd.fit["b_crit"], "interval": {"low": 2 * sgd.fit["interval"]["high"],
+                                                                          "high": 20 * sgd.fit["interval"]["high"]}}
+    assert o4([sgd, adam, rule])[0] == "holds"  # the rule's sweep (a tie with SGD) is not a second pair
+    assert o4([sgd, rule])[0].startswith("not measured")
+
+
 def test_o2_adam_surge_or_monotone(doc, tmp_path):
     from jbatch.claims import o2
 
