@@ -125,6 +125,20 @@ def write_study(root: Path) -> list[Path]:
 
         raise ConfigError(f"{root} holds no data-scaling sweep (run: jbatch study data-scaling)")
     laws = fits(rows)
+    buf = io.StringIO()
+    keys = ["model", "n", "target", "b_crit", "low", "high", "bound", "b_simple", "wall_seconds"]
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(keys)
+    w.writerows([["" if r[k] is None else r[k] for k in keys] for r in rows])
+    written = [write_text(root / "table.md", markdown(rows, laws)),
+               write_bytes(root / "table.csv", buf.getvalue().encode()),
+               write_json(root / "scaling.json", {"kind": "jbatch.data-scaling", "rows": rows, "fits": laws})]
+    written.append(_plot(root, rows, laws))
+    return written
+
+
+def markdown(rows: list[dict[str, Any]], laws: dict[str, dict[str, Any]]) -> str:
+    """``table.md`` of the study: one row per sweep, each model's power laws and verdict."""
     body = [[r["model"], str(r["n"]), table.num(r["target"]),
              table.num(r["b_crit"], 3) + (f" ({r['bound']} the range)" if r["bound"] else ""),
              table.interval(r["low"], r["high"]), table.num(r["b_simple"], 3), table.num(r["wall_seconds"], 3)]
@@ -136,7 +150,7 @@ def write_study(root: Path) -> list[Path]:
         line = f"- {model}: {verdict(f)}"
         if "b_simple" in f:
             s = f["b_simple"]
-            line += f"; B_simple grows as N^{s['exponent']:.2f} ([{s['low']:.2f}, {s['high']:.2f}])"
+            line += f"; B_simple ∝ N^{s['exponent']:.2f} ([{s['low']:.2f}, {s['high']:.2f}])"
         lines.append(line)
     meta = rows[0]["metadata"]
     lines += ["", "Each size trains on a class-balanced subset of the next larger one, with one fixed 1,000-sequence "
@@ -145,16 +159,7 @@ def write_study(root: Path) -> list[Path]:
                   "bootstrap from those intervals.",
               f"Measured on {meta['device_kind']} ({meta['backend']}), CPU {meta['cpu']}, jax "
               f"{meta['versions']['jax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}."]  # fmt: skip
-    buf = io.StringIO()
-    keys = ["model", "n", "target", "b_crit", "low", "high", "bound", "b_simple", "wall_seconds"]
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(keys)
-    w.writerows([["" if r[k] is None else r[k] for k in keys] for r in rows])
-    written = [write_text(root / "table.md", "\n".join(lines) + "\n"),
-               write_bytes(root / "table.csv", buf.getvalue().encode()),
-               write_json(root / "scaling.json", {"kind": "jbatch.data-scaling", "rows": rows, "fits": laws})]
-    written.append(_plot(root, rows, laws))
-    return written
+    return "\n".join(lines) + "\n"
 
 
 def _plot(root: Path, rows: list[dict[str, Any]], laws: dict) -> Path:

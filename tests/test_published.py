@@ -10,10 +10,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-SWEEPS = sorted(p.parent for p in RESULTS.glob("*/sweep.json"))
+SWEEPS = sorted(p.parent for p in [*RESULTS.glob("*/sweep.json"), *RESULTS.glob("data-scaling/*/sweep.json")])
 
 
-@pytest.mark.parametrize("directory", SWEEPS, ids=[d.name for d in SWEEPS])
+@pytest.mark.parametrize("directory", SWEEPS, ids=[str(d.relative_to(RESULTS)) for d in SWEEPS])
 def test_sweep_table_regenerates_from_its_json(directory):
     from jbatch.report import csv_table, load_document, markdown_table, summarize
     from jbatch.summary import sweep_fit
@@ -47,6 +47,14 @@ def test_scaling_table_regenerates_from_its_json():
 
     rows = json.loads((RESULTS / "scaling" / "scaling.json").read_text())["rows"]
     assert (RESULTS / "scaling" / "table.md").read_text() == scaling_table(rows)
+
+
+def test_data_scaling_table_regenerates_from_its_sweeps():
+    from jbatch.datascaling import collect, fits, markdown
+
+    rows = collect(RESULTS / "data-scaling")
+    assert len(rows) == 6  # MLP and CNN at three sizes
+    assert (RESULTS / "data-scaling" / "table.md").read_text() == markdown(rows, fits(rows))
 
 
 def test_readme_shows_the_published_default_table():

@@ -76,9 +76,16 @@ def test_b_crit_against_the_target_from_one_sweep():
     from jbatch.ladder import ladder, levels
 
     doc = json.loads((DATA / "sweep.json").read_text())
+    target = doc["config"]["target_value"]
     lv = levels(doc, 4)
-    assert len(lv) == 4 and lv[-1] == doc["config"]["target_value"] and lv[0] < lv[-1]
+    assert lv[3] == target and lv[0] < lv[3]
+    assert len(lv) == 6 and target < lv[4] < lv[5]  # past the target, to the best 3 batch sizes reached
+    best = sorted(max(v for rep in r["replicas"] for v in rep["curve"]["test_accuracy"] if v is not None)
+                  for r in doc["batch_sizes"].values())[-3]  # fmt: skip
+    assert lv[5] == pytest.approx(best, rel=1e-3)
     steps = ladder(doc, 4)
+    assert [s["coarse"] for s in steps][4:] == [True, True]  # past the target only coarse points remain
+    assert len(steps[5]["reached"]) >= 3
     assert all(s["fit"] is not None for s in steps)
     for lower, higher in zip(steps, steps[1:], strict=False):  # a higher level takes at least as many steps
         for b, v in higher["steps"].items():
