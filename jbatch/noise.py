@@ -37,7 +37,8 @@ def gradient_moments(
     per-example ones (which XLA's CPU backend materialises slowly), for more sampling noise.
     Rows beyond ``m b`` are left out.
 
-    ``G`` is the gradient of the mean loss over every row of ``data``. ``population``:
+    ``G`` is the gradient of the mean loss over every row of ``data`` (from the same pass:
+    the group gradients weighted by their rows, plus the rows left out). ``population``:
     ``data`` is the whole training set, so that is ``G`` exactly. Otherwise (a subsample)
     its squared norm overestimates ``|G|^2`` by ``tr(Sigma) / n`` on average, which is
     subtracted. Traceable and pure.
@@ -70,7 +71,13 @@ def gradient_moments(
     zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32))  # x may hold token ids
     (total, total_sq), _ = jax.lax.scan(body, zero, jnp.arange(m * b).reshape(m, b))
     trace_sigma = b * (total_sq - _sq_norm(total) / m) / (m - 1)
-    mean_sq = _sq_norm(grad(state.params, x, y))  # every row, whether or not m b = n
+    # G over every row, from the same pass: the groups' mean gradients weighted by their rows,
+    # plus the gradient of the r = n - m b rows the groups leave out (no second pass over n)
+    full = jax.tree.map(lambda t: t * (b / n), total)
+    if r := n - m * b:
+        rest = grad(state.params, x[m * b :], y[m * b :])
+        full = jax.tree.map(lambda f, g: f + g * (r / n), full, rest)
+    mean_sq = _sq_norm(full)
     grad_sq = mean_sq if population else mean_sq - trace_sigma / n
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}
 

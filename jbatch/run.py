@@ -242,7 +242,10 @@ def run_batch_size(
 
         def fine(everyone: bool) -> None:
             need = real.copy() if everyone else watch.need(record.diverged) & real
-            metrics = jax.device_get(clock.call("evaluate", built["fine"], carry[0], data[fine_split], need))
+            if need.any() or not record.fine_points:
+                metrics = jax.device_get(clock.call("evaluate", built["fine"], carry[0], data[fine_split], need))
+            else:  # no replica needs it: no call at all (the program would only skip each one)
+                metrics = jax.tree.map(lambda v: np.full_like(v, np.nan), record.fine_points[-1]["metrics"])
             record.fine(record.steps_done, metrics)
             watch.update(record.steps_done, metrics, need, record.diverged)
 

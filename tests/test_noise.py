@@ -37,6 +37,15 @@ def test_per_example_moments_match_the_closed_form(problem):
     np.testing.assert_allclose(got["b_simple"], trace / (G @ G), rtol=2e-4)
 
 
+@pytest.mark.parametrize("group", [1, 7, 20])  # 300 = 42 x 7 + 6: rows left out of the groups still count in G
+def test_the_full_gradient_comes_from_the_group_pass_exactly(problem, group):
+    ds, state, g = problem
+    G = g.mean(0)
+    got = jax.jit(lambda s: gradient_moments(s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)),
+                                             mean_squared_error, group=group))(state)  # fmt: skip
+    np.testing.assert_allclose(got["grad_sq"], G @ G, rtol=1e-5)
+
+
 @pytest.mark.parametrize("group", [6, 20])  # 300 examples: 50 groups of 6, 15 groups of 20
 def test_group_moments_are_unbiased_over_random_partitions(problem, group):
     ds, state, g = problem
