@@ -10,6 +10,8 @@ Compare runs with ``pytest-benchmark compare``; ``jbatch report --benchmark`` ta
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from jbatch.convergence import FULL_ONLY, REGIMES, JbatchRunner, case
@@ -44,6 +46,7 @@ def test_time_to_target(benchmark, digits_data, full, regime, method):
         if method == "torch-eager":
             pytest.importorskip("torch", reason="PyTorch is a peer: pip install -e '.[peers]'")
         if method == "keras-fit":
+            os.environ.setdefault("KERAS_BACKEND", "jax")  # before the import: Keras picks its backend then
             pytest.importorskip("keras", reason="Keras is a peer: pip install -e '.[peers]'")
         from bench.peers import TO_TARGET
 
