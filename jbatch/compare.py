@@ -49,6 +49,13 @@ def _header(name: str, meta: dict[str, Any]) -> str:
             f"{' (dirty)' if commit.get('dirty') else ''}")  # fmt: skip
 
 
+def _latest(doc: dict[str, Any]) -> dict[str, Any]:
+    """The metadata of the sweep's latest batch-size result (a ``--force``d sweep keeps its
+    document's first metadata; each result records its own)."""
+    return max((r.get("metadata") or doc["metadata"] for r in doc["batch_sizes"].values()),
+               key=lambda m: m.get("date", ""), default=doc["metadata"])  # fmt: skip
+
+
 def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]], list[str], dict]:
     """Header lines, CSV rows, Markdown lines and plot data of sweeps of one workload."""
     from jbatch.report import load_document, summarize
@@ -104,7 +111,7 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
                     line += [None, None, None, None]
         md.append(cells)
         out.append(line)
-    heads = [_header(f"[{i}] {d}", doc["metadata"]) for i, (d, doc) in enumerate(zip(directories, docs, strict=True))]
+    heads = [_header(f"[{i}] {d}", _latest(doc)) for i, (d, doc) in enumerate(zip(directories, docs, strict=True))]
     csv_header = ["batch_size"]
     for i in range(len(docs)):
         csv_header += [f"steps_{i}", f"seconds_{i}", f"seconds_low_{i}", f"seconds_high_{i}", f"samples_per_second_{i}"]

@@ -109,10 +109,24 @@ def _target_columns(name: str) -> bool:
     return name.endswith("_to_target")
 
 
+def measured_on(doc: dict[str, Any]) -> str:
+    """Where and with what the batch sizes were measured: each result's own metadata (a
+    resumed or ``--force``d sweep mixes runs), the document's where a result has none."""
+    metas = [r.get("metadata") or doc["metadata"] for r in doc["batch_sizes"].values()] or [doc["metadata"]]
+    meta = max(metas, key=lambda m: m["date"])
+    dates = sorted({m["date"] for m in metas})
+    commits = sorted({str(m["commit"]["id"])[:10] + (" (with uncommitted changes)" if m["commit"].get("dirty") else "")
+                      for m in metas})  # fmt: skip
+    when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
+    return (f"Measured on {meta['device_kind']} ({meta['backend']}, {meta['device_count']} device(s)), "
+            f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
+            f"optax {meta['versions']['optax']}, {when}, commit {', '.join(commits)}.")
+
+
 def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
     """``table.md``: the table, then the notes that say how to read it, where the sweep's
     time went, and the critical batch size."""
-    cfg, meta = doc["config"], doc["metadata"]
+    cfg = doc["config"]
     tokens = any(s["row"]["tokens_per_batch"] != s["row"]["batch_size"] for s in rows)  # sequences: count tokens
     shown = [c for c in COLUMNS if c[2] not in ("skip", "interval")  # the CSV has every column
              and (tokens or c[0] not in ("tokens_to_target", "tokens_per_batch"))]  # fmt: skip
@@ -150,9 +164,7 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
         f"Every metric is also evaluated at {cfg.get('coarse_evals', '?')} log-spaced points; the "
         f"{ev.get('coarse', 'other')} split on a fixed subsample of {ev.get('coarse_examples', '?')} of its "
         f"{ev.get('coarse_of', '?')} examples.",
-        f"Measured on {meta['device_kind']} ({meta['backend']}, {meta['device_count']} device(s)), "
-        f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
-        f"optax {meta['versions']['optax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}.",
+        measured_on(doc),
     ]
     extended = [f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
                 for s in rows if s["row"].get("extended")]  # fmt: skip
