@@ -108,3 +108,16 @@ def test_quick_keeps_the_ends_of_the_configs_own_grid():
     adam = SweepConfig(optimizer="adam", learning_rates=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
     assert quick(adam).learning_rates == (1e-4, 1e-3, 3e-3, 3e-2)
     assert quick(SweepConfig(learning_rates=(0.1, 1.0))).learning_rates == (0.1, 1.0)
+
+
+def test_the_measured_line_names_the_runs_of_the_results_not_the_documents_first():
+    from jbatch.report import measured_on
+
+    base = {"device_kind": "cpu", "backend": "cpu", "device_count": 1, "cpu": "x",
+            "versions": {"jax": "1", "flax": "2", "optax": "3"}}  # fmt: skip
+    old = base | {"date": "2026-01-01", "commit": {"id": "a" * 40, "dirty": False}}
+    new = base | {"date": "2026-02-01", "commit": {"id": "b" * 40, "dirty": True}}
+    doc = {"metadata": old, "batch_sizes": {"1": {"metadata": new}, "8": {"metadata": new}}}  # all redone (--force)
+    assert measured_on(doc).endswith("2026-02-01, commit bbbbbbbbbb (with uncommitted changes).")
+    doc["batch_sizes"]["8"]["metadata"] = old  # one kept from the first run (a resume)
+    assert "2026-01-01 to 2026-02-01, commit aaaaaaaaaa, bbbbbbbbbb (with uncommitted changes)." in measured_on(doc)
