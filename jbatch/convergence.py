@@ -70,7 +70,14 @@ def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
                       for c in range(lay.num_chunks)])  # fmt: skip
     marks = tuple(int(e) for e, ev in zip(ends, lay.evaluate, strict=True) if ev)
     return Case(regime, b, row["best_learning_rate"], cfg.target_value, n, spe, lay.total_steps, marks,
-                f"{results.name}/sweep.json, commit {str(doc['metadata']['commit']['id'])[:10]}")  # fmt: skip
+                f"{results.name}/sweep.json, commit {_commit(doc, b)}")  # fmt: skip
+
+
+def _commit(doc: dict[str, Any], b: int) -> str:
+    """The commit that measured batch size ``b`` (its own metadata; a --force'd sweep keeps
+    the document's first)."""
+    meta = doc["batch_sizes"][str(b)].get("metadata") or doc["metadata"]
+    return str(meta["commit"]["id"])[:10]
 
 
 def reached(accuracy: Any, c: Case) -> bool:
