@@ -11,6 +11,7 @@ skip with a reason.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from typing import Any
@@ -32,13 +33,22 @@ def _order(wl: Workload, b: int, samples: int) -> tuple[np.ndarray, int]:
 def flax_nnx_loop(wl: Workload, batch_size: Any, samples: int) -> Runner:
     """Flax's NNX tutorial loop (as its MNIST example): an ``nnx.jit`` train step that
     updates the model and ``nnx.Optimizer`` in place, called once per batch."""
+    import optax
+    from flax import nnx
+
+    runner, model = _nnx_tutorial_loop(wl, batch_size, samples, optax.sgd(LEARNING_RATE, momentum=MOMENTUM))
+    return dataclasses.replace(runner, weights=lambda: mlp_weights(nnx.state(model, nnx.Param)))
+
+
+def _nnx_tutorial_loop(wl: Any, batch_size: Any, samples: int, tx: Any) -> tuple[Runner, Any]:
+    """The NNX tutorial's loop over ``wl``'s model and batches with ``tx``, and its model."""
     import jax
     import optax
     from flax import nnx
 
     b = resolve_batch_size(batch_size, wl.num_examples)
     model = wl.model(0)
-    optimizer = nnx.Optimizer(model, optax.sgd(LEARNING_RATE, momentum=MOMENTUM), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     @nnx.jit
     def train_step(model, optimizer, x, y):
@@ -63,7 +73,7 @@ def flax_nnx_loop(wl: Workload, batch_size: Any, samples: int) -> Runner:
             loss = train_step(model, optimizer, xb, yb)
         return jax.block_until_ready(loss)
 
-    return Runner(run, steps * b, steps, compile_seconds, lambda: mlp_weights(nnx.state(model, nnx.Param)))
+    return Runner(run, steps * b, steps, compile_seconds), model
 
 
 def flax_nnx_fast(wl: Workload, batch_size: Any, samples: int) -> Runner:
@@ -220,36 +230,9 @@ PEERS = {"flax-nnx-loop": flax_nnx_loop, "flax-nnx-fast": flax_nnx_fast, "keras-
 
 def language_nnx_loop(wl: Any, batch_size: Any, samples: int) -> Runner:
     """Flax's NNX tutorial loop over the same transformer, batches and Adam."""
-    import jax
     import optax
-    from flax import nnx
 
-    b = resolve_batch_size(batch_size, wl.num_examples)
-    model = wl.model(0)
-    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
-
-    @nnx.jit
-    def train_step(model, optimizer, x, y):
-        def loss_fn(model):
-            return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
-
-    order, steps = _order(wl, b, samples)
-    x, y = jax.device_put(wl.x[order]), jax.device_put(wl.y[order])
-    batches = [(x[i * b : (i + 1) * b], y[i * b : (i + 1) * b]) for i in range(steps)]
-    start = time.perf_counter()
-    jax.block_until_ready(train_step(*nnx.clone((model, optimizer)), *batches[0]))
-    compile_seconds = time.perf_counter() - start
-
-    def run() -> Any:
-        for xb, yb in batches:
-            loss = train_step(model, optimizer, xb, yb)
-        return jax.block_until_ready(loss)
-
-    return Runner(run, steps * b, steps, compile_seconds)
+    return _nnx_tutorial_loop(wl, batch_size, samples, optax.adam(1e-3))[0]
 
 
 # --- time to target (bench/test_convergence.py): the same schedule, the peers' own loops ---

@@ -228,6 +228,18 @@ def plain_scan(wl: Workload, batch_size: int | str | None) -> Runner:
     return Runner(run, steps * b, steps, program.compile_seconds)
 
 
+def _epoch_runner(epoch: Callable[..., Any], state: Any, data: Any, order: Any, n: int, b: int) -> Runner:
+    """A compiled whole epoch (state donated), one call per round."""
+    program = compile_program(epoch, state, data, order, donate_argnums=(0,))
+    box = {"state": state}
+
+    def run() -> Any:
+        box["state"], metrics = program(box["state"], data, order)
+        return jax.block_until_ready(metrics)
+
+    return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)
+
+
 def sharded_epoch(wl: Workload, batch_size: int | str | None, devices: int) -> Runner:
     """jbatch's scan-fused epoch, data parallel over the first ``devices`` local devices
     (``jbatch.parallel``): ``batch_size`` is the global batch."""
@@ -241,14 +253,7 @@ def sharded_epoch(wl: Workload, batch_size: int | str | None, devices: int) -> R
                        sharding=batch_sharding(mesh), width=padded_width(b, mesh))  # fmt: skip
     state, data = place(init_train_state(wl.model(0), tx), mesh), place(_device_data(wl), mesh)
     order = place(epoch_order(0, 0, n), mesh)
-    program = compile_program(epoch, state, data, order, donate_argnums=(0,))
-    box = {"state": state}
-
-    def run() -> Any:
-        box["state"], metrics = program(box["state"], data, order)
-        return jax.block_until_ready(metrics)
-
-    return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)
+    return _epoch_runner(epoch, state, data, order, n, b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +288,7 @@ class LanguageWorkload:
 
 
 def make_language_workload(name: str = "markov") -> LanguageWorkload:
-    """The transformer (width 64, depth 2, 4 heads) on jbatch's default Markov language."""
+    """The transformer (``TRANSFORMERS["transformer"]``) on jbatch's default Markov language."""
     from jbatch.data import load_dataset
     from jbatch.workload import TRANSFORMERS
 
@@ -299,11 +304,4 @@ def language_epoch(wl: LanguageWorkload, batch_size: int | str | None) -> Runner
     state = init_train_state(wl.model(0), make_optimizer("adam", 1e-3))
     data = _device_data(wl)
     order = jax.device_put(epoch_order(0, 0, n))
-    program = compile_program(epoch, state, data, order, donate_argnums=(0,))
-    box = {"state": state}
-
-    def run() -> Any:
-        box["state"], metrics = program(box["state"], data, order)
-        return jax.block_until_ready(metrics)
-
-    return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)
+    return _epoch_runner(epoch, state, data, order, n, b)
