@@ -66,8 +66,7 @@ def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
         raise ConfigError(f"{results} has no batch size {b} for regime {regime!r}")
     spe = steps_per_epoch(n, b, cfg.remainder)
     lay = layout(spe, budget_steps(cfg, spe), cfg.evals, b)
-    ends = np.cumsum([min(lay.chunk_steps, spe - (c % lay.chunks_per_epoch) * lay.chunk_steps)
-                      for c in range(lay.num_chunks)])  # fmt: skip
+    ends = lay.chunk_ends()
     marks = tuple(int(e) for e, ev in zip(ends, lay.evaluate, strict=True) if ev)
     return Case(regime, b, row["best_learning_rate"], cfg.target_value, n, spe, lay.total_steps, marks,
                 f"{results.name}/sweep.json, commit {_commit(doc, b)}")  # fmt: skip

@@ -104,3 +104,10 @@ def settle(start: TrainState, prev: TrainState, end: TrainState, before: Guard, 
     state = jax.tree.map(pick, end, start, prev)
     prev = jax.tree.map(lambda new, s: jnp.where(after.diverged, new, s), state, start)
     return state, prev
+
+
+def settle_and_copy(start: TrainState, prev: TrainState, end: TrainState, before: Guard, after: Guard):
+    """``settle``, plus a copy of the settled state and its guard: the next segment's start,
+    which must outlive the training call that donates them (one call at a segment's end)."""
+    state, prev = settle(start, prev, end, before, after)
+    return state, prev, jax.tree.map(jnp.copy, (state, after))

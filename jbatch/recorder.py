@@ -21,18 +21,27 @@ class Watch:
     not those of a learning rate that can no longer be the best: once some learning rate
     has every seed at the target (mean ``S*`` steps), another whose unreached seeds would
     need, even reaching it right now, more than ``S*`` steps on average can neither reach
-    it with more seeds nor in fewer steps (``summary.best_learning_rate``). Such replicas
+    it with more seeds nor in fewer steps (``summary.best_learning_rate``); an extension
+    round of the grid starts from the best of the earlier rounds (``bound``). Such replicas
     are still evaluated at the coarse points; ``pruned_at`` records when they stopped, so a
     target they reach later is known to the coarse resolution only (and the report says so
     should one of them end up the best, which takes a best whose runs blow up later).
     """
 
-    def __init__(self, grid, metric: str, target: float, higher: bool, prune: bool = True):
+    def __init__(self, grid, metric: str, target: float, higher: bool, prune: bool = True, bound: float = math.inf):
         keys = [tuple(sorted(h.items())) for h, _ in grid]  # a setting: the swept hyperparameters' values
         self.lrs = np.asarray([sorted(set(keys)).index(k) for k in keys])
         self.metric, self.target, self.higher, self.prune = metric, target, higher, prune
         self.reached_at = np.full(len(grid), -1)
         self.pruned_at: list[int | None] = [None] * len(grid)
+        self.prior = bound  # the best mean steps of an earlier round at this batch size (an extension)
+
+    @property
+    def best(self) -> float:
+        """The fewest mean steps to target of a setting whose every seed reached it (this
+        round's or the earlier rounds'); infinite while there is none."""
+        done = [lr for lr in set(self.lrs) if np.all(self.reached_at[self.lrs == lr] >= 0)]
+        return min([self.prior] + [float(np.mean(self.reached_at[self.lrs == lr])) for lr in done])
 
     def need(self, diverged: np.ndarray) -> np.ndarray:
         return (self.reached_at < 0) & ~diverged & np.asarray([p is None for p in self.pruned_at])
@@ -42,14 +51,13 @@ class Watch:
         with np.errstate(invalid="ignore"):
             hit = evaluated & ~diverged & ((value >= self.target) if self.higher else (value <= self.target))
         self.reached_at[hit & (self.reached_at < 0)] = step
-        if not self.prune:
+        best = self.best
+        if not self.prune or best == math.inf:
             return
-        done = [lr for lr in set(self.lrs) if np.all(self.reached_at[self.lrs == lr] >= 0)]
-        if not done:
-            return
-        best = min(float(np.mean(self.reached_at[self.lrs == lr])) for lr in done)
-        for lr in set(self.lrs) - set(done):
+        for lr in set(self.lrs):
             group = self.lrs == lr
+            if np.all(self.reached_at[group] >= 0):
+                continue
             bound = np.where(self.reached_at[group] >= 0, self.reached_at[group], step).mean()
             if bound > best:
                 for r in np.flatnonzero(group & (self.reached_at < 0)):
@@ -68,7 +76,7 @@ class Recorder:
         self.coarse_points: list[dict[str, Any]] = []
         self.losses: list[np.ndarray] = []  # per-step losses since the last fine point
         self.steps_done = 0
-        epochs = lay.num_chunks // lay.chunks_per_epoch
+        epochs = lay.epochs
         self.examples = np.zeros(epochs, np.int64)  # masks are shared: every live replica counts the same
         self.updates = np.zeros((epochs, replicas), np.int64)  # update counter at each epoch's end
         self.diverged = np.zeros(replicas, bool)  # as of the last chunk (exploded, not yet set back)
@@ -78,7 +86,7 @@ class Recorder:
 
     def chunk(self, c: int, out: dict[str, Any], active: np.ndarray) -> None:
         self.steps_done += int(active.sum())
-        epoch = c // self.lay.chunks_per_epoch
+        epoch = self.lay.chunks[c][0]
         self.examples[epoch] += int(round(float(np.max(out["examples"]))))  # a diverged replica skips (0)
         self.updates[epoch] = out["updates"]
         self.diverged = np.asarray(out["diverged"], bool)

@@ -42,12 +42,15 @@ def init_replicas(
     tx: optax.GradientTransformation,
     seeds: Sequence[int],
     learning_rates: Sequence[float | Mapping[str, float]],
+    initial: dict[int, TrainState] | None = None,
 ) -> TrainState:
     """One replica per ``(seeds[i], learning_rates[i])`` pair, stacked along axis 0; an
     entry of ``learning_rates`` may also be a mapping of every injected hyperparameter's
     value for that replica (learning rate, momentum, ...).
 
     ``tx`` must come from ``optax.inject_hyperparams`` so each replica can hold its own values.
+    ``initial``: the states already built, by seed, reused and filled in (a sweep builds each
+    seed's model once for all its batch sizes: construction is eager, hence slow).
 
     Example:
       >>> from jbatch.model import make_model
@@ -59,7 +62,7 @@ def init_replicas(
     """
     if len(seeds) != len(learning_rates):
         raise ValueError(f"{len(seeds)} seeds but {len(learning_rates)} learning rates")
-    states, first = [], {}  # one model per distinct seed: its construction is eager, hence slow
+    states, first = [], {} if initial is None else initial  # one model per distinct seed
     for seed, lr in zip(seeds, learning_rates, strict=True):
         if seed not in first:
             first[seed] = init_train_state(make_model(seed), tx)

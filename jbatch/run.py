@@ -25,6 +25,7 @@ import collections
 import contextlib
 import functools
 import itertools
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,7 @@ from jbatch.data import to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
 from jbatch.errors import ConfigError
-from jbatch.guard import init_guard, settle
+from jbatch.guard import init_guard, settle_and_copy
 from jbatch.noise import gradient_moments
 from jbatch.optim import beta2_for_batch, hyperparameters, inject, with_schedule
 from jbatch.recorder import Recorder, Watch, result_document, rounded
@@ -49,6 +50,7 @@ from jbatch.step import init_train_state, make_eval_step, make_train_step
 from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
 from jbatch.workload import Workload
 
+Resume = tuple[int, int, list[Any]]  # (chunk, step, each replica's (state, guard) on the host)
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
 
@@ -197,18 +199,28 @@ def run_batch_size(
                 cache[key] = compile_program(fn, *args, in_axes=in_axes, donate_argnums=donate, replica_batch=group)
         return cache[key]
 
-    def train_round(entries: list[tuple[dict[str, float], int]], prune: bool = prune,
-                    replay: bool = False) -> dict[str, Any]:  # fmt: skip
+    def train_round(entries: list[tuple[dict[str, float], int]], prune: bool = prune, replay: bool = False,
+                    bound: float = math.inf, resume: Resume | None = None) -> dict[str, Any]:  # fmt: skip
         """Trains ``entries`` (swept values, seed) in the ``size`` replica slots; unused slots are
         parked: marked diverged from the start, so on CPU they skip their steps. ``replay``:
-        fine evaluations only, every one, stopping once every entry reached the target."""
+        fine evaluations only, every one, stopping once every entry reached the target; its
+        training is part of measuring, so its time counts as evaluation. ``bound``: the best
+        mean steps to target of the earlier rounds (``Watch``). ``resume``: (chunk, step, each
+        entry's (state, guard)) to go on from, as kept when the entries were pruned."""
         parked = size - len(entries)
         slots = entries + [entries[0]] * parked
         seeds = [g[1] for g in slots]
         values = [replica_values(config, wl, h, batch_size, lay.total_steps, start_values) for h, _ in slots]
-        states = init_replicas(wl.model, tx, seeds, values)
-        guards = [init_guard()] * len(entries) + [init_guard()._replace(diverged=jnp.ones((), bool))] * parked
+        if resume is None:
+            states = init_replicas(wl.model, tx, seeds, values, initial=cache.setdefault("initial", {}))
+            guards = [init_guard()] * len(entries)
+        else:  # host copies, stacked on the host: one transfer, no eager device operations
+            states = jax.device_put(jax.tree.map(lambda *v: np.stack(v), *[st for st, _ in resume[2]],
+                                                 *[resume[2][0][0]] * parked))  # fmt: skip
+            guards = [g for _, g in resume[2]]
+        guards = guards + [init_guard()._replace(diverged=jnp.ones((), bool))] * parked
         carry = (states, stack(guards))
+        twin = np.asarray([seeds.index(s) for s in seeds])  # a slot's first with its seed: the same weights at step 0
         tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
             lambda epoch: epoch_tables(seeds, epoch, n, batch_size, config.remainder)
         )
@@ -216,7 +228,7 @@ def run_batch_size(
         def batches(c: int):
             if whole:  # full batch ignores order and indices: send placeholders
                 k = lay.chunk_steps
-                return np.zeros((size, k, 1), np.int32), np.ones((k, 1), bool), np.ones(k, bool)
+                return np.zeros((size, k, 1), np.int32), np.ones((k, 1), bool), np.arange(k) < lay.chunks[c][2]
             return chunk_batches(lay, c, batch_size, tables)
 
         if not built:
@@ -229,7 +241,7 @@ def run_batch_size(
                                     np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
             built["coarse"] = program(("eval-coarse", coarse_split, group), make_needed(evaluate), states,
                                       coarse_data, np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
-            built["settle"] = program(("settle", group), settle, states, states, states, carry[1], carry[1],
+            built["settle"] = program(("settle", group), settle_and_copy, states, states, states, carry[1], carry[1],
                                       in_axes=(0, 0, 0, 0, 0), donate=(1, 2))  # fmt: skip
             built["copy"] = program(("copy", group), lambda c: jax.tree.map(lambda v: v.copy(), c), carry,
                                     in_axes=(0,))  # fmt: skip
@@ -238,39 +250,60 @@ def run_batch_size(
         real = np.arange(size) < len(entries)
         watch = Watch([(h if i < len(entries) else {"parked": i}, s) for i, (h, s) in enumerate(slots)],
                       config.target_metric.split("_", 1)[1], config.target_value,
-                      HIGHER_IS_BETTER[config.target_metric], prune=prune)  # fmt: skip
+                      HIGHER_IS_BETTER[config.target_metric], prune=prune, bound=bound)  # fmt: skip
 
-        def fine(everyone: bool) -> None:
-            need = real.copy() if everyone else watch.need(record.diverged) & real
+        def evaluate_split(program, split, need):
+            """``program`` on ``split`` for the replicas in ``need``; at step 0 once per seed (the
+            learning rates' replicas of a seed hold the same weights), copied to the others."""
+            if record.steps_done or resume is not None:
+                return jax.device_get(clock.call("evaluate", program, carry[0], split, need))
+            out = jax.device_get(clock.call("evaluate", program, carry[0], split, need & (twin == np.arange(size))))
+            return jax.tree.map(lambda v: np.where(need, v[twin], np.nan).astype(v.dtype), out)
+
+        def live() -> np.ndarray:  # a frozen replica's curve ends (its later points would repeat one state)
+            return real & ~record.diverged if prune else real  # the reference (no pruning) evaluates them too
+
+        def fine(everyone: bool, c: int) -> None:
+            need = live() if everyone else watch.need(record.diverged) & real
             if need.any() or not record.fine_points:
-                metrics = jax.device_get(clock.call("evaluate", built["fine"], carry[0], data[fine_split], need))
+                metrics = evaluate_split(built["fine"], data[fine_split], need)
             else:  # no replica needs it: no call at all (the program would only skip each one)
                 metrics = jax.tree.map(lambda v: np.full_like(v, np.nan), record.fine_points[-1]["metrics"])
             record.fine(record.steps_done, metrics)
+            before = [p is None for p in watch.pruned_at]
             watch.update(record.steps_done, metrics, need, record.diverged)
+            newly = [r for r, p in enumerate(watch.pruned_at) if p is not None and before[r] and real[r]]
+            if newly:  # kept on the host: a replay of one of them goes on from here, not from the start
+                kept = clock.call("other", jax.device_get, carry)
+                for r in newly:
+                    pruned_states[r] = (c, record.steps_done, jax.tree.map(lambda v, r=r: v[r], kept))
 
-        fine(everyone=True)
+        pruned_states: dict[int, tuple[int, int, Any]] = {}
+        first = -1 if resume is None else resume[0]
+        if resume is not None:
+            record.steps_done = resume[1]
+        fine(everyone=True, c=first)
         if not replay:
-            record.coarse(0, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
+            record.coarse(0, evaluate_split(built["coarse"], coarse_data, real))
+        part = "evaluate" if replay else "train"
         start = clock.call("other", built["copy"], carry)  # the segment's first state
         prev = clock.call("other", built["copy"], carry)  # and the previous segment's
-        for c in range(lay.num_chunks):
+        for c in range(first + 1, lay.num_chunks):
             idx, mask, active = batches(c)
-            carry, out = clock.call("train", built["train"], carry, train, idx, mask, active)
+            carry, out = clock.call(part, built["train"], carry, train, idx, mask, active)
             record.chunk(c, jax.device_get(out), active)
             if lay.coarse[c]:  # end of a segment: exploded replicas go back to a finite state
-                state, prev_state = clock.call("other", built["settle"], start[0], prev[0], carry[0], start[1],
-                                               carry[1])  # fmt: skip
+                state, prev_state, start = clock.call("other", built["settle"], start[0], prev[0], carry[0],
+                                                      start[1], carry[1])  # fmt: skip
                 carry, prev = (state, carry[1]), (prev_state, carry[1])
-                start = clock.call("other", built["copy"], carry)
             if lay.evaluate[c]:
-                fine(everyone=lay.coarse[c] or replay)
+                fine(everyone=lay.coarse[c] or replay, c=c)
                 if on_chunk is not None:
                     on_chunk(c + 1, lay.num_chunks)
                 if replay and np.all(watch.reached_at[real] >= 0):
                     break
             if lay.coarse[c] and not replay:
-                record.coarse(record.steps_done, clock.call("evaluate", built["coarse"], carry[0], coarse_data, real))
+                record.coarse(record.steps_done, clock.call("evaluate", built["coarse"], carry[0], coarse_data, live()))
             if probes[c] and not replay:
                 checkpoints.append((record.steps_done, clock.call("noise", jax.device_get, carry[0])))
         guard = jax.device_get(carry[1])
@@ -280,10 +313,12 @@ def run_batch_size(
             rep["pruned_at_step"] = at
         out["counted"] = record.counted(guard)
         out["checkpoints"] = [(step, jax.tree.map(lambda v: v[: len(entries)], st)) for step, st in checkpoints]
+        out["bound"] = watch.best
+        out["pruned_states"] = pruned_states
         return out
 
     result = train_round(grid)
-    checkpoints = [result.pop("checkpoints")]
+    checkpoints, bound, kept = [result.pop("checkpoints")], result.pop("bound"), [result.pop("pruned_states")]
     for r in result["replicas"]:
         r["extension"] = 0
     added, round_ = 0, 0
@@ -292,8 +327,11 @@ def run_batch_size(
         if not more:
             break
         round_, added = round_ + 1, added + len(more)
-        extra = train_round([(setting_values, seed) for setting_values in more for seed in config.seeds])
+        extra = train_round([(setting_values, seed) for setting_values in more for seed in config.seeds],
+                            bound=bound)  # fmt: skip
         checkpoints.append(extra.pop("checkpoints"))
+        bound = min(bound, extra.pop("bound"))
+        kept.append(extra.pop("pruned_states"))
         for r in extra["replicas"]:
             r["extension"] = round_
         result["replicas"] += extra["replicas"]
@@ -308,11 +346,15 @@ def run_batch_size(
     best_round = result["replicas"][chosen[0]]["extension"]  # a setting is trained in one round
     offset = sum(rep["extension"] < best_round for rep in result["replicas"])  # replicas are listed round by round
     slots = [r - offset for r in chosen]
-    if any(summaries[r]["coarse_steps"] for r in chosen):
-        # The best's fine evaluations were skipped (a setting that finished first later blew up): train it
-        # again, the same trajectory, every fine point evaluated, and keep that record instead.
-        again = train_round([(dict(best), result["replicas"][r]["seed"]) for r in chosen], prune=False, replay=True)
-        for r, rep in zip(chosen, again["replicas"], strict=True):
+    # The best's fine evaluations were skipped (a setting that finished first later blew up): train its pruned
+    # runs again from where they were pruned, the same trajectory, every fine point evaluated, and fill them in.
+    pruned = [(r, kept[best_round][s]) for r, s in zip(chosen, slots, strict=True)
+              if summaries[r]["coarse_steps"] and s in kept[best_round]]  # fmt: skip
+    for at in sorted({(c, step) for _, (c, step, _) in pruned}):  # one replay per pruning point (all at once)
+        these = [(r, st) for r, (c, step, st) in pruned if (c, step) == at]
+        again = train_round([(dict(best), result["replicas"][r]["seed"]) for r, _ in these], prune=False, replay=True,
+                            resume=(*at, [st for _, st in these]))  # fmt: skip
+        for (r, _), rep in zip(these, again["replicas"], strict=True):
             merge_replay(result["replicas"][r], rep)
     if checkpoints[best_round]:
         noise = probe_replicas(checkpoints[best_round], slots, train, loss_fn, config, cache, clock)
@@ -325,14 +367,16 @@ def run_batch_size(
 
 def merge_replay(original: dict[str, Any], replay: dict[str, Any]) -> None:
     """Fills the fine points a pruned replica skipped with those of its replay (the same
-    trajectory, evaluated at every fine point up to the target), in place."""
+    trajectory from where it was pruned, evaluated at every fine point up to the target), in
+    place."""
     steps = replay["curve"]["step"]
-    assert original["curve"]["step"][: len(steps)] == steps, "a replay follows the same cadence"
+    at = original["curve"]["step"].index(steps[0])  # a replay starts where its run was pruned
+    assert original["curve"]["step"][at : at + len(steps)] == steps, "a replay follows the same cadence"
     for key, values in replay["curve"].items():
         if key in ("step", "epoch"):
             continue
         mine = original["curve"][key]
-        for i, v in enumerate(values):
+        for i, v in enumerate(values, start=at):
             if mine[i] is None:
                 mine[i] = v
     original["pruned_at_step"] = None

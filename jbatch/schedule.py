@@ -18,34 +18,43 @@ from jbatch.config import SweepConfig
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """How a batch size's budget is cut into compiled chunks, and after which chunks the
-    replicas are evaluated.
+    """How a batch size's budget is cut into compiled calls (chunks), and after which
+    chunks the replicas are evaluated.
 
-    Small batches: an epoch is cut into ``chunks_per_epoch`` chunks of ``chunk_steps`` (the
-    last padded with skipped steps), each followed by an evaluation. Large batches (few,
-    costly steps): one step per chunk, evaluated on a schedule that is geometric early on
-    (steps 1, 2, 3, ... growing by 10%: steps to target resolved to about 10% however
-    early it comes) and uniform, at epoch ends, later.
+    ``chunks`` holds each chunk's ``(epoch, first step within the epoch, steps)``: a chunk
+    never spans two epochs, and every call runs ``chunk_steps`` steps, the ones past a
+    chunk's own skipped (one compiled program per batch size). Small batches: an epoch is
+    cut into equal chunks of about the uniform cadence, each followed by an evaluation.
+    Large batches (few, costly steps): the evaluations are geometric early on (steps 1, 2,
+    3, ... growing by 10%: steps to target resolved to about 10% however early it comes)
+    and uniform, at epoch ends, later; a chunk runs every step up to the next evaluation,
+    so no call ends where nothing is measured.
     """
 
     steps_per_epoch: int
     chunk_steps: int
-    chunks_per_epoch: int
-    num_chunks: int
+    chunks: tuple[tuple[int, int, int], ...]
     evaluate: tuple[bool, ...]
     coarse: tuple[bool, ...] = ()  # chunks after which every metric is evaluated (``with_coarse``)
 
     @property
+    def num_chunks(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def epochs(self) -> int:
+        return self.chunks[-1][0] + 1
+
+    @property
     def total_steps(self) -> int:
-        return self.num_chunks // self.chunks_per_epoch * self.steps_per_epoch
+        return self.epochs * self.steps_per_epoch
 
     def chunk_ends(self) -> list[int]:
-        """Steps done at the end of each chunk (an epoch's last chunk may be shorter)."""
-        k, s, m = self.chunk_steps, self.steps_per_epoch, self.chunks_per_epoch
-        return list(itertools.accumulate(min(k, s - (c % m) * k) for c in range(self.num_chunks)))
+        """Steps done at the end of each chunk."""
+        return list(itertools.accumulate(steps for _, _, steps in self.chunks))
 
 
-STEP_CHUNKS_FROM_BATCH = 32  # from this batch size on, a step costs enough to be its own chunk
+STEP_CHUNKS_FROM_BATCH = 32  # from this batch size on, steps are evaluated one by one early on
 
 
 def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> Layout:
@@ -59,13 +68,18 @@ def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> La
       (1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
       >>> layout(1437, 5748, 100, 1).chunk_steps  # B = 1: 25 chunks of 58 steps per epoch
       58
+      >>> lay = layout(6, 300, 100, 256)  # 50 epochs of 6 steps, evaluated every 3 steps
+      >>> lay.chunk_steps, lay.chunk_ends()[17:24]  # steps 1-19 each (geometric, then 21, 23, 25, ...)
+      (3, [18, 19, 21, 23, 24, 25, 27])
     """
     S = steps_per_epoch
     interval = max(1, math.ceil(budget / evals))
     epochs = math.ceil(budget / S)
     if batch_size < STEP_CHUNKS_FROM_BATCH and S > interval:
         m = math.ceil(S / interval)
-        return Layout(S, math.ceil(S / m), m, m * epochs, (True,) * (m * epochs))
+        k = math.ceil(S / m)
+        chunks = tuple((e, p * k, min(k, S - p * k)) for e in range(epochs) for p in range(m))
+        return Layout(S, k, chunks, (True,) * len(chunks))
     total = epochs * S
     if interval >= S:  # every j-th epoch end
         j = max(1, round(interval / S))
@@ -77,7 +91,9 @@ def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> La
         geometric.add(math.ceil(t))
         t = max(t * 1.1, math.ceil(t) + 1)
     marks = uniform | geometric | {total}
-    return Layout(S, 1, S, total, tuple(step in marks for step in range(1, total + 1)))
+    cuts = sorted(marks | set(range(S, total + 1, S)))  # a chunk ends at every mark and epoch end
+    chunks = tuple((a // S, a % S, b - a) for a, b in itertools.pairwise([0, *cuts]))
+    return Layout(S, max(n for _, _, n in chunks), chunks, tuple(b in marks for b in cuts))
 
 
 def with_coarse(lay: Layout, count: int) -> Layout:
@@ -112,13 +128,12 @@ def chunk_batches(
     Masks are shared: padding sits at the same place in every replica's epoch.
     """
     k = lay.chunk_steps
-    epoch, part = divmod(chunk, lay.chunks_per_epoch)
+    epoch, first, real = lay.chunks[chunk]
     idx, mask = tables(epoch)
-    rows = slice(part * k, (part + 1) * k)
+    rows = slice(first, first + real)
     idx, mask = idx[:, rows], mask[rows]
-    real = mask.shape[0]
     active = np.arange(k) < real
-    if real < k:  # the epoch's last chunk: pad with skipped steps
+    if real < k:  # a shorter chunk: pad with skipped steps
         idx = np.pad(idx, ((0, 0), (0, k - real), (0, 0)))
         mask = np.pad(mask, ((0, k - real), (0, 0)))
     return idx, mask, active

@@ -112,14 +112,15 @@ def bootstrap(
         raise ValueError("a bootstrap needs at least 3 batch sizes that reached the target")
     rng = np.random.default_rng(seed)
     b, log_s = np.empty((draws, len(sizes))), np.empty((draws, len(sizes)))
-    for d in range(draws):
-        pick = rng.choice(len(sizes), len(sizes))
-        while len(set(pick.tolist())) < 3:
-            pick = rng.choice(len(sizes), len(sizes))
+    steps = [[float(v) for v in per_size[x]] for x in sizes]
+    for d in range(draws):  # rng.integers draws what rng.choice would, without its per-call overhead
+        pick = rng.integers(0, len(sizes), len(sizes)).tolist()
+        while len(set(pick)) < 3:
+            pick = rng.integers(0, len(sizes), len(sizes)).tolist()
         for j, i in enumerate(pick):
-            seeds = np.asarray(per_size[sizes[i]], float)
+            seeds = steps[i]
             b[d, j] = sizes[i]
-            log_s[d, j] = math.log(float(np.mean(rng.choice(seeds, len(seeds)))))
+            log_s[d, j] = math.log(sum(seeds[k] for k in rng.integers(0, len(seeds), len(seeds)).tolist()) / len(seeds))
     x = _best_log_b_noise(b, log_s)
     edge = (np.abs(x - np.log(b.min(1) / SPAN)) < 0.05) | (np.abs(x - np.log(b.max(1) * SPAN)) < 0.05)
     tail = (1 - level) / 2 * 100

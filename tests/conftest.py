@@ -1,4 +1,6 @@
-"""Test-wide JAX settings: strict dtype promotion (as equinox's tests), float32 throughout."""
+"""Test-wide JAX settings: strict dtype promotion (as equinox's tests), float32 throughout, and one
+persistent compilation cache per session, empty at its start (a program that several tests
+build compiles once)."""
 
 import jax
 import pytest
@@ -11,3 +13,12 @@ def digits():
     from jbatch.data import load_digits
 
     return load_digits()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+    """Programs identical across tests compile once per session (JAX's persistent cache)."""
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield

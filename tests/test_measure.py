@@ -169,16 +169,38 @@ def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch):
     crashed on its empty coarse record) and must land on the reference's steps."""
     import jbatch.run
 
-    replays = []
+    replays, starts = [], []
     merge = jbatch.run.merge_replay
-    monkeypatch.setattr(jbatch.run, "merge_replay", lambda a, b: (replays.append(a["learning_rate"]), merge(a, b)))
+
+    def watched(original, replay):
+        replays.append(original["learning_rate"])
+        starts.append((original["pruned_at_step"], replay["curve"]["step"][0]))
+        merge(original, replay)
+
+    monkeypatch.setattr(jbatch.run, "merge_replay", watched)
     cfg = dataclasses.replace(SweepConfig(), seeds=(0,), learning_rates=(0.1, 0.3162, 1.0, 3.162), noise_checkpoints=0,
                               extend_grid=0)  # fmt: skip
     lean, full = run_size(cfg, digits, 16), run_size(cfg, digits, 16, prune=False)
     assert replays  # the case this test is for happened
+    assert all(pruned > 0 and first == pruned for pruned, first in starts)  # it went on from where it was pruned
     lean_s, full_s = ([replica_summary(r, x, "test_accuracy", 0.95) for r in x["replicas"]] for x in (lean, full))
     best = best_learning_rate(full_s)
     assert best_learning_rate(lean_s) == best and replays == [best]
     assert [s["steps_to_target"] for s in lean_s if s["learning_rate"] == best] == [
         s["steps_to_target"] for s in full_s if s["learning_rate"] == best]  # fmt: skip
     assert not any(s["coarse_steps"] for s in lean_s if s["learning_rate"] == best)
+
+
+def test_an_extension_round_is_pruned_by_the_earlier_rounds_best():
+    from jbatch.recorder import Watch
+
+    grid = [({"learning_rate": 3.0}, 0), ({"learning_rate": 10.0}, 0)]  # neither at the target yet
+    metrics, evaluated, diverged = {"accuracy": np.array([0.5, 0.4])}, np.ones(2, bool), np.zeros(2, bool)
+    alone, after = Watch(grid, "accuracy", 0.9, True), Watch(grid, "accuracy", 0.9, True, bound=20.0)
+    for watch in (alone, after):
+        watch.update(10, metrics, evaluated, diverged)
+    assert alone.pruned_at == after.pruned_at == [None, None]  # step 10 could still beat 20 steps
+    for watch in (alone, after):
+        watch.update(30, metrics, evaluated, diverged)
+    assert alone.pruned_at == [None, None] and after.pruned_at == [30, 30]  # 30 > 20: neither can be the best
+    assert after.need(diverged).tolist() == [False, False] and after.best == 20.0

@@ -45,21 +45,24 @@ def test_layout_evaluates_at_every_epoch_end_or_cadence_and_covers_the_budget(sp
     assert lay.total_steps >= budget and lay.total_steps % spe == 0  # whole epochs
     assert len(lay.evaluate) == lay.num_chunks and lay.evaluate[-1]
     ends = np.asarray(lay.chunk_ends())
-    assert ends[-1] == lay.total_steps and ends[lay.chunks_per_epoch - 1] == spe
+    assert ends[-1] == lay.total_steps and set(range(spe, lay.total_steps + 1, spe)) <= set(ends.tolist())
+    assert all(0 < n <= lay.chunk_steps and first + n <= spe for _, first, n in lay.chunks)  # none spans two epochs
     evaluated = ends[np.asarray(lay.evaluate)]
     gaps = np.diff(np.concatenate([[0], evaluated]))
     assert gaps.max() <= max(spe, int(np.ceil(budget / evals)))  # the uniform cadence holds throughout
-    if lay.chunk_steps == 1:
+    assert all(e % spe == 0 for e in ends[~np.asarray(lay.evaluate)])  # a call ends unmeasured only at an epoch end
+    if b >= 32:
         assert list(evaluated[:10]) == list(range(1, 11))  # large batches: fine resolution early
+        assert lay.num_chunks < lay.total_steps or spe == 1  # but not one call per step
     else:
-        assert lay.chunk_steps * lay.chunks_per_epoch >= spe > lay.chunk_steps * (lay.chunks_per_epoch - 1)
-        assert all(lay.evaluate)
+        assert all(lay.evaluate) and max(n for _, _, n in lay.chunks) == lay.chunk_steps
 
 
 def test_chunks_of_an_epoch_visit_every_example_once():
     n, b = 50, 3  # 17 steps per epoch, the last of 2 examples
     lay = layout(steps_per_epoch(n, b), 34, 6, b)
-    assert lay.chunks_per_epoch > 1
+    per_epoch = [[c for c, chunk in enumerate(lay.chunks) if chunk[0] == e] for e in range(2)]
+    assert len(per_epoch[0]) > 1
     calls = []
 
     def tables(epoch):
@@ -69,8 +72,8 @@ def test_chunks_of_an_epoch_visit_every_example_once():
     cached = functools.lru_cache(maxsize=1)(tables)
     for epoch in range(2):
         seen = [[], [], []]
-        for part in range(lay.chunks_per_epoch):
-            idx, mask, active = chunk_batches(lay, epoch * lay.chunks_per_epoch + part, b, cached)
+        for c in per_epoch[epoch]:
+            idx, mask, active = chunk_batches(lay, c, b, cached)
             assert idx.shape == (3, lay.chunk_steps, b) and mask.shape == (lay.chunk_steps, b)
             for r in range(3):
                 seen[r] += idx[r][active][mask[active]].tolist()
@@ -141,7 +144,7 @@ def _first_exploded_update(losses):
 @pytest.mark.parametrize("replica_batch", ["auto", None])  # lax.map groups (CPU) and all-vmap (accelerators)
 def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on(tiny, b, replica_batch):
     cfg = _config(learning_rates=(0.01, 3.0, 1e4), budget_steps=30)
-    result = run_size(cfg, tiny, b, replica_batch=replica_batch)
+    result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)  # frozen replicas evaluated too
     by_lr = {r["learning_rate"]: r for r in result["replicas"]}
     good = by_lr[0.01]
     _, train_loss = series(good, "train_loss")
@@ -165,6 +168,12 @@ def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on
             assert np.all(np.isfinite(frozen)), (lr, key, frozen)
             assert np.all(frozen == frozen[0])
         assert bad["curve"]["minibatch_loss"][-1] is None  # a frozen replica trains nothing
+    if replica_batch == "auto":  # a sweep evaluates a frozen replica no more: its later points would repeat
+        lean = {r["learning_rate"]: r for r in run_size(cfg, tiny, b)["replicas"]}
+        for lr in (3.0, 1e4):
+            after = [v for key in ("train_loss", "test_loss") for st, v in zip(*series(lean[lr], key), strict=True)
+                     if st > lean[lr]["diverged_at_step"]]  # fmt: skip
+            assert after and all(v is None for v in after)
 
 
 def test_a_non_finite_first_loss_freezes_at_the_initial_state(tiny):
@@ -203,21 +212,25 @@ def plain_run(tiny):
 @pytest.mark.parametrize("replica_batch", ["auto", None])  # CPU's lax.map groups, and all-vmap as accelerators run
 @pytest.mark.parametrize("b", [16, 32])
 def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run, b, replica_batch):
-    # Chunks with skipped steps (B=16: 19 steps per epoch cut 7 + 7 + 5), step chunks
-    # (B=32), vmapped replicas and the divergence guard must not change what a replica
+    # Chunks with skipped steps (B=16: 19 steps per epoch cut 7 + 7 + 5; B=32: 1 to 3 steps
+    # up to the next evaluation), vmapped replicas and the divergence guard must not change what a replica
     # computes: compare every replica with its own train_and_evaluate, epoch by epoch.
     # momentum: a skipped step that ran anyway would still move the weights
     # an unreachable target keeps the test split evaluated at every fine point (epoch ends included)
     cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
                   optimizer="momentum", noise_checkpoints=3, target_value=1.01)  # fmt: skip
     result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
-    assert result["chunk_steps"] == (7 if b == 16 else 1)
+    assert result["chunk_steps"] == (7 if b == 16 else 3)  # B=32: calls of 1 to 3 steps, up to the next evaluation
     assert result["replica_batch"] == (1 if replica_batch == "auto" else None)
     assert len(result["replicas"]) == 4
     probed = [rep for rep in result["replicas"] if "noise" in rep]  # the best learning rate's seeds
     assert len(probed) == 2 and all(len(r["noise"]["step"]) == 3 and all(v > 0 for v in r["noise"]["b_simple"])
                                     for r in probed)  # fmt: skip
-    for rep in result["replicas"]:
+    start = {seed: _evaluate_fresh(cfg, tiny, seed) for seed in cfg.seeds}  # step 0 is evaluated once per seed
+    assert abs(start[0]["test"] - start[1]["test"]) > 1e-3 * start[0]["test"]  # so a mix-up of seeds shows
+    for rep in result["replicas"]:  # six significant digits stored
+        np.testing.assert_allclose(rep["curve"]["test_loss"][0], start[rep["seed"]]["test"], rtol=1e-5)
+        np.testing.assert_allclose(rep["coarse"]["train_loss"][0], start[rep["seed"]]["train"], rtol=1e-5)
         plain = plain_run(b, rep["learning_rate"], rep["seed"])
         ends = [i for i, e in enumerate(rep["curve"]["epoch"]) if float(e).is_integer() and e > 0]
         assert [rep["curve"]["epoch"][i] for i in ends] == [1.0, 2.0, 3.0]
@@ -225,6 +238,22 @@ def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run,
             # lax.map and vmap reassociate float32 sums differently: equal to rounding, not bit for bit
             np.testing.assert_allclose(rep["curve"]["test_loss"][i], e.test_loss, rtol=2e-5)
             np.testing.assert_allclose(rep["curve"]["test_accuracy"][i], e.test_accuracy, rtol=1e-6)
+
+
+def _evaluate_fresh(cfg, ds, seed):
+    """A freshly built model of ``seed``, evaluated on each split on its own."""
+    import jax
+
+    from jbatch.epoch import make_evaluate
+    from jbatch.optim import make_optimizer
+    from jbatch.step import init_train_state, make_eval_step
+    from jbatch.workload import for_config
+
+    wl = for_config(cfg, ds)
+    state = init_train_state(wl.model(seed), make_optimizer("sgd", 0.1))
+    evaluate = jax.jit(make_evaluate(make_eval_step(wl.loss, wl.classification)))
+    return {"test": float(evaluate(state, (ds.x_test, ds.y_test))["loss"]),
+            "train": float(evaluate(state, (ds.x_train, ds.y_train))["loss"])}  # fmt: skip
 
 
 # --- the results directory ------------------------------------------------------------
