@@ -51,6 +51,7 @@ from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, sett
 from jbatch.workload import Workload
 
 Resume = tuple[int, int, list[Any]]  # (chunk, step, each replica's (state, guard) on the host)
+KEEP_BYTES = 1 << 30  # host memory for the states of pruned replicas, kept for a replay (beyond it: from the start)
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
 
@@ -273,10 +274,12 @@ def run_batch_size(
             before = [p is None for p in watch.pruned_at]
             watch.update(record.steps_done, metrics, need, record.diverged)
             newly = [r for r, p in enumerate(watch.pruned_at) if p is not None and before[r] and real[r]]
-            if newly:  # kept on the host: a replay of one of them goes on from here, not from the start
-                kept = clock.call("other", jax.device_get, carry)
-                for r in newly:
-                    pruned_states[r] = (c, record.steps_done, jax.tree.map(lambda v, r=r: v[r], kept))
+            per_replica = sum(v.nbytes for v in jax.tree.leaves(carry)) // size
+            if newly and per_replica * (len(pruned_states) + len(newly)) <= KEEP_BYTES:
+                # kept on the host: a replay of one of them goes on from here, not from the start
+                kept = clock.call("other", jax.device_get, jax.tree.map(lambda v: v[np.asarray(newly)], carry))
+                for i, r in enumerate(newly):
+                    pruned_states[r] = (c, record.steps_done, jax.tree.map(lambda v, i=i: v[i], kept))
 
         pruned_states: dict[int, tuple[int, int, Any]] = {}
         first = -1 if resume is None else resume[0]
@@ -347,13 +350,16 @@ def run_batch_size(
     offset = sum(rep["extension"] < best_round for rep in result["replicas"])  # replicas are listed round by round
     slots = [r - offset for r in chosen]
     # The best's fine evaluations were skipped (a setting that finished first later blew up): train its pruned
-    # runs again from where they were pruned, the same trajectory, every fine point evaluated, and fill them in.
-    pruned = [(r, kept[best_round][s]) for r, s in zip(chosen, slots, strict=True)
-              if summaries[r]["coarse_steps"] and s in kept[best_round]]  # fmt: skip
-    for at in sorted({(c, step) for _, (c, step, _) in pruned}):  # one replay per pruning point (all at once)
-        these = [(r, st) for r, (c, step, st) in pruned if (c, step) == at]
+    # runs again from where they were pruned (from the start where the state was not kept: KEEP_BYTES), the
+    # same trajectory, every fine point evaluated, and fill them in; one replay per pruning point.
+    replays: dict[tuple[int, int] | None, list[tuple[int, Any]]] = {}
+    for r, s in zip(chosen, slots, strict=True):
+        if summaries[r]["coarse_steps"]:
+            c, step, state = kept[best_round].get(s, (None, None, None))
+            replays.setdefault(None if state is None else (c, step), []).append((r, state))
+    for at, these in replays.items():
         again = train_round([(dict(best), result["replicas"][r]["seed"]) for r, _ in these], prune=False, replay=True,
-                            resume=(*at, [st for _, st in these]))  # fmt: skip
+                            resume=None if at is None else (*at, [st for _, st in these]))  # fmt: skip
         for (r, _), rep in zip(these, again["replicas"], strict=True):
             merge_replay(result["replicas"][r], rep)
     if checkpoints[best_round]:

@@ -163,11 +163,16 @@ def test_time_accounting_adds_the_timing_rounds(two_runs):
     assert t["wall"] == pytest.approx(r["time"]["wall"] + r["timing"]["first_call_seconds"] + t["timing"])
 
 
-def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch):
+@pytest.mark.parametrize("kept", [True, False])  # its state kept when pruned, or too large to keep (KEEP_BYTES)
+def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch, kept):
     """On digits at B=16, lr 0.3162 reaches 95% first and then turns unstable, so the best is
     a setting whose fine evaluations were skipped: it is trained again (a replay, which once
-    crashed on its empty coarse record) and must land on the reference's steps."""
+    crashed on its empty coarse record), from where it was pruned or else from the start, and
+    must land on the reference's steps."""
     import jbatch.run
+
+    if not kept:
+        monkeypatch.setattr(jbatch.run, "KEEP_BYTES", 0)
 
     replays, starts = [], []
     merge = jbatch.run.merge_replay
@@ -182,7 +187,7 @@ def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch):
                               extend_grid=0)  # fmt: skip
     lean, full = run_size(cfg, digits, 16), run_size(cfg, digits, 16, prune=False)
     assert replays  # the case this test is for happened
-    assert all(pruned > 0 and first == pruned for pruned, first in starts)  # it went on from where it was pruned
+    assert all(pruned > 0 and first == (pruned if kept else 0) for pruned, first in starts)
     lean_s, full_s = ([replica_summary(r, x, "test_accuracy", 0.95) for r in x["replicas"]] for x in (lean, full))
     best = best_learning_rate(full_s)
     assert best_learning_rate(lean_s) == best and replays == [best]
