@@ -69,7 +69,7 @@ def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> La
       >>> layout(1437, 5748, 100, 1).chunk_steps  # B = 1: 25 chunks of 58 steps per epoch
       58
       >>> lay = layout(6, 300, 100, 256)  # 50 epochs of 6 steps, evaluated every 3 steps
-      >>> lay.chunk_steps, lay.chunk_ends()[17:24]  # steps 1-19 each (geometric, then 21, 23, 25, ...)
+      >>> lay.chunk_steps, lay.chunk_ends()[17:24]  # geometric marks, every 3rd step, epoch ends (24)
       (3, [18, 19, 21, 23, 24, 25, 27])
     """
     S = steps_per_epoch
