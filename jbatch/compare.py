@@ -20,6 +20,7 @@ import numpy as np
 from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import write_bytes, write_text
+from jbatch.summary import result_metadata
 
 WORKLOAD = ("dataset", "model", "widths", "optimizer", "target_metric", "target_value", "remainder")
 
@@ -52,8 +53,8 @@ def _header(name: str, meta: dict[str, Any]) -> str:
 def _latest(doc: dict[str, Any]) -> dict[str, Any]:
     """The metadata of the sweep's latest batch-size result (a ``--force``d sweep keeps its
     document's first metadata; each result records its own)."""
-    return max((r.get("metadata") or doc["metadata"] for r in doc["batch_sizes"].values()),
-               key=lambda m: m.get("date", ""), default=doc["metadata"])  # fmt: skip
+    return max((result_metadata(doc, r) for r in doc["batch_sizes"].values()), key=lambda m: m.get("date", ""),
+               default=doc["metadata"])  # fmt: skip
 
 
 def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]], list[str], dict]:

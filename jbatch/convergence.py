@@ -31,6 +31,7 @@ from jbatch.optim import make_optimizer
 from jbatch.recorder import rounded
 from jbatch.schedule import budget_steps, layout
 from jbatch.step import init_train_state, make_eval_step, make_train_step
+from jbatch.summary import result_metadata
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "digits-mlp-sgd"
 REGIMES = {"stochastic": 1, "mini-batch-4": 4, "mini-batch-16": 16, "mini-batch-64": 64, "mini-batch-256": 256,
@@ -75,8 +76,7 @@ def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
 def _commit(doc: dict[str, Any], b: int) -> str:
     """The commit that measured batch size ``b`` (its own metadata; a --force'd sweep keeps
     the document's first)."""
-    meta = doc["batch_sizes"][str(b)].get("metadata") or doc["metadata"]
-    return str(meta["commit"]["id"])[:10]
+    return str(result_metadata(doc, doc["batch_sizes"][str(b)])["commit"]["id"])[:10]
 
 
 def reached(accuracy: Any, c: Case) -> bool:

@@ -85,7 +85,7 @@ def make_checked_step(step: StepFn, explosion_factor: float = EXPLOSION_FACTOR):
 
 
 def settle(start: TrainState, prev: TrainState, end: TrainState, before: Guard, after: Guard):
-    """The end of a chunk: ``(state, prev)`` to carry into the next one.
+    """The end of a chunk: ``(state, prev, start)`` to carry into the next one.
 
     ``start`` is the chunk's first state, ``prev`` the previous chunk's first state,
     ``end`` the state after the chunk's updates, ``before``/``after`` the guard around it.
@@ -93,6 +93,8 @@ def settle(start: TrainState, prev: TrainState, end: TrainState, before: Guard, 
     set back to the first state of the chunk whose update produced the exploded state:
     ``start`` if that update is in this chunk, ``prev`` if the exploded state is ``start``
     itself (made by the previous chunk's last update). One that was already frozen stays.
+    ``start`` comes back as a copy of the settled state and its guard: the next chunk's first
+    state, which must outlive the training call that donates the state.
     """
     newly = after.diverged & ~before.diverged
     back = jnp.where(after.step == start.step, 0, 1)  # 0: prev, 1: start
@@ -103,11 +105,4 @@ def settle(start: TrainState, prev: TrainState, end: TrainState, before: Guard, 
 
     state = jax.tree.map(pick, end, start, prev)
     prev = jax.tree.map(lambda new, s: jnp.where(after.diverged, new, s), state, start)
-    return state, prev
-
-
-def settle_and_copy(start: TrainState, prev: TrainState, end: TrainState, before: Guard, after: Guard):
-    """``settle``, plus a copy of the settled state and its guard: the next segment's start,
-    which must outlive the training call that donates them (one call at a segment's end)."""
-    state, prev = settle(start, prev, end, before, after)
     return state, prev, jax.tree.map(jnp.copy, (state, after))

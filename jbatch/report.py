@@ -18,7 +18,7 @@ from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_text
 from jbatch.study import DOCUMENT
-from jbatch.summary import batch_size_summary, fastest, sweep_fit
+from jbatch.summary import batch_size_summary, fastest, result_metadata, sweep_fit
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
     ("regime", "regime", "text"),
@@ -112,7 +112,7 @@ def _target_columns(name: str) -> bool:
 def measured_on(doc: dict[str, Any]) -> str:
     """Where and with what the batch sizes were measured: each result's own metadata (a
     resumed or ``--force``d sweep mixes runs), the document's where a result has none."""
-    metas = [r.get("metadata") or doc["metadata"] for r in doc["batch_sizes"].values()] or [doc["metadata"]]
+    metas = [result_metadata(doc, r) for r in doc["batch_sizes"].values()] or [doc["metadata"]]
     meta = max(metas, key=lambda m: m["date"])
     dates = sorted({m["date"] for m in metas})
     commits = sorted({str(m["commit"]["id"])[:10] + (" (with uncommitted changes)" if m["commit"].get("dirty") else "")

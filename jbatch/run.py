@@ -40,7 +40,7 @@ from jbatch.data import to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
 from jbatch.errors import ConfigError
-from jbatch.guard import init_guard, settle_and_copy
+from jbatch.guard import init_guard, settle
 from jbatch.noise import gradient_moments
 from jbatch.optim import beta2_for_batch, hyperparameters, inject, with_schedule
 from jbatch.recorder import Recorder, Watch, result_document, rounded
@@ -221,6 +221,7 @@ def run_batch_size(
             guards = [g for _, g in resume[2]]
         guards = guards + [init_guard()._replace(diverged=jnp.ones((), bool))] * parked
         carry = (states, stack(guards))
+        replica_bytes = sum(v.nbytes for v in jax.tree.leaves(carry)) // size
         twin = np.asarray([seeds.index(s) for s in seeds])  # a slot's first with its seed: the same weights at step 0
         tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
             lambda epoch: epoch_tables(seeds, epoch, n, batch_size, config.remainder)
@@ -242,7 +243,7 @@ def run_batch_size(
                                     np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
             built["coarse"] = program(("eval-coarse", coarse_split, group), make_needed(evaluate), states,
                                       coarse_data, np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
-            built["settle"] = program(("settle", group), settle_and_copy, states, states, states, carry[1], carry[1],
+            built["settle"] = program(("settle", group), settle, states, states, states, carry[1], carry[1],
                                       in_axes=(0, 0, 0, 0, 0), donate=(1, 2))  # fmt: skip
             built["copy"] = program(("copy", group), lambda c: jax.tree.map(lambda v: v.copy(), c), carry,
                                     in_axes=(0,))  # fmt: skip
@@ -274,8 +275,7 @@ def run_batch_size(
             before = [p is None for p in watch.pruned_at]
             watch.update(record.steps_done, metrics, need, record.diverged)
             newly = [r for r, p in enumerate(watch.pruned_at) if p is not None and before[r] and real[r]]
-            per_replica = sum(v.nbytes for v in jax.tree.leaves(carry)) // size
-            if newly and per_replica * (len(pruned_states) + len(newly)) <= KEEP_BYTES:
+            if newly and replica_bytes * (len(pruned_states) + len(newly)) <= KEEP_BYTES:
                 # kept on the host: a replay of one of them goes on from here, not from the start
                 kept = clock.call("other", jax.device_get, jax.tree.map(lambda v: v[np.asarray(newly)], carry))
                 for i, r in enumerate(newly):

@@ -16,6 +16,13 @@ from jbatch.stats import mean_interval, product_interval, tie_set
 HIGHER_IS_BETTER = {"test_accuracy": True, "train_accuracy": True, "test_loss": False, "train_loss": False}
 
 
+def result_metadata(doc: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Where and with what ``result`` (one batch size) was measured: its own metadata, the
+    document's where it has none (a resumed or ``--force``d sweep mixes runs, and the
+    document keeps its first)."""
+    return result.get("metadata") or doc["metadata"]
+
+
 def first_reach(values: Sequence[float], target: float, higher: bool) -> int | None:
     """Index of the first value at or past ``target`` (None if never): the first crossing.
 
