@@ -183,7 +183,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     from jbatch.config import SweepConfig, load_config_file, quick
     from jbatch.presets import PRESETS
-    from jbatch.progress import Progress
+    from jbatch.progress import SweepLog
     from jbatch.report import write_report
     from jbatch.study import run_sweep
 
@@ -197,12 +197,6 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.target:
         flags["target_metric"], flags["target_value"] = args.target
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-
-    def on_start(batch_size: int, skipped: bool):
-        if skipped:
-            print(f"B={batch_size}: already in the results, skipped (--force redoes it)", flush=True)
-            return None
-        return Progress(f"B={batch_size}")
 
     processes = None
     if args.num_processes > 1:
@@ -218,8 +212,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
     workload = for_config(config)  # names and import paths become values here, at the edge
     config = with_floor(config, workload)
-    directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=on_start,
-                             processes=processes)  # fmt: skip
+    log = SweepLog()
+    directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=log.start,
+                             on_done=log.done, processes=processes)  # fmt: skip
     if processes is not None and processes.index != 0:
         print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
         return 0
@@ -308,15 +303,16 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 
 def _study(args: argparse.Namespace) -> int:
     from jbatch.datascaling import configs, write_study
-    from jbatch.progress import Progress
+    from jbatch.progress import SweepLog
     from jbatch.report import write_report
     from jbatch.study import run_sweep
     from jbatch.workload import for_config
 
     for cfg in configs(tuple(args.models), tuple(args.sizes), args.accelerator):
         start = time.perf_counter()
+        log = SweepLog(cfg.name)
         directory, _ = run_sweep(cfg, args.results_dir, force=args.force, workload=for_config(cfg),
-                                 on_start=lambda b, skipped, n=cfg.name: None if skipped else Progress(f"{n} B={b}"))
+                                 on_start=log.start, on_done=log.done)  # fmt: skip
         write_report(directory)
         print(f"{cfg.name}: {time.perf_counter() - start:.1f}s", flush=True)
     for path in write_study(args.results_dir):

@@ -3,3 +3,27 @@
 
 class ConfigError(ValueError):
     """A configuration or input the user can fix (bad batch size, unknown model, NaN data)."""
+
+
+def user_line(error: BaseException) -> str:
+    """`` at FILE:LINE`` of the innermost frame of ``error``'s traceback outside jax, flax,
+    optax and jbatch: the user's own line, or "" when there is none."""
+    import os
+    import sys
+    import traceback
+
+    packages = [sys.modules[m].__file__ for m in ("jax", "jaxlib", "flax", "optax", "jbatch") if m in sys.modules]
+    skip = tuple(os.path.dirname(f) + os.sep for f in packages if f)
+    stdlib = os.path.dirname(os.__file__) + os.sep
+
+    def ours(name: str) -> bool:
+        return name.startswith(skip) or name.startswith(stdlib) and "site-packages" not in name
+
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if not ours(f.filename)]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` and the user's line (``user_line``)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}{user_line(error)}"

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jbatch.loss import LossFn
+from jbatch.modes import apply
 from jbatch.step import TrainState
 
 UNROLL = 8  # group gradients per loop iteration: on a 2-core CPU the loop's own cost was about a third of a probe
@@ -37,7 +38,9 @@ def gradient_moments(
     ``Sigma`` the set's per-example covariance (``n - 1``). ``group=1`` is the exact
     per-example computation; larger groups cost ``m`` batch gradients instead of ``n``
     per-example ones (which XLA's CPU backend materialises slowly), for more sampling noise.
-    Rows beyond ``m b`` are left out.
+    Rows beyond ``m b`` are left out. The model runs in the probe mode of ``jbatch.modes``:
+    Dropout as in training (its RNG state carried from group to group), BatchNorm on its
+    running averages, so that a group's gradient is the mean of its examples' gradients.
 
     ``G`` is the gradient of the mean loss over every row of ``data`` (from the same pass:
     the group gradients weighted by their rows, plus the rows left out). ``population``:
@@ -61,24 +64,25 @@ def gradient_moments(
     b = max(1, min(group, n // 2))
     m = n // b
 
-    def group_loss(params, xg, yg):
-        return loss_fn(state.replace(params=params).model()(xg), yg, None).mean()
+    def group_loss(params, rest, xg, yg):
+        out, rest = apply(state.graphdef, params, rest, xg, "probe")
+        return loss_fn(out, yg, None).mean(), rest
 
-    grad = jax.grad(group_loss)
+    grad = jax.grad(group_loss, has_aux=True)
 
-    def body(acc, rows):
-        g = grad(state.params, x[rows], y[rows])
-        return (jax.tree.map(jnp.add, acc[0], g), acc[1] + _sq_norm(g)), None
+    def body(acc, rows):  # the model's RNG state goes on from group to group: fresh dropout masks each
+        g, rest = grad(state.params, acc[2], x[rows], y[rows])
+        return (jax.tree.map(jnp.add, acc[0], g), acc[1] + _sq_norm(g), rest), None
 
-    zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32))  # x may hold token ids
-    (total, total_sq), _ = jax.lax.scan(body, zero, jnp.arange(m * b).reshape(m, b), unroll=min(m, UNROLL))
+    zero = (jax.tree.map(jnp.zeros_like, state.params), jnp.zeros((), jnp.float32), state.rest)  # x: maybe token ids
+    (total, total_sq, rest), _ = jax.lax.scan(body, zero, jnp.arange(m * b).reshape(m, b), unroll=min(m, UNROLL))
     trace_sigma = b * (total_sq - _sq_norm(total) / m) / (m - 1)
     # G over every row, from the same pass: the groups' mean gradients weighted by their rows,
     # plus the gradient of the r = n - m b rows the groups leave out (no second pass over n)
     full = jax.tree.map(lambda t: t * (b / n), total)
     if r := n - m * b:
-        rest = grad(state.params, x[m * b :], y[m * b :])
-        full = jax.tree.map(lambda f, g: f + g * (r / n), full, rest)
+        left, _ = grad(state.params, rest, x[m * b :], y[m * b :])
+        full = jax.tree.map(lambda f, g: f + g * (r / n), full, left)
     mean_sq = _sq_norm(full)
     grad_sq = mean_sq if population else mean_sq - trace_sigma / n
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}

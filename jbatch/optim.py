@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jbatch.errors import ConfigError
+from jbatch.errors import ConfigError, user_line
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
@@ -161,11 +161,128 @@ def beta2_for_batch(b2: float, batch_size: int, reference: int) -> float:
 
 def inject(factory: OptimizerFactory, values: Mapping[str, float]) -> optax.GradientTransformation:
     """``factory`` with the hyperparameters ``values`` injected as state (their values are
-    the initial ones; replicas then get their own with ``set_hyperparameters``)."""
+    the initial ones; replicas then get their own with ``set_hyperparameters``). Every other
+    argument stays a Python constant (optax's ``static_args``): a factory may compare its
+    own numeric defaults (``warmup_steps=20``) in Python."""
+    names = [k for k in _parameters(factory) if k not in values]
     try:
-        return optax.inject_hyperparams(factory)(**values)
-    except TypeError as e:
+        return optax.inject_hyperparams(factory, static_args=names)(**values)
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"optimizer factory {_name(factory)} does not take {sorted(values)}: {e}") from None
+
+
+def _parameters(factory: OptimizerFactory) -> list[str]:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return []
+    return [k for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def proportional(factory: OptimizerFactory) -> OptimizerFactory:
+    """``factory``'s update at ``learning_rate=1`` (a Python constant), scaled by the
+    learning rate: the same update wherever the factory's update is proportional to its
+    learning rate (SGD, momentum, Adam, AdamW, and optax schedules that start and end at
+    zero or at a fraction of it), for factories that use the learning rate in Python, as
+    ``optax.warmup_cosine_decay_schedule(0.0, learning_rate, ...)`` does."""
+
+    def scaled(learning_rate, **hyper):
+        return optax.chain(factory(learning_rate=1.0, **hyper), optax.scale(learning_rate))
+
+    scaled.__signature__ = inspect.signature(factory)
+    scaled.__qualname__ = f"{getattr(factory, '__qualname__', 'optimizer')}*learning_rate"
+    return scaled
+
+
+# a traced hyperparameter used where Python needs a value (an `if`, a comparison, an int)
+TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+                 jax.errors.TracerArrayConversionError)  # fmt: skip
+
+
+def _traces(factory: OptimizerFactory, values: Mapping[str, float], params: Any,
+            traced: Any = None) -> Exception | None:  # fmt: skip
+    """None when ``factory`` initialises and updates with ``values`` injected (those named
+    in ``traced``, default all; the others as Python constants) and traced (abstractly:
+    nothing runs), else the error a traced value met."""
+    traced = set(values if traced is None else traced)
+    constants = {k: v for k, v in values.items() if k not in traced}
+    names = [k for k in _parameters(factory) if k not in traced]
+    tx = optax.inject_hyperparams(factory, static_args=names)(**{k: values[k] for k in traced}, **constants)
+    try:
+        jax.eval_shape(lambda p: tx.update(p, tx.init(p), p), params)
+    except TRACER_ERRORS as e:
+        return e
+    return None
+
+
+def sweepable(factory: OptimizerFactory, values: Mapping[str, float], params: Any, learning_rates: Any,
+              steps: int) -> tuple[OptimizerFactory, str]:  # fmt: skip
+    """The factory a sweep injects ``values`` into, so that every replica has its own, and
+    how the learning rate enters it: ``factory`` itself ("injected") when its update traces
+    with the values as arrays; ``proportional(factory)`` ("scaled") when only the learning
+    rate is used in Python and the update is proportional to it (checked over ``steps``
+    updates at the lowest and highest of ``learning_rates``, on ``params``' shapes). Any
+    other case is a ``ConfigError`` that names the hyperparameter and the line.
+
+    Example:
+      >>> import optax
+      >>> def cosine(learning_rate, steps=100):
+      ...     return optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
+      >>> _, how = sweepable(cosine, {"learning_rate": 0.1}, {"w": jnp.zeros(3)}, [0.01, 0.1], 20)
+      >>> how
+      'scaled'
+    """
+    error = _traces(factory, values, params)
+    if error is None:
+        return factory, "injected"
+    scaled = proportional(factory)
+    if _traces(scaled, values, params) is not None:  # another swept value is used in Python too
+        for name in values:
+            culprit = _traces(scaled, values, params, [name]) if name != "learning_rate" else None
+            if culprit is not None:
+                break
+        else:  # only together: name them all
+            culprit, name = error, ", ".join(k for k in values if k != "learning_rate")
+        raise ConfigError(f"optimizer factory {_name(factory)} uses its swept hyperparameter {name!r} in "
+                          f"Python{user_line(culprit)} ({type(culprit).__name__}), so replicas cannot each have their "
+                          "own value: make it an array operation, or do not sweep it")  # fmt: skip
+    gap = _proportionality_gap(factory, values, params, learning_rates, steps)
+    if gap > 1e-4:
+        raise ConfigError(f"optimizer factory {_name(factory)} uses its learning rate in Python{user_line(error)} "
+                          f"and its update is not proportional to it (relative difference {gap:.2g} within {steps} "
+                          "steps), so replicas cannot each have their own learning rate: build schedules from it by "
+                          "multiplication (e.g. init and end values as fractions of it)")  # fmt: skip
+    return proportional(factory), "scaled"
+
+
+def _proportionality_gap(factory, values, params, learning_rates, steps: int) -> float:
+    """The largest difference, relative to the largest move, between the parameters' moves
+    under ``factory(learning_rate=lr)`` built as given and under ``proportional(factory)``
+    at ``lr`` (on ``params``' tree, every dimension cut to 2 or less), over ``steps``
+    updates from bounded, varied gradients that do not depend on the parameters (so
+    rounding is not amplified), at the lowest and the highest of ``learning_rates``."""
+    others = {k: v for k, v in values.items() if k != "learning_rate"}
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(0), len(leaves))
+    small = [tuple(min(d, 2) for d in v.shape) for v in leaves]  # the tree and its ranks, not its size: fast
+    p0 = jax.tree.unflatten(tree, [jax.random.normal(k, s, v.dtype)
+                                   for k, s, v in zip(keys, small, leaves, strict=True)])  # fmt: skip
+
+    def moves(tx: optax.GradientTransformation) -> jax.Array:
+        def body(carry, t):
+            p, s = carry
+            u, s = tx.update(jax.tree.map(lambda v: jnp.sin(v * (t + 1.0)), p0), s, p)  # not from p: no feedback
+            return (optax.apply_updates(p, u), s), None
+
+        p = jax.lax.scan(body, (p0, tx.init(p0)), jnp.arange(steps, dtype=jnp.float32))[0][0]
+        return jnp.concatenate([jnp.ravel(a - b) for a, b in zip(jax.tree.leaves(p), jax.tree.leaves(p0), strict=True)])
+
+    gap = 0.0
+    for lr in (min(learning_rates), max(learning_rates)):
+        given = jax.jit(moves, static_argnums=0)(factory(learning_rate=lr, **others))
+        scaled = jax.jit(moves, static_argnums=0)(inject(proportional(factory), {"learning_rate": lr} | others))
+        gap = max(gap, float(jnp.max(jnp.abs(given - scaled)) / jnp.maximum(jnp.max(jnp.abs(given)), 1e-30)))
+    return gap
 
 
 def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:

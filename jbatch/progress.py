@@ -1,10 +1,15 @@
-"""Progress of a sweep: a bar with ETA on a terminal, plain lines anywhere else (CI, logs)."""
+"""Progress of a sweep: a bar with ETA on a terminal, plain lines anywhere else (CI, logs),
+a line for each batch size skipped and for each failure recorded after a training."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+# what ``run.attempt`` records a failure of, in words
+STAGES = {"noise": "the gradient-noise probe", "replay": "the replay of a pruned best",
+          "shape_demo": "the shape demonstration (claim C11)", "timing": "the timing rounds"}  # fmt: skip
 
 
 class Progress:
@@ -34,3 +39,25 @@ class Progress:
             self.last_quarter = int(4 * frac)
             self.stream.write(f"{self.label}: {done}/{total} chunks, {elapsed:.1f}s, ETA {eta:.1f}s\n")
         self.stream.flush()
+
+
+class SweepLog:
+    """What a running sweep says (``study.run_sweep``'s ``on_start`` and ``on_done``): a
+    line for a batch size already in the results, a ``Progress`` while one trains, and a
+    line for each failure recorded after its training (``run.attempt``)."""
+
+    def __init__(self, label: str = "", stream: TextIO | None = None):
+        self.label = f"{label} " if label else ""
+        self.stream = stream or sys.stdout  # lines; the progress bars go to standard error
+
+    def start(self, batch_size: int, skipped: bool) -> Progress | None:
+        if skipped:
+            print(f"{self.label}B={batch_size}: already in the results, skipped (force redoes it)", file=self.stream,
+                  flush=True)  # fmt: skip
+            return None
+        return Progress(f"{self.label}B={batch_size}")
+
+    def done(self, batch_size: int, result: dict[str, Any]) -> None:
+        for stage, line in result.get("failures", {}).items():
+            print(f"{self.label}B={batch_size}: {STAGES.get(stage, stage)} failed; the training is kept, the "
+                  f"failure is recorded in sweep.json: {line}", file=self.stream, flush=True)  # fmt: skip

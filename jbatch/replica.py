@@ -25,6 +25,20 @@ def stack(trees: Sequence[object]) -> object:
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
+def stack_host(trees: Sequence[object]) -> object:
+    """``stack`` for host copies (``jax.device_get``), in NumPy: no device operation to
+    compile. Typed PRNG keys (a Dropout's ``nnx.Rngs``), which NumPy cannot hold, are
+    stacked as their key data and wrapped again."""
+
+    def one(*leaves):
+        if jax.dtypes.issubdtype(leaves[0].dtype, jax.dtypes.prng_key):
+            data = np.stack([np.asarray(jax.random.key_data(v)) for v in leaves])
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaves[0]))
+        return np.stack(leaves)
+
+    return jax.tree.map(one, *trees)
+
+
 def unstack(tree: object, index: int) -> object:
     """Replica ``index`` of a stacked PyTree."""
     return jax.tree.map(lambda leaf: leaf[index], tree)

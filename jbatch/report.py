@@ -18,7 +18,7 @@ from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_text
 from jbatch.study import DOCUMENT
-from jbatch.summary import batch_size_summary, fastest, result_metadata, sweep_fit
+from jbatch.summary import at_start, batch_size_summary, fastest, result_metadata, sweep_fit
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
     ("regime", "regime", "text"),
@@ -199,10 +199,14 @@ def time_section(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
             f"{table.num(total, 3)} s."]  # fmt: skip
 
 
-def fit_sentence(fit: dict[str, Any] | None) -> str:
+def fit_sentence(fit: dict[str, Any] | None, rows: list[dict[str, Any]] | None = None) -> str:
     """The trade-off fit in one paragraph: parameters, interval, quality, bounds."""
+    early = at_start(rows or [])
+    start = (f" At B = {', '.join(map(str, early))} a seed met the target before any update (step 0): left out of "
+             "the fit, which needs steps to fall with B (choose a harder target)." if early else "")  # fmt: skip
     if fit is None:
-        return "Fewer than 3 batch sizes reached the target: no trade-off fit."
+        after = " after an update" if early else ""
+        return f"Fewer than 3 batch sizes reached the target{after}: no trade-off fit.{start}"
     ci = fit["interval"]
     where = {"above": "above the largest batch size measured (steps fall as 1/B throughout)",
              "below": "below the smallest batch size measured (steps hardly fall with B)"}  # fmt: skip
@@ -217,13 +221,13 @@ def fit_sentence(fit: dict[str, Any] | None) -> str:
         f"examples, {crit}, 95% bootstrap interval {table.interval(ci['low'], ci['high'])} (seeds and batch sizes "
         f"resampled, {ci['draws']} draws). RMS error of the fit {table.percent(fit['rms_rel_error'], 1)}, against "
         f"{table.percent(fit['rms_rel_error_perfect_scaling'], 1)} for perfect scaling alone (S ∝ 1/B) and "
-        f"{table.percent(fit['rms_rel_error_no_scaling'], 1)} for no scaling (S constant).{bounds}"
+        f"{table.percent(fit['rms_rel_error_no_scaling'], 1)} for no scaling (S constant).{bounds}{start}"
     )
 
 
 def noise_section(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> list[str]:
     """The fitted steps/examples trade-off and the measured gradient noise scale."""
-    out = ["", "## Critical batch size and gradient noise scale", "", fit_sentence(fit)]
+    out = ["", "## Critical batch size and gradient noise scale", "", fit_sentence(fit, rows)]
     measured = [s for s in rows if s["noise"]]
     if measured:
         body = []

@@ -28,23 +28,24 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from jbatch.batching import steps_per_epoch
 from jbatch.config import SweepConfig
 from jbatch.data import to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
-from jbatch.errors import ConfigError
+from jbatch.errors import ConfigError, one_line
 from jbatch.guard import init_guard, settle
 from jbatch.noise import gradient_moments
-from jbatch.optim import beta2_for_batch, hyperparameters, inject, with_schedule
+from jbatch.optim import beta2_for_batch, hyperparameters, inject, sweepable, with_schedule
 from jbatch.recorder import Recorder, Watch, result_document, rounded
-from jbatch.replica import init_replicas, stack
+from jbatch.replica import init_replicas, stack, stack_host
 from jbatch.schedule import budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
 from jbatch.step import init_train_state, make_eval_step, make_train_step
 from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
@@ -52,6 +53,7 @@ from jbatch.workload import Workload
 
 Resume = tuple[int, int, list[Any]]  # (chunk, step, each replica's (state, guard) on the host)
 KEEP_BYTES = 1 << 30  # host memory for the states of pruned replicas, kept for a replay (beyond it: from the start)
+PROPORTIONAL_STEPS = 2000  # at most this many updates check that a factory's update is proportional to its lr
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
 
@@ -89,6 +91,17 @@ class Clock:
         return parts | {"other": wall - sum(parts.values()), "wall": wall}
 
 
+def attempt(result: dict[str, Any], what: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or None when it raises: the failure is recorded in
+    ``result["failures"][what]`` as one line, so a batch size already trained is not lost
+    to what comes after its training (noise probes, replays, timing)."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001  recorded, and reported by the sweep, instead of losing the training
+        result.setdefault("failures", {})[what] = one_line(e)
+        return None
+
+
 def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     """Every replica of a batch size: each combination of the swept hyperparameters
     (``SweepConfig.axes``: learning rate first), with each seed."""
@@ -97,26 +110,41 @@ def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.seeds]
 
 
-def optimizer_for(config: SweepConfig, wl: Workload) -> tuple[Any, dict[str, float]]:
-    """The sweep's transformation (one object for every batch size: it is a static part of
-    the programs) and its injected hyperparameters' starting values: the swept ones, the
-    schedule's budget, and beta2 when the half-life rule sets it per batch size."""
-    factory = with_schedule(wl.optimizer, config.schedule, config.warmup, config.final_fraction)
-    known = hyperparameters(factory)
+class SweepOptimizer(NamedTuple):
+    """The sweep's transformation (one object for every batch size: a static part of the
+    programs), its injected hyperparameters' starting values, and how the learning rate
+    enters the user's factory (``optim.sweepable``: "injected" or "scaled")."""
+
+    tx: Any
+    values: dict[str, float]
+    learning_rate: str
+
+
+def optimizer_for(config: SweepConfig, wl: Workload) -> SweepOptimizer:
+    """The sweep's optimizer: the swept hyperparameters, the schedule's budget, and beta2
+    when the half-life rule sets it per batch size are injected (each replica has its own),
+    every other argument of the factory stays a Python constant. A factory that cannot
+    give each replica its own values is a ``ConfigError`` here, before any training."""
+    known = hyperparameters(wl.optimizer)
     axes = config.axes()
     for name in axes:
         if name not in known:
             raise ConfigError(f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; "
                               f"it takes {', '.join(known)}")  # fmt: skip
     values = {k: v[0] for k, v in axes.items()}
-    if "budget" in known and factory is not wl.optimizer:
-        values["budget"] = 1.0
     if config.beta2_reference:
         if "b2" not in known:
             raise ConfigError(f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
                               f"takes {', '.join(known)}")  # fmt: skip
         values.setdefault("b2", known["b2"])
-    return inject(factory, values), values
+    params = nnx.state(nnx.eval_shape(lambda: wl.model(0)), nnx.Param)  # shapes only: nothing runs
+    n = wl.data.num_train
+    longest = max(budget_steps(config, steps_per_epoch(n, b, config.remainder)) for b in config.batch_sizes)
+    base, how = sweepable(wl.optimizer, values, params, config.learning_rates, min(longest, PROPORTIONAL_STEPS))
+    factory = with_schedule(base, config.schedule, config.warmup, config.final_fraction)
+    if factory is not base:
+        values["budget"] = 1.0
+    return SweepOptimizer(inject(factory, values), values, how)
 
 
 def replica_values(config: SweepConfig, wl: Workload, hyper: dict[str, float], batch_size: int,
@@ -135,8 +163,16 @@ def init_single(config: SweepConfig, wl: Workload, cache: dict | None = None) ->
     """A fresh single-model training state (seed 0, the grid's first values), for timing
     and demonstrations."""
     cache = {} if cache is None else cache
-    tx, _ = cache.setdefault("tx", optimizer_for(config, wl))
+    tx = sweep_optimizer(config, wl, cache).tx
     return lambda: init_train_state(wl.model(0), tx)
+
+
+def sweep_optimizer(config: SweepConfig, wl: Workload, cache: dict) -> SweepOptimizer:
+    """``optimizer_for``, once per sweep (``cache``): its transformation is a static part
+    of every program, so the batch sizes must share the very object."""
+    if "tx" not in cache:
+        cache["tx"] = optimizer_for(config, wl)
+    return cache["tx"]
 
 
 def fixed_subsample(n: int, limit: int, seed: int = 0) -> np.ndarray | None:
@@ -187,7 +223,7 @@ def run_batch_size(
     rows = fixed_subsample(int(data[coarse_split][0].shape[0]), config.eval_examples)
     coarse_data = data[coarse_split] if rows is None else tuple(a[rows] for a in data[coarse_split])
 
-    tx, start_values = cache.setdefault("tx", optimizer_for(config, wl))  # one object: a static part of programs
+    tx, start_values, _ = sweep_optimizer(config, wl, cache)
     whole = batch_size == n and config.remainder == "keep"
     probes = probe_chunks(lay, config.noise_checkpoints)
     evaluate = make_evaluate(make_eval_step(loss_fn, wl.classification))
@@ -216,8 +252,7 @@ def run_batch_size(
             states = init_replicas(wl.model, tx, seeds, values, initial=cache.setdefault("initial", {}))
             guards = [init_guard()] * len(entries)
         else:  # host copies, stacked on the host: one transfer, no eager device operations
-            states = jax.device_put(jax.tree.map(lambda *v: np.stack(v), *[st for st, _ in resume[2]],
-                                                 *[resume[2][0][0]] * parked))  # fmt: skip
+            states = jax.device_put(stack_host([st for st, _ in resume[2]] + [resume[2][0][0]] * parked))
             guards = [g for _, g in resume[2]]
         guards = guards + [init_guard()._replace(diverged=jnp.ones((), bool))] * parked
         carry = (states, stack(guards))
@@ -358,15 +393,18 @@ def run_batch_size(
             c, step, state = kept[best_round].get(s, (None, None, None))
             replays.setdefault(None if state is None else (c, step), []).append((r, state))
     for at, these in replays.items():
-        again = train_round([(dict(best), result["replicas"][r]["seed"]) for r, _ in these], prune=False, replay=True,
-                            resume=None if at is None else (*at, [st for _, st in these]))  # fmt: skip
-        for (r, _), rep in zip(these, again["replicas"], strict=True):
+        again = attempt(result, "replay", functools.partial(
+            train_round, prune=False, replay=True, resume=None if at is None else (*at, [st for _, st in these])),
+            [(dict(best), result["replicas"][r]["seed"]) for r, _ in these])  # fmt: skip
+        for (r, _), rep in zip(these, again["replicas"] if again else [], strict=False):
             merge_replay(result["replicas"][r], rep)
     if checkpoints[best_round]:
-        noise = probe_replicas(checkpoints[best_round], slots, train, loss_fn, config, cache, clock)
-        for r, rep in zip(chosen, noise["replicas"], strict=True):
+        noise = attempt(result, "noise", probe_replicas, checkpoints[best_round], slots, train, loss_fn, config, cache,
+                        clock)  # fmt: skip
+        for r, rep in zip(chosen, noise["replicas"] if noise else [], strict=False):
             result["replicas"][r]["noise"] = rep
-        result["noise_estimate"] = {"examples": noise["examples"], "group": noise["group"], "of": n}
+        if noise:
+            result["noise_estimate"] = {"examples": noise["examples"], "group": noise["group"], "of": n}
     result["time"] = clock.summary()
     return result
 

@@ -16,6 +16,7 @@ import optax
 from flax import nnx, struct
 
 from jbatch.loss import LossFn, correct_count
+from jbatch.modes import apply, set_mode
 
 
 class Batch(NamedTuple):
@@ -30,8 +31,9 @@ class TrainState(struct.PyTreeNode):
     """Everything that changes during training, as one PyTree.
 
     ``params`` are the model's ``nnx.Param`` variables, ``rest`` its other state (batch
-    statistics, RNG counters; empty for jbatch's models). ``graphdef`` and ``tx`` are static:
-    they are part of the compiled program, so replicas must share them.
+    statistics, RNG keys and counters; empty for jbatch's models), which the forward pass
+    may change (``jbatch.modes``). ``graphdef`` and ``tx`` are static: they are part of
+    the compiled program, so replicas must share them.
     """
 
     step: jax.Array
@@ -42,8 +44,9 @@ class TrainState(struct.PyTreeNode):
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
     def model(self) -> nnx.Module:
-        """The model with this state's weights, as a stateful NNX module (for inference)."""
-        return nnx.merge(self.graphdef, self.params, self.rest)
+        """The model with this state's weights, as a stateful NNX module in eval mode (for
+        inference: Dropout off, BatchNorm on its running averages)."""
+        return set_mode(nnx.merge(self.graphdef, self.params, self.rest), "eval")
 
 
 def init_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> TrainState:
@@ -70,27 +73,23 @@ def init_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> Tra
 StepFn = Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
 
 
-def _forward(state: TrainState, params: nnx.State, x: jax.Array) -> tuple[jax.Array, nnx.State]:
-    # copy=True: fresh Variables at this trace level, so BatchNorm-style state may mutate.
-    model = nnx.merge(state.graphdef, params, state.rest, copy=True)
-    out = model(x)
-    _, _, rest = nnx.split(model, nnx.Param, ...)
-    return out, rest
-
-
 def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
     """Returns the pure update ``step(state, batch) -> (state, {"loss", "examples"})``.
 
-    The loss is ``(sum, count)`` over the batch's real rows, divided once: a padded last
-    batch and B = 1 both get the exact mean loss and gradient. ``examples`` is that count,
+    The model runs in train mode (``jbatch.modes``: Dropout on, BatchNorm on the statistics
+    of the batch's real rows). The loss is ``(sum, count)`` over the batch's real rows,
+    divided once: a padded last batch and B = 1 both get the exact mean loss and gradient
+    (and a BatchNorm model the exact update, padding kept out of its statistics). ``examples`` is that count,
     the number of real examples the update used, as the compiled program saw it. Works with
     any NNX model and any optax transformation held by ``state``.
 
     ``microbatch=M``: a batch of B rows is processed as ``ceil(B / M)`` masked micro-batches
     of M rows in a ``lax.scan`` (the last one padded), whose summed losses, counts and
     gradients of the summed loss add up to the one-shot batch's: the same update (to float
-    rounding) in the memory of M rows. Models with state other than parameters (batch
-    statistics) see each micro-batch apart, as with any gradient accumulation.
+    rounding) in the memory of M rows. A BatchNorm model normalises each micro-batch with
+    its own statistics and updates its running averages once per micro-batch, as gradient
+    accumulation does in any framework: not the one-shot batch's update. A micro-batch of
+    padding only (the tail of a partial last batch) is skipped.
 
     Example:
       >>> import optax
@@ -107,7 +106,7 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
 
     def summed_grad(state: TrainState, params: nnx.State, rest: nnx.State, batch: Batch):
         def objective(p: nnx.State):
-            out, new_rest = _forward(state.replace(rest=rest), p, batch.x)
+            out, new_rest = apply(state.graphdef, p, rest, batch.x, "train", batch.mask)
             s = loss_fn(out, batch.y, batch.mask)
             return s.total, (new_rest, s.count)
 
@@ -123,9 +122,13 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
         parts = Batch(split(batch.x), split(batch.y), split(mask))
 
         def body(carry, part):
-            total, count, grads, rest = carry
-            (t, (rest, c)), g = summed_grad(state, state.params, rest, Batch(*part))
-            return (total + t, count + c, jax.tree.map(jnp.add, grads, g), rest), None
+            def add(carry):
+                total, count, grads, rest = carry
+                (t, (rest, c)), g = summed_grad(state, state.params, rest, Batch(*part))
+                return total + t, count + c, jax.tree.map(jnp.add, grads, g), rest
+
+            # padding only: nothing to add, and no statistics of zero rows (NaN) for a BatchNorm
+            return jax.lax.cond(jnp.any(part[2]), add, lambda c: c, carry), None
 
         zero = jax.tree.map(jnp.zeros_like, state.params)
         init = (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), zero, state.rest)
@@ -139,7 +142,7 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
         else:
 
             def objective(params: nnx.State) -> tuple[jax.Array, tuple[nnx.State, jax.Array]]:
-                out, rest = _forward(state, params, batch.x)
+                out, rest = apply(state.graphdef, params, state.rest, batch.x, "train", batch.mask)
                 summed = loss_fn(out, batch.y, batch.mask)
                 return summed.mean(), (rest, summed.count)
 
@@ -154,10 +157,12 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
 
 def make_eval_step(loss_fn: LossFn, classification: bool) -> Callable[[TrainState, Batch], dict[str, Any]]:
     """Returns ``eval_step(state, batch) -> sums``: summed loss, real-row count, and (for
-    classification) the number of correct predictions. Sums add across batches exactly."""
+    classification) the number of correct predictions, of the model in eval mode (Dropout
+    off, BatchNorm on its running averages: ``jbatch.modes``), so sums add across batches
+    exactly and an evaluation does not depend on how the split is cut."""
 
     def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-        out, _ = _forward(state, state.params, batch.x)
+        out, _ = apply(state.graphdef, state.params, state.rest, batch.x, "eval")
         s = loss_fn(out, batch.y, batch.mask)
         sums = {"loss_sum": s.total, "count": s.count}
         if classification:

@@ -21,7 +21,8 @@ from jbatch.data import to_device
 from jbatch.distributed import Processes, barrier, clear_barriers
 from jbatch.errors import ConfigError
 from jbatch.metadata import environment_metadata
-from jbatch.run import init_single, run_batch_size
+from jbatch.precheck import precheck
+from jbatch.run import attempt, init_single, run_batch_size
 from jbatch.store import read_json, write_json
 from jbatch.timing import shape_demo, step_timing, time_steps
 from jbatch.workload import Workload
@@ -75,14 +76,19 @@ def run_sweep(
     force: bool = False,
     workload: Workload,
     on_start: Callable[[int, bool], Callable[[int, int], None] | None] | None = None,
+    on_done: Callable[[int, dict[str, Any]], None] | None = None,
     processes: Processes | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Runs (or resumes) a sweep into ``results_dir/<name>/sweep.json``.
 
-    Finished batch sizes are skipped unless ``force``. ``on_start(batch_size, skipped)``
-    may return a per-chunk progress callback. With several ``processes``, each trains its
-    share of the batch sizes and process 0 merges them (``jbatch.distributed``). Returns
-    the directory and the document (as merged, on process 0).
+    Finished batch sizes are skipped unless ``force``. Before anything trains, the
+    pre-check (``jbatch.precheck``) runs every kind of program once on a tiny batch.
+    ``on_start(batch_size, skipped)`` may return a per-chunk progress callback;
+    ``on_done(batch_size, result)`` hears of each batch size once it is written (with its
+    ``failures``: what failed after its training, recorded instead of losing it). With
+    several ``processes``, each trains its share of the batch sizes and process 0 merges
+    them (``jbatch.distributed``). Returns the directory and the document (as merged, on
+    process 0).
     """
     processes = processes or Processes()
     ds = workload.data
@@ -108,16 +114,20 @@ def run_sweep(
         else:
             write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
 
+    todo = [b for b in mine if force or str(b) not in doc["batch_sizes"]]
+    if todo or any("timing" not in doc["batch_sizes"][str(b)] for b in mine):
+        doc["checks"] = precheck(config, workload, todo or mine, cache)  # seconds, before any training
     for b in mine:
-        skipped = str(b) in doc["batch_sizes"] and not force
+        skipped = b not in todo
         progress = on_start(b, skipped) if on_start else None
         if skipped:
             store[str(b)] = doc["batch_sizes"][str(b)]
             continue
         result = run_batch_size(config, workload, b, on_chunk=progress, placed=placed, cache=cache)
         start = time.perf_counter()
-        result["compilations"] = shape_demo(init_single(config, workload, cache), workload.loss, placed[0], b,
-                                            config.remainder)  # fmt: skip
+        demo = attempt(result, "shape_demo", shape_demo, init_single(config, workload, cache), workload.loss,
+                       placed[0], b, config.remainder)  # fmt: skip
+        result["compilations"] = demo or {}
         demo = time.perf_counter() - start  # almost all compilation
         result["time"] = result["time"] | {"compile": result["time"]["compile"] + demo,
                                            "wall": result["time"]["wall"] + demo}  # fmt: skip
@@ -125,8 +135,11 @@ def run_sweep(
         store[str(b)] = result
         trained = True
         write()
+        if on_done:
+            on_done(b, result)
     if trained or any("timing" not in store[str(b)] for b in mine):
-        time_share(config, workload, placed[0], [store[str(b)] for b in mine], cache)
+        results = [store[str(b)] for b in mine]
+        attempt(results[0], "timing", time_share, config, workload, placed[0], results, cache)
         write()
     barrier("jbatch-sweep-done", processes, directory / "parts")
     if processes.count > 1 and processes.index == 0:

@@ -345,13 +345,23 @@ def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def at_start(rows: list[dict[str, Any]]) -> list[int]:
+    """The batch sizes whose best setting had a seed at the target before any update (step
+    0: an easy target, or a strong initial model): they say nothing about how steps scale
+    with B, and S(B) > 0 cannot describe them, so the trade-off fit leaves them out."""
+    return [s["row"]["batch_size"] for s in rows if s["row"]["steps_to_target"]["n"]
+            and s["row"]["steps_to_target"]["min"] == 0]  # fmt: skip
+
+
 def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The S(B) trade-off fitted to the batch sizes that reached the target, with a
-    bootstrap interval for B_crit and the batch sizes whose points are bounds (their best
-    learning rate is on an edge of the grid: ``learning_rate_edge``)."""
+    """The S(B) trade-off fitted to the batch sizes that reached the target after at least
+    one update (``at_start``), with a bootstrap interval for B_crit and the batch sizes
+    whose points are bounds (their best learning rate is on an edge of the grid:
+    ``learning_rate_edge``); None with fewer than 3 such batch sizes."""
     from jbatch.tradeoff import bootstrap, fit_steps
 
-    reached = [s for s in rows if s["row"]["steps_to_target"]["n"]]
+    early = at_start(rows)
+    reached = [s for s in rows if s["row"]["steps_to_target"]["n"] and s["row"]["batch_size"] not in early]
     if len({s["row"]["batch_size"] for s in reached}) < 3:
         return None
     b = [s["row"]["batch_size"] for s in reached]
@@ -362,4 +372,6 @@ def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
                 for s in reached}  # fmt: skip
     fit["interval"] = bootstrap(per_size)
     fit["bounds"] = [s["row"]["batch_size"] for s in reached if s["row"]["lr_edge"]]
+    if early:
+        fit["at_start"] = early
     return fit

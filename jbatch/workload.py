@@ -22,7 +22,7 @@ import optax
 from flax import nnx
 
 from jbatch.data import Dataset, load_dataset
-from jbatch.errors import ConfigError
+from jbatch.errors import ConfigError, one_line
 from jbatch.loss import LOSSES, LossFn, LossSum
 from jbatch.model import make_model
 from jbatch.optim import OPTIMIZERS, OptimizerFactory, hyperparameters
@@ -79,16 +79,24 @@ def _call(factory: Callable[..., Any], what: str, *args: Any, **kw: Any) -> Any:
         raise
     except Exception as e:  # noqa: BLE001  the user's factory failed: name it and say how
         name = getattr(factory, "__qualname__", repr(factory))
-        raise ConfigError(f"{what} factory {name} raised {type(e).__name__}: {e}") from None
+        given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
+        raise ConfigError(f"{what} factory {name} raised {one_line(e)} (called with {given})") from None
+
+
+def build(wl: Workload, seed: int) -> nnx.Module:
+    """The workload's model for ``seed``; a factory that raises or returns something else
+    than an ``nnx.Module`` is a ``ConfigError`` that names it and the seed."""
+    model = _call(wl.model, "model", seed)
+    if not isinstance(model, nnx.Module):
+        raise ConfigError(f"model factory {getattr(wl.model, '__qualname__', wl.model)} returned a "
+                          f"{type(model).__name__}, not an nnx.Module (seed {seed})")  # fmt: skip
+    return model
 
 
 def check(wl: Workload) -> None:
     """Runs the factories once: the model must be an ``nnx.Module`` whose outputs fit the
     targets, the optimizer an optax transformation, the loss a ``LossSum``."""
-    model = _call(wl.model, "model", 0)
-    if not isinstance(model, nnx.Module):
-        raise ConfigError(f"model factory {getattr(wl.model, '__qualname__', wl.model)} returned a "
-                          f"{type(model).__name__}, not an nnx.Module")  # fmt: skip
+    model = build(wl, 0)
     tx = _call(wl.optimizer, "optimizer", learning_rate=1e-3)
     if not isinstance(tx, optax.GradientTransformation):
         raise ConfigError(f"optimizer factory {wl.optimizer_name} returned a {type(tx).__name__}, "
