@@ -59,51 +59,55 @@ def _batch_size(text: str) -> int | str | None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from jbatch.data import DATASETS
-    from jbatch.model import MODELS
-    from jbatch.optim import OPTIMIZERS
+    from jbatch.config import SweepConfig
+    from jbatch.train import TrainConfig
 
-    p = sub.add_parser("train", help="train one model and print one line per epoch")
-    p.add_argument("--dataset", default="digits", help=f"{', '.join(DATASETS)}, or an .npz file")
-    p.add_argument("--model", default="mlp", help=", ".join(MODELS))
+    p = sub.add_parser("train", help="train one model and print one line per epoch (the sweep's workload and "
+                                     "training options, at one batch size, learning rate and seed)")  # fmt: skip
+    _add_base(p)
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    p.set_defaults(config_fields=config_flags(p, SweepConfig, only=shared))
     p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
     p.add_argument("--epochs", type=POSITIVE, default=20)
     p.add_argument("--lr", type=float, default=0.1, help="learning rate")
-    p.add_argument("--optimizer", default="sgd", help=", ".join(OPTIMIZERS))
     p.add_argument("--seed", type=NATURAL, default=0)
-    p.add_argument(
-        "--remainder",
-        default="keep",
-        choices=("keep", "drop"),
-        help="keep (Keras) or drop the partial last batch",
-    )
-    p.add_argument("--widths", type=_widths, default=(256, 256), help="MLP hidden widths, e.g. 256,256")
     p.add_argument("--devices", type=POSITIVE, default=1, help="data parallel over this many local devices")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)",
-    )
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)")  # fmt: skip
+
+
+def _add_base(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="a named sweep whose workload and settings to start from: digits-mlp-sgd (the "
+                                    "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ... (see jbatch.presets)")  # fmt: skip
+    p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
+
+
+def _base_config(args: argparse.Namespace, quick: bool = False):
+    """The ``SweepConfig`` that ``--preset``, ``--config``, ``--quick`` and the flags give."""
+    from jbatch.config import SweepConfig, load_config_file
+    from jbatch.config import quick as quickly
+    from jbatch.presets import PRESETS
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    base = PRESETS[args.preset] if args.preset else SweepConfig()
+    config = load_config_file(args.config, base) if args.config else base
+    if quick:
+        config = quickly(config)
+    flags = {name: getattr(args, name) for name in args.config_fields}
+    if getattr(args, "target", None):
+        flags["target_metric"], flags["target_value"] = args.target
+    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
 
 
 def _train(args: argparse.Namespace) -> int:
+    from jbatch.config import _slug
     from jbatch.record import train_record
     from jbatch.store import write_json
     from jbatch.train import TrainConfig, train_and_evaluate
 
-    config = TrainConfig(
-        dataset=args.dataset,
-        model=args.model,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        learning_rate=args.lr,
-        optimizer=args.optimizer,
-        seed=args.seed,
-        remainder=args.remainder,
-        widths=args.widths,
-        devices=args.devices,
-    )
+    config = TrainConfig.from_sweep(_base_config(args), batch_size=args.batch_size, epochs=args.epochs,
+                                    learning_rate=args.lr, seed=args.seed, devices=args.devices)  # fmt: skip
 
     def show(e) -> None:
         acc = lambda a: "   -  " if a is None else f"{a:6.4f}"  # noqa: E731
@@ -116,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
 
     result = train_and_evaluate(config, on_epoch=show)
     out = args.out or Path("runs") / (
-        f"train-{Path(config.dataset).stem}-{config.model}-b{result.batch_size}-s{config.seed}.json"
+        f"train-{_slug(config.dataset)}-{_slug(config.model)}-b{result.batch_size}-s{config.seed}.json"
     )
     write_json(out, train_record(result))
     print(f"compile {result.compile_seconds['epoch']:.2f}s (epoch), wrote {out}")
@@ -142,13 +146,16 @@ def _target(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"target must look like test_accuracy=0.95, got {text!r}") from None
 
 
-def config_flags(parser: argparse.ArgumentParser, cls: type) -> list[str]:
+def config_flags(parser: argparse.ArgumentParser, cls: type, only: set[str] | None = None) -> list[str]:
     """One flag per field of the config dataclass ``cls`` (``--budget-steps`` for
-    ``budget_steps``), typed from its default, with the help its ``setting`` carries; no
-    default, so only what the user gave overrides the config. Returns the field names."""
-    items = {int: NATURAL, float: float, "batch": _batch_size}
+    ``budget_steps``; ``only`` these fields), typed from its default, with the help its
+    ``setting`` carries; no default, so only what the user gave overrides the config.
+    Returns the field names."""
+    items = {int: NATURAL, float: float, "batch": _batch_size, "positive": POSITIVE}
     names = []
     for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
         meta = f.metadata
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         if isinstance(f.default, tuple):
@@ -156,7 +163,8 @@ def config_flags(parser: argparse.ArgumentParser, cls: type) -> list[str]:
         else:
             kind = NATURAL if type(f.default) is int else type(f.default)
         extra = {"choices": meta["choices"]} if "choices" in meta else {}
-        parser.add_argument(flag, *meta.get("aliases", ()), dest=f.name, type=kind, help=meta.get("help"), **extra)
+        text = meta.get("help", "").replace("%", "%%")  # argparse formats help with %
+        parser.add_argument(flag, *meta.get("aliases", ()), dest=f.name, type=kind, help=text, **extra)
         names.append(f.name)
     return names
 
@@ -165,8 +173,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     from jbatch.config import SweepConfig
 
     p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
-    p.add_argument("--preset", help="a named sweep: digits-mlp-sgd (the default), mnist1d-mlp-sgd, mnist1d-cnn-sgd")
-    p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
+    _add_base(p)
     p.set_defaults(config_fields=config_flags(p, SweepConfig))
     p.add_argument("--target", type=_target, help="both target settings at once: test_accuracy=0.95 or train_loss=0.05")
     p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
@@ -181,23 +188,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from jbatch.config import SweepConfig, load_config_file, quick
-    from jbatch.presets import PRESETS
     from jbatch.progress import SweepLog
     from jbatch.report import write_report
     from jbatch.study import run_sweep
 
-    if args.preset is not None and args.preset not in PRESETS:
-        raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
-    base = PRESETS[args.preset] if args.preset else SweepConfig()
-    config = load_config_file(args.config, base) if args.config else base
-    if args.quick:
-        config = quick(config)
-    flags = {name: getattr(args, name) for name in args.config_fields}
-    if args.target:
-        flags["target_metric"], flags["target_value"] = args.target
-    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-
+    config = _base_config(args, quick=args.quick)
     processes = None
     if args.num_processes > 1:
         from jbatch.distributed import initialize
@@ -208,9 +203,12 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
+    from jbatch.config import fitting
     from jbatch.workload import for_config, with_floor
 
     workload = for_config(config)  # names and import paths become values here, at the edge
+    if args.quick and args.batch_sizes is None:
+        config = fitting(config, workload.data.num_train)
     config = with_floor(config, workload)
     log = SweepLog()
     directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=log.start,

@@ -40,7 +40,7 @@ class SweepConfig:
     name: str = setting("", "results/<name>/ (default: <dataset>-<model>-<optimizer>)")
     dataset: str = setting("digits", "digits, mnist1d, mnist1d:N, linreg, or an .npz file (arrays keep their shapes)")
     model: str = setting("mlp", "linear, mlp, cnn, or an import path pkg.mod:factory (seed -> nnx.Module)")
-    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item=int)
+    widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item="positive")
     optimizer: str = setting("sgd", "sgd, momentum, nesterov, adam, adamw, or an import path pkg.mod:factory "
                                     "(hyperparameters -> optax transformation)")
     loss: str = setting("", "cross_entropy or mse (default: the data's task)")
@@ -48,10 +48,12 @@ class SweepConfig:
     learning_rates: tuple[float, ...] = setting(
         tuple(float(f"{10**e:.4g}") for e in np.arange(-3, 0.51, 0.5)), "learning-rate grid, e.g. 0.001,0.01,0.1,1",
         item=float, aliases=("--lrs",))  # fmt: skip
-    momentum: tuple[float, ...] = setting((), "momentum values to sweep (momentum, nesterov); empty: the default",
-                                          item=float)
-    b2: tuple[float, ...] = setting((), "Adam's beta2 values to sweep; empty: the default", item=float)
-    weight_decay: tuple[float, ...] = setting((), "AdamW's weight decay values to sweep", item=float)
+    momentum: tuple[float, ...] = setting((), "momentum (momentum, nesterov): values to sweep, one for train; "
+                                               "empty: the default", item=float)
+    b2: tuple[float, ...] = setting((), "Adam's beta2: values to sweep, one for train; empty: the default",
+                                    item=float)
+    weight_decay: tuple[float, ...] = setting((), "AdamW's weight decay: values to sweep, one for train; empty: "
+                                                  "the default", item=float)
     beta2_reference: int = setting(0, "keep beta2's half-life in examples: beta2 ** (B / this batch size) at "
                                       "each B (Marek et al. 2025); 0: off")
     schedule: str = setting("constant", "constant, linear or cosine decay, over each batch size's step budget",
@@ -68,8 +70,8 @@ class SweepConfig:
     budget_steps: int = setting(300, "at least this many steps per run")
     budget_epochs: int = setting(4, "and at least this many epochs")
     evals: int = setting(100, "evaluation points per run, about; always at epoch ends")
-    microbatch: int = setting(0, "accumulate each batch's gradient over micro-batches of this many rows (exact: "
-                                 "the same update in the memory of M rows); 0: whole batches")
+    microbatch: int = setting(0, "accumulate each batch's gradient over micro-batches of this many rows (the same "
+                                 "update in the memory of M rows, except with batch statistics); 0: whole batches")
     remainder: str = setting("keep", "keep (Keras: a partial last batch) or drop it", choices=("keep", "drop"))
     noise_checkpoints: int = setting(8, "gradient-noise-scale measurements per run, log-spaced; 0: none")
     coarse_evals: int = setting(12, "evaluations of every metric per run, log-spaced (the target's split is also "
@@ -115,6 +117,21 @@ def quick(config: SweepConfig) -> SweepConfig:
         learning_rates=spread, budget_steps=60, budget_epochs=1, evals=12, noise_checkpoints=3,
         coarse_evals=4,
     )  # fmt: skip
+
+
+def fitting(config: SweepConfig, num_train: int) -> SweepConfig:
+    """``config`` with the batch sizes that fit ``num_train`` examples (smaller than it, and
+    ``"full"``), for a quick run on a small data set: where fewer than 3 fit, powers of 4
+    below ``num_train`` take their place.
+
+    Example:
+      >>> fitting(SweepConfig(), 96).batch_sizes
+      (1, 4, 16, 64, 'full')
+    """
+    sizes = [b for b in config.batch_sizes if b in ("full", None) or isinstance(b, int) and 0 < b < num_train]
+    if len(sizes) < 3:
+        sizes = [4**k for k in range(8) if 4**k < num_train] + ["full"]
+    return dataclasses.replace(config, batch_sizes=tuple(dict.fromkeys(sizes)))
 
 
 def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:

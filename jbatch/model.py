@@ -131,7 +131,10 @@ def make_model(
       (2, 10)
     """
     if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}, or an import path pkg.mod:factory")
+    if widths is not None and (not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
+                                                 for w in widths)):  # fmt: skip
+        raise ConfigError(f"widths must be positive whole numbers, got {list(widths)}")
     rngs = nnx.Rngs(seed)
     if name == "mlp":
         return MLP(in_features, outputs, tuple(widths) if widths else (256, 256), rngs=rngs)

@@ -28,9 +28,8 @@ from jbatch.guard import init_guard, settle
 from jbatch.modes import min_rows, noting
 from jbatch.noise import gradient_moments
 from jbatch.replica import stack_host
-from jbatch.run import sweep_optimizer
 from jbatch.step import init_train_state, make_eval_step, make_train_step
-from jbatch.workload import Workload, build
+from jbatch.workload import Workload, build, sweep_optimizer
 
 
 def row_counts(num_examples: int, batch_size: int, remainder: str, microbatch: int = 0) -> set[int]:

@@ -28,32 +28,29 @@ import itertools
 import math
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from jbatch.batching import steps_per_epoch
 from jbatch.config import SweepConfig
 from jbatch.data import to_device
 from jbatch.engine import CompileCounter, compile_program, replica_group, timed_call
 from jbatch.epoch import make_evaluate, make_needed, make_train_chunk
-from jbatch.errors import ConfigError, one_line
+from jbatch.errors import one_line
 from jbatch.guard import init_guard, settle
 from jbatch.noise import gradient_moments
-from jbatch.optim import beta2_for_batch, hyperparameters, inject, sweepable, with_schedule
 from jbatch.recorder import Recorder, Watch, result_document, rounded
 from jbatch.replica import init_replicas, stack, stack_host
 from jbatch.schedule import budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
 from jbatch.step import init_train_state, make_eval_step, make_train_step
 from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
-from jbatch.workload import Workload
+from jbatch.workload import Workload, replica_values, sweep_optimizer
 
 Resume = tuple[int, int, list[Any]]  # (chunk, step, each replica's (state, guard) on the host)
 KEEP_BYTES = 1 << 30  # host memory for the states of pruned replicas, kept for a replay (beyond it: from the start)
-PROPORTIONAL_STEPS = 2000  # at most this many updates check that a factory's update is proportional to its lr
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
 
@@ -110,69 +107,12 @@ def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.seeds]
 
 
-class SweepOptimizer(NamedTuple):
-    """The sweep's transformation (one object for every batch size: a static part of the
-    programs), its injected hyperparameters' starting values, and how the learning rate
-    enters the user's factory (``optim.sweepable``: "injected" or "scaled")."""
-
-    tx: Any
-    values: dict[str, float]
-    learning_rate: str
-
-
-def optimizer_for(config: SweepConfig, wl: Workload) -> SweepOptimizer:
-    """The sweep's optimizer: the swept hyperparameters, the schedule's budget, and beta2
-    when the half-life rule sets it per batch size are injected (each replica has its own),
-    every other argument of the factory stays a Python constant. A factory that cannot
-    give each replica its own values is a ``ConfigError`` here, before any training."""
-    known = hyperparameters(wl.optimizer)
-    axes = config.axes()
-    for name in axes:
-        if name not in known:
-            raise ConfigError(f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; "
-                              f"it takes {', '.join(known)}")  # fmt: skip
-    values = {k: v[0] for k, v in axes.items()}
-    if config.beta2_reference:
-        if "b2" not in known:
-            raise ConfigError(f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
-                              f"takes {', '.join(known)}")  # fmt: skip
-        values.setdefault("b2", known["b2"])
-    params = nnx.state(nnx.eval_shape(lambda: wl.model(0)), nnx.Param)  # shapes only: nothing runs
-    n = wl.data.num_train
-    longest = max(budget_steps(config, steps_per_epoch(n, b, config.remainder)) for b in config.batch_sizes)
-    base, how = sweepable(wl.optimizer, values, params, config.learning_rates, min(longest, PROPORTIONAL_STEPS))
-    factory = with_schedule(base, config.schedule, config.warmup, config.final_fraction)
-    if factory is not base:
-        values["budget"] = 1.0
-    return SweepOptimizer(inject(factory, values), values, how)
-
-
-def replica_values(config: SweepConfig, wl: Workload, hyper: dict[str, float], batch_size: int,
-                   budget: int, start: dict[str, float]) -> dict[str, float]:  # fmt: skip
-    """One replica's injected hyperparameters at ``batch_size``: its swept values, the
-    budget of the schedule, and beta2 by the half-life rule (from the swept or default b2)."""
-    values = dict(hyper)
-    if "budget" in start:
-        values["budget"] = float(budget)
-    if config.beta2_reference:
-        values["b2"] = beta2_for_batch(hyper.get("b2", start["b2"]), batch_size, config.beta2_reference)
-    return values
-
-
 def init_single(config: SweepConfig, wl: Workload, cache: dict | None = None) -> Callable[[], Any]:
     """A fresh single-model training state (seed 0, the grid's first values), for timing
     and demonstrations."""
     cache = {} if cache is None else cache
     tx = sweep_optimizer(config, wl, cache).tx
     return lambda: init_train_state(wl.model(0), tx)
-
-
-def sweep_optimizer(config: SweepConfig, wl: Workload, cache: dict) -> SweepOptimizer:
-    """``optimizer_for``, once per sweep (``cache``): its transformation is a static part
-    of every program, so the batch sizes must share the very object."""
-    if "tx" not in cache:
-        cache["tx"] = optimizer_for(config, wl)
-    return cache["tx"]
 
 
 def fixed_subsample(n: int, limit: int, seed: int = 0) -> np.ndarray | None:

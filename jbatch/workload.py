@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +23,22 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jbatch.batching import steps_per_epoch
+from jbatch.config import SweepConfig
 from jbatch.data import Dataset, load_dataset
 from jbatch.errors import ConfigError, one_line
 from jbatch.loss import LOSSES, LossFn, LossSum
 from jbatch.model import make_model
-from jbatch.optim import OPTIMIZERS, OptimizerFactory, hyperparameters
+from jbatch.optim import (
+    OPTIMIZERS,
+    OptimizerFactory,
+    beta2_for_batch,
+    hyperparameters,
+    inject,
+    sweepable,
+    with_schedule,
+)
+from jbatch.schedule import budget_steps
 
 ModelFactory = Callable[[int], nnx.Module]
 
@@ -59,10 +72,19 @@ def import_path(path: str, what: str) -> Callable[..., Any]:
     module, sep, attr = path.partition(":")
     if not sep or not module or not attr:
         raise ConfigError(f"{what} {path!r} is not a known name or an import path like package.module:function")
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:  # as `python -m`, pytest and uvicorn do: modules beside you
+        sys.path.insert(0, here)
     try:
         obj = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module.split(".")[0]:  # the module was found, and it imports something missing
+            raise ConfigError(f"{what} {path!r}: importing {module!r} failed: {one_line(e)}") from None
+        raise ConfigError(f"{what} {path!r}: no module {module!r} in the current directory ({here}) or on the "
+                          f"Python path: run jbatch where {module.split('.')[0]}.py (or its package) is, or "
+                          "install it (pip install -e .)") from None  # fmt: skip
     except Exception as e:  # noqa: BLE001  any import failure is the user's to fix
-        raise ConfigError(f"{what} {path!r}: cannot import {module!r} ({type(e).__name__}: {e})") from None
+        raise ConfigError(f"{what} {path!r}: cannot import {module!r} ({one_line(e)})") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ConfigError(f"{what} {path!r}: {module!r} has no attribute {attr!r}")
@@ -210,3 +232,63 @@ def _dataset(dataset: str | Dataset | tuple) -> Dataset:
     y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))
     return Dataset("data", x_tr.astype(np.float32), y_tr, x_te.astype(np.float32), y_te, task="regression",
                    outputs=y_tr.shape[1])  # fmt: skip
+
+
+PROPORTIONAL_STEPS = 2000  # at most this many updates check that a factory's update is proportional to its lr
+
+
+class SweepOptimizer(NamedTuple):
+    """The sweep's transformation (one object for every batch size: a static part of the
+    programs), its injected hyperparameters' starting values, and how the learning rate
+    enters the user's factory (``optim.sweepable``: "injected" or "scaled")."""
+
+    tx: Any
+    values: dict[str, float]
+    learning_rate: str
+
+
+def optimizer_for(config: SweepConfig, wl: Workload) -> SweepOptimizer:
+    """The sweep's optimizer: the swept hyperparameters, the schedule's budget, and beta2
+    when the half-life rule sets it per batch size are injected (each replica has its own),
+    every other argument of the factory stays a Python constant. A factory that cannot
+    give each replica its own values is a ``ConfigError`` here, before any training."""
+    known = hyperparameters(wl.optimizer)
+    axes = config.axes()
+    for name in axes:
+        if name not in known:
+            raise ConfigError(f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; "
+                              f"it takes {', '.join(known)}")  # fmt: skip
+    values = {k: v[0] for k, v in axes.items()}
+    if config.beta2_reference:
+        if "b2" not in known:
+            raise ConfigError(f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
+                              f"takes {', '.join(known)}")  # fmt: skip
+        values.setdefault("b2", known["b2"])
+    params = nnx.state(nnx.eval_shape(lambda: wl.model(0)), nnx.Param)  # shapes only: nothing runs
+    n = wl.data.num_train
+    longest = max(budget_steps(config, steps_per_epoch(n, b, config.remainder)) for b in config.batch_sizes)
+    base, how = sweepable(wl.optimizer, values, params, config.learning_rates, min(longest, PROPORTIONAL_STEPS))
+    factory = with_schedule(base, config.schedule, config.warmup, config.final_fraction)
+    if factory is not base:
+        values["budget"] = 1.0
+    return SweepOptimizer(inject(factory, values), values, how)
+
+
+def replica_values(config: SweepConfig, wl: Workload, hyper: dict[str, float], batch_size: int,
+                   budget: int, start: dict[str, float]) -> dict[str, float]:  # fmt: skip
+    """One replica's injected hyperparameters at ``batch_size``: its swept values, the
+    budget of the schedule, and beta2 by the half-life rule (from the swept or default b2)."""
+    values = dict(hyper)
+    if "budget" in start:
+        values["budget"] = float(budget)
+    if config.beta2_reference:
+        values["b2"] = beta2_for_batch(hyper.get("b2", start["b2"]), batch_size, config.beta2_reference)
+    return values
+
+
+def sweep_optimizer(config: SweepConfig, wl: Workload, cache: dict) -> SweepOptimizer:
+    """``optimizer_for``, once per sweep (``cache``): its transformation is a static part
+    of every program, so the batch sizes must share the very object."""
+    if "tx" not in cache:
+        cache["tx"] = optimizer_for(config, wl)
+    return cache["tx"]
