@@ -38,6 +38,7 @@ def sweep(
     loss: str | Callable[..., Any] | None = None,
     force: bool = False,
     report: bool = True,
+    progress: bool = True,
     **settings: Any,
 ) -> dict[str, Any]:
     """Sweeps ``model`` (``seed -> nnx.Module``, a built-in name or an import path) on
@@ -47,8 +48,13 @@ def sweep(
 
     ``settings`` are any other ``SweepConfig`` field (``momentum=(0.9, 0.99)``,
     ``schedule="cosine"``, ``budget_steps=500``, ...). Returns the sweep document, the one
-    ``results_dir/<name>/sweep.json`` holds.
+    ``results_dir/<name>/sweep.json`` holds; ``name`` defaults to the data, model and
+    optimizer (arrays are named by a hash of their content: the same arrays, the same
+    name, from here or from the command line). Rerunning with more grid points (learning
+    rates, seeds, batch sizes) trains only what is new. ``progress`` prints what the
+    command line prints (skipped batch sizes, progress, failures); False: silent.
     """
+    from jbatch.progress import SweepLog
     from jbatch.report import write_report
     from jbatch.study import run_sweep
     from jbatch.workload import resolve, with_floor
@@ -67,10 +73,10 @@ def sweep(
         learning_rates=tuple(float(v) for v in learning_rates), seeds=tuple(seeds), target_metric=metric,
         target_value=float(value), **{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()},
     )  # fmt: skip
-    if not config.name:
-        config = dataclasses.replace(config, name=f"{wl.name}-{config.results_name.rsplit('-', 1)[-1]}")
     config = with_floor(config, wl)
-    directory, doc = run_sweep(config, Path(results_dir), force=force, workload=wl)
+    log = SweepLog() if progress else None
+    directory, doc = run_sweep(config, Path(results_dir), force=force, workload=wl, on_start=log and log.start,
+                               on_done=log and log.done)  # fmt: skip
     if report:
         write_report(directory)
     return doc

@@ -101,7 +101,7 @@ def _base_config(args: argparse.Namespace, quick: bool = False):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jbatch.config import _slug
+    from jbatch.config import slug
     from jbatch.record import train_record
     from jbatch.store import write_json
     from jbatch.train import TrainConfig, train_and_evaluate
@@ -120,7 +120,7 @@ def _train(args: argparse.Namespace) -> int:
 
     result = train_and_evaluate(config, on_epoch=show)
     out = args.out or Path("runs") / (
-        f"train-{_slug(config.dataset)}-{_slug(config.model)}-b{result.batch_size}-s{config.seed}.json"
+        f"train-{slug(config.dataset)}-{slug(config.model)}-b{result.batch_size}-s{config.seed}.json"
     )
     write_json(out, train_record(result))
     print(f"compile {result.compile_seconds['epoch']:.2f}s (epoch), wrote {out}")

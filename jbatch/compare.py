@@ -65,6 +65,8 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
     first = docs[0]
     for d, doc in zip(directories[1:], docs[1:], strict=True):
         fields = [f for f in WORKLOAD if first["config"].get(f) != doc["config"].get(f)]
+        if "dataset" in fields and first.get("data_sha256") and first.get("data_sha256") == doc.get("data_sha256"):
+            fields.remove("dataset")  # the same arrays under two names (an .npz file, arrays passed in Python)
         if first.get("num_train") != doc.get("num_train"):
             fields.append("num_train")
         if fields:

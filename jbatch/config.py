@@ -86,7 +86,7 @@ class SweepConfig:
 
     @property
     def results_name(self) -> str:
-        parts = [_slug(p) for p in (self.dataset, self.model, self.optimizer)]
+        parts = [slug(p) for p in (self.dataset, self.model, self.optimizer)]
         return self.name or "-".join(parts)
 
     def axes(self) -> dict[str, tuple[float, ...]]:
@@ -97,12 +97,18 @@ class SweepConfig:
         return {k: tuple(v) for k, v in grids.items() if v}
 
 
-def _slug(text: str) -> str:
-    """A name for a results directory: an import path's last part, a file's stem."""
+def slug(text: str) -> str:
+    """A name for a results directory: an import path's last part (a function's name,
+    ``lambda`` for a lambda), a file's stem.
+
+    Example:
+      >>> slug("mypkg.models:make_resnet"), slug("tests.t:f.<locals>.<lambda>"), slug("data/x.npz"), slug("mnist1d:400")
+      ('make-resnet', 'lambda', 'x', 'mnist1d400')
+    """
     from pathlib import Path
 
     if ":" in text and not text.startswith("mnist1d:"):
-        return text.rsplit(":", 1)[1].replace("_", "-")
+        return text.rsplit(":", 1)[1].rsplit(".", 1)[-1].strip("<>").replace("_", "-")
     return Path(text).stem.replace(":", "") if text.endswith(".npz") else text.replace(":", "")
 
 
@@ -159,7 +165,9 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
     if not math.isfinite(config.target_value):
         raise ConfigError(f"target value must be finite, got {config.target_value}")
     if ds.task != "classification" and config.target_metric.endswith("accuracy"):
-        raise ConfigError(f"data set {ds.name!r} is a regression: use a loss target, not accuracy")
+        raise ConfigError(f"data set {ds.name!r} has float labels, so it is treated as a regression (mean squared "
+                          "error), which has no accuracy: give integer class labels for a classification, or a loss "
+                          "target (test_loss)")  # fmt: skip
     for field in ("budget_steps", "budget_epochs", "evals", "coarse_evals", "timing_rounds", "noise_groups"):
         if getattr(config, field) < 1:
             raise ConfigError(f"{field} must be at least 1, got {getattr(config, field)}")

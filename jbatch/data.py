@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,12 @@ class Dataset:
     def __post_init__(self) -> None:
         _validate(self)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the four arrays (dtypes, shapes, values): the same data, whatever its
+        name or the way it came (arrays in Python, an ``.npz`` on the command line)."""
+        return fingerprint(self.x_train, self.y_train, self.x_test, self.y_test)
+
     @property
     def num_train(self) -> int:
         return int(self.x_train.shape[0])
@@ -54,6 +61,22 @@ class Dataset:
     def in_features(self) -> int:
         """Features of one example, flattened (what jbatch's MLP takes)."""
         return int(np.prod(self.x_train.shape[1:]))
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """SHA-256 over the arrays' dtypes, shapes and bytes.
+
+    Example:
+      >>> a = np.arange(6, dtype=np.float32).reshape(3, 2)
+      >>> fingerprint(a) == fingerprint(a.copy()), fingerprint(a) == fingerprint(a.reshape(2, 3))
+      (True, False)
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _validate(ds: Dataset) -> None:

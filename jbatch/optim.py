@@ -221,16 +221,19 @@ def sweepable(factory: OptimizerFactory, values: Mapping[str, float], params: An
     how the learning rate enters it: ``factory`` itself ("injected") when its update traces
     with the values as arrays; ``proportional(factory)`` ("scaled") when only the learning
     rate is used in Python and the update is proportional to it (checked over ``steps``
-    updates at the lowest and highest of ``learning_rates``, on ``params``' shapes). Any
+    updates at the lowest and highest of ``learning_rates``, on ``params``' tree). Any
     other case is a ``ConfigError`` that names the hyperparameter and the line.
 
     Example:
       >>> import optax
-      >>> def cosine(learning_rate, steps=100):
-      ...     return optax.adam(optax.cosine_decay_schedule(learning_rate, steps))
-      >>> _, how = sweepable(cosine, {"learning_rate": 0.1}, {"w": jnp.zeros(3)}, [0.01, 0.1], 20)
-      >>> how
-      'scaled'
+      >>> def warm_cosine(learning_rate, steps=100):  # the schedule compares its peak with 0 in Python
+      ...     return optax.adam(optax.warmup_cosine_decay_schedule(0.0, learning_rate, 10, steps))
+      >>> def linear(learning_rate, steps=100):
+      ...     return optax.sgd(optax.linear_schedule(learning_rate, 0.0, steps))
+      >>> with jax.numpy_dtype_promotion("standard"):  # optax's schedules mix Python floats and int32 counts
+      ...     [sweepable(f, {"learning_rate": 0.1}, {"w": jnp.zeros(3)}, [0.01, 0.1], 20)[1] for f in (warm_cosine,
+      ...                                                                                              linear)]
+      ['scaled', 'injected']
     """
     error = _traces(factory, values, params)
     if error is None:

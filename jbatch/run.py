@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import functools
 import itertools
 import math
@@ -107,6 +108,25 @@ def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.seeds]
 
 
+def settled_bound(config: SweepConfig, result: dict[str, Any]) -> float:
+    """The fewest mean steps to target of a setting of ``result`` whose every seed reached
+    the target (``recorder.Watch.best`` of a finished run; a target reached at a coarse
+    point counts at that later step, so the bound is never tighter than the truth)."""
+    summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+    by: dict[tuple, list[dict[str, Any]]] = {}
+    for s in summaries:
+        by.setdefault(s["setting"], []).append(s)
+    done = [float(np.mean([s["steps_to_target"] for s in group])) for group in by.values()
+            if all(s["reached"] for s in group)]  # fmt: skip
+    return min(done, default=math.inf)
+
+
+def missing(config: SweepConfig, result: dict[str, Any]) -> int:
+    """How many replicas of ``config``'s grid a batch size's ``result`` lacks (a grown grid)."""
+    have = {(setting(rep), rep["seed"]) for rep in result["replicas"]}
+    return sum((tuple(sorted(h.items())), seed) not in have for h, seed in replica_grid(config))
+
+
 def init_single(config: SweepConfig, wl: Workload, cache: dict | None = None) -> Callable[[], Any]:
     """A fresh single-model training state (seed 0, the grid's first values), for timing
     and demonstrations."""
@@ -132,6 +152,7 @@ def run_batch_size(
     replica_batch: int | None | str = "auto",
     cache: dict | None = None,
     prune: bool = True,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Trains every (learning rate x seed) replica at ``batch_size`` and returns the raw
     curves: per replica, the fine points (the target's split, mini-batch loss means) and
@@ -145,6 +166,9 @@ def run_batch_size(
     that do not depend on the batch size, shared by a sweep's batch sizes. ``prune``: stop
     the fine evaluations of replicas that can no longer be the best (``Watch``); False
     evaluates every replica at every fine point (the reference the tests compare with).
+    ``previous``: this batch size's result from an earlier run of a smaller grid (the config
+    only added learning rates, other swept values or seeds): its replicas are kept and only
+    the new grid points train.
     """
     clock = Clock()
     cache = {} if cache is None else cache
@@ -295,23 +319,41 @@ def run_batch_size(
         out["pruned_states"] = pruned_states
         return out
 
-    result = train_round(grid)
-    checkpoints, bound, kept = [result.pop("checkpoints")], result.pop("bound"), [result.pop("pruned_states")]
-    for r in result["replicas"]:
-        r["extension"] = 0
-    added, round_ = 0, 0
+    rounds: list[dict[str, Any]] = []  # each round trained here: its probe checkpoints and kept pruned states
+    origin: list[tuple[int, int] | None] = []  # per replica of `result`: (round, slot); None: an earlier run's
+
+    def trained(entries: list[tuple[dict[str, float], int]], extension_round: int, bound: float) -> dict[str, Any]:
+        out = train_round(entries, bound=bound)
+        rounds.append({"checkpoints": out.pop("checkpoints"), "kept": out.pop("pruned_states")})
+        origin.extend((len(rounds) - 1, slot) for slot in range(len(out["replicas"])))
+        for r in out["replicas"]:
+            r["extension"] = extension_round
+        return out
+
+    if previous is None:
+        result = trained(grid, 0, math.inf)
+        bound = result.pop("bound")
+    else:  # the grid grew: train only its new points, next to the earlier run's replicas
+        result = copy.deepcopy(previous)
+        for key in ("time", "timing", "failures"):
+            result.pop(key, None)
+        origin = [None] * len(result["replicas"])
+        have = {(setting(rep), rep["seed"]) for rep in result["replicas"]}
+        new = [(h, seed) for h, seed in grid if (tuple(sorted(h.items())), seed) not in have]
+        new_seeds = set(config.seeds) - {rep["seed"] for rep in previous["replicas"]}
+        bound = math.inf if new_seeds else settled_bound(config, previous)  # a mean over other seeds is no bound
+        extra = trained(new, 0, bound)
+        bound = min(bound, extra["bound"])
+        result["replicas"] += extra["replicas"]
+    added = len({setting(r) for r in result["replicas"] if r["extension"]})
+    round_ = max(r["extension"] for r in result["replicas"])
     while added < config.extend_grid:
         more = extension(config, result, min(len(grid) // len(config.seeds), config.extend_grid - added))
         if not more:
             break
         round_, added = round_ + 1, added + len(more)
-        extra = train_round([(setting_values, seed) for setting_values in more for seed in config.seeds],
-                            bound=bound)  # fmt: skip
-        checkpoints.append(extra.pop("checkpoints"))
+        extra = trained([(setting_values, seed) for setting_values in more for seed in config.seeds], round_, bound)
         bound = min(bound, extra.pop("bound"))
-        kept.append(extra.pop("pruned_states"))
-        for r in extra["replicas"]:
-            r["extension"] = round_
         result["replicas"] += extra["replicas"]
     result["replica_batch"] = group
     result["tokens_per_example"] = int(np.prod(ds.y_train.shape[1:])) if wl.classification else 1
@@ -321,16 +363,14 @@ def run_batch_size(
     summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
     best = best_setting(summaries)
     chosen = [r for r, rep in enumerate(result["replicas"]) if setting(rep) == best]
-    best_round = result["replicas"][chosen[0]]["extension"]  # a setting is trained in one round
-    offset = sum(rep["extension"] < best_round for rep in result["replicas"])  # replicas are listed round by round
-    slots = [r - offset for r in chosen]
     # The best's fine evaluations were skipped (a setting that finished first later blew up): train its pruned
-    # runs again from where they were pruned (from the start where the state was not kept: KEEP_BYTES), the
-    # same trajectory, every fine point evaluated, and fill them in; one replay per pruning point.
+    # runs again from where they were pruned (from the start where the state was not kept: KEEP_BYTES, or an
+    # earlier run's), the same trajectory, every fine point evaluated, and fill them in; one replay per point.
     replays: dict[tuple[int, int] | None, list[tuple[int, Any]]] = {}
-    for r, s in zip(chosen, slots, strict=True):
+    for r in chosen:
         if summaries[r]["coarse_steps"]:
-            c, step, state = kept[best_round].get(s, (None, None, None))
+            at = origin[r]
+            c, step, state = rounds[at[0]]["kept"].get(at[1], (None, None, None)) if at else (None, None, None)
             replays.setdefault(None if state is None else (c, step), []).append((r, state))
     for at, these in replays.items():
         again = attempt(result, "replay", functools.partial(
@@ -338,14 +378,20 @@ def run_batch_size(
             [(dict(best), result["replicas"][r]["seed"]) for r, _ in these])  # fmt: skip
         for (r, _), rep in zip(these, again["replicas"] if again else [], strict=False):
             merge_replay(result["replicas"][r], rep)
-    if checkpoints[best_round]:
-        noise = attempt(result, "noise", probe_replicas, checkpoints[best_round], slots, train, loss_fn, config, cache,
-                        clock)  # fmt: skip
-        for r, rep in zip(chosen, noise["replicas"] if noise else [], strict=False):
+    probed: dict[int, list[tuple[int, int]]] = {}  # round -> (replica, slot) of the best, where checkpoints were kept
+    for r in chosen:
+        if origin[r] is not None and rounds[origin[r][0]]["checkpoints"]:
+            probed.setdefault(origin[r][0], []).append((r, origin[r][1]))
+    for at, these in probed.items():
+        noise = attempt(result, "noise", probe_replicas, rounds[at]["checkpoints"], [slot for _, slot in these], train,
+                        loss_fn, config, cache, clock)  # fmt: skip
+        for (r, _), rep in zip(these, noise["replicas"] if noise else [], strict=False):
             result["replicas"][r]["noise"] = rep
         if noise:
             result["noise_estimate"] = {"examples": noise["examples"], "group": noise["group"], "of": n}
     result["time"] = clock.summary()
+    if previous is not None and previous.get("time"):  # the earlier run's time, and this one's
+        result["time"] = {k: previous["time"].get(k, 0.0) + v for k, v in result["time"].items()}
     return result
 
 

@@ -22,7 +22,7 @@ from jbatch.distributed import Processes, barrier, clear_barriers
 from jbatch.errors import ConfigError
 from jbatch.metadata import environment_metadata
 from jbatch.precheck import precheck
-from jbatch.run import attempt, init_single, run_batch_size
+from jbatch.run import attempt, init_single, missing, run_batch_size
 from jbatch.store import read_json, write_json
 from jbatch.timing import shape_demo, step_timing, time_steps
 from jbatch.workload import Workload
@@ -41,9 +41,21 @@ def _device(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: meta[k] for k in ("backend", "device_kind")}
 
 
+GRIDS = ("batch_sizes", "learning_rates", "seeds", "momentum", "b2", "weight_decay")  # a sweep may grow these
+
+
+def grown(key: str, stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether ``wanted`` only adds points to ``stored``'s grid ``key`` (a grid that was
+    empty, the optimizer's default, cannot grow: that would be another sweep)."""
+    old, new = stored.get(key) or [], wanted.get(key) or []
+    return key in GRIDS and bool(old) and set(map(str, old)) <= set(map(str, new))
+
+
 def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) -> dict[str, Any]:
     """The existing document of ``directory`` if it matches ``config`` and this device, a
-    new one if there is none; anything else is a ``ConfigError`` and nothing is touched."""
+    new one if there is none; anything else is a ``ConfigError`` and nothing is touched.
+    A config that only adds grid points (batch sizes, learning rates, seeds, other swept
+    values: ``grown``) matches: the sweep then trains only what is new."""
     path = directory / DOCUMENT
     if not path.exists():
         return {"kind": "jbatch.sweep", "name": config.results_name, "config": config_dict(config),
@@ -54,7 +66,8 @@ def open_document(directory: Path, config: SweepConfig, meta: dict[str, Any]) ->
     # a setting added to jbatch after the document was written counts as its default there
     stored = config_dict(SweepConfig()) | doc.get("config", {})
     wanted = config_dict(config)
-    diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    diff = sorted(k for k in set(stored) | set(wanted)
+                  if stored.get(k) != wanted.get(k) and not grown(k, stored, wanted))  # fmt: skip
     if diff:
         detail = "; ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in diff)
         raise ConfigError(
@@ -100,7 +113,7 @@ def run_sweep(
         clear_barriers(processes, directory / "parts")
     barrier("jbatch-sweep-start", processes, directory / "parts")
     doc = open_document(directory, config, meta)  # every process checks config and device
-    doc["num_train"] = ds.num_train
+    doc["num_train"], doc["data_sha256"] = ds.num_train, ds.fingerprint
     if ds.info:
         doc["data"] = ds.info  # what the data is beyond its arrays (a language's exact entropy and floor)
     placed = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)  # once for every batch size
@@ -114,8 +127,9 @@ def run_sweep(
         else:
             write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
 
-    todo = [b for b in mine if force or str(b) not in doc["batch_sizes"]]
-    if todo or any("timing" not in doc["batch_sizes"][str(b)] for b in mine):
+    earlier = {} if force else {b: doc["batch_sizes"][str(b)] for b in mine if str(b) in doc["batch_sizes"]}
+    todo = [b for b in mine if b not in earlier or missing(config, earlier[b])]
+    if todo or any("timing" not in earlier[b] for b in mine):
         doc["checks"] = precheck(config, workload, todo or mine, cache)  # seconds, before any training
     for b in mine:
         skipped = b not in todo
@@ -123,7 +137,8 @@ def run_sweep(
         if skipped:
             store[str(b)] = doc["batch_sizes"][str(b)]
             continue
-        result = run_batch_size(config, workload, b, on_chunk=progress, placed=placed, cache=cache)
+        result = run_batch_size(config, workload, b, on_chunk=progress, placed=placed, cache=cache,
+                                previous=earlier.get(b))  # fmt: skip
         start = time.perf_counter()
         demo = attempt(result, "shape_demo", shape_demo, init_single(config, workload, cache), workload.loss,
                        placed[0], b, config.remainder)  # fmt: skip

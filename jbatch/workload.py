@@ -25,7 +25,7 @@ from flax import nnx
 
 from jbatch.batching import steps_per_epoch
 from jbatch.config import SweepConfig
-from jbatch.data import Dataset, load_dataset
+from jbatch.data import Dataset, fingerprint, load_dataset
 from jbatch.errors import ConfigError, one_line
 from jbatch.loss import LOSSES, LossFn, LossSum
 from jbatch.model import make_model
@@ -48,7 +48,6 @@ class Workload:
     """A model factory, data, a loss and an optimizer factory: everything a sweep trains.
 
     Attributes:
-      name: names the sweep's results (``<name>-<optimizer>`` by default).
       model: ``seed -> nnx.Module``; replicas with the same seed start from the same weights.
       data: the train/test arrays (``jbatch.data.Dataset``).
       loss: ``loss(outputs, targets, mask) -> LossSum`` (summed over real rows).
@@ -57,7 +56,6 @@ class Workload:
       optimizer_name: how the optimizer is recorded (a built-in name or an import path).
     """
 
-    name: str
     model: ModelFactory
     data: Dataset
     loss: LossFn
@@ -170,6 +168,9 @@ def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer
     model_fn = (builtin_model(model, ds, tuple(widths)) if isinstance(model, str) and ":" not in model
                 else import_path(model, "model") if isinstance(model, str) else model)  # fmt: skip
     if isinstance(optimizer, str):
+        if ":" not in optimizer and optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}, or an import path "
+                              "pkg.mod:factory")  # fmt: skip
         opt_fn = OPTIMIZERS.get(optimizer) or import_path(optimizer, "optimizer")
         opt_name = optimizer
     else:
@@ -183,9 +184,7 @@ def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer
         loss_fn, classification = LOSSES[task], task == "classification"
     else:
         loss_fn, classification = loss, ds.task == "classification"
-    builtin = isinstance(model, str) and ":" not in model
-    wl = Workload(f"{ds.name}-{model if builtin else _short(model_fn)}", model_fn, ds, loss_fn, classification,
-                  opt_fn, opt_name)  # fmt: skip
+    wl = Workload(model_fn, ds, loss_fn, classification, opt_fn, opt_name)
     check(wl)
     return wl
 
@@ -208,10 +207,6 @@ def with_floor(config: Any, wl: Workload) -> Any:
     return dataclasses.replace(config, target_value=float(f"{floor + config.target_over_floor:.4f}"))
 
 
-def _short(fn: Any) -> str:
-    return getattr(fn, "__name__", "model").replace("_", "-")
-
-
 def _dataset(dataset: str | Dataset | tuple) -> Dataset:
     if isinstance(dataset, Dataset):
         return dataset
@@ -226,12 +221,16 @@ def _dataset(dataset: str | Dataset | tuple) -> Dataset:
             raise ConfigError("labels must be integers in [0, classes): found a negative label")
         classes = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
         dtype = np.int32 if np.issubdtype(x_tr.dtype, np.integer) else np.float32  # token ids stay integers
-        cast = lambda x: x.astype(dtype)  # noqa: E731
-        return Dataset("data", cast(x_tr), y_tr.astype(np.int32), cast(x_te), y_te.astype(np.int32),
-                       task="classification", outputs=classes)  # fmt: skip
+        arrays = (x_tr.astype(dtype), y_tr.astype(np.int32), x_te.astype(dtype), y_te.astype(np.int32))
+        return Dataset(_name(arrays), *arrays, task="classification", outputs=classes)
     y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))
-    return Dataset("data", x_tr.astype(np.float32), y_tr, x_te.astype(np.float32), y_te, task="regression",
-                   outputs=y_tr.shape[1])  # fmt: skip
+    arrays = (x_tr.astype(np.float32), y_tr, x_te.astype(np.float32), y_te)
+    return Dataset(_name(arrays), *arrays, task="regression", outputs=y_tr.shape[1])
+
+
+def _name(arrays: tuple[np.ndarray, ...]) -> str:
+    """Arrays passed in are named by their content: the same arrays, the same name."""
+    return f"data-{fingerprint(*arrays)[:8]}"
 
 
 PROPORTIONAL_STEPS = 2000  # at most this many updates check that a factory's update is proportional to its lr

@@ -1,6 +1,7 @@
 """``jbatch train``: one line per epoch, a JSON record with metadata, and one-line errors
 with exit code 2 for every kind of bad input."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -140,3 +141,52 @@ def test_traceback_never_reaches_the_user():
     )
     assert proc.returncode == 2
     assert proc.stderr == "jbatch: error: batch size must be at least 1, got 0\n"
+
+
+def _subcommands():
+    from jbatch.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return [[]] + [[name] for name in sub.choices]
+
+
+@pytest.mark.parametrize("command", _subcommands(), ids=lambda c: " ".join(c) or "jbatch")
+def test_every_help_works(command, capsys):
+    code, out, err = run([*command, "--help"], capsys)
+    assert code == 0 and out.startswith("usage: jbatch") and not err
+
+
+def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, monkeypatch):
+    """A user's model and optimizer factory by import path from the current directory (as
+    ``python -m``, pytest and uvicorn find modules), with a schedule and micro-batches."""
+    (tmp_path / "usermodels.py").write_text(
+        "import optax\nfrom flax import nnx\n\n"
+        "class Net(nnx.Module):\n"
+        "    def __init__(self, seed):\n"
+        "        rngs = nnx.Rngs(seed)\n"
+        "        self.hidden, self.norm = nnx.Linear(64, 16, rngs=rngs), nnx.BatchNorm(16, rngs=rngs)\n"
+        "        self.drop, self.out = nnx.Dropout(0.2, rngs=rngs), nnx.Linear(16, 10, rngs=rngs)\n"
+        "    def __call__(self, x):\n"
+        "        return self.out(self.drop(nnx.relu(self.norm(self.hidden(x)))))\n\n"
+        "def make(seed):\n"
+        "    return Net(seed)\n\n"
+        "def sgd_warmup(learning_rate, momentum=0.9, warmup_steps=4):\n"
+        "    return optax.sgd(optax.linear_schedule(0.0, learning_rate, warmup_steps), momentum=momentum)\n"
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    out = tmp_path / "run.json"
+    code, stdout, err = run(["train", "--model", "usermodels:make", "--optimizer", "usermodels:sgd_warmup",
+                             "--momentum", "0.5", "--schedule", "cosine", "--warmup", "0.1", "--microbatch", "16",
+                             "--batch-size", "50", "--epochs", "2", "--lr", "0.3", "--out", str(out)],
+                            capsys)  # fmt: skip
+    assert code == 0, err
+    record = json.loads(out.read_text())
+    config = record["config"]
+    assert (config["model"], config["momentum"], config["schedule"], config["microbatch"]) == (
+        "usermodels:make", 0.5, "cosine", 16)
+    assert record["epochs"][-1]["test_accuracy"] > 0.5 and stdout.count("\nepoch") + stdout.startswith("epoch") == 2
+    code, _, err = run(["train", "--model", "elsewhere:make", "--out", str(out)], capsys)
+    assert code == 2 and "no module 'elsewhere' in the current directory" in err
+    code, _, err = run(["train", "--optimizer", "momentum", "--momentum", "0.9,0.99", "--out", str(out)], capsys)
+    assert code == 2 and "a training run takes one momentum value, got [0.9, 0.99]" in err

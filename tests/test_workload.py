@@ -146,14 +146,14 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"model": "nowhere.models:make"}, "model 'nowhere.models:make': cannot import 'nowhere.models'"),
+        ({"model": "nowhere.models:make"}, "model 'nowhere.models:make': no module 'nowhere.models' in the current"),
         ({"model": "json:nothing_here"}, "model 'json:nothing_here': 'json' has no attribute 'nothing_here'"),
         ({"model": "json:__doc__"}, "names a str, not a callable"),
         ({"model": lambda seed: 1 / 0}, "model factory <lambda> raised ZeroDivisionError: division by zero"),
         ({"model": lambda seed: "a model"}, "returned a str, not an nnx.Module"),
         ({"model": lambda seed: nnx.Linear(64, 7, rngs=nnx.Rngs(seed))}, r"output shape \(7,\) does not fit 10"),
         ({"optimizer": lambda learning_rate: "adam"}, "returned a str, not an optax GradientTransformation"),
-        ({"optimizer": "lion"}, "optimizer 'lion' is not a known name or an import path"),
+        ({"optimizer": "lion"}, "unknown optimizer 'lion'; known: sgd, momentum"),
         ({"optimizer": lambda lr: optax.sgd(lr)}, "takes no learning_rate argument"),
     ],
 )  # fmt: skip
@@ -174,7 +174,7 @@ def test_labels_outside_the_classes_are_refused(digits):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "nowhere:make"], "cannot import 'nowhere'"),
+        (["--model", "nowhere:make"], "no module 'nowhere' in the current directory"),
         (["--optimizer", "momentum", "--momentum", "0.9,1.5"], "momentum must be below 1, got 1.5"),
         (["--lrs", "0.1,inf"], "learning rate must be a positive finite number"),
         (["--optimizer", "sgd", "--momentum", "0.9"], "optimizer sgd has no hyperparameter 'momentum' to sweep"),
@@ -264,3 +264,56 @@ def dataclass_replace(cfg, **kw):
     import dataclasses
 
     return dataclasses.replace(cfg, **kw)
+
+
+def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_trains_only_what_is_new(
+    digits, tmp_path, capsys, monkeypatch
+):
+    import jbatch.study
+    from jbatch.data import fingerprint
+
+    arrays = (digits.x_train[:120], digits.y_train[:120], digits.x_test[:60], digits.y_test[:60])
+    kw = dict(batch_sizes=[8, "full"], seeds=[0], target=("test_accuracy", 0.6), results_dir=tmp_path,
+              budget_steps=20, budget_epochs=1, evals=10, widths=(16,), noise_checkpoints=2, extend_grid=0)  # fmt: skip
+    first = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3], report=False, **kw)
+    digest = fingerprint(*(a.astype(np.float32 if a.ndim > 1 else np.int32) for a in arrays))
+    assert first["name"] == f"data-{digest[:8]}-mlp-sgd" and first["data_sha256"] == digest
+    assert "B=8: " in capsys.readouterr().err  # progress, as the CLI shows it
+    seen = []
+    real = jbatch.study.run_batch_size
+
+    def spy(*args, previous=None, **kwargs):
+        seen.append(len(previous["replicas"]) if previous else 0)
+        return real(*args, previous=previous, **kwargs)
+
+    monkeypatch.setattr(jbatch.study, "run_batch_size", spy)
+    grown = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3, 1.0], progress=False, **kw)
+    assert seen == [1, 1] and not capsys.readouterr().out  # each batch size kept its finished run; silent
+    for b, result in grown["batch_sizes"].items():
+        old, new = first["batch_sizes"][b]["replicas"], result["replicas"]
+        assert [r["learning_rate"] for r in new] == [0.3, 1.0] and new[0] == old[0]
+    np.savez(tmp_path / "mine.npz", x_train=arrays[0], y_train=arrays[1], x_test=arrays[2], y_test=arrays[3])
+    code, _, err = run_cli(["sweep", "--dataset", str(tmp_path / "mine.npz"), "--widths", "16", "--batch-sizes",
+                            "8,full", "--lrs", "0.3,1.0", "--seeds", "0", "--target", "test_accuracy=0.6",
+                            "--budget-steps", "20", "--budget-epochs", "1", "--evals", "10", "--noise-checkpoints",
+                            "2", "--extend-grid", "0", "--results-dir", str(tmp_path)], capsys)  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli(["compare", str(tmp_path / grown["name"]), str(tmp_path / "mine-mlp-sgd")], capsys)
+    assert code == 0 and "| 8 |" in out, err  # one workload: the same arrays under two names
+
+
+def test_quick_picks_batch_sizes_that_fit_a_small_data_set(tmp_path, capsys, monkeypatch):
+    import jbatch.study
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((120, 4)).astype(np.float32), rng.integers(0, 3, 120)
+    np.savez(tmp_path / "small.npz", x_train=x[:96], y_train=y[:96], x_test=x[96:], y_test=y[96:])
+    seen = []
+
+    def stop(config, *args, **kw):
+        seen.append(config.batch_sizes)
+        raise ConfigError("stopped before training")
+
+    monkeypatch.setattr(jbatch.study, "run_sweep", stop)
+    code, _, err = run_cli(["sweep", "--quick", "--dataset", str(tmp_path / "small.npz")], capsys)
+    assert code == 2 and "stopped before training" in err and seen == [(1, 4, 16, 64, "full")]
