@@ -97,7 +97,10 @@ def _base_config(args: argparse.Namespace, quick: bool = False):
     flags = {name: getattr(args, name) for name in args.config_fields}
     if getattr(args, "target", None):
         flags["target_metric"], flags["target_value"] = args.target
-    return dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+    if quick and flags.get("name") is None:  # after the flags: named after the data, model and optimizer given
+        config = dataclasses.replace(config, name=f"{config.results_name}-quick")
+    return config
 
 
 def _train(args: argparse.Namespace) -> int:

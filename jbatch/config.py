@@ -114,12 +114,12 @@ def slug(text: str) -> str:
 
 def quick(config: SweepConfig) -> SweepConfig:
     """The ``--quick`` preset: one seed, 4 learning rates spread over the config's own grid
-    (its ends included: an Adam grid stays an Adam grid), short budgets (tests, smoke runs),
-    in its own results directory (``<name>-quick``)."""
+    (its ends included: an Adam grid stays an Adam grid), short budgets (tests, smoke runs);
+    the command line puts it in its own results directory (``<name>-quick``)."""
     lrs = config.learning_rates
     spread = tuple(lrs[i] for i in sorted({round(j) for j in np.linspace(0, len(lrs) - 1, min(4, len(lrs)))}))
     return dataclasses.replace(
-        config, name=f"{config.results_name}-quick", seeds=config.seeds[:1],
+        config, seeds=config.seeds[:1],
         learning_rates=spread, budget_steps=60, budget_epochs=1, evals=12, noise_checkpoints=3,
         coarse_evals=4,
     )  # fmt: skip

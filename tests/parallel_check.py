@@ -85,6 +85,26 @@ def main() -> None:
     np.testing.assert_allclose([e.train_loss for e in one.epochs], [e.train_loss for e in four.epochs], rtol=2e-5)
     print("ok: train_and_evaluate on 4 devices equals 1 device")
 
+    # 5. A BatchNorm model: batches of 30 padded to 32 rows for 4 devices, the padding kept out of its statistics.
+    from flax import nnx
+
+    from jbatch.workload import resolve
+
+    class Normed(nnx.Module):
+        def __init__(self, seed):
+            rngs = nnx.Rngs(seed)
+            self.hidden, self.norm, self.out = nnx.Linear(64, 32, rngs=rngs), nnx.BatchNorm(32, rngs=rngs), nnx.Linear(
+                32, 10, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(jax.nn.relu(self.norm(self.hidden(x))))
+
+    wl = resolve(ds, Normed, "sgd")
+    one, four = (train_and_evaluate(TrainConfig(**{**cfg.__dict__, "devices": d}), workload=wl) for d in (1, 4))
+    np.testing.assert_allclose([e.train_loss for e in one.epochs], [e.train_loss for e in four.epochs], rtol=2e-5)
+    assert_trees_close(one.state.rest, four.state.rest, rtol=2e-5, atol=2e-6)  # the running averages too
+    print("ok: a BatchNorm model on 4 devices (padded batches) equals 1 device")
+
 
 if __name__ == "__main__":
     try:

@@ -29,7 +29,7 @@ def test_data_parallel_on_4_host_devices_equals_one_device():
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("ok:") == 7
+    assert proc.stdout.count("ok:") == 8
 
 
 def _free_port() -> int:
