@@ -240,8 +240,10 @@ def language_nnx_loop(wl: Any, batch_size: Any, samples: int) -> Runner:
 
 class _ToTarget:
     """A peer's time to target: ``setup(seed)`` builds the model from jbatch's initial
-    weights for ``seed`` (not timed), ``run(model, seed)`` trains the case's batches in
-    order, evaluating test accuracy after every mark, until the target (timed)."""
+    weights for ``seed`` and cuts every batch of the case's schedule, in the peer's own
+    array type (not timed, as a data loader would, and as the throughput peers do);
+    ``run(state, seed)`` trains those batches in order, evaluating test accuracy after
+    every mark, until the target (timed)."""
 
     def __init__(self, case, weights_of, x, y, x_test, y_test):
         from jbatch.convergence import batches_of
@@ -250,9 +252,10 @@ class _ToTarget:
         self.x, self.y, self.x_test, self.y_test = x, y, x_test, y_test
         self.batches_of = batches_of
         self.compile_seconds = 0.0
+        self.cut: dict[int, list] = {}
 
     def schedule(self, seed):
-        """``(step, real rows)`` for every step, and whether an evaluation follows it."""
+        """``(real rows, whether an evaluation follows, step)`` for every step."""
         c, marks, tables = self.case, set(self.case.marks), {}
         for t in range(max(c.marks)):
             epoch, s = divmod(t, c.steps_per_epoch)
@@ -260,6 +263,14 @@ class _ToTarget:
                 tables = {epoch: self.batches_of(c, seed, epoch)}
             idx, mask = tables[epoch]
             yield idx[s][mask[s]], (t + 1) in marks, t + 1
+
+    def batches(self, seed, convert):
+        """Every step's ``(x, y, evaluate, step)`` for ``seed``, cut once (per seed) with
+        ``convert`` into the peer's arrays."""
+        if seed not in self.cut:
+            self.cut[seed] = [(*convert(self.x[rows], self.y[rows]), evaluate, step)
+                              for rows, evaluate, step in self.schedule(seed)]  # fmt: skip
+        return self.cut[seed]
 
 
 class TorchToTarget(_ToTarget):
@@ -274,24 +285,30 @@ class TorchToTarget(_ToTarget):
                 lin.weight.copy_(torch.from_numpy(w.T.copy()))
                 lin.bias.copy_(torch.from_numpy(c.copy()))
             mods += [lin] if i == len(weights) - 1 else [lin, torch.nn.ReLU()]
-        return torch.nn.Sequential(*mods)
+        batches = self.batches(seed, lambda x, y: (torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))))
+        return torch.nn.Sequential(*mods), batches
 
-    def run(self, model, seed):
+    def run(self, state, seed):
         import torch
 
+        model, batches = state
         opt = torch.optim.SGD(model.parameters(), lr=self.case.learning_rate)
-        x, y = torch.from_numpy(self.x), torch.from_numpy(self.y.astype(np.int64))
-        xt, yt = torch.from_numpy(self.x_test), torch.from_numpy(self.y_test.astype(np.int64))
-        for rows, evaluate, step in self.schedule(seed):
-            rows = torch.from_numpy(rows.astype(np.int64))
+        xt, yt = self._test
+        for xb, yb, evaluate, step in batches:
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[rows]), y[rows]).backward()
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
             opt.step()
             if evaluate:
                 with torch.no_grad():
                     if reached((model(xt).argmax(1) == yt).float().mean().item(), self.case):
                         return {"reached": True, "steps": step}
         return {"reached": False, "steps": None}
+
+    @property
+    def _test(self):
+        import torch
+
+        return torch.from_numpy(self.x_test), torch.from_numpy(self.y_test.astype(np.int64))
 
 
 class NNXToTarget(_ToTarget):
@@ -323,32 +340,33 @@ class NNXToTarget(_ToTarget):
 
         self.tx, self.nnx_step, self.accuracy = tx, step, accuracy
         self.jax, self.nnx = jax, nnx
+        self.xt, self.yt = jax.device_put(self.x_test), jax.device_put(self.y_test)
 
     def setup(self, seed):
         model = self.model_of(seed)
-        return model, self.nnx.Optimizer(model, self.tx, wrt=self.nnx.Param)
+        put = self.jax.device_put
+        return model, self.nnx.Optimizer(model, self.tx, wrt=self.nnx.Param), self.batches(seed, lambda x, y: (
+            put(x), put(y)))
 
     def run(self, state, seed):
-        model, optimizer = state
-        jnp = self.jax.numpy
-        x, y, xt, yt = (jnp.asarray(a) for a in (self.x, self.y, self.x_test, self.y_test))
+        model, optimizer, batches = state
         if self.fast:
-            return self._run_fast(model, optimizer, x, y, xt, yt, seed)
-        for rows, evaluate, step in self.schedule(seed):
-            self.nnx_step(model, optimizer, x[rows], y[rows])
-            if evaluate and reached(self.accuracy(model, xt, yt), self.case):
+            return self._run_fast(model, optimizer, batches)
+        for xb, yb, evaluate, step in batches:
+            self.nnx_step(model, optimizer, xb, yb)
+            if evaluate and reached(self.accuracy(model, self.xt, self.yt), self.case):
                 return {"reached": True, "steps": step}
         return {"reached": False, "steps": None}
 
-    def _run_fast(self, model, optimizer, x, y, xt, yt, seed):
+    def _run_fast(self, model, optimizer, batches):
         nnx, jax = self.nnx, self.jax
         graphdef, state = nnx.split((model, optimizer))
         if not hasattr(self, "_fast_step"):
+            import optax
 
             def one(state, xb, yb):
                 model, optimizer = nnx.merge(graphdef, state)
-                loss_fn = lambda m: optax_ce(m(xb), yb)  # noqa: E731
-                grads = nnx.grad(loss_fn)(model)
+                grads = nnx.grad(lambda m: optax.softmax_cross_entropy_with_integer_labels(m(xb), yb).mean())(model)
                 optimizer.update(model, grads)
                 return nnx.state((model, optimizer))
 
@@ -356,15 +374,10 @@ class NNXToTarget(_ToTarget):
                 model, _ = nnx.merge(graphdef, state)
                 return (model(xb).argmax(1) == yb).mean()
 
-            import optax
-
-            def optax_ce(logits, labels):
-                return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
             self._fast_step, self._fast_acc = jax.jit(one, donate_argnums=(0,)), jax.jit(acc)
-        for rows, evaluate, step in self.schedule(seed):
-            state = self._fast_step(state, x[rows], y[rows])
-            if evaluate and reached(self._fast_acc(state, xt, yt), self.case):
+        for xb, yb, evaluate, step in batches:
+            state = self._fast_step(state, xb, yb)
+            if evaluate and reached(self._fast_acc(state, self.xt, self.yt), self.case):
                 return {"reached": True, "steps": step}
         return {"reached": False, "steps": None}
 
@@ -390,11 +403,16 @@ class KerasToTarget(_ToTarget):
         model.set_weights([a for pair in weights for a in pair])
         model.compile(optimizer=keras.optimizers.SGD(self.case.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)  # fmt: skip
-        return model
+        c = self.case
+        if seed not in self.cut:  # each epoch's examples in the case's order, cut once
+            self.cut[seed] = [(self.x[o], self.y[o]) for o in (epoch_order(seed, e, c.num_train)
+                                                               for e in range(-(-max(c.marks) // c.steps_per_epoch)))]
+        return model, self.cut[seed]
 
-    def run(self, model, seed):
+    def run(self, state, seed):
         import keras
 
+        model, epochs = state
         c, marks, out = self.case, set(self.case.marks), {"reached": False, "steps": None}
         x_test, y_test = self.x_test, self.y_test
 
@@ -412,11 +430,9 @@ class KerasToTarget(_ToTarget):
                         self.model.stop_training = True
 
         done = 0
-        for epoch in range(-(-max(c.marks) // c.steps_per_epoch)):
-            order = epoch_order(seed, epoch, c.num_train)
+        for x, y in epochs:
             cb = Stop(done)
-            model.fit(self.x[order], self.y[order], batch_size=c.batch_size, epochs=1, shuffle=False, verbose=0,
-                      callbacks=[cb])  # fmt: skip
+            model.fit(x, y, batch_size=c.batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[cb])
             done = cb.step
             if out["reached"]:
                 break

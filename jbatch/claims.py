@@ -5,7 +5,9 @@ behind it and the plot that shows it. Every verdict comes from a measurement tha
 have come out the other way: C1 and C6 from what the compiled program counted (examples
 in each epoch's loss counts, updates on each replica's step counter), C11 from compiling
 a plain ``jax.jit`` step on unpadded batches next to jbatch's padded epoch, oscillation
-from every step's loss (equally spaced at every batch size). The thresholds are named
+from the training loss on a fixed sample of rows at every fine point (about 100 per run
+at every batch size; no sampling noise: a model that does not train does not oscillate,
+where the mini-batch losses of an untrained model go uphill half the time). The thresholds are named
 below with their reasons. The first document is the primary workload; C10 compares all.
 ``jbatch claims`` writes ``results/claims.md``.
 """
@@ -22,7 +24,8 @@ import numpy as np
 from jbatch import table
 from jbatch.report import load_document, summarize
 from jbatch.store import write_text
-from jbatch.summary import best_replicas, counted_examples, fastest, sweep_fit
+from jbatch.summary import counted_examples, fastest, sweep_fit
+from jbatch.tradeoff import interval_bounds, interval_text
 
 Verdict = tuple[str, str, str]  # (verdict, numbers, plot)
 
@@ -71,10 +74,14 @@ class Sweep:
         return f"[{name}]({self.directory.name}/{name})"
 
     def oscillation(self, b: int) -> tuple[float, float]:
-        """Mean and sample std over seeds of the share of the per-step loss's movement that
-        goes uphill, at the best learning rate (0: monotone descent; 0.5: a random walk)."""
-        v = [r["oscillation"] for r in best_replicas(self.result(b), self.row(b))
-             if not r["diverged"] and r["oscillation"] is not None]  # fmt: skip
+        """Mean and sample std over seeds of the objective's oscillation at the best
+        setting (``summary.oscillation``: the share of the fixed training sample's loss
+        movement that goes uphill; 0: it only falls, 0.5: as much up as down); NaN where it
+        was not measured."""
+        s = next(x for x in self.rows if x["row"]["batch_size"] == b)
+        best = {"learning_rate": s["row"]["best_learning_rate"], **s["row"].get("best_hyperparameters", {})}
+        v = [r["oscillation"] for r in s["replicas"]
+             if dict(r["setting"]) == best and not r["diverged"] and r["oscillation"] is not None]  # fmt: skip
         if not v:
             return math.nan, math.nan
         return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
@@ -170,7 +177,8 @@ def c4(s: Sweep) -> Verdict:
     poor = bool(s.fastest) and 1 not in s.fastest and any(b in s.fastest for b in mini)
     micro = table.interval(*(1e6 * x for x in s.step_interval(1)))
     nums = (f"B=1 updates take {_g(s.seconds_per_step(1) * 1e6)} us {micro}"
-            f" (the cheapest, intervals apart: {cheap}); oscillation of the per-step loss {_osc(osc1)} at B=1 vs "
+            f" (the cheapest, intervals apart: {cheap}); oscillation of the training loss on a fixed sample "
+            f"{_osc(osc1)} at B=1 vs "
             + ", ".join(f"B={b}: {_osc(o)}" for b, o in others.items())
             + f"; fastest set to the target {s.fastest}")  # fmt: skip
     checks = (("updates are the cheapest", cheap), ("it oscillates more than every mini-batch", wanders),
@@ -339,13 +347,14 @@ def _larger_b_crit(sweeps: list[Sweep], optimizers: tuple[str, ...], label: str)
         return f"not measured (no plain-SGD and {label} sweeps of one workload)", "-", "-"
     parts, outcomes = [], []
     for a, b in pairs:
-        ia, ib = a.fit["interval"], b.fit["interval"]
-        outcome = "larger" if ib["low"] > ia["high"] else "smaller" if ib["high"] < ia["low"] else "tie"
+        ia, ib = interval_bounds(a.fit["interval"]), interval_bounds(b.fit["interval"])
+        outcome = ("tie" if ia is None or ib is None else "larger" if ib[0] > ia[1] else "smaller" if ib[1] < ia[0]
+                   else "tie")  # fmt: skip
         outcomes.append(outcome)
         momenta = [b.row(x)["best_hyperparameters"].get("momentum") for x in b.sizes]
         parts.append(f"{a.doc['config']['dataset']}: B_crit {_g(a.fit['b_crit'])} "
-                     f"{table.interval(ia['low'], ia['high'])} with SGD, {_g(b.fit['b_crit'])} "
-                     f"{table.interval(ib['low'], ib['high'])} with {label}"
+                     f"{interval_text(a.fit['interval'])} with SGD, {_g(b.fit['b_crit'])} "
+                     f"{interval_text(b.fit['interval'])} with {label}"
                      + (f" (best momentum per B {momenta})" if label == "momentum" else ""))
     each = ", ".join(f"{p[0].doc['config']['dataset']} {o}" for p, o in zip(pairs, outcomes, strict=True))
     verdict = ("holds" if all(o == "larger" for o in outcomes) else

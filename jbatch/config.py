@@ -73,6 +73,9 @@ class SweepConfig:
     microbatch: int = setting(0, "accumulate each batch's gradient over micro-batches of this many rows (the same "
                                  "update in the memory of M rows, except with batch statistics); 0: whole batches")
     remainder: str = setting("keep", "keep (Keras: a partial last batch) or drop it", choices=("keep", "drop"))
+    sample_examples: int = setting(128, "the training loss is also evaluated at every fine point on a fixed "
+                                         "subsample of this many training examples (oscillation, on a fixed set); "
+                                         "0: none")
     noise_checkpoints: int = setting(8, "gradient-noise-scale measurements per run, log-spaced; 0: none")
     coarse_evals: int = setting(12, "evaluations of every metric per run, log-spaced (the target's split is also "
                                     "evaluated at the `evals` points until the target is reached)")
@@ -171,7 +174,7 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
     for field in ("budget_steps", "budget_epochs", "evals", "coarse_evals", "timing_rounds", "noise_groups"):
         if getattr(config, field) < 1:
             raise ConfigError(f"{field} must be at least 1, got {getattr(config, field)}")
-    for field in ("noise_checkpoints", "eval_examples", "noise_examples"):
+    for field in ("noise_checkpoints", "eval_examples", "noise_examples", "sample_examples"):
         if getattr(config, field) < 0:
             raise ConfigError(f"{field} must be 0 or more, got {getattr(config, field)}")
     sizes = [resolve_batch_size(b, ds.num_train) for b in config.batch_sizes]

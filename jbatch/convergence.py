@@ -14,15 +14,17 @@ before the rounds; the peers (``bench/peers.py``) run the same schedule their ow
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jbatch.batching import epoch_batches, epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.config import SweepConfig
-from jbatch.engine import compile_program
+from jbatch.engine import compile_program, timed_call
 from jbatch.epoch import make_evaluate, make_train_chunk
 from jbatch.errors import ConfigError
 from jbatch.guard import init_guard
@@ -86,49 +88,114 @@ def reached(accuracy: Any, c: Case) -> bool:
     return (rounded(accuracy) or 0.0) >= c.target
 
 
+def correct_needed(target: float, count: int) -> int:
+    """The fewest correct predictions out of ``count`` whose accuracy meets ``target`` as
+    ``reached`` decides it (worked out on the host once: the compiled program then
+    compares whole numbers).
+
+    Example:
+      >>> correct_needed(0.95, 360), correct_needed(0.7, 100)
+      (342, 70)
+    """
+    return next(k for k in range(count + 1) if (rounded(np.float32(k) / np.float32(count)) or 0.0) >= target)
+
+
 def batches_of(c: Case, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """Epoch ``epoch``'s batches for ``seed``: indices ``[steps, B]`` and mask."""
     return epoch_batches(epoch_order(seed, epoch, c.num_train), c.batch_size)
 
 
+def schedule_tables(c: Case, seed: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every chunk of the case's schedule for ``seed``: ``idx [marks, width, B]``, ``mask``
+    alike, ``active [marks, width]`` (a chunk trains up to its mark; the rest is skipped)."""
+    b = 1 if c.batch_size == c.num_train else c.batch_size
+    marks = len(c.marks)
+    idx, mask = np.zeros((marks, width, b), np.int32), np.zeros((marks, width, b), bool)
+    active = np.zeros((marks, width), bool)
+    tables: dict[int, Any] = {}
+    done = 0
+    for m, mark in enumerate(c.marks):
+        for j in range(mark - done):
+            active[m, j] = True
+            if c.batch_size < c.num_train:
+                epoch, s = divmod(done + j, c.steps_per_epoch)
+                if epoch not in tables:
+                    tables = {epoch: batches_of(c, seed, epoch)}
+                idx[m, j], mask[m, j] = tables[epoch][0][s], tables[epoch][1][s]
+        done = mark
+    return idx, mask, active
+
+
 class JbatchRunner:
-    """jbatch's time to target: the sweep's train chunk (vmapped over one replica) and the
-    target split's evaluation, compiled once; a round inits, trains and evaluates."""
+    """jbatch's time to target as ONE compiled call: a ``lax.while_loop`` over the case's
+    evaluation marks, each iteration training up to the next mark (the sweep's chunk: a
+    scan of checked steps) and evaluating the test split, until the target is met or the
+    budget is spent. The whole schedule's batches are cut on the host and put on the
+    device in ``setup`` (not timed); ``run`` is one dispatch and one host sync.
+
+    ``profile`` runs the same schedule the way the sweep does (a compiled call per chunk,
+    an evaluation call and a host sync per mark) and splits its wall time into training,
+    evaluation and the rest (dispatch, host synchronisation, Python): what fusing saves."""
 
     def __init__(self, c: Case, model, data, test):
         self.c, self.model, self.data, self.test = c, model, data, test
         self.tx = make_optimizer("sgd", c.learning_rate)
         state = init_train_state(model(0), self.tx)
-        carry = (state, init_guard())
-        k = max(np.diff((0, *c.marks)))
-        self.k = int(k)
-        whole = c.batch_size == c.num_train
-        idx = np.zeros((self.k, 1 if whole else c.batch_size), np.int32)
-        self.train = compile_program(make_train_chunk(make_train_step(softmax_cross_entropy), whole=whole), carry,
-                                     data, idx, np.ones_like(idx, bool), np.ones(self.k, bool))  # fmt: skip
-        self.evaluate = compile_program(make_evaluate(make_eval_step(softmax_cross_entropy, True)), state, test)
-        self.compile_seconds = self.train.compile_seconds + self.evaluate.compile_seconds
-        self.whole = whole
+        self.width = int(max(np.diff((0, *c.marks))))
+        self.whole = c.batch_size == c.num_train
+        chunk = make_train_chunk(make_train_step(softmax_cross_entropy), whole=self.whole)
+        evaluate = make_evaluate(make_eval_step(softmax_cross_entropy, True))
+        needed = correct_needed(c.target, int(test[0].shape[0]))
+        marks = jnp.asarray(c.marks, jnp.int32)
+
+        def to_target(state, data, test, idx, mask, active):
+            def cond(loop):
+                return (loop[1] < len(c.marks)) & ~loop[2]
+
+            def body(loop):
+                carry, m, _ = loop
+                carry, _ = chunk(carry, data, idx[m], mask[m], active[m])
+                correct = evaluate(carry[0], test)["accuracy"] * test[0].shape[0]
+                return carry, m + 1, jnp.round(correct) >= needed
+
+            carry, m, hit = jax.lax.while_loop(cond, body, ((state, init_guard()), jnp.zeros((), jnp.int32),
+                                                            jnp.zeros((), bool)))  # fmt: skip
+            return jnp.where(hit, marks[jnp.maximum(m - 1, 0)], -1)
+
+        example = schedule_tables(c, 0, self.width)
+        self.program = compile_program(to_target, state, data, test, *example)
+        # the sweep's form, for the profile: a call per chunk, an evaluation call per mark
+        self.chunk = compile_program(chunk, (state, init_guard()), data, *(a[0] for a in example))
+        self.evaluate = compile_program(evaluate, state, test)
+        self.compile_seconds = self.program.compile_seconds
+        self.tables: dict[int, Any] = {}
 
     def setup(self, seed: int) -> Any:
-        return init_train_state(self.model(seed), self.tx)
+        """Seed ``seed``'s initial state and its schedule's batches, on the device (untimed)."""
+        if seed not in self.tables:
+            self.tables[seed] = jax.device_put(schedule_tables(self.c, seed, self.width))
+        return init_train_state(self.model(seed), self.tx), self.tables[seed]
 
     def run(self, state: Any, seed: int) -> dict[str, Any]:
-        c, carry, done = self.c, (state, init_guard()), 0
-        tables: dict[int, Any] = {}
-        for mark in c.marks:
-            steps = mark - done
-            idx = np.zeros((self.k, 1 if self.whole else c.batch_size), np.int32)
-            mask = np.zeros_like(idx, bool)
-            if not self.whole:
-                for j in range(steps):
-                    epoch, s = divmod(done + j, c.steps_per_epoch)
-                    if epoch not in tables:
-                        tables = {epoch: batches_of(c, seed, epoch)}
-                    idx[j], mask[j] = tables[epoch][0][s], tables[epoch][1][s]
-            active = np.arange(self.k) < steps
-            carry, _ = self.train(carry, self.data, idx, mask, active)
-            done = mark
-            if reached(jax.device_get(self.evaluate(carry[0], self.test))["accuracy"], c):  # sync point
-                return {"reached": True, "steps": done}
-        return {"reached": False, "steps": None}
+        state, tables = state
+        steps = int(self.program(state, self.data, self.test, *tables))  # sync point: the one host transfer
+        return {"reached": steps >= 0, "steps": steps if steps >= 0 else None}
+
+    def profile(self, seed: int) -> dict[str, Any]:
+        """One run of the schedule in the sweep's form (see the class docstring): seconds of
+        training calls, of evaluation calls, and of the rest, each around blocking calls."""
+        state, tables = self.setup(seed)
+        idx, mask, active = (np.asarray(a) for a in tables)
+        carry, parts, start = (state, init_guard()), {"train": 0.0, "evaluate": 0.0}, time.perf_counter()
+        steps = None
+        for m, mark in enumerate(self.c.marks):
+            (carry, _), seconds = timed_call(self.chunk, carry, self.data, idx[m], mask[m], active[m])
+            parts["train"] += seconds
+            out, seconds = timed_call(self.evaluate, carry[0], self.test)
+            parts["evaluate"] += seconds
+            if reached(jax.device_get(out)["accuracy"], self.c):
+                steps = mark
+                break
+        wall = time.perf_counter() - start
+        return parts | {"rest": wall - parts["train"] - parts["evaluate"], "wall": wall, "steps": steps,
+                        "calls": 2 * (m + 1)}  # fmt: skip

@@ -23,6 +23,7 @@ import numpy as np
 from jbatch import table
 from jbatch.config import SweepConfig
 from jbatch.store import write_bytes, write_json, write_text
+from jbatch.tradeoff import interval_bounds
 
 SIZES = (4000, 16000, 64000)
 MODELS = ("mlp", "cnn")
@@ -77,9 +78,9 @@ def collect(root: Path, models=MODELS, sizes=SIZES) -> list[dict[str, Any]]:
             fit = sweep_fit(summaries)
             near = [s["noise"]["at_target"] for s in summaries if s["noise"] and s["noise"]["at_target"]]
             wall = sum((time_accounting(r) or {"wall": 0})["wall"] for r in doc["batch_sizes"].values())
-            interval = fit["interval"] if fit else {"low": None, "high": None}
+            bounds = (interval_bounds(fit["interval"]) if fit else None) or (None, None)
             rows.append({"model": model, "n": n, "target": doc["config"]["target_value"],
-                         "b_crit": fit["b_crit"] if fit else None, "low": interval["low"], "high": interval["high"],
+                         "b_crit": fit["b_crit"] if fit else None, "low": bounds[0], "high": bounds[1],
                          "bound": fit["bound"] if fit else None, "b_simple": float(np.median(near)) if near else None,
                          "b_simple_all": near, "wall_seconds": wall,
                          "metadata": doc["metadata"]})  # fmt: skip

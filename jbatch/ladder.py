@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from jbatch.summary import HIGHER_IS_BETTER, batch_size_summary, series, sweep_fit
+from jbatch.tradeoff import interval_bounds, interval_text
 
 LEVELS = 6
 
@@ -112,7 +113,7 @@ def ladder_section(doc: dict[str, Any], lad: list[dict[str, Any]], along: list[d
             continue
         crit = table.num(f["b_crit"], 3) + (f" ({'above' if f['bound'] == 'above' else 'below'} the range)"
                                             if f["bound"] else "")  # fmt: skip
-        body.append([table.num(step["level"]), crit, table.interval(f["interval"]["low"], f["interval"]["high"]),
+        body.append([table.num(step["level"]), crit, interval_text(f["interval"]),
                      table.num(f["s_min"], 3), str(len(step["reached"])),
                      ("coarse " if step["coarse"] else "") + (", ".join(map(str, f["bounds"])) or "-")])  # fmt: skip
     lines = ["", f"## Critical batch size against the target ({cfg['target_metric']} "
@@ -140,8 +141,9 @@ def plot_ladder(directory, doc: dict[str, Any], lad: list[dict[str, Any]], along
     if pts:
         x = np.array([p[0] for p in pts])
         y = np.array([p[1]["b_crit"] for p in pts])
-        lo = np.array([p[1]["interval"]["low"] for p in pts])
-        hi = np.array([p[1]["interval"]["high"] for p in pts])
+        ends = [interval_bounds(p[1]["interval"]) or (p[1]["b_crit"], p[1]["b_crit"]) for p in pts]  # none: no bar
+        lo = np.array([e[0] for e in ends])
+        hi = np.array([min(e[1], 1e12) for e in ends])  # an unbounded end: a bar off the plot
         ax.errorbar(x, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], fmt="o-", color="k", capsize=3,
                     label="B_crit from the fit at each level (95%)")  # fmt: skip
     for i, b in enumerate(sorted({p["batch_size"] for p in along})):

@@ -3,9 +3,7 @@
 ``G`` is the mean gradient over the training set and ``Sigma`` the covariance of the
 per-example gradients. ``gradient_moments`` estimates both without bias from the spread
 of group gradients over a shuffled set (exactly, from per-example gradients, with groups
-of one), on the whole training set or a fixed subsample of it. ``two_batch_estimate``
-gives unbiased estimates from the squared norms of two mini-batch gradients of sizes
-``b < B``: ``E|g_B|^2 = |G|^2 + tr(Sigma) / B``.
+of one), on the whole training set or a fixed subsample of it.
 """
 
 from __future__ import annotations
@@ -86,20 +84,3 @@ def gradient_moments(
     mean_sq = _sq_norm(full)
     grad_sq = mean_sq if population else mean_sq - trace_sigma / n
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}
-
-
-def two_batch_estimate(small_sq: Any, big_sq: Any, b: int, big: int) -> dict[str, Any]:
-    """Unbiased ``|G|^2`` and ``tr(Sigma)`` from ``|g_b|^2`` and ``|g_B|^2`` (CLAIMS.md):
-    ``|G|^2 ~ (B|g_B|^2 - b|g_b|^2) / (B - b)``, ``tr(Sigma) ~ (|g_b|^2 - |g_B|^2) / (1/b - 1/B)``.
-    Their ratio is ``B_simple``; average the two estimates over many draws before dividing.
-
-    Example:
-      >>> e = two_batch_estimate(small_sq=3.0, big_sq=1.2, b=1, big=10)
-      >>> round(e["grad_sq"], 6), round(e["trace_sigma"], 6)
-      (1.0, 2.0)
-    """
-    if not 0 < b < big:
-        raise ValueError(f"need 0 < b < B, got b={b}, B={big}")
-    grad_sq = (big * big_sq - b * small_sq) / (big - b)
-    trace_sigma = (small_sq - big_sq) / (1 / b - 1 / big)
-    return {"grad_sq": grad_sq, "trace_sigma": trace_sigma}

@@ -10,6 +10,7 @@ import numpy as np
 
 from jbatch.store import write_bytes
 from jbatch.tradeoff import examples_curve as tradeoff_examples
+from jbatch.tradeoff import interval_text
 from jbatch.tradeoff import steps_curve as tradeoff_steps
 
 
@@ -168,7 +169,7 @@ def tradeoff(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | 
         grid = np.geomspace(1, 1e5, 200)
         ci = fit["interval"]
         label = (f"fit: S_min {fit['s_min']:.3g}, E_min {fit['e_min']:.3g}, B_crit {fit['b_crit']:.3g} "
-                 f"[{ci['low']:.3g}, {ci['high']:.3g}]")  # fmt: skip
+                 f"{interval_text(ci)}")  # fmt: skip
         ax.plot(tradeoff_examples(fit, grid), tradeoff_steps(fit, grid), "-", lw=1, label=label)
     _axes(ax, "examples to target", "steps to target", title)
     return _save(fig, directory / "tradeoff.png")

@@ -1,6 +1,6 @@
 """Host-side bookkeeping of a batch size's run: which replicas still need the fine
 evaluations (``Watch``), and what the run recorded (``Recorder``): evaluation points, the
-per-epoch examples and updates the program counted, oscillation, and the result document.
+per-epoch examples and updates the program counted, and the result document.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ class Watch:
 
 
 class Recorder:
-    """Host-side bookkeeping of one batch size's run: fine and coarse evaluation points,
-    the per-epoch examples and updates the program counted, and each replica's
-    oscillation and mini-batch loss means, from every step's loss."""
+    """Host-side bookkeeping of one batch size's run: fine and coarse evaluation points
+    (with the training loss on a fixed sample at the fine ones), the per-epoch examples and
+    updates the program counted, and each replica's mini-batch loss means."""
 
     def __init__(self, replicas: int, lay: Layout, fine_split: str, coarse_split: str):
         self.lay, self.fine_split, self.coarse_split = lay, fine_split, coarse_split
@@ -80,9 +80,7 @@ class Recorder:
         self.examples = np.zeros(epochs, np.int64)  # masks are shared: every live replica counts the same
         self.updates = np.zeros((epochs, replicas), np.int64)  # update counter at each epoch's end
         self.diverged = np.zeros(replicas, bool)  # as of the last chunk (exploded, not yet set back)
-        self.uphill = np.zeros(replicas)
-        self.moves = np.zeros(replicas)
-        self.last = np.full(replicas, np.nan)  # the previous step's log loss
+        self.replicas = replicas
 
     def chunk(self, c: int, out: dict[str, Any], active: np.ndarray) -> None:
         self.steps_done += int(active.sum())
@@ -90,33 +88,21 @@ class Recorder:
         self.examples[epoch] += int(round(float(np.max(out["examples"]))))  # a diverged replica skips (0)
         self.updates[epoch] = out["updates"]
         self.diverged = np.asarray(out["diverged"], bool)
-        losses = np.asarray(out["loss"], float)[:, active]
-        self._oscillation(losses)
-        self.losses.append(losses)
+        self.losses.append(np.asarray(out["loss"], float)[:, active])
 
-    def fine(self, step: int, metrics: dict[str, Any]) -> None:
-        losses = np.concatenate(self.losses, axis=1) if self.losses else np.full((len(self.last), 1), np.nan)
+    def fine(self, step: int, metrics: dict[str, Any], sample: Any = None) -> None:
+        """A fine point: the target split's ``metrics`` and the training loss on the fixed
+        sample (``sample``, None where not evaluated), with the mean mini-batch loss since
+        the previous point."""
+        losses = np.concatenate(self.losses, axis=1) if self.losses else np.full((self.replicas, 1), np.nan)
         self.losses.clear()
         with np.errstate(over="ignore", invalid="ignore"):  # a frozen replica's losses are NaN
             minibatch = losses.mean(axis=1)
-        self.fine_points.append({"step": step, "metrics": jax.device_get(metrics), "minibatch": minibatch})
+        self.fine_points.append({"step": step, "metrics": jax.device_get(metrics), "minibatch": minibatch,
+                                 "sample": None if sample is None else np.asarray(sample)})  # fmt: skip
 
     def coarse(self, step: int, metrics: dict[str, Any]) -> None:
         self.coarse_points.append({"step": step, "metrics": jax.device_get(metrics)})
-
-    def _oscillation(self, losses: np.ndarray) -> None:
-        """Accumulates, per replica, how much of the per-step log loss's movement goes uphill
-        (every step, so equally spaced at every batch size); NaN steps (frozen) add nothing."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.concatenate([self.last[:, None], np.log(losses)], axis=1)
-            moves = np.diff(logs, axis=1)
-        moves = np.where(np.isfinite(moves), moves, 0.0)
-        self.uphill += np.clip(moves, 0, None).sum(1)
-        self.moves += np.abs(moves).sum(1)
-        self.last = logs[:, -1]
-
-    def oscillation(self) -> list[float | None]:
-        return [float(u / m) if m > 0 else None for u, m in zip(self.uphill, self.moves, strict=True)]
 
     def counted(self, guard: Any) -> dict[str, Any]:
         """What the compiled program counted per epoch: the loss terms of real examples used
@@ -148,17 +134,19 @@ def _series(points: list[dict[str, Any]], split: str, r: int, spe: int) -> dict[
 
 def result_document(grid, values, record: Recorder, guard, batch_size: int, lay: Layout) -> dict[str, Any]:
     spe = lay.steps_per_epoch
-    oscillation = record.oscillation()
     replicas = []
     for r, ((hyper, seed), injected) in enumerate(zip(grid, values, strict=True)):
         lr = hyper["learning_rate"]
         curve = _series(record.fine_points, record.fine_split, r, spe)
         curve["minibatch_loss"] = [rounded(p["minibatch"][r]) for p in record.fine_points]
+        if any(p["sample"] is not None for p in record.fine_points):
+            curve["sample_loss"] = [None if p["sample"] is None else rounded(p["sample"][r])
+                                    for p in record.fine_points]  # fmt: skip
         diverged = bool(guard.diverged[r])
         replicas.append({
             "learning_rate": lr, "hyperparameters": injected, "swept": sorted(hyper), "seed": seed, "curve": curve,
             "coarse": _series(record.coarse_points, record.coarse_split, r, spe), "diverged": diverged,
-            "diverged_at_step": int(guard.step[r]) if diverged else None, "oscillation": oscillation[r],
+            "diverged_at_step": int(guard.step[r]) if diverged else None,
         })  # fmt: skip
     return {
         "batch_size": batch_size,

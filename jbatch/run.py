@@ -9,7 +9,9 @@ batch size gets the whole learning-rate grid. What is measured, and how often:
   batches), so steps to target are resolved exactly as before, and its loss comes free;
 * the other split at ``coarse_evals`` points, on a fixed subsample of at most
   ``eval_examples`` (recorded);
-* every step's loss (the program returns them anyway): oscillation, mini-batch means;
+* the training loss on a fixed sample of ``sample_examples`` rows at every fine point, for
+  every live replica (oscillation of the objective on a fixed set, ``summary.oscillation``);
+* every step's loss (the program returns them anyway): mini-batch means, instability;
 * the gradient noise scale, only for the replicas the report uses (the best learning rate):
   every replica's state is kept at the probe checkpoints, the probes run at the end.
 
@@ -47,7 +49,7 @@ from jbatch.recorder import Recorder, Watch, result_document, rounded
 from jbatch.replica import init_replicas, stack, stack_host
 from jbatch.schedule import budget_steps, chunk_batches, epoch_tables, layout, probe_chunks, with_coarse
 from jbatch.step import init_train_state, make_eval_step, make_train_step
-from jbatch.summary import HIGHER_IS_BETTER, best_setting, replica_summary, setting
+from jbatch.summary import HIGHER_IS_BETTER, best_setting, rank, replica_summary, setting
 from jbatch.workload import Workload, replica_values, sweep_optimizer
 
 Resume = tuple[int, int, list[Any]]  # (chunk, step, each replica's (state, guard) on the host)
@@ -108,6 +110,31 @@ def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.seeds]
 
 
+def settle_best(result: dict[str, Any], config: SweepConfig, replay: Callable[[list[int]], None]) -> tuple:
+    """The best setting and its replicas' indices, once no pruned run can change the choice.
+
+    A pruned replica's steps to target come from a coarse point, later than the truth; the
+    truth lies after the step it was pruned at. Every setting whose pruned replicas, put at
+    one step past their pruning, would rank at least as well as the best (``summary.rank``)
+    has those replicas replayed (``replay(indices)`` fills in their fine points), and the
+    ranking is made again, until none is left (each replica is replayed at most once)."""
+    replayed: set[int] = set()
+    while True:
+        summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+        best = best_setting(summaries)
+        by: dict[tuple, list[int]] = {}
+        for r, s in enumerate(summaries):
+            by.setdefault(s["setting"], []).append(r)
+        best_rank = rank([summaries[r] for r in by[best]])
+        todo = [r for key, members in by.items() for r in members
+                if summaries[r]["coarse_steps"] and r not in replayed
+                and rank([summaries[i] for i in members], optimistic=True) <= best_rank]  # fmt: skip
+        if not todo:
+            return best, by[best]
+        replayed.update(todo)
+        replay(todo)
+
+
 def settled_bound(config: SweepConfig, result: dict[str, Any]) -> float:
     """The fewest mean steps to target of a setting of ``result`` whose every seed reached
     the target (``recorder.Watch.best`` of a finished run; a target reached at a coarse
@@ -156,7 +183,7 @@ def run_batch_size(
 ) -> dict[str, Any]:
     """Trains every (learning rate x seed) replica at ``batch_size`` and returns the raw
     curves: per replica, the fine points (the target's split, mini-batch loss means) and
-    the coarse ones (the other split), divergence (exact step), oscillation and, at the
+    the coarse ones (the other split), divergence (exact step), the fixed sample's loss and, at the
     best learning rate, the noise scale along training; per batch size, the examples and
     updates per epoch as the program counted them, and where the time went.
 
@@ -186,6 +213,8 @@ def run_batch_size(
     data = {"train": train, "test": test}
     rows = fixed_subsample(int(data[coarse_split][0].shape[0]), config.eval_examples)
     coarse_data = data[coarse_split] if rows is None else tuple(a[rows] for a in data[coarse_split])
+    sample = fixed_subsample(n, config.sample_examples, seed=3)  # the training loss on a fixed set, at every fine point
+    sample_data = None if not config.sample_examples else train if sample is None else tuple(a[sample] for a in train)
 
     tx, start_values, _ = sweep_optimizer(config, wl, cache)
     whole = batch_size == n and config.remainder == "keep"
@@ -242,6 +271,9 @@ def run_batch_size(
                                     np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
             built["coarse"] = program(("eval-coarse", coarse_split, group), make_needed(evaluate), states,
                                       coarse_data, np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
+            if sample_data is not None:
+                built["sample"] = program(("eval-sample", len(sample_data[0]), group), make_needed(evaluate), states,
+                                          sample_data, np.ones(size, bool), in_axes=(0, None, 0))  # fmt: skip
             built["settle"] = program(("settle", group), settle, states, states, states, carry[1], carry[1],
                                       in_axes=(0, 0, 0, 0, 0), donate=(1, 2))  # fmt: skip
             built["copy"] = program(("copy", group), lambda c: jax.tree.map(lambda v: v.copy(), c), carry,
@@ -270,7 +302,10 @@ def run_batch_size(
                 metrics = evaluate_split(built["fine"], data[fine_split], need)
             else:  # no replica needs it: no call at all (the program would only skip each one)
                 metrics = jax.tree.map(lambda v: np.full_like(v, np.nan), record.fine_points[-1]["metrics"])
-            record.fine(record.steps_done, metrics)
+            on_sample = None  # a replay knows these already: the run it replays evaluated them
+            if sample_data is not None and not replay:
+                on_sample = evaluate_split(built["sample"], sample_data, live())["loss"]
+            record.fine(record.steps_done, metrics, on_sample)
             before = [p is None for p in watch.pruned_at]
             watch.update(record.steps_done, metrics, need, record.diverged)
             newly = [r for r, p in enumerate(watch.pruned_at) if p is not None and before[r] and real[r]]
@@ -359,25 +394,28 @@ def run_batch_size(
     result["tokens_per_example"] = int(np.prod(ds.y_train.shape[1:])) if wl.classification else 1
     result["memory"] = built["train"].memory  # XLA's plan for the training program of every replica
     result["evaluation"] = {"fine": fine_split, "coarse": coarse_split, "coarse_examples": int(coarse_data[0].shape[0]),
-                            "coarse_of": int(data[coarse_split][0].shape[0])}  # fmt: skip
-    summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
-    best = best_setting(summaries)
-    chosen = [r for r, rep in enumerate(result["replicas"]) if setting(rep) == best]
-    # The best's fine evaluations were skipped (a setting that finished first later blew up): train its pruned
-    # runs again from where they were pruned (from the start where the state was not kept: KEEP_BYTES, or an
-    # earlier run's), the same trajectory, every fine point evaluated, and fill them in; one replay per point.
-    replays: dict[tuple[int, int] | None, list[tuple[int, Any]]] = {}
-    for r in chosen:
-        if summaries[r]["coarse_steps"]:
+                            "coarse_of": int(data[coarse_split][0].shape[0]),
+                            "sample_examples": 0 if sample_data is None else int(sample_data[0].shape[0])}  # fmt: skip
+    # A pruned run's steps to target are known to the coarse resolution only. A setting that could still be the
+    # best (its pruned seeds would need only one step more than where they were pruned: the first to finish
+    # later blew up) trains again from where it was pruned (from the start where the state was not kept:
+    # KEEP_BYTES, or an earlier run's), the same trajectory, every fine point evaluated, and is filled in; then
+    # the settings are ranked again, until the best stays the best (``settle_best``).
+
+    def replay(todo: list[int]) -> None:
+        groups: dict[tuple[int, int] | None, list[tuple[int, Any]]] = {}
+        for r in todo:
             at = origin[r]
             c, step, state = rounds[at[0]]["kept"].get(at[1], (None, None, None)) if at else (None, None, None)
-            replays.setdefault(None if state is None else (c, step), []).append((r, state))
-    for at, these in replays.items():
-        again = attempt(result, "replay", functools.partial(
-            train_round, prune=False, replay=True, resume=None if at is None else (*at, [st for _, st in these])),
-            [(dict(best), result["replicas"][r]["seed"]) for r, _ in these])  # fmt: skip
-        for (r, _), rep in zip(these, again["replicas"] if again else [], strict=False):
-            merge_replay(result["replicas"][r], rep)
+            groups.setdefault(None if state is None else (c, step), []).append((r, state))
+        for at, these in groups.items():
+            again = attempt(result, "replay", functools.partial(
+                train_round, prune=False, replay=True, resume=None if at is None else (*at, [st for _, st in these])),
+                [(dict(setting(result["replicas"][r])), result["replicas"][r]["seed"]) for r, _ in these])  # fmt: skip
+            for (r, _), rep in zip(these, again["replicas"] if again else [], strict=False):
+                merge_replay(result["replicas"][r], rep)
+
+    best, chosen = settle_best(result, config, replay)
     probed: dict[int, list[tuple[int, int]]] = {}  # round -> (replica, slot) of the best, where checkpoints were kept
     for r in chosen:
         if origin[r] is not None and rounds[origin[r][0]]["checkpoints"]:

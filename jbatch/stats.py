@@ -31,10 +31,11 @@ def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float
 
 
 def mean_interval(values: Sequence[float], level: float = 0.95, log: bool = False) -> tuple[float, float]:
-    """Student-t interval for the mean of ``values`` (seeds); a single value is its own
-    (zero-width) interval: with one seed there is no spread to speak of. ``log``: for
-    positive quantities that scatter by factors (steps to target), the interval of the
-    mean of the logarithms, back-transformed: always positive, not symmetric.
+    """Student-t interval for the mean of ``values`` (seeds); a single value has no
+    interval, so it is unbounded (``(-inf, inf)``; ``(0, inf)`` with ``log``): one lucky
+    seed cannot be told apart from anything. ``log``: for positive quantities that scatter
+    by factors (steps to target), the interval of the mean of the logarithms,
+    back-transformed: always positive, not symmetric.
 
     Example:
       >>> lo, hi = mean_interval([10.0, 12.0, 14.0])
@@ -43,13 +44,15 @@ def mean_interval(values: Sequence[float], level: float = 0.95, log: bool = Fals
       >>> lo, hi = mean_interval([100.0, 400.0], log=True)  # log-mean 200, t(1) = 12.7: wide, but positive
       >>> 0 < lo < 100 and hi > 400
       True
+      >>> mean_interval([986.0], log=True)  # one seed: no interval
+      (0.0, inf)
     """
     v = np.asarray(values, float)
     if log:
         lo, hi = mean_interval(np.log(v), level)
         return math.exp(lo), math.exp(hi)
     if v.size < 2:
-        return float(v.mean()), float(v.mean())
+        return -math.inf, math.inf
     half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
     return float(v.mean() - half), float(v.mean() + half)
 
@@ -58,6 +61,21 @@ def product_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[fl
     """The interval of ``x * y`` for positive ``x`` in ``a`` and ``y`` in ``b`` (e.g. steps to
     target times seconds per step): the seeds' spread and the timing noise combined."""
     return a[0] * b[0], a[1] * b[1]
+
+
+def ratio_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """The interval of ``x / y`` for positive ``x`` in ``a`` and ``y`` in ``b``.
+
+    Example:
+      >>> ratio_interval((2.0, 4.0), (1.0, 2.0))
+      (1.0, 4.0)
+    """
+    return a[0] / b[1] if b[1] > 0 else 0.0, a[1] / b[0] if b[0] > 0 else math.inf
+
+
+def excludes(interval: tuple[float, float], value: float) -> bool:
+    """Whether ``value`` lies outside the closed ``interval`` (e.g. a ratio's interval and 1)."""
+    return value < interval[0] or value > interval[1]
 
 
 def tie_set(intervals: Mapping[object, tuple[float, float]], point: Mapping[object, float]) -> list:

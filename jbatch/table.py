@@ -68,8 +68,17 @@ def spread(mean: float | None, std: float | None, n: int = 2) -> str:
 
 
 def interval(low: float | None, high: float | None) -> str:
-    """A closed interval ``[low, high]`` with the precision of ``num`` (3 digits)."""
-    return f"[{num(low, 3)}, {num(high, 3)}]"
+    """A closed interval ``[low, high]`` with the precision of ``num`` (3 digits); an
+    infinite end as ``∞``.
+
+    Example:
+      >>> interval(0.0123, 4.5678), interval(0.0, math.inf)
+      ('[0.0123, 4.57]', '[0, ∞]')
+    """
+    def end(v: float | None) -> str:
+        return ("∞" if v > 0 else "-∞") if v is not None and math.isinf(v) else num(v, 3)
+
+    return f"[{end(low)}, {end(high)}]"
 
 
 def rate(v: float | None) -> str:

@@ -105,9 +105,11 @@ def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
 CONVERGENCE_METHODS = ("jbatch", "flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager")
 
 
-def convergence(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """``(regime, method) -> numbers`` of the time-to-target cases: the rounds' seconds (one
-    seed each), their median with its order-statistic interval, and how many reached."""
+def convergence(doc: dict[str, Any]) -> dict[tuple[str, str, int | None], dict[str, Any]]:
+    """``(regime, method, seed) -> numbers`` of the time-to-target cases: each case's rounds
+    (all of one seed, so their spread is timing noise), their median with its
+    order-statistic interval, the steps it took and jbatch's profile. (A run from before
+    the cases had a seed each has seed None: its rounds were different seeds.)"""
     from jbatch.stats import median_interval
 
     out = {}
@@ -116,54 +118,94 @@ def convergence(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         if e.get("kind") != "time-to-target":
             continue
         rounds = b["stats"].get("data") or [b["stats"]["median"]]
-        out[(e["regime"], e["method"])] = {"median": float(np.median(rounds)), "interval": median_interval(rounds),
-                                           "reached": sum(e["reached"]), "rounds": len(e["reached"]),
-                                           "steps": e["steps_to_target"], "batch_size": e["batch_size"],
-                                           "learning_rate": e["learning_rate"], "source": e["best_learning_rate_from"],
-                                           "compile_seconds": e["compile_seconds"]}  # fmt: skip
+        reached = e["reached"] if isinstance(e["reached"], list) else [e["reached"]] * len(rounds)
+        out[(e["regime"], e["method"], e.get("seed"))] = {
+            "median": float(np.median(rounds)), "interval": median_interval(rounds), "rounds": len(rounds),
+            "reached": all(reached), "steps": e["steps_to_target"], "batch_size": e["batch_size"],
+            "learning_rate": e["learning_rate"], "source": e["best_learning_rate_from"],
+            "compile_seconds": e["compile_seconds"], "profile": e.get("profile"),
+        }  # fmt: skip
     return out
 
 
 def convergence_section(doc: dict[str, Any]) -> list[str]:
-    """Seconds to target per regime and method, ratios to jbatch, and each method's fastest regime."""
+    """Seconds to target per regime, seed and method, each peer's ratio to jbatch on the same
+    seed with its interval, each method's fastest regimes, and jbatch's profile."""
+    from jbatch.stats import excludes, ratio_interval
+
     c = convergence(doc)
     if not c:
         return []
     regimes = sorted({k[0] for k in c}, key=lambda r: min(v["batch_size"] for k, v in c.items() if k[0] == r))
     methods = [m for m in CONVERGENCE_METHODS if any(k[1] == m for k in c)]
-    body = []
+    body, apart, tied = [], 0, 0
     for r in regimes:
-        base = c.get((r, "jbatch"))
-        some = next(v for k, v in c.items() if k[0] == r)
-        cells = [r, str(some["batch_size"]), table.num(some["learning_rate"])]
-        for m in methods:
-            v = c.get((r, m))
-            if v is None:
-                cells.append("-")
-                continue
-            text = f"{table.num(v['median'], 3)} {table.interval(*v['interval'])}"
-            if v["reached"] < v["rounds"]:
-                text += f" ({v['reached']}/{v['rounds']} reached)"
-            if base and m != "jbatch":
-                apart = v["interval"][0] > base["interval"][1] or v["interval"][1] < base["interval"][0]
-                text += f", {table.ratio(v['median'] / base['median'])}{'' if apart else ' (tie)'}"
-            cells.append(text)
-        body.append(cells)
+        for seed in sorted({k[2] for k in c if k[0] == r}, key=lambda x: -1 if x is None else x):
+            base = c.get((r, "jbatch", seed))
+            some = next(v for k, v in c.items() if k[0] == r and k[2] == seed)
+            cells = [r, str(some["batch_size"]), table.num(some["learning_rate"]), "-" if seed is None else str(seed),
+                     "-" if some["steps"] is None or isinstance(some["steps"], list) else str(some["steps"])]
+            for m in methods:
+                v = c.get((r, m, seed))
+                if v is None:
+                    cells.append("-")
+                    continue
+                text = f"{table.num(v['median'], 3)} {table.interval(*v['interval'])}"
+                if not v["reached"]:
+                    text += " (missed)"
+                if base and m != "jbatch":
+                    iv = ratio_interval(v["interval"], base["interval"])
+                    differ = excludes(iv, 1.0)
+                    apart, tied = apart + differ, tied + (not differ)
+                    text += f", {table.ratio(v['median'] / base['median'])} {table.interval(*iv)}"
+                    text += "" if differ else " (tie)"
+                cells.append(text)
+            body.append(cells)
     fastest = []
     for m in methods:
-        done = {r: c[(r, m)] for r in regimes if (r, m) in c and c[(r, m)]["reached"] == c[(r, m)]["rounds"]}
+        done = {}
+        for r in regimes:
+            cases = [v for k, v in c.items() if k[0] == r and k[1] == m]
+            if cases and all(v["reached"] for v in cases):  # the seeds' times added: every seed counts
+                done[r] = (sum(v["median"] for v in cases), sum(v["interval"][0] for v in cases),
+                           sum(v["interval"][1] for v in cases))  # fmt: skip
         if done:
-            best = min(done, key=lambda r: done[r]["median"])
-            tied = [r for r in done if done[r]["interval"][0] <= done[best]["interval"][1]]
-            fastest.append(f"{m}: {', '.join(tied)}")
+            best = min(done, key=lambda r: done[r][0])
+            fastest.append(f"{m}: {', '.join(r for r in done if done[r][1] <= done[best][2])}")
     source = next(iter(c.values()))["source"]
-    return ["## Time to target (digits MLP, plain SGD, 95% test accuracy)", "",
-            *table.markdown(["regime", "B", "LR", *methods], body), "",
-            "Seconds from fresh weights to the target, median of the rounds (one seed each: seed spread and timing "
-            "noise together) with the order-statistic interval; x: a peer's median over jbatch's, '(tie)' when the "
-            "intervals overlap. Learning rates: each regime's best in " + source + ". Compilation is before the "
-            "rounds. Fastest regime per method (intervals overlapping the fastest): " + "; ".join(fastest) + ".",
-            ""]  # fmt: skip
+    lines = ["## Time to target (digits MLP, plain SGD, 95% test accuracy)", "",
+             *table.markdown(["regime", "B", "LR", "seed", "steps", *methods], body), "",
+             "Seconds from fresh weights to the target: the median of a case's rounds (every round the same seed, so "
+             "the interval, of order statistics, covers timing noise within this run) and, for a peer, its ratio to "
+             "jbatch on the same seed (the same steps), with the ratio's interval; '(tie)' when that interval holds 1 "
+             f"({apart} ratios apart, {tied} tied). Learning rates: each regime's best in " + source + ". Batches are "
+             "cut before the rounds for every method; compilation is before the rounds. Fastest regimes per method "
+             "(the seeds' times added; intervals overlapping the fastest): " + "; ".join(fastest) + ".",
+             ""]  # fmt: skip
+    return lines + _profile_section(c, regimes)
+
+
+def _profile_section(c: dict, regimes: list[str]) -> list[str]:
+    """jbatch's time to target as one compiled program against the same schedule in the
+    sweep's form (a call per chunk, an evaluation call and a host sync per mark)."""
+    body = []
+    for r in regimes:
+        for (reg, m, seed), v in sorted(c.items(), key=lambda kv: str(kv[0])):
+            p = v.get("profile")
+            if reg != r or m != "jbatch" or not p:
+                continue
+            body.append([r, str(seed), table.num(v["median"], 3), table.num(p["wall"], 3), table.num(p["train"], 3),
+                         table.num(p["evaluate"], 3), table.num(p["rest"], 3), str(p["calls"]),
+                         table.ratio(p["wall"] / v["median"])])  # fmt: skip
+    if not body:
+        return []
+    return ["### jbatch's time to target: where the time goes", "",
+            *table.markdown(["regime", "seed", "one program (median)", "chunked: wall", "train", "evaluate",
+                             "rest (dispatch, syncs)", "calls", "chunked / one program"], body), "",
+            "One program: the whole schedule (train to the next mark, evaluate, stop at the target) in one "
+            "`lax.while_loop`, one dispatch and one host sync. Chunked: the same steps and evaluations as the sweep "
+            "runs them, a compiled call per chunk and per evaluation with a host sync after each evaluation, timed "
+            "around blocking calls (one run, after the rounds).", ""]  # fmt: skip
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -96,37 +96,62 @@ def fit_steps(batch_sizes: Sequence[float], steps: Sequence[float]) -> dict[str,
 def bootstrap(
     per_size: Mapping[float, Sequence[float]], draws: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, Any]:
-    """A percentile interval for ``B_crit``: each draw resamples the batch sizes (with
-    replacement, at least 3 distinct) and, within each drawn size, its seeds' steps to
-    target (with replacement), then refits. ``per_size`` maps B to the steps of each seed
-    that reached the target.
+    """A percentile interval for ``B_crit`` from the seeds' spread: each draw keeps the
+    measured batch sizes (the design is fixed, not resampled: a draw without the largest
+    ones would pin B_crit at the fit's search edge) and resamples, within each, its seeds'
+    steps to target with replacement, then refits. ``per_size`` maps B to the steps of each
+    seed that reached the target. With one seed at every batch size there is no spread:
+    ``low`` and ``high`` are None. ``low_edge`` / ``high_edge`` flag an end that lies at
+    the fit's search edge (``SPAN``): there the data do not bound B_crit.
 
     Example:
       >>> b = [1, 4, 16, 64, 256]
       >>> ci = bootstrap({x: [100 * (1 + 50 / x) * f for f in (0.95, 1.0, 1.05)] for x in b}, draws=200)
-      >>> ci["low"] < 50 < ci["high"], ci["draws"]
-      (True, 200)
+      >>> ci["low"] < 50 < ci["high"], ci["draws"], ci["high_edge"]
+      (True, 200, False)
+      >>> bootstrap({x: [100 * (1 + 50 / x)] for x in b})["low"] is None  # one seed each: no interval
+      True
     """
     sizes = [b for b, v in per_size.items() if len(v)]
     if len(sizes) < 3:
         raise ValueError("a bootstrap needs at least 3 batch sizes that reached the target")
     rng = np.random.default_rng(seed)
-    b, log_s = np.empty((draws, len(sizes))), np.empty((draws, len(sizes)))
-    steps = [[float(v) for v in per_size[x]] for x in sizes]
-    for d in range(draws):  # rng.integers draws what rng.choice would, without its per-call overhead
-        pick = rng.integers(0, len(sizes), len(sizes)).tolist()
-        while len(set(pick)) < 3:
-            pick = rng.integers(0, len(sizes), len(sizes)).tolist()
-        for j, i in enumerate(pick):
-            seeds = steps[i]
-            b[d, j] = sizes[i]
-            log_s[d, j] = math.log(sum(seeds[k] for k in rng.integers(0, len(seeds), len(seeds)).tolist()) / len(seeds))
+    b = np.tile(np.asarray(sizes, float), (draws, 1))
+    log_s = np.empty((draws, len(sizes)))
+    for j, size in enumerate(sizes):
+        steps = np.asarray(per_size[size], float)
+        log_s[:, j] = np.log(steps[rng.integers(0, len(steps), (draws, len(steps)))].mean(1))
     x = _best_log_b_noise(b, log_s)
-    edge = (np.abs(x - np.log(b.min(1) / SPAN)) < 0.05) | (np.abs(x - np.log(b.max(1) * SPAN)) < 0.05)
+    lo_edge, hi_edge = math.log(min(sizes) / SPAN), math.log(max(sizes) * SPAN)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(np.exp(x), [tail, 100 - tail])
-    return {"low": float(low), "high": float(high), "level": level, "draws": draws,
-            "on_search_edge": float(edge.mean())}  # fmt: skip
+    varied = any(len(per_size[size]) > 1 for size in sizes)
+    edge = (np.abs(x - lo_edge) < 0.05) | (np.abs(x - hi_edge) < 0.05)
+    return {"low": float(low) if varied else None, "high": float(high) if varied else None, "level": level,
+            "draws": draws, "on_search_edge": float(edge.mean()),
+            "low_edge": bool(varied and abs(math.log(low) - lo_edge) < 0.05),
+            "high_edge": bool(varied and abs(math.log(high) - hi_edge) < 0.05)}  # fmt: skip
+
+
+def interval_bounds(ci: dict[str, Any]) -> tuple[float, float] | None:
+    """A bootstrap interval's ends, an end at the search edge as unbounded (0 or infinity);
+    None when there is no interval (one seed per batch size).
+
+    Example:
+      >>> interval_bounds({"low": 245.0, "high": 64000.0, "low_edge": False, "high_edge": True})
+      (245.0, inf)
+    """
+    if ci.get("low") is None:
+        return None
+    return (0.0 if ci.get("low_edge") else ci["low"]), (math.inf if ci.get("high_edge") else ci["high"])
+
+
+def interval_text(ci: dict[str, Any]) -> str:
+    """``[low, high]`` of a bootstrap interval (``interval_bounds``), or why there is none."""
+    from jbatch import table
+
+    bounds = interval_bounds(ci)
+    return "no interval (one seed per batch size)" if bounds is None else table.interval(*bounds)
 
 
 def steps_curve(fit: dict[str, Any], b: np.ndarray) -> np.ndarray:

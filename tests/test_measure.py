@@ -209,3 +209,41 @@ def test_an_extension_round_is_pruned_by_the_earlier_rounds_best():
         watch.update(30, metrics, evaluated, diverged)
     assert alone.pruned_at == [None, None] and after.pruned_at == [30, 30]  # 30 > 20: neither can be the best
     assert after.need(diverged).tolist() == [False, False] and after.best == 20.0
+
+
+def test_pruned_settings_are_replayed_until_the_best_stays_the_best():
+    """Three settings: A reaches the target first and later blows up; B and C were pruned at
+    step 10 (A had finished), so their steps come from the coarse point at 30, a tie that C
+    wins on its final loss. Replaying only the chosen best (C: truly 25) keeps C; B, truly at
+    15, is the best, and a ranking made again after each replay finds it."""
+    from jbatch.run import settle_best
+
+    steps = list(range(0, 65, 5))
+    coarse = {0: 0, 30: 6, 60: 12}  # index of the coarse points in `steps`
+
+    def rep(lr, acc, pruned, final):
+        return {"learning_rate": lr, "seed": 0, "diverged": False, "diverged_at_step": None, "pruned_at_step": pruned,
+                "curve": {"step": steps, "epoch": steps, "test_accuracy": acc, "test_loss": [2.0] * 12 + [final]},
+                "coarse": {"step": list(coarse), "epoch": list(coarse), "train_loss": [2.0, 0.5, 0.4]}}  # fmt: skip
+
+    def reach_at(step):
+        return [0.9 if s >= step else 0.2 for s in steps]
+
+    def seen(truth):  # pruned at 10: fine points up to 10, then only the coarse ones
+        return [v if s <= 10 or s in coarse else None for s, v in zip(steps, truth, strict=True)]
+
+    truth = {1: reach_at(15), 2: reach_at(25)}
+    a = rep(1.0, reach_at(10), None, 0.3)
+    a["coarse"]["train_loss"] = [2.0, 3.0, 0.4]  # above its starting loss after the target: unstable
+    result = {"steps_per_epoch": 100, "batch_size": 1, "counted": {"examples_per_epoch": [1] * 10},
+              "replicas": [a, rep(0.1, seen(truth[1]), 10, 0.5), rep(0.3, seen(truth[2]), 10, 0.4)]}  # fmt: skip
+    replayed = []
+
+    def replay(todo):
+        for r in todo:
+            replayed.append(r)
+            result["replicas"][r]["curve"]["test_accuracy"] = truth[r]
+            result["replicas"][r]["pruned_at_step"] = None
+
+    best, chosen = settle_best(result, SweepConfig(target_value=0.8), replay)
+    assert best == (("learning_rate", 0.1),) and chosen == [1] and sorted(replayed) == [1, 2]

@@ -9,7 +9,7 @@ import pytest
 from jbatch.data import make_linear_regression
 from jbatch.loss import mean_squared_error
 from jbatch.model import make_model
-from jbatch.noise import gradient_moments, two_batch_estimate
+from jbatch.noise import gradient_moments
 from jbatch.optim import make_optimizer
 from jbatch.step import init_train_state
 
@@ -75,27 +75,3 @@ def test_a_subsample_subtracts_the_bias_of_its_mean_gradient(problem):
     trace = np.trace(np.cov(g.T, ddof=1))
     assert abs(unbiased - G @ G) < abs(biased - G @ G) / 3  # the naive mean overshoots by about tr/30
     assert biased - G @ G == pytest.approx(trace / 30, rel=0.3)
-
-
-def test_two_batch_estimator_is_unbiased_over_many_draws(problem):
-    # Batches drawn with replacement: E|g_b|^2 = |G|^2 + tr(Sigma_pop) / b exactly.
-    _, _, g = problem
-    n = len(g)
-    G = g.mean(0)
-    trace_pop = np.trace(np.cov(g.T, ddof=0))
-    rng = np.random.default_rng(0)
-    small, big, draws = 4, 64, 20000
-    gs = g[rng.integers(0, n, (draws, small))].mean(1)
-    gb = g[rng.integers(0, n, (draws, big))].mean(1)
-    est = two_batch_estimate(np.sum(gs**2, 1), np.sum(gb**2, 1), small, big)
-    for key, truth in (("grad_sq", G @ G), ("trace_sigma", trace_pop)):
-        mean, sem = est[key].mean(), est[key].std() / np.sqrt(draws)
-        assert abs(mean - truth) < 4 * sem, (key, mean, truth, sem)  # stated tolerance: 4 standard errors
-        assert sem < 0.05 * abs(truth)  # and the test is sharp enough to notice a bias of 20%
-    b_simple = est["trace_sigma"].mean() / est["grad_sq"].mean()
-    np.testing.assert_allclose(b_simple, trace_pop / (G @ G), rtol=0.1)
-
-
-def test_two_batch_estimate_refuses_bad_sizes():
-    with pytest.raises(ValueError, match="0 < b < B"):
-        two_batch_estimate(1.0, 1.0, 8, 8)
