@@ -19,6 +19,7 @@ import numpy as np
 
 from jbatch import table
 from jbatch.errors import ConfigError
+from jbatch.stats import excludes, mean_interval, product_interval, ratio_interval
 from jbatch.store import write_bytes, write_text
 from jbatch.summary import result_metadata
 
@@ -31,15 +32,6 @@ def _kind(path: Path) -> str:
     if path.is_file() and path.suffix == ".json":
         return "benchmark"
     raise ConfigError(f"{path} is neither a sweep directory (with sweep.json) nor a benchmark JSON file")
-
-
-def _ratio_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
-    """The interval of ``x / y`` for ``x`` in ``a`` and ``y`` in ``b`` (positive)."""
-    return a[0] / b[1], a[1] / b[0]
-
-
-def _apart(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
-    return a is not None and b is not None and (a[1] < b[0] or b[1] < a[0])
 
 
 def _header(name: str, meta: dict[str, Any]) -> str:
@@ -76,15 +68,23 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
     def step_interval(doc: dict[str, Any], b: int) -> list[float] | None:
         return (doc["batch_sizes"][str(b)].get("timing") or {}).get("seconds_per_step_interval")
 
-    rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": step_interval(doc, s["row"]["batch_size"])}
+    def seeds_steps(summary: dict[str, Any]) -> list[float]:
+        row = summary["row"]
+        best = {"learning_rate": row["best_learning_rate"], **row.get("best_hyperparameters", {})}
+        return [r["steps_to_target"] for r in summary["replicas"] if r["reached"] and dict(r["setting"]) == best]
+
+    rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": step_interval(doc, s["row"]["batch_size"]),
+                                                  "seed_steps": seeds_steps(s)}
              for s in summarize(doc)} for doc in docs]  # fmt: skip
-    sizes = sorted(set.intersection(*(set(r) for r in rows)))
+    common = set.intersection(*(set(r) for r in rows))
+    sizes = sorted(common)
     if not sizes:
         raise ConfigError("these sweeps have no batch size in common")
+    only = {i: sorted(set(r) - common) for i, r in enumerate(rows) if set(r) - common}
     header = ["B"]
     for i in range(len(directories)):
         header += [f"steps [{i}]", f"seconds [{i}]", f"samples/s [{i}]"] + ([] if i == 0 else [f"ratio [{i}/0]"])
-    md, out, plot = [], [], {"sizes": sizes, "runs": []}
+    md, out, plot = [], [], {"sizes": sizes, "runs": [], "only": only}
     for i in range(len(docs)):
         plot["runs"].append({"name": directories[i].name or str(directories[i]),
                              "steps": [rows[i][b]["steps_to_target"]["mean"] for b in sizes],
@@ -100,13 +100,16 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
             line += [st["mean"], sec["mean"], *(iv or [None, None]), r["samples_per_second"]]
             if i:
                 if sec["n"] and base["seconds_to_target"]["n"] and r["step_interval"] and base["step_interval"]:
-                    # steps to target are what they are (training is deterministic: the same workload gives
-                    # the same steps anywhere); the uncertainty of seconds is the timing's
-                    steps = st["mean"] / base["steps_to_target"]["mean"]
+                    # Steps to target vary with the seeds (and with rounding: vmap and lax.map sum in another order,
+                    # CPU and accelerators group replicas differently), so their ratio carries the seeds' intervals;
+                    # seconds per step carry the timing rounds' intervals, which cover one run each.
+                    steps_iv = ratio_interval(mean_interval(r["seed_steps"], log=True),
+                                              mean_interval(base["seed_steps"], log=True))  # fmt: skip
+                    riv = product_interval(steps_iv, ratio_interval(tuple(r["step_interval"]),
+                                                                    tuple(base["step_interval"])))  # fmt: skip
                     ratio = sec["mean"] / base["seconds_to_target"]["mean"]
-                    step_iv, base_step = tuple(r["step_interval"]), tuple(base["step_interval"])
-                    riv = tuple(steps * v for v in _ratio_interval(step_iv, base_step))
-                    tell = "apart" if steps != 1 or _apart(step_iv, base_step) else "tie"
+                    tell = ("apart" if excludes(riv, 1.0) and excludes(steps_iv, 1.0) else
+                            "undecided (timing, one run each)" if excludes(riv, 1.0) else "tie")  # fmt: skip
                     cells.append(f"{table.ratio(ratio)} {table.interval(*riv)} {tell}")
                     line += [ratio, *riv, tell]
                 else:
@@ -121,6 +124,8 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
         if i:
             csv_header += [f"ratio_{i}", f"ratio_low_{i}", f"ratio_high_{i}", f"tell_{i}"]
     lines = table.markdown(header, md)
+    for i, sizes_i in only.items():
+        lines.append(f"\nOnly in [{i}]: B = {', '.join(map(str, sizes_i))} (not compared).")
     return heads, [csv_header, *out], lines, plot
 
 
@@ -155,8 +160,8 @@ def compare_benchmarks(paths: list[Path]) -> tuple[list[str], list[list[Any]], l
         cells = [*case, *(f"{table.rate(v)} {table.interval(*iv)}" for v, iv in vals)]
         ratios = []
         for v, iv in vals[1:]:
-            riv = _ratio_interval(iv, vals[0][1])
-            tell = "apart" if _apart(iv, vals[0][1]) else "tie"
+            riv = ratio_interval(iv, vals[0][1])
+            tell = "undecided (one run each)" if excludes(riv, 1.0) else "tie"
             cells.append(f"{table.ratio(v / vals[0][0])} {table.interval(*riv)} {tell}")
             ratios.append(v / vals[0][0])
         md.append(cells)
@@ -192,10 +197,13 @@ def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bo
         raise ConfigError("compare needs runs of one kind: all sweep directories or all benchmark files")
     heads, rows, lines, plot = (compare_sweeps if kinds == {"sweep"} else compare_benchmarks)(paths)
     text = "\n".join(["# Comparison", "", *(f"- {h}" for h in heads), "", *lines, "",
-                      "Intervals are 95%. Seconds to target: the seeds' steps with the timing rounds. A ratio is "
-                      "the ratio of steps (as measured: the same training gives the same steps) times that of the "
-                      "single-model seconds per step, with the interval of the latter; 'apart' when the steps differ "
-                      "or the seconds-per-step intervals do not overlap, else a 'tie'."]) + "\n"  # fmt: skip
+                      "Intervals are 95%. Seconds to target: the seeds' steps with the timing rounds. A ratio's "
+                      "interval combines the ratio of the seeds' intervals of steps with that of the single-model "
+                      "seconds per step, whose timing rounds are interleaved within one run: they cover one run "
+                      "each, not run-to-run changes of the machine. So two runs are called 'apart' only when that "
+                      "interval excludes 1 and the steps' interval alone does too; when only timing separates them, "
+                      "'undecided (timing, one run each)'; else a 'tie'. Benchmark files: the rounds' intervals of "
+                      "each run, and likewise never 'apart' on timing from one run each."]) + "\n"  # fmt: skip
     if out is not None:
         out = Path(out)
         write_text(out / "compare.md", text)

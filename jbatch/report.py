@@ -18,7 +18,7 @@ from jbatch import table
 from jbatch.errors import ConfigError
 from jbatch.store import read_json, write_text
 from jbatch.study import DOCUMENT
-from jbatch.summary import at_start, batch_size_summary, fastest, result_metadata, sweep_fit
+from jbatch.summary import at_start, batch_size_summary, fastest, noise_averaged, result_metadata, sweep_fit
 from jbatch.tradeoff import interval_text
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
@@ -34,7 +34,7 @@ COLUMNS = [  # (csv name, markdown header, how to show it)
     ("examples_to_target", "examples to target", "spread"),
     ("tokens_to_target", "tokens to target", "spread"),
     ("tokens_per_batch", "tokens/batch", "int"),
-    ("seconds_to_target", "seconds to target [95%]", "seconds"),
+    ("seconds_to_target", "seconds to target [95% in this run]", "seconds"),
     ("seconds_to_target_interval", "", "interval"),
     ("fastest", "", "skip"),
     ("best_test_accuracy", "best test acc", "spread"),
@@ -158,13 +158,16 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
         "stayed stable (no divergence, training loss never back above its starting value after the target).",
         "Seconds to target = steps to target x the single-model seconds per step, median of "
         f"{cfg.get('timing_rounds', '?')} timing rounds interleaved over the batch sizes (compile excluded); "
-        "[95%] combines the seeds' t interval of steps (on their logarithms: positive, asymmetric) with the "
-        "rounds' interval of the median; ★ marks the "
+        "[95% in this run] combines the seeds' t interval of steps (on their logarithms: positive, asymmetric; "
+        "none, [0, ∞], with one seed) with the rounds' interval of the median, which covers timing noise within "
+        "this run (the rounds are interleaved), not a rerun on another day; ★ marks the "
         "fastest set: the batch sizes whose interval overlaps the fastest one's. samples/s and s/epoch come "
         "from the same rounds. Diverged (grid): the share of all (learning rate x seed) replicas that diverged.",
         f"Every metric is also evaluated at {cfg.get('coarse_evals', '?')} log-spaced points; the "
         f"{ev.get('coarse', 'other')} split on a fixed subsample of {ev.get('coarse_examples', '?')} of its "
-        f"{ev.get('coarse_of', '?')} examples.",
+        f"{ev.get('coarse_of', '?')} examples"
+        + (f"; the training loss on a fixed sample of {ev['sample_examples']} training rows at every fine point "
+           "(oscillation)." if ev.get("sample_examples") else "."),
         measured_on(doc),
     ]
     extended = [f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
@@ -193,14 +196,17 @@ def time_section(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
                      table.percent(s["row"]["efficiency"])])  # fmt: skip
     if not body:
         return []
+    checks = (doc.get("checks") or {}).get("seconds")
+    total += checks or 0.0
     return ["", "## Where the time went (seconds)", "",
             *table.markdown(["B", *TIME_COLUMNS, "efficiency"], body), "",
-            f"train: the compiled training calls alone, timed around blocking calls; evaluate: the fine and coarse "
-            f"evaluations; noise: the noise probes (best learning rate only); compile: building every program "
-            f"the sweep runs; c11_demo: claim C11's demonstration (a plain jax.jit step compiled for each batch "
-            f"shape of an epoch; '-' where it was counted in compile, before it had a column); timing: the "
-            f"interleaved timing rounds; efficiency = train / (wall - compile - c11_demo). Sweep total "
-            f"{table.num(total, 3)} s."]  # fmt: skip
+            "train: the compiled training calls alone, timed around blocking calls; evaluate: the fine and coarse "
+            "evaluations; noise: the noise probes (best learning rate only); compile: building every program "
+            "the sweep runs; c11_demo: claim C11's demonstration (a plain jax.jit step compiled for each batch "
+            "shape of an epoch; '-' where it was counted in compile, before it had a column); timing: the "
+            "interleaved timing rounds; efficiency = train / (wall - compile - c11_demo). "
+            + (f"The pre-check before any training (every kind of program once, on a tiny batch): "
+               f"{table.num(checks, 3)} s. " if checks else "") + f"Sweep total {table.num(total, 3)} s."]  # fmt: skip
 
 
 def fit_sentence(fit: dict[str, Any] | None, rows: list[dict[str, Any]] | None = None) -> str:
@@ -244,10 +250,16 @@ def noise_section(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> lis
         out += ["", *table.markdown(["B", "best LR", "B_simple, first checkpoint", "B_simple near the target (step)",
                                      "B_simple, end"], body)]  # fmt: skip
         near = [s["noise"]["at_target"] for s in measured if s["noise"]["at_target"] is not None]
+        along = noise_averaged(rows)
         if near and fit is not None:
             med = float(np.median(near))
+            average = (f"; averaged along training (the geometric mean over the checkpoints up to the target, "
+                       f"median over batch sizes; McCandlish et al. 2018 predict B_crit from this one): "
+                       f"{table.num(along)}, B_crit / B_simple = {table.num(fit['b_crit'] / along, 2)}" if along
+                       else "")  # fmt: skip
             out += ["", f"B_simple near the target, median over batch sizes: {table.num(med)}; "
-                        f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}. B_simple = tr(Sigma) / |G|^2 at "
+                        f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}{average}. "
+                        "B_simple = tr(Sigma) / |G|^2 at "
                         "log-spaced checkpoints of each batch size's best-learning-rate runs (mean over seeds); "
                         "|G|^2 from the gradient of the whole training set (or of a fixed subsample, bias "
                         "removed), tr(Sigma) from the spread of group gradients (unbiased; per-example gradients "

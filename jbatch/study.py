@@ -130,7 +130,9 @@ def run_sweep(
     earlier = {} if force else {b: doc["batch_sizes"][str(b)] for b in mine if str(b) in doc["batch_sizes"]}
     todo = [b for b in mine if b not in earlier or missing(config, earlier[b])]
     if todo or any("timing" not in earlier[b] for b in mine):
+        start = time.perf_counter()
         doc["checks"] = precheck(config, workload, todo or mine, cache)  # seconds, before any training
+        doc["checks"]["seconds"] = time.perf_counter() - start
     for b in mine:
         skipped = b not in todo
         progress = on_start(b, skipped) if on_start else None

@@ -356,7 +356,10 @@ def fastest(rows: list[dict[str, Any]]) -> list[int]:
 
 def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
     """``B_simple`` along training at the row's best learning rate (mean over its seeds,
-    diverged ones left out), and its value at the checkpoint nearest the target."""
+    diverged ones left out), its value at the checkpoint nearest the target, and its
+    average along the way there (``along``: the geometric mean over the checkpoints up to
+    the target, which are log-spaced, so an average over log time; McCandlish et al. 2018
+    predict B_crit from the noise scale averaged along training, not from its end)."""
     reps = [r for r in best_replicas(result, row) if not r["diverged"]]
     reps = [r for r in reps if r.get("noise", {}).get("step")]
     if not reps:
@@ -367,12 +370,22 @@ def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]
         mean = np.nanmean(values, 0) if np.isfinite(values).any() else np.full(len(steps), np.nan)
     target = row["steps_to_target"]["mean"]
     at = int(np.argmin([abs(math.log(s / target)) for s in steps])) if target else None
+    before = [v for s, v in zip(steps, mean, strict=True) if target and s <= target and math.isfinite(v) and v > 0]
     return {
         "step": steps,
         "b_simple": [None if not math.isfinite(v) else float(v) for v in mean],
         "at_target": None if at is None or not math.isfinite(mean[at]) else float(mean[at]),
         "at_target_step": None if at is None else steps[at],
+        # along the way: the geometric mean over the (log-spaced) checkpoints up to the target
+        "along": float(np.exp(np.mean(np.log(before)))) if before else None,
     }
+
+
+def noise_averaged(rows: list[dict[str, Any]]) -> float | None:
+    """A sweep's B_simple averaged along training: the median over batch sizes of each one's
+    ``noise_summary(...)["along"]``; None when none was measured before its target."""
+    along = [s["noise"]["along"] for s in rows if s["noise"] and s["noise"].get("along")]
+    return float(np.median(along)) if along else None
 
 
 def at_start(rows: list[dict[str, Any]]) -> list[int]:

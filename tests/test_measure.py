@@ -2,7 +2,6 @@
 changes no steps to target, ties are ties, blow-ups after the target are found, and
 ``jbatch compare`` refuses what it cannot compare."""
 
-import copy
 import dataclasses
 import json
 import time
@@ -33,20 +32,40 @@ def _config(**kw):
     return dataclasses.replace(base, **kw)
 
 
-def test_time_accounting_adds_up_to_the_wall_time(tiny):
+def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
+    """A delay planted in the noise probes lands in "noise" (not in "other" or elsewhere),
+    no part is negative (none counted twice), and the wall is the wall a user waits."""
+    import jbatch.run
+    from jbatch.engine import Program
+    from jbatch.noise import gradient_moments
     from jbatch.run import run_batch_size
     from jbatch.workload import for_config
 
+    real, delay, probes = jbatch.run.compile_program, 0.15, []
+
+    def planted(fn, *args, **kw):
+        program = real(fn, *args, **kw)
+        if getattr(fn, "func", None) is not gradient_moments:
+            return program
+
+        def slow(*a):
+            probes.append(1)
+            time.sleep(delay)
+            return program(*a)
+
+        return Program(slow, program.compile_seconds, program.memory)
+
+    monkeypatch.setattr(jbatch.run, "compile_program", planted)
     workload = for_config(_config(), tiny)
     start = time.perf_counter()
     result = run_batch_size(_config(), workload, 8)
     outside = time.perf_counter() - start
     t = result["time"]
-    assert set(t) == {*TIME_PARTS, "wall"}
+    assert set(t) == {*TIME_PARTS, "wall"} and probes
     assert all(t[k] >= 0 for k in TIME_PARTS)  # "other" is the rest: negative would mean double counting
-    assert sum(t[k] for k in TIME_PARTS) == pytest.approx(t["wall"])
+    assert t["noise"] >= delay * len(probes) and t["other"] < delay * len(probes)
     assert t["wall"] == pytest.approx(outside, rel=0.05)  # the recorded wall is the wall a user waits
-    assert t["train"] > 0 and t["evaluate"] > 0 and t["noise"] > 0 and t["compile"] > 0
+    assert t["train"] > 0 and t["evaluate"] > 0 and t["compile"] > 0
 
 
 def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
@@ -125,13 +144,34 @@ def two_runs(tiny, tmp_path_factory):
 def test_compare_two_runs_of_one_workload(two_runs, tmp_path):
     a, b = two_runs
     text = compare([a, b], tmp_path, with_csv=True)
-    assert "| 8 |" in text and "| 300 |" in text and ("tie" in text or "apart" in text)
+    rows = [line for line in text.splitlines() if line.startswith(("| 8 |", "| 300 |"))]
+    assert len(rows) == 2 and not any(" apart" in line for line in rows)  # the same training: steps cannot tell
+    assert all(line.rstrip(" |").endswith(("tie", "undecided (timing, one run each)")) for line in rows)
     assert (tmp_path / "compare.csv").read_text().startswith("batch_size,steps_0")
     assert (tmp_path / "compare.png").exists()
     doc_a, doc_b = (json.loads((d / "sweep.json").read_text()) for d in (a, b))
     for key in ("8", "300"):  # steps to target are the same training twice: bit-identical
         assert [r["curve"]["test_accuracy"] for r in doc_a["batch_sizes"][key]["replicas"]] == [
             r["curve"]["test_accuracy"] for r in doc_b["batch_sizes"][key]["replicas"]]  # fmt: skip
+
+
+def test_compare_calls_runs_apart_only_when_the_seeds_steps_say_so(two_runs, tmp_path):
+    a, b = two_runs
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    doc = json.loads((b / "sweep.json").read_text())
+    for rep in doc["batch_sizes"]["8"]["replicas"]:  # every seed 20x later: apart even with t(1) = 12.7
+        rep["curve"]["step"] = [20 * st for st in rep["curve"]["step"]]
+        rep["coarse"]["step"] = [20 * st for st in rep["coarse"]["step"]]
+    (slow / "sweep.json").write_text(json.dumps(doc))
+    rows = {line.split("|")[1].strip(): line for line in compare([a, slow]).splitlines() if line.startswith("| ")}
+    assert rows["8"].rstrip(" |").endswith("apart") and not rows["300"].rstrip(" |").endswith("apart")
+    one = tmp_path / "one"
+    one.mkdir()
+    doc["batch_sizes"]["8"]["replicas"] = [r for r in doc["batch_sizes"]["8"]["replicas"] if r["seed"] == 0]
+    (one / "sweep.json").write_text(json.dumps(doc | {"config": doc["config"] | {"seeds": [0]}}))
+    rows = {line.split("|")[1].strip(): line for line in compare([a, one]).splitlines() if line.startswith("| ")}
+    assert not rows["8"].rstrip(" |").endswith("apart")  # one seed: no interval of steps, nothing is apart
 
 
 def test_compare_refuses_other_workloads_kinds_and_single_runs(two_runs, tmp_path):
@@ -154,13 +194,20 @@ def test_compare_refuses_other_workloads_kinds_and_single_runs(two_runs, tmp_pat
         compare([a, tmp_path / "missing"])
 
 
-def test_time_accounting_adds_the_timing_rounds(two_runs):
-    a, _ = two_runs
-    doc = json.loads((a / "sweep.json").read_text())
-    r = copy.deepcopy(doc["batch_sizes"]["8"])
-    t = time_accounting(r)
-    assert t["timing"] == pytest.approx(sum(r["timing"]["epoch_seconds"])) and len(r["timing"]["epoch_seconds"]) == 7
-    assert t["wall"] == pytest.approx(r["time"]["wall"] + r["timing"]["first_call_seconds"] + t["timing"])
+def test_a_sweeps_accounted_time_is_the_time_it_took(tiny, tmp_path):
+    """Every batch size's accounted wall (its run, the C11 demonstration, its share of the
+    timing rounds) and the pre-check add up to the sweep's own wall, within 10%."""
+    from jbatch.workload import for_config
+
+    cfg = _config(batch_sizes=(8, "full"), learning_rates=(0.3,), seeds=(0, 1), noise_checkpoints=0)
+    workload = for_config(cfg, tiny)
+    from jbatch.study import run_sweep
+
+    start = time.perf_counter()
+    _, doc = run_sweep(cfg, tmp_path, workload=workload)
+    outside = time.perf_counter() - start
+    accounted = sum(time_accounting(r)["wall"] for r in doc["batch_sizes"].values()) + doc["checks"]["seconds"]
+    assert accounted == pytest.approx(outside, rel=0.1)
 
 
 @pytest.mark.parametrize("kept", [True, False])  # its state kept when pruned, or too large to keep (KEEP_BYTES)
