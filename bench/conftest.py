@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    from jbatch.metadata import environment_metadata
+    from jbatch.sweeps.metadata import environment_metadata
 
     machine_info["jbatch"] = environment_metadata()
     peers = {}
@@ -47,13 +47,13 @@ def full(request) -> bool:
 def matmul_peak() -> dict:
     """The float32 matmul peak jax reaches in this session (measured once, at the start;
     each benchmark re-measures briefly so the report can use the session's best)."""
-    from jbatch.benchmark import matmul_peak_gflops
+    from jbatch.core.engine import matmul_peak_gflops
 
     return {"gflops": matmul_peak_gflops(repeats=20)}
 
 
 @pytest.fixture(scope="session")
 def workloads() -> dict:
-    from jbatch.benchmark import make_workload
+    from jbatch.workloads.throughput import make_workload
 
     return {name: make_workload(name) for name in ("digits", "wide")}

@@ -3,7 +3,7 @@ weights, same data and batch order, SGD with momentum 0.9, float32. Flax NNX bot
 tutorial writes the loop and in the fast form its performance guide recommends; PyTorch
 eager and (in the --full grid) under ``torch.compile``.
 
-Each ``make_*`` returns a ``jbatch.benchmark.Runner`` whose ``run()`` trains on
+Each ``make_*`` returns a ``jbatch.workloads.throughput.Runner`` whose ``run()`` trains on
 ``samples`` examples and returns only when the work is done. Optional packages (keras,
 torch) are imported here, on demand: ``pytest.importorskip`` turns their absence into a
 skip with a reason.
@@ -18,19 +18,49 @@ from typing import Any
 
 import numpy as np
 
-from jbatch.batching import epoch_order, resolve_batch_size
-from jbatch.benchmark import LEARNING_RATE, MOMENTUM, Runner, Workload, mlp_weights
-from jbatch.convergence import reached
+from bench.runners import mlp_weights
+from bench.to_target import reached
+from jbatch.core.batching import epoch_order, resolve_batch_size
+from jbatch.workloads.throughput import LEARNING_RATE, MOMENTUM, MLPWorkload, Runner, Weights
 
 
-def _order(wl: Workload, b: int, samples: int) -> tuple[np.ndarray, int]:
+def _order(wl: MLPWorkload, b: int, samples: int) -> tuple[np.ndarray, int]:
     steps = max(1, samples // b)
     n = wl.num_examples
     order = epoch_order(0, 0, n)
     return np.concatenate([order] * (-(-steps * b // n)))[: steps * b], steps
 
 
-def flax_nnx_loop(wl: Workload, batch_size: Any, samples: int) -> Runner:
+def torch_mlp(weights: Weights) -> Any:
+    """A PyTorch ReLU MLP holding ``weights`` (``(kernel [in, out], bias)`` per layer)."""
+    import torch
+
+    mods: list[Any] = []
+    for i, (w, c) in enumerate(weights):
+        lin = torch.nn.Linear(*w.shape)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w.T.copy()))
+            lin.bias.copy_(torch.from_numpy(c.copy()))
+        mods += [lin] if i == len(weights) - 1 else [lin, torch.nn.ReLU()]
+    return torch.nn.Sequential(*mods)
+
+
+def keras_mlp(weights: Weights, optimizer: Any) -> Any:
+    """A compiled Keras ReLU MLP (XLA, from logits) holding ``weights``, trained by ``optimizer``."""
+    import keras
+
+    layers = [keras.Input((weights[0][0].shape[0],))]
+    for w, _ in weights[:-1]:
+        layers.append(keras.layers.Dense(w.shape[1], activation="relu"))
+    layers.append(keras.layers.Dense(weights[-1][0].shape[1]))
+    model = keras.Sequential(layers)
+    model.set_weights([a for pair in weights for a in pair])
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=True)  # fmt: skip
+    return model
+
+
+def flax_nnx_loop(wl: MLPWorkload, batch_size: Any, samples: int) -> Runner:
     """Flax's NNX tutorial loop (as its MNIST example): an ``nnx.jit`` train step that
     updates the model and ``nnx.Optimizer`` in place, called once per batch."""
     import optax
@@ -76,7 +106,7 @@ def _nnx_tutorial_loop(wl: Any, batch_size: Any, samples: int, tx: Any) -> tuple
     return Runner(run, steps * b, steps, compile_seconds), model
 
 
-def flax_nnx_fast(wl: Workload, batch_size: Any, samples: int) -> Runner:
+def flax_nnx_fast(wl: MLPWorkload, batch_size: Any, samples: int) -> Runner:
     """Flax NNX as its performance guide recommends for small models: split the model and
     ``nnx.Optimizer`` once, ``jax.jit`` a pure step that merges them, updates and splits
     again (no graph traversal in Python per call), with the state donated."""
@@ -126,7 +156,7 @@ def flax_nnx_fast(wl: Workload, batch_size: Any, samples: int) -> Runner:
     return Runner(run, steps * b, steps, compile_seconds, weights)
 
 
-def keras_fit(wl: Workload, batch_size: Any, samples: int) -> Runner:
+def keras_fit(wl: MLPWorkload, batch_size: Any, samples: int) -> Runner:
     """Keras 3 ``model.fit`` on the JAX backend, one epoch over ``samples`` examples."""
     if os.environ.setdefault("KERAS_BACKEND", "jax") != "jax":
         import pytest
@@ -136,17 +166,7 @@ def keras_fit(wl: Workload, batch_size: Any, samples: int) -> Runner:
 
     keras = pytest.importorskip("keras", reason="Keras is a peer: pip install -e '.[peers]'")
     b = resolve_batch_size(batch_size, wl.num_examples)
-    layers = [keras.Input((wl.sizes[0],))]
-    for width in wl.sizes[1:-1]:
-        layers.append(keras.layers.Dense(width, activation="relu"))
-    layers.append(keras.layers.Dense(wl.sizes[-1]))
-    model = keras.Sequential(layers)
-    model.set_weights([a for pair in wl.weights(0) for a in pair])
-    model.compile(
-        optimizer=keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=True,
-    )
+    model = keras_mlp(wl.weights(0), keras.optimizers.SGD(LEARNING_RATE, momentum=MOMENTUM))
     order, steps = _order(wl, b, samples)
     x, y = wl.x[order], wl.y[order]
     start = time.perf_counter()
@@ -168,21 +188,14 @@ def keras_fit(wl: Workload, batch_size: Any, samples: int) -> Runner:
     return Runner(run, steps * b, steps, compile_seconds, weights)
 
 
-def torch_eager(wl: Workload, batch_size: Any, samples: int, compiled: bool = False) -> Runner:
+def torch_eager(wl: MLPWorkload, batch_size: Any, samples: int, compiled: bool = False) -> Runner:
     """A PyTorch eager training loop (CPU), the way its tutorials write one; with
     ``compiled``, its step under ``torch.compile`` (compile time measured on the first call)."""
     import pytest
 
     torch = pytest.importorskip("torch", reason="PyTorch is a peer: pip install -e '.[peers]'")
     b = resolve_batch_size(batch_size, wl.num_examples)
-    mods: list[Any] = []
-    for i, (w, c) in enumerate(wl.weights(0)):
-        lin = torch.nn.Linear(*w.shape)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w.T.copy()))
-            lin.bias.copy_(torch.from_numpy(c.copy()))
-        mods += [lin] if i == len(wl.sizes) - 2 else [lin, torch.nn.ReLU()]
-    model = torch.nn.Sequential(*mods)
+    model = torch_mlp(wl.weights(0))
     opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
     order, steps = _order(wl, b, samples)
     x, y = torch.from_numpy(wl.x[order]), torch.from_numpy(wl.y[order].astype(np.int64))
@@ -219,7 +232,7 @@ def torch_eager(wl: Workload, batch_size: Any, samples: int, compiled: bool = Fa
     return Runner(run, steps * b, steps, compile_seconds, weights)
 
 
-def torch_compile(wl: Workload, batch_size: Any, samples: int) -> Runner:
+def torch_compile(wl: MLPWorkload, batch_size: Any, samples: int) -> Runner:
     """The PyTorch loop with its step under ``torch.compile``."""
     return torch_eager(wl, batch_size, samples, compiled=True)
 
@@ -246,7 +259,7 @@ class _ToTarget:
     every mark, until the target (timed)."""
 
     def __init__(self, case, weights_of, x, y, x_test, y_test):
-        from jbatch.convergence import batches_of
+        from bench.to_target import batches_of
 
         self.case, self.weights_of = case, weights_of
         self.x, self.y, self.x_test, self.y_test = x, y, x_test, y_test
@@ -277,16 +290,8 @@ class TorchToTarget(_ToTarget):
     def setup(self, seed):
         import torch
 
-        mods = []
-        weights = self.weights_of(seed)
-        for i, (w, c) in enumerate(weights):
-            lin = torch.nn.Linear(*w.shape)
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(w.T.copy()))
-                lin.bias.copy_(torch.from_numpy(c.copy()))
-            mods += [lin] if i == len(weights) - 1 else [lin, torch.nn.ReLU()]
         batches = self.batches(seed, lambda x, y: (torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))))
-        return torch.nn.Sequential(*mods), batches
+        return torch_mlp(self.weights_of(seed)), batches
 
     def run(self, state, seed):
         import torch
@@ -394,15 +399,7 @@ class KerasToTarget(_ToTarget):
         os.environ.setdefault("KERAS_BACKEND", "jax")
         import keras
 
-        weights = self.weights_of(seed)
-        layers = [keras.Input((weights[0][0].shape[0],))]
-        for w, _ in weights[:-1]:
-            layers.append(keras.layers.Dense(w.shape[1], activation="relu"))
-        layers.append(keras.layers.Dense(weights[-1][0].shape[1]))
-        model = keras.Sequential(layers)
-        model.set_weights([a for pair in weights for a in pair])
-        model.compile(optimizer=keras.optimizers.SGD(self.case.learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)  # fmt: skip
+        model = keras_mlp(self.weights_of(seed), keras.optimizers.SGD(self.case.learning_rate))
         c = self.case
         if seed not in self.cut:  # each epoch's examples in the case's order, cut once
             self.cut[seed] = [(self.x[o], self.y[o]) for o in (epoch_order(seed, e, c.num_train)

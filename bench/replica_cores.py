@@ -1,5 +1,5 @@
 """What limits K replicas at B = 1 on a CPU: vmap on one core against the replicas split
-over every core (jbatch.parallel's one-axis mesh of host devices, one per core, the leading
+over every core (jbatch.core.parallel's one-axis mesh of host devices, one per core, the leading
 (replica) axis split over it, no collectives).
 
     python bench/replica_cores.py [--replicas 8] [--rounds 5] [--out results/throughput/replicas.json]
@@ -42,16 +42,16 @@ def main() -> None:
     import optax
     from jax.sharding import PartitionSpec as P
 
-    from jbatch.batching import epoch_order
-    from jbatch.benchmark import LEARNING_RATE, MOMENTUM, make_workload
-    from jbatch.engine import compile_program, fast_unroll
-    from jbatch.epoch import make_epoch
-    from jbatch.loss import softmax_cross_entropy
-    from jbatch.metadata import environment_metadata
-    from jbatch.parallel import batch_sharding, data_mesh, replicated
-    from jbatch.replica import init_replicas, replica_orders
-    from jbatch.step import init_train_state, make_train_step
+    from jbatch.core.batching import epoch_order
+    from jbatch.core.engine import compile_program, fast_unroll
+    from jbatch.core.epoch import make_epoch
+    from jbatch.core.loss import softmax_cross_entropy
+    from jbatch.core.parallel import batch_sharding, data_mesh, replicated
+    from jbatch.core.replica import init_replicas, replica_orders
+    from jbatch.core.step import init_train_state, make_train_step
     from jbatch.store import write_json
+    from jbatch.sweeps.metadata import environment_metadata
+    from jbatch.workloads.throughput import LEARNING_RATE, MOMENTUM, make_workload
 
     wl = make_workload("digits")
     n, k, cores = wl.num_examples, args.replicas, jax.local_device_count()

@@ -6,7 +6,7 @@ Every case the bars need (jbatch's scan-fused epoch, the plain-scan baseline and
 installed peer, on the default grid) is built and warmed up once, then timed in
 interleaved rounds (round-robin, in a new random order each round) so that the ratios
 share the machine's state; the float32 matmul peak is measured between rounds. The bars
-are ``jbatch.throughput.bars`` of the medians; the test fails listing every missed bar.
+are ``jbatch.report.throughput.bars`` of the medians; the test fails listing every missed bar.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pytest
 
-from jbatch.benchmark import matmul_peak_gflops
-from jbatch.throughput import PEERS, bars
+from jbatch.core.engine import matmul_peak_gflops
+from jbatch.report.throughput import PEERS, bars
 
 CASES = {"digits": (1, 32, 512, "full"), "wide": (512, 2048)}
 B1_ONLY = ("plain-scan", "jbatch-vmap8")  # the bars compare these at digits B=1 only

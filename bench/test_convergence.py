@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from jbatch.convergence import FULL_ONLY, REGIMES, JbatchRunner, case
+from bench.to_target import FULL_ONLY, REGIMES, JbatchRunner, case
 
 METHODS = ("jbatch", "flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager")
 SEEDS = (0, 1, 2)
@@ -28,7 +28,7 @@ _RUNNERS: dict = {}  # (regime, method) -> runner: compiled once, run for every 
 
 @pytest.fixture(scope="session")
 def digits_data():
-    from jbatch.data import load_digits
+    from jbatch.workloads.data import load_digits
 
     return load_digits()
 
@@ -39,8 +39,8 @@ def runner_for(regime, method, ds):
         return _RUNNERS[(regime, method)]
     import jax
 
-    from jbatch.benchmark import mlp_weights
-    from jbatch.model import make_model
+    from bench.runners import mlp_weights
+    from jbatch.workloads.model import make_model
 
     c = case(regime)
     model_of = lambda seed: make_model("mlp", 64, 10, seed=seed)  # noqa: E731  the sweep's model
@@ -107,7 +107,7 @@ def test_a_peer_steps_as_fast_to_the_target_as_in_its_throughput_case(benchmark,
     import numpy as np
 
     from bench.peers import PEERS
-    from jbatch.benchmark import make_workload
+    from jbatch.workloads.throughput import make_workload
 
     runner = runner_for("stochastic", method, digits_data)
     loop = PEERS[method](make_workload("digits"), 1, 1000)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from jbatch.benchmark import sharded_epoch
+from jbatch.sweeps.scaling import sharded_epoch
 
 
 @pytest.mark.parametrize("devices", [1, 2, 4])

@@ -15,7 +15,9 @@ import time
 
 import pytest
 
-from jbatch.benchmark import jbatch_epoch, jbatch_step_loop, matmul_peak_gflops, mfu, plain_scan
+from bench.runners import jbatch_epoch, jbatch_step_loop, plain_scan
+from jbatch.core.engine import matmul_peak_gflops
+from jbatch.report.throughput import mfu
 
 BATCH_SIZES = (1, 8, 32, 128, 512, 2048, "full")
 DEFAULT = {"digits": (1, 32, 512, "full"), "wide": (512, 2048)}  # under 5 minutes here
@@ -99,7 +101,7 @@ LM_SIZES = {False: (1, 16, 256), True: (1, 4, 16, 64, 256, 1024)}
 
 @pytest.fixture(scope="session")
 def language():
-    from jbatch.benchmark import make_language_workload
+    from bench.runners import make_language_workload
 
     return make_language_workload()
 
@@ -112,7 +114,7 @@ def test_transformer_throughput(benchmark, language, matmul_peak, full, method, 
     if batch_size not in LM_SIZES[full]:
         pytest.skip("not in the default grid (use --full)")
     from bench.peers import language_nnx_loop
-    from jbatch.benchmark import language_epoch
+    from bench.runners import language_epoch
 
     runner = (language_epoch(language, batch_size) if method == "jbatch-scan"
               else language_nnx_loop(language, batch_size, 2048))  # fmt: skip

@@ -1,4 +1,8 @@
-"""The ``jbatch`` command: parses arguments and calls the library, nothing more."""
+"""The ``jbatch`` command: parses arguments and calls the library, nothing more.
+
+Building the parser loads only the sweep's config (no jax); each command imports what it
+runs when it runs, so ``jbatch report``, ``claims`` and ``compare`` never start jax.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from jbatch.errors import ConfigError
+from jbatch.store import write_json
+from jbatch.sweeps.config import TRAINING_OPTIONS, SweepConfig, fitting, load_config_file, slug
+from jbatch.sweeps.config import quick as quickly
+from jbatch.sweeps.presets import PRESETS
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2 (no usage dump)."""
-
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -32,7 +39,6 @@ def _widths(text: str) -> tuple[int, ...]:
 
 def _whole(least: int):
     """An argparse type: a whole number of at least ``least`` (one clear line otherwise)."""
-
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -59,13 +65,10 @@ def _batch_size(text: str) -> int | str | None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from jbatch.config import SweepConfig
-    from jbatch.train import TrainConfig
-
     p = sub.add_parser("train", help="train one model and print one line per epoch (the sweep's workload and "
                                      "training options, at one batch size, learning rate and seed)")  # fmt: skip
     _add_base(p)
-    shared = {f.name for f in dataclasses.fields(TrainConfig)}
+    shared = set(TRAINING_OPTIONS)
     p.set_defaults(config_fields=config_flags(p, SweepConfig, only=shared))
     p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
     p.add_argument("--epochs", type=POSITIVE, default=20)
@@ -78,16 +81,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _add_base(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="a named sweep whose workload and settings to start from: digits-mlp-sgd (the "
-                                    "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ... (see jbatch.presets)")  # fmt: skip
+                                    "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ...")  # fmt: skip
     p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
 
 
 def _base_config(args: argparse.Namespace, quick: bool = False):
     """The ``SweepConfig`` that ``--preset``, ``--config``, ``--quick`` and the flags give."""
-    from jbatch.config import SweepConfig, load_config_file
-    from jbatch.config import quick as quickly
-    from jbatch.presets import PRESETS
-
     if args.preset is not None and args.preset not in PRESETS:
         raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
     base = PRESETS[args.preset] if args.preset else SweepConfig()
@@ -104,10 +103,7 @@ def _base_config(args: argparse.Namespace, quick: bool = False):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from jbatch.config import slug
-    from jbatch.record import train_record
-    from jbatch.store import write_json
-    from jbatch.train import TrainConfig, train_and_evaluate
+    from jbatch.sweeps.train import TrainConfig, train_and_evaluate, train_record
 
     config = TrainConfig.from_sweep(_base_config(args), batch_size=args.batch_size, epochs=args.epochs,
                                     learning_rate=args.lr, seed=args.seed, devices=args.devices)  # fmt: skip
@@ -173,8 +169,6 @@ def config_flags(parser: argparse.ArgumentParser, cls: type, only: set[str] | No
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
-    from jbatch.config import SweepConfig
-
     p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
     _add_base(p)
     p.set_defaults(config_fields=config_flags(p, SweepConfig))
@@ -191,14 +185,14 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from jbatch.progress import SweepLog
-    from jbatch.report import write_report
-    from jbatch.study import run_sweep
+    from jbatch.report.sweep import write_report
+    from jbatch.sweeps.driver import run_sweep
+    from jbatch.sweeps.progress import SweepLog
 
     config = _base_config(args, quick=args.quick)
     processes = None
     if args.num_processes > 1:
-        from jbatch.distributed import initialize
+        from jbatch.sweeps.distributed import initialize
 
         if not args.coordinator:
             raise ConfigError("a multi-process sweep needs --coordinator host:port")
@@ -206,8 +200,7 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
-    from jbatch.config import fitting
-    from jbatch.workload import for_config, with_floor
+    from jbatch.workloads.workload import for_config, with_floor
 
     workload = for_config(config)  # names and import paths become values here, at the edge
     if args.quick and args.batch_sizes is None:
@@ -234,10 +227,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from jbatch.report import update_readme, write_report
+    from jbatch.report.sweep import update_readme, write_report
 
     if args.benchmark is not None:
-        from jbatch.throughput import write_throughput_report
+        from jbatch.report.throughput import write_throughput_report
 
         for path in write_throughput_report(args.benchmark, args.out):
             print(f"wrote {path}")
@@ -261,8 +254,7 @@ def _add_claims(sub: argparse._SubParsersAction) -> None:
 
 
 def _claims(args: argparse.Namespace) -> int:
-    from jbatch.claims import write_claims
-    from jbatch.presets import PRESETS
+    from jbatch.report.claims import write_claims
 
     directories = args.directories or [
         d for d in (Path("results") / name for name in PRESETS) if (d / "sweep.json").exists()
@@ -284,7 +276,7 @@ def _add_scaling(sub: argparse._SubParsersAction) -> None:
 
 
 def _scaling(args: argparse.Namespace) -> int:
-    from jbatch.scaling import measure
+    from jbatch.sweeps.scaling import measure
 
     path = measure(list(args.devices), args.global_batch, args.per_device_batch, args.workload, args.rounds, args.out)
     print(path.read_text())
@@ -303,11 +295,12 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from jbatch.datascaling import configs, write_study
-    from jbatch.progress import SweepLog
-    from jbatch.report import write_report
-    from jbatch.study import run_sweep
-    from jbatch.workload import for_config
+    from jbatch.report.datascaling import write_study
+    from jbatch.report.sweep import write_report
+    from jbatch.sweeps.driver import run_sweep
+    from jbatch.sweeps.progress import SweepLog
+    from jbatch.sweeps.studies import configs
+    from jbatch.workloads.workload import for_config
 
     for cfg in configs(tuple(args.models), tuple(args.sizes), args.accelerator):
         start = time.perf_counter()
@@ -329,7 +322,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from jbatch.compare import compare
+    from jbatch.report.compare import compare
 
     print(compare(args.runs, args.out, args.csv), end="")
     return 0

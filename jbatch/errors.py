@@ -1,5 +1,9 @@
 """The one exception type for bad user input: the CLI turns it into a one-line error."""
 
+import os
+import sys
+import traceback
+
 
 class ConfigError(ValueError):
     """A configuration or input the user can fix (bad batch size, unknown model, NaN data)."""
@@ -8,10 +12,6 @@ class ConfigError(ValueError):
 def user_line(error: BaseException) -> str:
     """`` at FILE:LINE`` of the innermost frame of ``error``'s traceback outside jax, flax,
     optax and jbatch: the user's own line, or "" when there is none."""
-    import os
-    import sys
-    import traceback
-
     packages = [sys.modules[m].__file__ for m in ("jax", "jaxlib", "flax", "optax", "jbatch") if m in sys.modules]
     skip = tuple(os.path.dirname(f) + os.sep for f in packages if f)
     stdlib = os.path.dirname(os.__file__) + os.sep

@@ -75,3 +75,6 @@ def read_json(path: str | Path) -> Any:
         raise ConfigError(f"{path} does not exist") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid JSON ({e}); it was left untouched") from None
+
+
+DOCUMENT = "sweep.json"

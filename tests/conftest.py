@@ -10,7 +10,7 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 @pytest.fixture(scope="session")
 def digits():
-    from jbatch.data import load_digits
+    from jbatch.workloads.data import load_digits
 
     return load_digits()
 

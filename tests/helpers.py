@@ -30,15 +30,15 @@ def run_cli(argv, capsys):
 
 def sweep(config, results_dir, dataset, **kw):
     """``study.run_sweep`` of ``config`` on ``dataset`` (its workload resolved as the CLI does)."""
-    from jbatch.study import run_sweep
-    from jbatch.workload import for_config
+    from jbatch.sweeps.driver import run_sweep
+    from jbatch.workloads.workload import for_config
 
     return run_sweep(config, results_dir, workload=for_config(config, dataset), **kw)
 
 
 def run_size(config, dataset, batch_size, **kw):
     """``run.run_batch_size`` of ``config`` on ``dataset``."""
-    from jbatch.run import run_batch_size
-    from jbatch.workload import for_config
+    from jbatch.sweeps.batch import run_batch_size
+    from jbatch.workloads.workload import for_config
 
     return run_batch_size(config, for_config(config, dataset), batch_size, **kw)

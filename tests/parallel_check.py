@@ -11,16 +11,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbatch.batching import epoch_order
-from jbatch.data import load_digits
-from jbatch.engine import compile_program
-from jbatch.epoch import make_epoch
-from jbatch.loss import softmax_cross_entropy
-from jbatch.model import make_model
-from jbatch.optim import make_optimizer
-from jbatch.parallel import batch_sharding, data_mesh, padded_width, place
-from jbatch.replica import init_replicas, replica_orders, unstack
-from jbatch.step import init_train_state, make_train_step
+from jbatch.core.batching import epoch_order
+from jbatch.core.engine import compile_program
+from jbatch.core.epoch import make_epoch
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.optim import make_optimizer
+from jbatch.core.parallel import batch_sharding, data_mesh, padded_width, place
+from jbatch.core.replica import init_replicas, replica_orders, unstack
+from jbatch.core.step import init_train_state, make_train_step
+from jbatch.workloads.data import load_digits
+from jbatch.workloads.model import make_model
 from tests.helpers import assert_trees_close
 
 STEP = make_train_step(softmax_cross_entropy)
@@ -78,7 +78,7 @@ def main() -> None:
     print("ok: 3 vmapped replicas on 4 devices equal 3 single-device runs")
 
     # 4. jbatch train --devices 4 gives the single-device result.
-    from jbatch.train import TrainConfig, train_and_evaluate
+    from jbatch.sweeps.train import TrainConfig, train_and_evaluate
 
     cfg = TrainConfig(epochs=2, batch_size=30, widths=(32,))
     one, four = train_and_evaluate(cfg), train_and_evaluate(TrainConfig(**{**cfg.__dict__, "devices": 4}))
@@ -88,7 +88,7 @@ def main() -> None:
     # 5. A BatchNorm model: batches of 30 padded to 32 rows for 4 devices, the padding kept out of its statistics.
     from flax import nnx
 
-    from jbatch.workload import resolve
+    from jbatch.workloads.workload import resolve
 
     class Normed(nnx.Module):
         def __init__(self, seed):

@@ -5,14 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jbatch.batching import (
+from jbatch.core.batching import (
     epoch_batches,
     epoch_order,
     last_batch_size,
     resolve_batch_size,
     steps_per_epoch,
 )
-from jbatch.epoch import make_epoch
+from jbatch.core.epoch import make_epoch
 from jbatch.errors import ConfigError
 
 

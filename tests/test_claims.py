@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jbatch.claims import Sweep, verdicts, write_claims
+from jbatch.report.claims import Sweep, verdicts, write_claims
 
 DATA = Path(__file__).parent / "data" / "sweep_small"
 
@@ -95,7 +95,7 @@ def test_c4_gains_and_loses_its_oscillation_part(doc, tmp_path):
 def test_oscillation_is_zero_for_a_model_that_does_not_train(doc, tmp_path):
     """The old per-step statistic gave 0.5 to a model with learning rate 0 (mini-batch losses
     go up half the time by sampling alone); on a fixed sample it is None: no movement."""
-    from jbatch.summary import oscillation
+    from jbatch.analysis.selection import oscillation
 
     rep = _result(doc, 1)["replicas"][0]
     assert 0 <= oscillation(rep) < 0.5
@@ -149,7 +149,7 @@ def test_c7_flips_when_epochs_get_faster_and_calmer_with_b(doc, tmp_path):
 
 def test_c8_flips_under_perfect_scaling_and_does_not_follow_from_the_fit(doc, tmp_path):
     s = _sweep(doc, tmp_path)
-    from jbatch.claims import c8
+    from jbatch.report.claims import c8
 
     assert c8(s)[0] == "holds"
     for b in s.sizes:  # steps that fall as 1/B and epochs that stay the same: no diminishing returns
@@ -210,7 +210,7 @@ def _variant(doc, tmp_path, name, **config):
 
 
 def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path):
-    from jbatch.claims import o1
+    from jbatch.report.claims import o1
 
     sgd, mom = _sweep(doc, tmp_path, "sgd"), _variant(doc, tmp_path, "mom", optimizer="momentum")
     assert o1([sgd, mom])[0].startswith("not shown")  # the same steps: the same B_crit
@@ -224,7 +224,7 @@ def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path
 
 
 def test_o4_adam_against_sgd_ignores_the_beta2_rule_sweep(doc, tmp_path):
-    from jbatch.claims import o4
+    from jbatch.report.claims import o4
 
     sgd, adam = _sweep(doc, tmp_path, "sgd"), _variant(doc, tmp_path, "adam", optimizer="adam")
     rule = _variant(doc, tmp_path, "rule", optimizer="adam", beta2_reference=64)
@@ -236,7 +236,7 @@ def test_o4_adam_against_sgd_ignores_the_beta2_rule_sweep(doc, tmp_path):
 
 
 def test_o2_adam_surge_or_monotone(doc, tmp_path):
-    from jbatch.claims import o2
+    from jbatch.report.claims import o2
 
     adam = _variant(doc, tmp_path, "adam", optimizer="adam")
     assert o2([adam])[0].startswith("not shown: no fall at this resolution")  # best LR 0.03, then 0.3
@@ -248,7 +248,7 @@ def test_o2_adam_surge_or_monotone(doc, tmp_path):
 
 
 def test_o3_beta2_rule_helps_when_b1_reaches_faster(doc, tmp_path):
-    from jbatch.claims import o3
+    from jbatch.report.claims import o3
 
     def long(d):  # B=1 runs that outlast beta2's memory: the fine points 100x further apart
         for rep in d["batch_sizes"]["1"]["replicas"]:
@@ -269,8 +269,8 @@ def test_o3_beta2_rule_helps_when_b1_reaches_faster(doc, tmp_path):
 
 
 def test_o5_b_crit_against_the_noise_scale_averaged_along_training(doc, tmp_path):
-    from jbatch.claims import o5
-    from jbatch.summary import noise_averaged
+    from jbatch.analysis.summary import noise_averaged
+    from jbatch.report.claims import o5
 
     s = _sweep(doc, tmp_path, "sgd")
     along = noise_averaged(s.rows)

@@ -4,14 +4,14 @@ partial last batch and a new learning rate compile nothing new (counted, never t
 import jax
 import jax.numpy as jnp
 
-from jbatch.batching import epoch_order
-from jbatch.engine import CompileCounter, compile_program
-from jbatch.epoch import make_epoch
-from jbatch.loss import softmax_cross_entropy
-from jbatch.model import make_model
-from jbatch.optim import make_optimizer, set_learning_rate
-from jbatch.step import init_train_state, make_train_step
-from jbatch.train import TrainConfig, train_and_evaluate
+from jbatch.core.batching import epoch_order
+from jbatch.core.engine import CompileCounter, compile_program
+from jbatch.core.epoch import make_epoch
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.optim import make_optimizer, set_learning_rate
+from jbatch.core.step import init_train_state, make_train_step
+from jbatch.sweeps.train import TrainConfig, train_and_evaluate
+from jbatch.workloads.model import make_model
 
 
 def test_counter_sees_a_compilation_and_a_cache_hit():
@@ -48,7 +48,7 @@ def test_steady_state_epochs_compile_nothing(digits):
 
 
 def test_plain_jit_of_the_step_does_not_recompile_for_a_new_learning_rate(digits):
-    from jbatch.step import Batch
+    from jbatch.core.step import Batch
 
     state = init_train_state(make_model("linear", 64, 10), make_optimizer("adam", 0.1))
     step = jax.jit(make_train_step(softmax_cross_entropy))

@@ -7,11 +7,11 @@ import os
 import jax
 import pytest
 
-from jbatch.config import SweepConfig
-from jbatch.convergence import JbatchRunner, case
-from jbatch.data import Dataset
-from jbatch.model import make_model
-from jbatch.summary import replica_summary
+from bench.to_target import JbatchRunner, case
+from jbatch.analysis.selection import replica_summary
+from jbatch.sweeps.config import SweepConfig
+from jbatch.workloads.data import Dataset
+from jbatch.workloads.model import make_model
 from tests.helpers import sweep
 
 
@@ -41,7 +41,7 @@ def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
     from flax import nnx
 
     from bench.peers import TO_TARGET
-    from jbatch.benchmark import mlp_weights
+    from bench.runners import mlp_weights
 
     for name in TO_TARGET:  # every peer trains the same schedule to the same steps
         if name == "torch-eager" and importlib.util.find_spec("torch") is None:

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from jbatch.data import Dataset, load_dataset, load_mnist1d, make_linear_regression
 from jbatch.errors import ConfigError
+from jbatch.workloads.catalog import load_dataset
+from jbatch.workloads.data import Dataset, load_mnist1d, make_linear_regression
 
 
 def test_digits_split_is_fixed_stratified_and_standardised_on_train(digits):

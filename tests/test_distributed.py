@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from jbatch.distributed import Processes
+from jbatch.sweeps.distributed import Processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +85,7 @@ def test_barrier_waits_for_every_process_of_this_run_and_gives_up_in_time(tmp_pa
     import threading
     import time
 
-    from jbatch.distributed import barrier, clear_barriers
+    from jbatch.sweeps.distributed import barrier, clear_barriers
 
     (tmp_path / ".barrier-7-go-1").touch()  # process 1's marker, but from an earlier run
     me = Processes(0, 2, barrier_timeout=0.5, token=8)

@@ -5,15 +5,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jbatch.batching import epoch_batches, epoch_order
-from jbatch.data import make_linear_regression
-from jbatch.epoch import make_epoch, make_evaluate
-from jbatch.loss import mean_squared_error, softmax_cross_entropy
-from jbatch.model import make_model
-from jbatch.optim import make_optimizer, set_learning_rate
-from jbatch.replica import init_replicas, replica_orders, unstack
-from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
-from jbatch.train import TrainConfig, train_and_evaluate
+from jbatch.core.batching import epoch_batches, epoch_order
+from jbatch.core.epoch import make_epoch, make_evaluate
+from jbatch.core.loss import mean_squared_error, softmax_cross_entropy
+from jbatch.core.optim import make_optimizer, set_learning_rate
+from jbatch.core.replica import init_replicas, replica_orders, unstack
+from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
+from jbatch.sweeps.train import TrainConfig, train_and_evaluate
+from jbatch.workloads.data import make_linear_regression
+from jbatch.workloads.model import make_model
 from tests.helpers import assert_trees_close
 
 STEP = make_train_step(softmax_cross_entropy)

@@ -8,10 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from jbatch.language import make_chain, make_language
-from jbatch.loss import softmax_cross_entropy
-from jbatch.step import Batch, init_train_state, make_train_step
-from jbatch.transformer import make_transformer
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.step import Batch, init_train_state, make_train_step
+from jbatch.workloads.language import make_chain, make_language
+from jbatch.workloads.transformer import make_transformer
 
 
 def test_entropy_rate_matches_a_monte_carlo_estimate():
@@ -44,7 +44,7 @@ def test_a_tokens_output_does_not_depend_on_later_tokens(model):
 
 
 def test_the_masked_token_loss_equals_the_unpadded_one(model):
-    from jbatch.step import init_train_state as init
+    from jbatch.core.step import init_train_state as init
 
     rng = np.random.default_rng(1)
     x, y = (jnp.asarray(rng.integers(0, 16, (6, 12))) for _ in range(2))
@@ -86,9 +86,9 @@ def test_a_trained_transformer_approaches_the_floor_and_does_not_beat_it():
 def test_a_language_sweep_counts_examples_not_tokens(tmp_path):
     """The compiled program counts loss terms (tokens); examples per epoch and to target are
     sequences: N per epoch, and steps x B to target (the report once gave tokens there)."""
-    from jbatch.config import SweepConfig
-    from jbatch.summary import counted_examples, replica_summary
-    from jbatch.workload import for_config, with_floor
+    from jbatch.analysis.selection import counted_examples, replica_summary
+    from jbatch.sweeps.config import SweepConfig
+    from jbatch.workloads.workload import for_config, with_floor
     from tests.helpers import sweep
 
     ds = make_language(train_sequences=64, test_sequences=32, length=8, vocab=8, order=1, branching=2, seed=1)

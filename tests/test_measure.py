@@ -9,14 +9,20 @@ import time
 import numpy as np
 import pytest
 
-from jbatch.compare import compare
-from jbatch.config import SweepConfig
-from jbatch.data import Dataset
+from jbatch.analysis.selection import best_setting, replica_summary
+from jbatch.analysis.stats import median_interval, tie_set
+from jbatch.analysis.summary import fastest, time_accounting
 from jbatch.errors import ConfigError
-from jbatch.run import TIME_PARTS
-from jbatch.stats import median_interval, tie_set
-from jbatch.summary import best_learning_rate, fastest, replica_summary, time_accounting
+from jbatch.report.compare import compare
+from jbatch.sweeps.clock import TIME_PARTS
+from jbatch.sweeps.config import SweepConfig
+from jbatch.workloads.data import Dataset
 from tests.helpers import run_size, sweep
+
+
+def best_lr(summaries):
+    """The best setting's learning rate (``selection.best_setting``)."""
+    return dict(best_setting(summaries))["learning_rate"]
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +41,13 @@ def _config(**kw):
 def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
     """A delay planted in the noise probes lands in "noise" (not in "other" or elsewhere),
     no part is negative (none counted twice), and the wall is the wall a user waits."""
-    import jbatch.run
-    from jbatch.engine import Program
-    from jbatch.noise import gradient_moments
-    from jbatch.run import run_batch_size
-    from jbatch.workload import for_config
+    import jbatch.sweeps.noise
+    from jbatch.core.engine import Program
+    from jbatch.sweeps.batch import run_batch_size
+    from jbatch.sweeps.noise import gradient_moments
+    from jbatch.workloads.workload import for_config
 
-    real, delay, probes = jbatch.run.compile_program, 0.15, []
+    real, delay, probes = jbatch.sweeps.noise.compile_program, 0.15, []
 
     def planted(fn, *args, **kw):
         program = real(fn, *args, **kw)
@@ -55,7 +61,7 @@ def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
 
         return Program(slow, program.compile_seconds, program.memory)
 
-    monkeypatch.setattr(jbatch.run, "compile_program", planted)
+    monkeypatch.setattr(jbatch.sweeps.noise, "compile_program", planted)
     workload = for_config(_config(), tiny)
     start = time.perf_counter()
     result = run_batch_size(_config(), workload, 8)
@@ -78,8 +84,8 @@ def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
     for a, b in zip(lean_s, full_s, strict=True):
         if not a["coarse_steps"]:
             assert a["steps_to_target"] == b["steps_to_target"], (a["learning_rate"], a["seed"])
-    assert best_learning_rate(lean_s) == best_learning_rate(full_s)
-    best = best_learning_rate(full_s)
+    assert best_lr(lean_s) == best_lr(full_s)
+    best = best_lr(full_s)
     assert [a["steps_to_target"] for a in lean_s if a["learning_rate"] == best] == [
         b["steps_to_target"] for b in full_s if b["learning_rate"] == best]  # fmt: skip
     skipped = sum(v is None for r in lean["replicas"] for v in r["curve"]["test_accuracy"])
@@ -118,11 +124,11 @@ def test_a_blow_up_after_the_target_is_instability_and_loses_the_best_learning_r
     assert spiked["reached"] and spiked["steps_to_target"] == 20 and spiked["unstable_at_step"] == 40
     assert not spiked["stable"] and calm["stable"] and calm["unstable_at_step"] is None
     slower = dict(calm, learning_rate=0.3, steps_to_target=30)
-    assert best_learning_rate([spiked, slower]) == 0.3  # stable and slower beats fast and unstable
+    assert best_lr([spiked, slower]) == 0.3  # stable and slower beats fast and unstable
 
 
 def test_loss_plot_keeps_a_spike_from_flattening_the_others(tmp_path):
-    from jbatch.plot import loss_curves
+    from jbatch.report.plot import loss_curves
 
     calm = dict(_spiked(False), learning_rate=0.5)
     doc = {"batch_sizes": {"1": {"steps_per_epoch": 1, "replicas": [_spiked(True)]},
@@ -197,11 +203,11 @@ def test_compare_refuses_other_workloads_kinds_and_single_runs(two_runs, tmp_pat
 def test_a_sweeps_accounted_time_is_the_time_it_took(tiny, tmp_path):
     """Every batch size's accounted wall (its run, the C11 demonstration, its share of the
     timing rounds) and the pre-check add up to the sweep's own wall, within 10%."""
-    from jbatch.workload import for_config
+    from jbatch.workloads.workload import for_config
 
     cfg = _config(batch_sizes=(8, "full"), learning_rates=(0.3,), seeds=(0, 1), noise_checkpoints=0)
     workload = for_config(cfg, tiny)
-    from jbatch.study import run_sweep
+    from jbatch.sweeps.driver import run_sweep
 
     start = time.perf_counter()
     _, doc = run_sweep(cfg, tmp_path, workload=workload)
@@ -216,35 +222,35 @@ def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch, kept):
     a setting whose fine evaluations were skipped: it is trained again (a replay, which once
     crashed on its empty coarse record), from where it was pruned or else from the start, and
     must land on the reference's steps."""
-    import jbatch.run
+    import jbatch.sweeps.batch
 
     if not kept:
-        monkeypatch.setattr(jbatch.run, "KEEP_BYTES", 0)
+        monkeypatch.setattr(jbatch.sweeps.batch, "KEEP_BYTES", 0)
 
     replays, starts = [], []
-    merge = jbatch.run.merge_replay
+    merge = jbatch.sweeps.batch.merge_replay
 
     def watched(original, replay):
         replays.append(original["learning_rate"])
         starts.append((original["pruned_at_step"], replay["curve"]["step"][0]))
         merge(original, replay)
 
-    monkeypatch.setattr(jbatch.run, "merge_replay", watched)
+    monkeypatch.setattr(jbatch.sweeps.batch, "merge_replay", watched)
     cfg = dataclasses.replace(SweepConfig(), seeds=(0,), learning_rates=(0.1, 0.3162, 1.0, 3.162), noise_checkpoints=0,
                               extend_grid=0)  # fmt: skip
     lean, full = run_size(cfg, digits, 16), run_size(cfg, digits, 16, prune=False)
     assert replays  # the case this test is for happened
     assert all(pruned > 0 and first == (pruned if kept else 0) for pruned, first in starts)
     lean_s, full_s = ([replica_summary(r, x, "test_accuracy", 0.95) for r in x["replicas"]] for x in (lean, full))
-    best = best_learning_rate(full_s)
-    assert best_learning_rate(lean_s) == best and replays == [best]
+    best = best_lr(full_s)
+    assert best_lr(lean_s) == best and replays == [best]
     assert [s["steps_to_target"] for s in lean_s if s["learning_rate"] == best] == [
         s["steps_to_target"] for s in full_s if s["learning_rate"] == best]  # fmt: skip
     assert not any(s["coarse_steps"] for s in lean_s if s["learning_rate"] == best)
 
 
 def test_an_extension_round_is_pruned_by_the_earlier_rounds_best():
-    from jbatch.recorder import Watch
+    from jbatch.sweeps.recorder import Watch
 
     grid = [({"learning_rate": 3.0}, 0), ({"learning_rate": 10.0}, 0)]  # neither at the target yet
     metrics, evaluated, diverged = {"accuracy": np.array([0.5, 0.4])}, np.ones(2, bool), np.zeros(2, bool)
@@ -263,7 +269,7 @@ def test_pruned_settings_are_replayed_until_the_best_stays_the_best():
     step 10 (A had finished), so their steps come from the coarse point at 30, a tie that C
     wins on its final loss. Replaying only the chosen best (C: truly 25) keeps C; B, truly at
     15, is the best, and a ranking made again after each replay finds it."""
-    from jbatch.run import settle_best
+    from jbatch.sweeps.grid import settle_best
 
     steps = list(range(0, 65, 5))
     coarse = {0: 0, 30: 6, 60: 12}  # index of the coarse points in `steps`

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import pytest
 
 from jbatch.errors import ConfigError
-from jbatch.model import CNN, MODELS, make_model
+from jbatch.workloads.model import CNN, MODELS, make_model
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_conv_as_matmul_equals_nnx_conv(spatial, stride):
     import jax
     from flax import nnx
 
-    from jbatch.model import conv_as_matmul
+    from jbatch.workloads.model import conv_as_matmul
 
     conv = nnx.Conv(3, 5, kernel_size=(3,) * len(spatial), strides=(stride,) * len(spatial), rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (2, *spatial, 3))

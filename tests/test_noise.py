@@ -6,12 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jbatch.data import make_linear_regression
-from jbatch.loss import mean_squared_error
-from jbatch.model import make_model
-from jbatch.noise import gradient_moments
-from jbatch.optim import make_optimizer
-from jbatch.step import init_train_state
+from jbatch.core.loss import mean_squared_error
+from jbatch.core.optim import make_optimizer
+from jbatch.core.step import init_train_state
+from jbatch.sweeps.noise import gradient_moments
+from jbatch.workloads.data import make_linear_regression
+from jbatch.workloads.model import make_model
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from bench.peers import PEERS
-from jbatch.benchmark import Workload, jbatch_step_loop, make_workload, mlp_loss
+from bench.runners import jbatch_step_loop, mlp_loss
+from jbatch.workloads.throughput import MLPWorkload, make_workload
 
 
 @pytest.fixture(scope="module")
 def small():
     digits = make_workload("digits")
-    return Workload("small", (64, 32, 10), digits.x[:256], digits.y[:256])
+    return MLPWorkload("small", (64, 32, 10), digits.x[:256], digits.y[:256])
 
 
 @pytest.fixture(scope="module")

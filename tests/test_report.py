@@ -3,9 +3,9 @@ clear errors."""
 
 import pytest
 
-from jbatch.config import SweepConfig
-from jbatch.data import Dataset
-from jbatch.study import DOCUMENT
+from jbatch.store import DOCUMENT
+from jbatch.sweeps.config import SweepConfig
+from jbatch.workloads.data import Dataset
 from tests.helpers import run_cli as run
 from tests.helpers import sweep
 
@@ -96,14 +96,14 @@ def test_quick_sweep_end_to_end_writes_tables_and_resumes(tmp_path, capsys):
 
 
 def test_a_plot_with_nothing_to_draw_says_so_instead_of_failing(tmp_path):
-    from jbatch.plot import steps_to_target
+    from jbatch.report.plot import steps_to_target
 
     path = steps_to_target(tmp_path, [], "no batch size reached the target")  # log axes over no data used to raise
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_quick_keeps_the_ends_of_the_configs_own_grid():
-    from jbatch.config import quick
+    from jbatch.sweeps.config import quick
 
     adam = SweepConfig(optimizer="adam", learning_rates=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
     assert quick(adam).learning_rates == (1e-4, 1e-3, 3e-3, 3e-2)
@@ -111,7 +111,7 @@ def test_quick_keeps_the_ends_of_the_configs_own_grid():
 
 
 def test_the_measured_line_names_the_runs_of_the_results_not_the_documents_first():
-    from jbatch.report import measured_on
+    from jbatch.report.sweep import measured_on
 
     base = {"device_kind": "cpu", "backend": "cpu", "device_count": 1, "cpu": "x",
             "versions": {"jax": "1", "flax": "2", "optax": "3"}}  # fmt: skip

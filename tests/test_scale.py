@@ -10,15 +10,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jbatch import mnist1d
-from jbatch.batching import epoch_order
-from jbatch.engine import CompileCounter
-from jbatch.epoch import make_epoch
+from jbatch.core.batching import epoch_order
+from jbatch.core.engine import CompileCounter
+from jbatch.core.epoch import make_epoch
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.optim import make_optimizer
+from jbatch.core.step import Batch, init_train_state, make_train_step
 from jbatch.errors import ConfigError
-from jbatch.loss import softmax_cross_entropy
-from jbatch.model import make_model
-from jbatch.optim import make_optimizer
-from jbatch.step import Batch, init_train_state, make_train_step
+from jbatch.workloads import mnist1d
+from jbatch.workloads.model import make_model
 from tests.helpers import assert_trees_close
 
 DATA = Path(__file__).parent / "data" / "sweep_small"
@@ -73,7 +73,7 @@ def test_nested_sizes_are_subsets_with_one_test_set_and_a_checked_cache(tmp_path
 
 
 def test_b_crit_against_the_target_from_one_sweep():
-    from jbatch.ladder import ladder, levels
+    from jbatch.analysis.ladder import ladder, levels
 
     doc = json.loads((DATA / "sweep.json").read_text())
     target = doc["config"]["target_value"]
@@ -94,7 +94,8 @@ def test_b_crit_against_the_target_from_one_sweep():
 
 
 def test_power_law_and_the_data_scaling_table(tmp_path):
-    from jbatch.datascaling import power_law, verdict, write_study
+    from jbatch.analysis.datascaling import power_law
+    from jbatch.report.datascaling import verdict, write_study
 
     f = power_law(np.array([4e3, 1.6e4, 6.4e4]), np.array([100.0, 200.0, 400.0]), np.full(3, 0.05))
     assert f["exponent"] == pytest.approx(0.5, abs=1e-6) and 0 < f["low"] < 0.5 < f["high"]

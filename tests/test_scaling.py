@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jbatch.errors import ConfigError
-from jbatch.scaling import measure, scaling_table
+from jbatch.sweeps.scaling import measure, scaling_table
 from tests.helpers import run_cli
 
 META = {"device_kind": "cpu", "backend": "cpu", "cpu": "test", "cpu_count": 2, "versions": {"jax": "0"}, "date": "d"}

@@ -12,11 +12,11 @@ import pytest
 from flax import nnx
 
 import jbatch
-from jbatch.epoch import make_evaluate
+from jbatch.core.epoch import make_evaluate
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.replica import stack_host
+from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
-from jbatch.loss import softmax_cross_entropy
-from jbatch.replica import stack_host
-from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
 from tests.helpers import assert_trees_close
 
 
@@ -140,8 +140,9 @@ def test_a_recurrent_model_sweeps_with_the_default_measurements(images, tmp_path
 
 def test_schedule_factory_updates_as_optax_built_outside(images):
     """jbatch's replica at learning rate 0.03 takes the steps optax's own adamw takes."""
-    from jbatch.config import SweepConfig
-    from jbatch.workload import optimizer_for, resolve
+    from jbatch.sweeps.config import SweepConfig
+    from jbatch.sweeps.optimizer import optimizer_for
+    from jbatch.workloads.workload import resolve
 
     wl = resolve(images, make_convnet, adamw_cosine)
     opt = optimizer_for(SweepConfig(batch_sizes=(16,), learning_rates=(0.003, 0.03)), wl)
@@ -160,8 +161,9 @@ def test_schedule_factory_updates_as_optax_built_outside(images):
 
 
 def test_numeric_defaults_stay_python_constants_and_the_rest_is_injected(images):
-    from jbatch.config import SweepConfig
-    from jbatch.workload import optimizer_for, resolve
+    from jbatch.sweeps.config import SweepConfig
+    from jbatch.sweeps.optimizer import optimizer_for
+    from jbatch.workloads.workload import resolve
 
     def momentum_warmup(learning_rate, momentum=0.9, warmup_steps=3):  # warmup_steps is compared in Python
         return optax.sgd(optax.linear_schedule(0.0, 1.0, warmup_steps) if warmup_steps > 0 else 1.0, momentum=momentum)
@@ -247,9 +249,9 @@ class ConvNorm(nnx.Module):
     ],
 )  # fmt: skip
 def test_the_precheck_fails_in_seconds_and_writes_nothing(images, tmp_path, model, settings, message):
-    from jbatch.config import SweepConfig
-    from jbatch.precheck import precheck
-    from jbatch.workload import resolve
+    from jbatch.sweeps.config import SweepConfig
+    from jbatch.sweeps.precheck import precheck
+    from jbatch.workloads.workload import resolve
 
     data = (images[0][:191], images[1][:191], images[2], images[3])
     wl = resolve(data, model, "momentum")
@@ -268,12 +270,12 @@ def test_the_precheck_fails_in_seconds_and_writes_nothing(images, tmp_path, mode
 
 
 def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeypatch, capsys):
-    import jbatch.run
+    import jbatch.sweeps.batch
 
     def broken(*args, **kw):
         raise RuntimeError("probe exploded")
 
-    monkeypatch.setattr(jbatch.run, "probe_replicas", broken)
+    monkeypatch.setattr(jbatch.sweeps.batch, "probe_replicas", broken)
     doc = jbatch.sweep(model="mlp", data=images, batch_sizes=[16, 64], learning_rates=[0.1], seeds=[0],
                        target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=20, budget_epochs=1,
                        widths=(16,), extend_grid=0)  # fmt: skip
@@ -285,8 +287,8 @@ def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeyp
 
 
 def test_a_target_met_before_any_update_is_left_out_of_the_fit():
-    from jbatch.report import fit_sentence
-    from jbatch.summary import sweep_fit
+    from jbatch.analysis.summary import sweep_fit
+    from jbatch.report.sweep import fit_sentence
 
     def row(b, steps):
         reps = [{"reached": True, "steps_to_target": s, "setting": (("learning_rate", 0.1),)} for s in steps]

@@ -8,10 +8,10 @@ import optax
 import pytest
 from flax import nnx
 
-from jbatch.loss import mean_squared_error, softmax_cross_entropy
-from jbatch.model import make_model
-from jbatch.optim import get_learning_rate, make_optimizer, set_learning_rate
-from jbatch.step import Batch, init_train_state, make_eval_step, make_train_step
+from jbatch.core.loss import mean_squared_error, softmax_cross_entropy
+from jbatch.core.optim import get_learning_rate, make_optimizer, set_learning_rate
+from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
+from jbatch.workloads.model import make_model
 from tests.helpers import assert_trees_close
 
 

@@ -8,15 +8,20 @@ import json
 import numpy as np
 import pytest
 
-from jbatch.batching import steps_per_epoch
-from jbatch.config import SweepConfig, config_from_mapping
-from jbatch.data import Dataset
+from jbatch.analysis.selection import best_setting, first_reach, replica_summary, series
+from jbatch.core.batching import steps_per_epoch
 from jbatch.errors import ConfigError
-from jbatch.schedule import chunk_batches, epoch_tables, layout, probe_chunks
-from jbatch.study import DOCUMENT
-from jbatch.summary import best_learning_rate, first_reach, replica_summary, series
-from jbatch.train import TrainConfig, train_and_evaluate
+from jbatch.store import DOCUMENT
+from jbatch.sweeps.cadence import chunk_batches, epoch_tables, layout, probe_chunks
+from jbatch.sweeps.config import SweepConfig, config_from_mapping
+from jbatch.sweeps.train import TrainConfig, train_and_evaluate
+from jbatch.workloads.data import Dataset
 from tests.helpers import run_size, sweep
+
+
+def best_lr(summaries):
+    """The best setting's learning rate (``selection.best_setting``)."""
+    return dict(best_setting(summaries))["learning_rate"]
 
 
 @pytest.fixture(scope="module")
@@ -123,16 +128,16 @@ def test_best_learning_rate_skips_a_diverged_replica():
         {"learning_rate": 0.3, "reached": True, "steps_to_target": 200, "final_test_loss": 0.2},
     ]
     rows = [r | {"stable": r["reached"]} for r in rows]
-    assert best_learning_rate(rows) == 0.3  # fewest steps among LRs where every seed reached
+    assert best_lr(rows) == 0.3  # fewest steps among LRs where every seed reached
     tied = [dict(r, steps_to_target=200) for r in rows if r["learning_rate"] != 1.0]
-    assert best_learning_rate(tied) == 0.3  # a tie goes to the lower final test loss
+    assert best_lr(tied) == 0.3  # a tie goes to the lower final test loss
 
 
 # --- running ----------------------------------------------------------------------------
 
 
 def _first_exploded_update(losses):
-    """Independently of jbatch.guard: the update that produced the first state whose loss
+    """Independently of jbatch.core.guard: the update that produced the first state whose loss
     is non-finite or 1000x the first loss (``losses[i]`` is the loss of the state after i updates)."""
     for i, v in enumerate(losses):
         if not np.isfinite(v) or v > 1e3 * losses[0]:
@@ -244,10 +249,10 @@ def _evaluate_fresh(cfg, ds, seed):
     """A freshly built model of ``seed``, evaluated on each split on its own."""
     import jax
 
-    from jbatch.epoch import make_evaluate
-    from jbatch.optim import make_optimizer
-    from jbatch.step import init_train_state, make_eval_step
-    from jbatch.workload import for_config
+    from jbatch.core.epoch import make_evaluate
+    from jbatch.core.optim import make_optimizer
+    from jbatch.core.step import init_train_state, make_eval_step
+    from jbatch.workloads.workload import for_config
 
     wl = for_config(cfg, ds)
     state = init_train_state(wl.model(seed), make_optimizer("sgd", 0.1))
@@ -319,10 +324,10 @@ def test_other_config_or_device_is_refused_and_nothing_is_overwritten(tiny, tmp_
     before = path.read_bytes()
     with pytest.raises(ConfigError, match=r"another config \(learning_rates: \[0.1, 10000.0\] there, \[0.1\] now"):
         sweep(_config(batch_sizes=(32,), learning_rates=(0.1,)), tmp_path, tiny)
-    import jbatch.study
+    import jbatch.sweeps.driver
 
-    real = jbatch.study.environment_metadata
-    monkeypatch.setattr(jbatch.study, "environment_metadata", lambda: real() | {"device_kind": "NVIDIA H100"})
+    real = jbatch.sweeps.driver.environment_metadata
+    monkeypatch.setattr(jbatch.sweeps.driver, "environment_metadata", lambda: real() | {"device_kind": "NVIDIA H100"})
     with pytest.raises(ConfigError, match="results from different devices are not mixed"):
         sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
     assert path.read_bytes() == before

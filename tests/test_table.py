@@ -3,7 +3,7 @@ half-up rounding (no banker's surprises)."""
 
 import pytest
 
-from jbatch import table
+from jbatch.report import table
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jbatch.engine import timed_call
+from jbatch.core.engine import timed_call
 from jbatch.errors import ConfigError
-from jbatch.throughput import bars, markdown, measurements, write_throughput_report
+from jbatch.report.throughput import bars, markdown, measurements, write_throughput_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +116,7 @@ def test_missing_peer_skips_with_a_reason(peer, module, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
     import numpy as np
 
-    from jbatch.benchmark import Workload
+    from jbatch.workloads.throughput import MLPWorkload as Workload
 
     wl = Workload("t", (4, 3, 2), np.zeros((8, 4), np.float32), np.zeros(8, np.int32))
     with pytest.raises(pytest.skip.Exception, match=r"peer: pip install -e '\.\[peers\]'"):

@@ -5,7 +5,7 @@ pass for a trade-off."""
 import numpy as np
 import pytest
 
-from jbatch.tradeoff import bootstrap, fit_steps
+from jbatch.analysis.tradeoff import bootstrap, fit_steps
 
 B = np.array([1, 4, 16, 64, 256, 1024.0])
 

@@ -14,11 +14,11 @@ import pytest
 from flax import nnx
 
 import jbatch
-from jbatch.config import SweepConfig
-from jbatch.engine import CompileCounter
+from jbatch.core.engine import CompileCounter
+from jbatch.core.optim import beta2_for_batch, get_learning_rate, inject, schedule_factor, with_schedule
 from jbatch.errors import ConfigError
-from jbatch.optim import beta2_for_batch, get_learning_rate, inject, schedule_factor, with_schedule
-from jbatch.workload import resolve
+from jbatch.sweeps.config import SweepConfig
+from jbatch.workloads.workload import resolve
 from tests.helpers import run_cli, run_size
 
 
@@ -119,7 +119,7 @@ def test_schedules_are_relative_to_each_budget():
     assert f(50, 100, "cosine") == pytest.approx(0.5)
     assert f(50, 400, "cosine") == pytest.approx(0.5 * (1 + np.cos(np.pi / 8)))
     assert f(100, 100, "linear", 0.0, 0.1) == pytest.approx(0.1) and f(10, 100, "constant", 0.2) == pytest.approx(0.5)
-    tx = inject(with_schedule(jbatch.optim.sgd, "linear", 0.0, 0.0), {"learning_rate": 1.0, "budget": 4.0})
+    tx = inject(with_schedule(jbatch.core.optim.sgd, "linear", 0.0, 0.0), {"learning_rate": 1.0, "budget": 4.0})
     params = {"w": jnp.zeros(())}
     state = tx.init(params)
     steps = []
@@ -191,7 +191,7 @@ def test_cli_bad_hyperparameters_are_one_line_exit_2_and_nothing_written(args, m
 
 @pytest.fixture(scope="module")
 def tiny(digits):
-    from jbatch.data import Dataset
+    from jbatch.workloads.data import Dataset
 
     return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
                    task="classification", outputs=10)  # fmt: skip
@@ -225,7 +225,7 @@ def _result(reps):
     ],
 )
 def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
-    from jbatch.run import extension
+    from jbatch.sweeps.grid import extension
 
     cfg = SweepConfig(target_value=0.5, learning_rates=tuple(sorted({r["learning_rate"] for r in reps})))
     more = extension(cfg, _result(reps), 2)
@@ -247,7 +247,7 @@ def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny
     added = sorted({r["learning_rate"] for r in result["replicas"] if r["extension"]})
     assert added and min(added) > 0.01 and len(added) <= 3
     assert all(r["extension"] == 0 for r in result["replicas"] if r["learning_rate"] in (0.003, 0.01))
-    from jbatch.summary import batch_size_summary
+    from jbatch.analysis.summary import batch_size_summary
 
     row = batch_size_summary(result | {"timing": None}, "test_accuracy", 0.5, 300)["row"]
     assert row["extended"] == added and row["best_learning_rate"] > 0.01  # the optimum was past the old edge
@@ -269,8 +269,8 @@ def dataclass_replace(cfg, **kw):
 def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_trains_only_what_is_new(
     digits, tmp_path, capsys, monkeypatch
 ):
-    import jbatch.study
-    from jbatch.data import fingerprint
+    import jbatch.sweeps.driver
+    from jbatch.workloads.data import fingerprint
 
     arrays = (digits.x_train[:120], digits.y_train[:120], digits.x_test[:60], digits.y_test[:60])
     kw = dict(batch_sizes=[8, "full"], seeds=[0], target=("test_accuracy", 0.6), results_dir=tmp_path,
@@ -280,13 +280,13 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
     assert first["name"] == f"data-{digest[:8]}-mlp-sgd" and first["data_sha256"] == digest
     assert "B=8: " in capsys.readouterr().err  # progress, as the CLI shows it
     seen = []
-    real = jbatch.study.run_batch_size
+    real = jbatch.sweeps.driver.run_batch_size
 
     def spy(*args, previous=None, **kwargs):
         seen.append(len(previous["replicas"]) if previous else 0)
         return real(*args, previous=previous, **kwargs)
 
-    monkeypatch.setattr(jbatch.study, "run_batch_size", spy)
+    monkeypatch.setattr(jbatch.sweeps.driver, "run_batch_size", spy)
     grown = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3, 1.0], progress=False, **kw)
     assert seen == [1, 1] and not capsys.readouterr().out  # each batch size kept its finished run; silent
     for b, result in grown["batch_sizes"].items():
@@ -303,7 +303,7 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
 
 
 def test_quick_picks_batch_sizes_that_fit_a_small_data_set(tmp_path, capsys, monkeypatch):
-    import jbatch.study
+    import jbatch.sweeps.driver
 
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((120, 4)).astype(np.float32), rng.integers(0, 3, 120)
@@ -314,6 +314,6 @@ def test_quick_picks_batch_sizes_that_fit_a_small_data_set(tmp_path, capsys, mon
         seen.append(config.batch_sizes)
         raise ConfigError("stopped before training")
 
-    monkeypatch.setattr(jbatch.study, "run_sweep", stop)
+    monkeypatch.setattr(jbatch.sweeps.driver, "run_sweep", stop)
     code, _, err = run_cli(["sweep", "--quick", "--dataset", str(tmp_path / "small.npz")], capsys)
     assert code == 2 and "stopped before training" in err and seen == [(1, 4, 16, 64, "full")]

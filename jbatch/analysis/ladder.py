@@ -1,0 +1,100 @@
+"""The critical batch size against the target, from one sweep: no new training.
+
+Every run's curve holds every level of the target metric it crossed. For a ladder of
+levels between where training starts and the sweep's target, each batch size gets its
+best setting *for that level* and its steps to it, and the trade-off is fitted per level
+(``summary.sweep_fit``): the curve ``B_crit(level)``. Next to it, the gradient noise scale
+measured along training (at the best setting's checkpoints), placed at the value the
+metric had there: McCandlish et al. (2018) and Merrill et al. (2025) expect both to grow as
+training goes on. Levels up to the sweep's target are resolved to the fine cadence (the target's split is
+evaluated finely until a run reaches the target); a level whose best runs were found at a
+coarse point only is marked, and so is every level past the target (there, only the
+coarse points remain).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from jbatch.analysis.selection import HIGHER_IS_BETTER, best_replicas, series
+from jbatch.analysis.summary import batch_size_summary, sweep_fit
+
+LEVELS = 6
+
+
+BEYOND = 2  # levels past the sweep's target, up to the best that 3 batch sizes reached
+
+
+def levels(doc: dict[str, Any], count: int = LEVELS) -> list[float]:
+    """``count`` levels of the target metric, evenly spaced from halfway between its median
+    starting value and the target, to the target; then up to ``BEYOND`` levels past it, to
+    the best value that at least three batch sizes reached (the third best of each batch
+    size's best value), when that is past the target."""
+    cfg = doc["config"]
+    metric, target = cfg["target_metric"], cfg["target_value"]
+    higher = HIGHER_IS_BETTER[metric]
+    starts = [series(rep, metric)[1][0] for r in doc["batch_sizes"].values() for rep in r["replicas"]]
+    starts = [v for v in starts if v is not None and math.isfinite(v)]
+    if not starts:
+        return [target]
+    start = float(np.median(starts))
+    out = [float(f"{v:.4g}") for v in np.linspace(start + (target - start) / 2, target, count)]
+    best = sorted((_best_value(r, metric, higher) for r in doc["batch_sizes"].values()), reverse=higher)
+    best = [v for v in best if v is not None]
+    if len(best) >= 3 and (best[2] > target if higher else best[2] < target):
+        step = (best[2] - target) / BEYOND
+        out += [float(f"{target + step * (i + 1):.4g}") for i in range(BEYOND)]
+    return [v for i, v in enumerate(out) if v not in out[:i]]
+
+
+def _best_value(result: dict[str, Any], metric: str, higher: bool) -> float | None:
+    values = [v for rep in result["replicas"] if not rep["diverged"] for v in series(rep, metric)[1]
+              if v is not None and math.isfinite(v)]  # fmt: skip
+    return (max if higher else min)(values, default=None)
+
+
+def ladder(doc: dict[str, Any], count: int = LEVELS) -> list[dict[str, Any]]:
+    """Per level: the fit of the trade-off (None with fewer than 3 batch sizes there), the
+    batch sizes that reached it, and whether any best runs there were coarse-resolved."""
+    cfg, out = doc["config"], []
+    higher, target = HIGHER_IS_BETTER[cfg["target_metric"]], cfg["target_value"]
+    beyond = lambda v: v > target if higher else v < target  # noqa: E731 (fine evaluations stop at the target)
+    results = sorted(doc["batch_sizes"].values(), key=lambda r: r["batch_size"])
+    for level in levels(doc, count):
+        rows = [batch_size_summary(r, cfg["target_metric"], level, doc["num_train"]) for r in results]
+        fit = sweep_fit(rows)
+        out.append({"level": level, "fit": fit, "reached": [s["row"]["batch_size"] for s in rows
+                                                              if s["row"]["steps_to_target"]["n"]],
+                    "coarse": any(s["row"]["coarse_steps"] for s in rows) or beyond(level),
+                    "steps": {s["row"]["batch_size"]: s["row"]["steps_to_target"]["mean"] for s in rows}})  # fmt: skip
+    return out
+
+
+def noise_along(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """B_simple at each checkpoint of each batch size's best setting, with the value the
+    target metric had at that step (mean over seeds; the nearest evaluated point)."""
+    metric = doc["config"]["target_metric"]
+    out = []
+    for s in rows:
+        n = s["noise"]
+        if not n:
+            continue
+        result = doc["batch_sizes"][str(s["row"]["batch_size"])]
+
+        reps = best_replicas(result["replicas"], s["row"])
+        for step, b in zip(n["step"], n["b_simple"], strict=True):
+            vals = []
+            for rep in reps:
+                steps, values = series(rep, metric)
+                pts = [(abs(st - step), v) for st, v in zip(steps, values, strict=True) if v is not None]
+                if pts:
+                    vals.append(min(pts)[1])
+            if vals and b is not None:
+                out.append({"batch_size": s["row"]["batch_size"], "step": step, "level": float(np.mean(vals)),
+                            "b_simple": b})  # fmt: skip
+    return out
+
+

@@ -1,0 +1,76 @@
+"""Named sweeps: the published workloads, each with settings that every regime can meet.
+
+``jbatch sweep`` with no arguments runs ``digits-mlp-sgd``; ``--preset NAME`` runs another.
+Targets are set so that, with a good learning rate, stochastic, mini-batch and full-batch
+descent all reach them within budget (checked by the published runs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jbatch.sweeps.config import SweepConfig
+
+_MNIST1D = dict(
+    dataset="mnist1d",
+    batch_sizes=(1, 8, 64, 512, "full"),
+    learning_rates=(0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162),
+    seeds=(0, 1),
+    budget_steps=400,
+    budget_epochs=5,
+)
+
+def _lm(name: str, **kw) -> SweepConfig:
+    """A language-model sweep on ``markov`` (jbatch.workloads.language): the transformer, batch sizes in
+    sequences of 16 tokens, the validation loss within 0.1 nats of the language's exact
+    floor, warm-up and cosine decay over each batch size's budget."""
+    base = dict(name=name, dataset="markov", model="transformer", batch_sizes=(1, 4, 16, 64, 256), seeds=(0, 1),
+                target_metric="test_loss", target_over_floor=0.1, budget_steps=300, budget_epochs=1,
+                schedule="cosine", warmup=0.05, final_fraction=0.1, noise_checkpoints=6)  # fmt: skip
+    return SweepConfig(**(base | kw))
+
+
+_LM_ADAM = tuple(float(f"{10**e:.4g}") for e in np.arange(-3.5, -0.99, 0.5))  # 3.162e-4 ... 0.1
+
+
+_ADAM_LRS = tuple(float(f"{10**e:.4g}") for e in np.arange(-4, -0.49, 0.5))  # 1e-4 ... 0.3162
+
+PRESETS: dict[str, SweepConfig] = {
+    "digits-mlp-sgd": SweepConfig(),
+    # An MLP plateaus near 65-70% test accuracy on MNIST-1D (Greydanus 2020): target 55%.
+    "mnist1d-mlp-sgd": SweepConfig(model="mlp", target_value=0.55, **_MNIST1D),
+    # The CNN reaches 80-90%; a full-batch CNN step is slow on CPU: a smaller grid and budget.
+    "mnist1d-cnn-sgd": SweepConfig(
+        model="cnn",
+        target_value=0.75,
+        **(_MNIST1D | {"learning_rates": (0.03162, 0.1, 0.3162, 1.0), "budget_steps": 300, "budget_epochs": 4}),
+    ),  # fmt: skip
+    # MNIST-1D at 40,000 training sequences (jbatch.workloads.mnist1d, the fixed 1,000-sequence test set),
+    # one seed: the sweep whose evaluation cost grows with N while its training does not.
+    "mnist1d40k-mlp-sgd": SweepConfig(
+        name="mnist1d40k-mlp-sgd", dataset="mnist1d:40000", model="mlp", batch_sizes=(1, 16, 256, 4096, "full"),
+        learning_rates=(0.01, 0.1, 1.0), seeds=(0,), target_value=0.6, budget_steps=300, budget_epochs=1,
+    ),
+    # The optimizers batch-size studies use (issue 11): momentum swept (Shallue et al. 2018 found it
+    # extends perfect scaling), and Adam with beta2 as it is and rescaled to keep its half-life
+    # in examples from B = 64 (Marek et al. 2025).
+    "digits-mlp-momentum": SweepConfig(name="digits-mlp-momentum", optimizer="momentum", momentum=(0.9, 0.99)),
+    "digits-mlp-adam": SweepConfig(name="digits-mlp-adam", optimizer="adam", learning_rates=_ADAM_LRS),
+    "digits-mlp-adam-b2rule": SweepConfig(name="digits-mlp-adam-b2rule", optimizer="adam", learning_rates=_ADAM_LRS,
+                                          beta2_reference=64),
+    "mnist1d-mlp-momentum": SweepConfig(name="mnist1d-mlp-momentum", model="mlp", target_value=0.55,
+                                        **(_MNIST1D | {"optimizer": "momentum", "momentum": (0.9, 0.99)})),
+    "mnist1d-mlp-adam": SweepConfig(name="mnist1d-mlp-adam", model="mlp", target_value=0.55,
+                                    **(_MNIST1D | {"optimizer": "adam", "learning_rates": _ADAM_LRS[1:]})),
+    # A language model (issue 13): the transformer on a Markov language whose entropy is known.
+    "markov-transformer-adam": _lm("markov-transformer-adam", optimizer="adam", learning_rates=_LM_ADAM),
+    "markov-transformer-adam-b2rule": _lm("markov-transformer-adam-b2rule", optimizer="adam",
+                                          learning_rates=_LM_ADAM, beta2_reference=64),
+    # for an accelerator (bench/accelerator.sh): 65,536 sequences of 128 tokens over 256 symbols, a wider
+    # and deeper transformer, batch sizes up to 4,096 sequences (half a million tokens)
+    "markov-large-transformer-adam": _lm("markov-large-transformer-adam", dataset="markov-large",
+                                         model="transformer-wide", optimizer="adam", learning_rates=_LM_ADAM,
+                                         batch_sizes=(1, 8, 64, 512, 4096), seeds=(0, 1, 2)),
+    "markov-transformer-sgd": _lm("markov-transformer-sgd", optimizer="sgd",
+                                  learning_rates=(0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162)),
+}

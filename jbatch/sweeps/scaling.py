@@ -1,0 +1,123 @@
+"""Throughput against device count, at fixed global batch and at fixed per-device batch.
+
+A process's device count is fixed when JAX starts, so every count runs in a worker
+process of its own (``XLA_FLAGS=--xla_force_host_platform_device_count=D`` on CPU; on a
+GPU host, the first D GPUs); the driver collects their measurements into
+``results/scaling/`` (``scaling.json`` and ``table.md``). ``jbatch scaling`` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import optax
+
+from jbatch.core.batching import epoch_order, resolve_batch_size
+from jbatch.core.engine import fast_unroll
+from jbatch.core.epoch import make_epoch
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.parallel import batch_sharding, data_mesh, padded_width, place
+from jbatch.core.step import init_train_state, make_train_step
+from jbatch.errors import ConfigError
+from jbatch.report import table
+from jbatch.store import write_json, write_text
+from jbatch.sweeps.metadata import environment_metadata
+from jbatch.workloads.throughput import (
+    LEARNING_RATE,
+    MOMENTUM,
+    MLPWorkload,
+    Runner,
+    device_data,
+    epoch_runner,
+    make_workload,
+)
+
+
+def worker(devices: int, batch: int, workload: str, rounds: int) -> dict[str, Any]:
+    """In a process with >= ``devices`` local devices: one sharded epoch, timed."""
+    if jax.local_device_count() < devices:
+        raise ConfigError(f"this process has {jax.local_device_count()} local devices, {devices} asked for")
+    runner = sharded_epoch(make_workload(workload), batch, devices)
+    runner.run()  # warm-up
+    seconds = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        runner.run()  # blocks on its result
+        seconds.append(time.perf_counter() - start)
+    median = float(statistics.median(seconds))
+    return {"devices": devices, "global_batch": batch, "per_device_batch": batch / devices, "workload": workload,
+            "samples_per_second": runner.samples / median, "seconds": seconds,
+            "compile_seconds": runner.compile_seconds, "metadata": environment_metadata()}  # fmt: skip
+
+
+def run_worker(devices: int, batch: int, workload: str, rounds: int, timeout_s: int = 900) -> dict[str, Any]:
+    """Runs ``worker`` in a fresh process that sees ``devices`` devices."""
+    env = dict(os.environ)
+    if jax.default_backend() == "cpu":
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+    cmd = [sys.executable, "-m", "jbatch.sweeps.scaling", str(devices), str(batch), workload, str(rounds)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise ConfigError(f"scaling worker for {devices} devices failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(device_counts: list[int], global_batch: int, per_device_batch: int, workload: str, rounds: int,
+            out: Path) -> Path:  # fmt: skip
+    """Both scaling modes for every device count; writes ``out/scaling.json`` and ``table.md``."""
+    if not device_counts or min(device_counts) < 1:
+        raise ConfigError(f"device counts must be positive integers, got {device_counts}")
+    for name, value in (("global batch", global_batch), ("per-device batch", per_device_batch), ("rounds", rounds)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    rows = []
+    for d in device_counts:
+        rows.append({"mode": "fixed global batch", **run_worker(d, global_batch, workload, rounds)})
+        rows.append({"mode": "fixed per-device batch", **run_worker(d, per_device_batch * d, workload, rounds)})
+    write_json(out / "scaling.json", {"kind": "jbatch.scaling", "rows": rows})
+    return write_text(out / "table.md", scaling_table(rows))
+
+
+def scaling_table(rows: list[dict[str, Any]]) -> str:
+    base = {r["mode"]: r["samples_per_second"] for r in rows if r["devices"] == 1}
+    body = [[r["mode"], str(r["devices"]), str(r["global_batch"]), table.num(r["per_device_batch"]),
+             table.rate(r["samples_per_second"]),
+             table.ratio(r["samples_per_second"] / base[r["mode"]] if r["mode"] in base else None)]
+            for r in sorted(rows, key=lambda r: (r["mode"], r["devices"]))]  # fmt: skip
+    lines = table.markdown(["mode", "devices", "global batch", "per-device batch", "samples/s", "vs 1 device"], body)
+    meta = rows[0]["metadata"]
+    lines += ["", f"Workload {rows[0]['workload']}, one scan-fused epoch per round, median of the rounds after a "
+              f"warm-up, each device count in its own process. Measured on {meta['device_kind']} "
+              f"({meta['backend']}), CPU {meta['cpu']}, {meta['cpu_count']} cores, jax {meta['versions']['jax']}, "
+              f"{meta['date']}. On CPU the 'devices' are host devices sharing the same cores: this measures the "
+              "overhead of the sharded program, not a speed-up from more hardware."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+
+
+def sharded_epoch(wl: MLPWorkload, batch_size: int | str | None, devices: int) -> Runner:
+    """jbatch's scan-fused epoch, data parallel over the first ``devices`` local devices
+    (``jbatch.core.parallel``): ``batch_size`` is the global batch."""
+    n = wl.num_examples
+    b = resolve_batch_size(batch_size, n)
+    mesh = data_mesh(jax.local_devices()[:devices])
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
+    epoch = make_epoch(make_train_step(softmax_cross_entropy), n, b, unroll=fast_unroll(b),
+                       sharding=batch_sharding(mesh), width=padded_width(b, mesh))  # fmt: skip
+    state, data = place(init_train_state(wl.model(0), tx), mesh), place(device_data(wl), mesh)
+    order = place(epoch_order(0, 0, n), mesh)
+    return epoch_runner(epoch, state, data, order, n, b)
+
+
+if __name__ == "__main__":  # the worker: devices batch workload rounds
+    d, b, w, r = sys.argv[1:5]
+    print(json.dumps(worker(int(d), int(b), w, int(r))))

@@ -1,0 +1,226 @@
+"""What a sweep trains, as one value: a model factory ``seed -> nnx.Module``, the data, the
+loss, the metrics and an optimizer factory. The sweep receives a ``Workload`` and never
+looks anything up by name; names in the CLI, config files and presets, and import paths
+(``mypkg.models:make_resnet``), are resolved here, at the edge (``resolve``), once.
+
+``check`` runs a new workload's factories once, before any training, so a bad model,
+optimizer or data set is one clear error (naming what failed) instead of a traceback
+halfway through a sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from jbatch.core.loss import LOSSES, LossFn, LossSum
+from jbatch.core.optim import (
+    OPTIMIZERS,
+    OptimizerFactory,
+    hyperparameters,
+)
+from jbatch.errors import ConfigError, one_line
+from jbatch.workloads.catalog import load_dataset
+from jbatch.workloads.data import Dataset, fingerprint
+from jbatch.workloads.model import make_model
+from jbatch.workloads.transformer import make_transformer
+
+ModelFactory = Callable[[int], nnx.Module]
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A model factory, data, a loss and an optimizer factory: everything a sweep trains.
+
+    Attributes:
+      model: ``seed -> nnx.Module``; replicas with the same seed start from the same weights.
+      data: the train/test arrays (``jbatch.workloads.data.Dataset``).
+      loss: ``loss(outputs, targets, mask) -> LossSum`` (summed over real rows).
+      classification: whether accuracy is a metric (arg-max of the outputs against labels).
+      optimizer: ``factory(learning_rate=..., **hyperparameters) -> optax transformation``.
+      optimizer_name: how the optimizer is recorded (a built-in name or an import path).
+    """
+
+    model: ModelFactory
+    data: Dataset
+    loss: LossFn
+    classification: bool
+    optimizer: OptimizerFactory
+    optimizer_name: str
+
+
+def import_path(path: str, what: str) -> Callable[..., Any]:
+    """The callable an import path ``package.module:attribute`` names (``what`` names it in
+    errors): a path that does not import, or names nothing callable, is a ``ConfigError``."""
+    module, sep, attr = path.partition(":")
+    if not sep or not module or not attr:
+        raise ConfigError(f"{what} {path!r} is not a known name or an import path like package.module:function")
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:  # as `python -m`, pytest and uvicorn do: modules beside you
+        sys.path.insert(0, here)
+    try:
+        obj = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module.split(".")[0]:  # the module was found, and it imports something missing
+            raise ConfigError(f"{what} {path!r}: importing {module!r} failed: {one_line(e)}") from None
+        raise ConfigError(f"{what} {path!r}: no module {module!r} in the current directory ({here}) or on the "
+                          f"Python path: run jbatch where {module.split('.')[0]}.py (or its package) is, or "
+                          "install it (pip install -e .)") from None  # fmt: skip
+    except Exception as e:  # noqa: BLE001  any import failure is the user's to fix
+        raise ConfigError(f"{what} {path!r}: cannot import {module!r} ({one_line(e)})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{what} {path!r}: {module!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ConfigError(f"{what} {path!r} names a {type(obj).__name__}, not a callable")
+    return obj
+
+
+def _call(factory: Callable[..., Any], what: str, *args: Any, **kw: Any) -> Any:
+    try:
+        return factory(*args, **kw)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001  the user's factory failed: name it and say how
+        name = getattr(factory, "__qualname__", repr(factory))
+        given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
+        raise ConfigError(f"{what} factory {name} raised {one_line(e)} (called with {given})") from None
+
+
+def build(wl: Workload, seed: int) -> nnx.Module:
+    """The workload's model for ``seed``; a factory that raises or returns something else
+    than an ``nnx.Module`` is a ``ConfigError`` that names it and the seed."""
+    model = _call(wl.model, "model", seed)
+    if not isinstance(model, nnx.Module):
+        raise ConfigError(f"model factory {getattr(wl.model, '__qualname__', wl.model)} returned a "
+                          f"{type(model).__name__}, not an nnx.Module (seed {seed})")  # fmt: skip
+    return model
+
+
+def check(wl: Workload) -> None:
+    """Runs the factories once: the model must be an ``nnx.Module`` whose outputs fit the
+    targets, the optimizer an optax transformation, the loss a ``LossSum``."""
+    model = build(wl, 0)
+    tx = _call(wl.optimizer, "optimizer", learning_rate=1e-3)
+    if not isinstance(tx, optax.GradientTransformation):
+        raise ConfigError(f"optimizer factory {wl.optimizer_name} returned a {type(tx).__name__}, "
+                          "not an optax GradientTransformation")  # fmt: skip
+    ds = wl.data
+    x, y = jnp.asarray(ds.x_train[:2]), jnp.asarray(ds.y_train[:2])
+    try:
+        out = jax.eval_shape(lambda m, x: m(x), model, x)
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"the model cannot take the data's rows {tuple(ds.x_train.shape[1:])}: "
+                          f"{type(e).__name__}: {e}") from None  # fmt: skip
+    want = (2, *y.shape[1:], ds.outputs) if wl.classification else (2, *ds.y_train.shape[1:])
+    if tuple(out.shape) != tuple(want):
+        kind = f"{ds.outputs} classes" if wl.classification else f"targets of shape {tuple(ds.y_train.shape[1:])}"
+        raise ConfigError(f"the model's output shape {tuple(out.shape[1:])} does not fit {kind}: expected "
+                          f"{tuple(want[1:])} per row")  # fmt: skip
+    summed = jax.eval_shape(wl.loss, out, y, None)
+    if not isinstance(summed, LossSum):
+        raise ConfigError(f"the loss returned a {type(summed).__name__}, not a jbatch LossSum (sum, count)")
+
+
+TRANSFORMERS = {"transformer": (32, 2, 2), "transformer-wide": (256, 4, 8)}  # width, depth, heads
+
+
+def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFactory:
+    """``seed -> model`` for one of jbatch's models on ``ds``."""
+    if name in TRANSFORMERS:
+        if ds.x_train.ndim != 2 or not np.issubdtype(ds.x_train.dtype, np.integer):
+            raise ConfigError(f"model {name!r} needs token sequences [N, T] of integer ids, got {ds.x_train.shape}")
+        return make_transformer(ds.outputs, ds.x_train.shape[1], *TRANSFORMERS[name])
+    make_model(name, ds.in_features, ds.outputs, spatial_shape=ds.spatial_shape, widths=widths)  # checks the name
+    return lambda seed: make_model(name, ds.in_features, ds.outputs, seed=seed, spatial_shape=ds.spatial_shape,
+                                   widths=widths)  # fmt: skip
+
+
+def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer: str | OptimizerFactory,
+            loss: str | LossFn | None = None, widths: tuple[int, ...] = (256, 256)) -> Workload:  # fmt: skip
+    """A checked workload from names, import paths, values or arrays:
+
+    * ``dataset``: a built-in name, ``mnist1d:N``, an ``.npz`` path, a ``Dataset``, or the
+      arrays ``(x_train, y_train, x_test, y_test)`` (integer ``y``: classification);
+    * ``model``: ``linear``/``mlp``/``cnn``, an import path, or a factory ``seed -> module``;
+    * ``optimizer``: a name of ``optim.OPTIMIZERS``, an import path, or a factory;
+    * ``loss``: ``"cross_entropy"``/``"mse"`` or a callable; by default the data's task.
+    """
+    ds = _dataset(dataset)
+    model_fn = (builtin_model(model, ds, tuple(widths)) if isinstance(model, str) and ":" not in model
+                else import_path(model, "model") if isinstance(model, str) else model)  # fmt: skip
+    if isinstance(optimizer, str):
+        if ":" not in optimizer and optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}, or an import path "
+                              "pkg.mod:factory")  # fmt: skip
+        opt_fn = OPTIMIZERS.get(optimizer) or import_path(optimizer, "optimizer")
+        opt_name = optimizer
+    else:
+        opt_fn, opt_name = optimizer, f"{optimizer.__module__}:{getattr(optimizer, '__qualname__', optimizer)}"
+    hyperparameters(opt_fn)  # takes a learning rate
+    names = {"cross_entropy": "classification", "mse": "regression"}
+    if loss is None or isinstance(loss, str):
+        task = names.get(loss, ds.task) if loss is not None else ds.task
+        if loss is not None and loss not in names:
+            raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(names)}, or a callable")
+        loss_fn, classification = LOSSES[task], task == "classification"
+    else:
+        loss_fn, classification = loss, ds.task == "classification"
+    wl = Workload(model_fn, ds, loss_fn, classification, opt_fn, opt_name)
+    check(wl)
+    return wl
+
+
+def for_config(config: Any, dataset: Dataset | None = None) -> Workload:
+    """The workload a ``SweepConfig`` names (dataset, model, optimizer, loss, widths);
+    ``dataset`` in place of the named one (tests, notebooks)."""
+    return resolve(dataset if dataset is not None else config.dataset, config.model, config.optimizer,
+                   config.loss or None, config.widths)  # fmt: skip
+
+
+def with_floor(config: Any, wl: Workload) -> Any:
+    """``config`` with ``target_value`` set to the data's exact loss floor plus
+    ``target_over_floor`` (languages, ``jbatch.workloads.language``), unchanged when that is 0."""
+    if not config.target_over_floor:
+        return config
+    floor = (wl.data.info or {}).get("floor")
+    if floor is None or not config.target_metric.endswith("loss"):
+        raise ConfigError("target_over_floor needs a loss target and a data set with a known floor (a language)")
+    return dataclasses.replace(config, target_value=float(f"{floor + config.target_over_floor:.4f}"))
+
+
+def _dataset(dataset: str | Dataset | tuple) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, str):
+        return load_dataset(dataset)
+    try:
+        x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in dataset)
+    except (TypeError, ValueError):
+        raise ConfigError("data must be a name, a Dataset, or (x_train, y_train, x_test, y_test)") from None
+    if np.issubdtype(y_tr.dtype, np.integer):
+        if y_tr.size and (y_tr.min() < 0 or y_te.min() < 0):
+            raise ConfigError("labels must be integers in [0, classes): found a negative label")
+        classes = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
+        dtype = np.int32 if np.issubdtype(x_tr.dtype, np.integer) else np.float32  # token ids stay integers
+        arrays = (x_tr.astype(dtype), y_tr.astype(np.int32), x_te.astype(dtype), y_te.astype(np.int32))
+        return Dataset(_name(arrays), *arrays, task="classification", outputs=classes)
+    y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))
+    arrays = (x_tr.astype(np.float32), y_tr, x_te.astype(np.float32), y_te)
+    return Dataset(_name(arrays), *arrays, task="regression", outputs=y_tr.shape[1])
+
+
+def _name(arrays: tuple[np.ndarray, ...]) -> str:
+    """Arrays passed in are named by their content: the same arrays, the same name."""
+    return f"data-{fingerprint(*arrays)[:8]}"
