@@ -278,5 +278,7 @@ def test_o5_b_crit_against_the_noise_scale_averaged_along_training(doc, tmp_path
     assert o5([s])[0] == "holds"
     s.fit = s.fit | {"b_crit": 10 * along, "interval": {"low": 8 * along, "high": 12 * along}}
     assert o5([s])[0] == "does not hold"
+    s.fit = s.fit | {"interval": {"low": None, "high": None}}  # one seed per batch size: no interval
+    assert o5([s])[0].startswith("not measured") and "no interval, not judged" in o5([s])[1]
     adam = _variant(doc, tmp_path, "adam", optimizer="adam")
     assert o5([adam])[0].startswith("not measured") and "adam, not judged" in o5([adam])[1]

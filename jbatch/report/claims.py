@@ -482,12 +482,14 @@ def o5(sweeps: list[Sweep]) -> Verdict:
         bounds = interval_bounds(s.fit["interval"])
         lo, hi = (bounds[0] / along, bounds[1] / along) if bounds else (math.nan, math.nan)
         near = [x["noise"]["at_target"] for x in s.rows if x["noise"] and x["noise"].get("at_target")]
-        if sgd:
-            outcomes.append(bool(bounds) and lo <= NOISE_FACTOR and hi >= 1 / NOISE_FACTOR)
-        label = "" if sgd else f" ({cfg['optimizer']}, not judged)"
+        if sgd and bounds:
+            outcomes.append(lo <= NOISE_FACTOR and hi >= 1 / NOISE_FACTOR)
+        label = ("" if sgd and bounds else " (no interval, not judged)" if sgd else
+                 f" ({cfg['optimizer']}, not judged)")  # fmt: skip
         parts.append(f"{s.name}{label}: "
                      f"B_crit {_g(s.fit['b_crit'])} {interval_text(s.fit['interval'])}, B_simple averaged along "
-                     f"training {_g(along)}, ratio {_g(s.fit['b_crit'] / along)} {table.interval(lo, hi)}"
+                     f"training {_g(along)}, ratio {_g(s.fit['b_crit'] / along)}"
+                     + (f" {table.interval(lo, hi)}" if bounds else "")
                      + (f" (near the target {_g(float(np.median(near)))})" if near else ""))  # fmt: skip
     if not outcomes:
         return "not measured (no plain-SGD sweep with a fit and a measured noise scale)", "; ".join(parts) or "-", "-"

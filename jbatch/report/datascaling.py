@@ -62,8 +62,8 @@ def markdown(rows: list[dict[str, Any]], laws: dict[str, dict[str, Any]]) -> str
     meta = rows[0]["metadata"]
     lines += ["", "Each size trains on a class-balanced subset of the next larger one, with one fixed 1,000-sequence "
                   "test set; B_crit is the fit of S(B) = S_min (1 + B_crit / B) to each sweep (interval: bootstrap "
-                  "over seeds and batch sizes); the exponents are least squares on logs, intervals by parametric "
-                  "bootstrap from those intervals.",
+                  "over the seeds within each batch size); the exponents are least squares on logs, intervals by "
+                  "parametric bootstrap from those intervals.",
               f"Measured on {meta['device_kind']} ({meta['backend']}), CPU {meta['cpu']}, jax "
               f"{meta['versions']['jax']}, {meta['date']}, commit {str(meta['commit']['id'])[:10]}."]  # fmt: skip
     return "\n".join(lines) + "\n"
