@@ -123,7 +123,7 @@ def test_a_blow_up_after_the_target_is_instability_and_loses_the_best_learning_r
     calm = replica_summary(_spiked(False), result, "test_accuracy", 0.8)
     assert spiked["reached"] and spiked["steps_to_target"] == 20 and spiked["unstable_at_step"] == 40
     assert not spiked["stable"] and calm["stable"] and calm["unstable_at_step"] is None
-    slower = dict(calm, learning_rate=0.3, steps_to_target=30)
+    slower = dict(calm, learning_rate=0.3, setting=(("learning_rate", 0.3),), steps_to_target=30)
     assert best_lr([spiked, slower]) == 0.3  # stable and slower beats fast and unstable
 
 
