@@ -34,7 +34,7 @@ def tiny(digits):
 def _config(**kw):
     base = SweepConfig(name="m", dataset="tiny", widths=(16,), batch_sizes=(8, "full"), learning_rates=(0.03, 0.3, 3.0),
                        seeds=(0, 1), target_value=0.7, budget_steps=60, budget_epochs=2, evals=30,
-                       noise_checkpoints=3, coarse_evals=5, timing_rounds=7, extend_grid=0)  # fmt: skip
+                       noise_checkpoints=3, noise_unroll=1, coarse_evals=5, timing_rounds=7, extend_grid=0)  # fmt: skip
     return dataclasses.replace(base, **kw)
 
 

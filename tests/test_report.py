@@ -16,7 +16,7 @@ def swept(digits, tmp_path_factory):
                    task="classification", outputs=10)  # fmt: skip
     cfg = SweepConfig(name="r", dataset="tiny", widths=(16,), batch_sizes=(1, 32, "full"), learning_rates=(0.03, 0.3),
                       seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6,
-                      noise_checkpoints=2, extend_grid=0)  # fmt: skip
+                      noise_checkpoints=2, noise_unroll=1, extend_grid=0)  # fmt: skip
     directory, _ = sweep(cfg, tmp_path_factory.mktemp("res"), tiny)
     return directory
 

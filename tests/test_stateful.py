@@ -126,7 +126,8 @@ def test_a_recurrent_model_sweeps_with_the_default_measurements(images, tmp_path
     data = tuple(a.reshape(-1, 8, 8) if a.ndim > 1 else a for a in images)
     doc = jbatch.sweep(model=model, data=data, optimizer=adamw_cosine, batch_sizes=[32], learning_rates=[0.003, 0.03],
                        seeds=[0, 1], target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=40,
-                       budget_epochs=2, evals=20, progress=False, report=False)  # fmt: skip
+                       budget_epochs=2, evals=20, progress=False, report=False,
+                       noise_unroll=1)  # fmt: skip
     assert doc["checks"]["learning_rate"] == "scaled"  # the schedule compares the learning rate in Python
     assert not doc["checks"]["batch_statistics"] and not doc["checks"]["inexact"]
     for b, result in doc["batch_sizes"].items():
@@ -278,7 +279,7 @@ def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeyp
     monkeypatch.setattr(jbatch.sweeps.batch, "probe_replicas", broken)
     doc = jbatch.sweep(model="mlp", data=images, batch_sizes=[16, 64], learning_rates=[0.1], seeds=[0],
                        target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=20, budget_epochs=1,
-                       widths=(16,), extend_grid=0)  # fmt: skip
+                       widths=(16,), extend_grid=0, noise_unroll=1)  # fmt: skip
     stored = json.loads((tmp_path / doc["name"] / "sweep.json").read_text())
     for b in ("16", "64"):
         assert stored["batch_sizes"][b]["failures"]["noise"].startswith("RuntimeError: probe exploded")

@@ -223,7 +223,7 @@ def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run,
     # momentum: a skipped step that ran anyway would still move the weights
     # an unreachable target keeps the test split evaluated at every fine point (epoch ends included)
     cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
-                  optimizer="momentum", noise_checkpoints=3, target_value=1.01)  # fmt: skip
+                  optimizer="momentum", noise_checkpoints=3, noise_unroll=1, target_value=1.01)  # fmt: skip
     result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
     assert result["chunk_steps"] == (7 if b == 16 else 3)  # B=32: calls of 1 to 3 steps, up to the next evaluation
     assert result["replica_batch"] == (1 if replica_batch == "auto" else None)

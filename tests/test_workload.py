@@ -51,7 +51,7 @@ def images(digits):
 def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsys):
     doc = jbatch.sweep(model=make_residual_cnn, data=images, optimizer="momentum", batch_sizes=[16, 64, "full"],
                        learning_rates=[0.03, 0.3], seeds=[0, 1], target=("test_accuracy", 0.6), results_dir=tmp_path,
-                       budget_steps=30, budget_epochs=1, evals=20, noise_checkpoints=2, extend_grid=0,
+                       budget_steps=30, budget_epochs=1, evals=20, noise_checkpoints=2, noise_unroll=1, extend_grid=0,
                        report=False)  # the CLI writes it below (the README example checks the default)  # fmt: skip
     directory = tmp_path / doc["name"]
     assert json.loads((directory / "sweep.json").read_text()) == json.loads(json.dumps(doc))
@@ -237,7 +237,7 @@ def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny
 
     cfg = SweepConfig(name="x", dataset="tiny", widths=(16,), batch_sizes=(32,), learning_rates=(0.003, 0.01),
                       seeds=(0, 1), target_value=0.5, budget_steps=40, budget_epochs=1, evals=10,
-                      noise_checkpoints=2, extend_grid=3)  # fmt: skip
+                      noise_checkpoints=2, noise_unroll=1, extend_grid=3)  # fmt: skip
     run_size(cfg, tiny, 32)  # warms JAX's caches of eager operations (model initialisation)
     with CompileCounter() as once:
         run_size(dataclass_replace(cfg, extend_grid=0), tiny, 32)
@@ -274,7 +274,8 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
 
     arrays = (digits.x_train[:120], digits.y_train[:120], digits.x_test[:60], digits.y_test[:60])
     kw = dict(batch_sizes=[8, "full"], seeds=[0], target=("test_accuracy", 0.6), results_dir=tmp_path,
-              budget_steps=20, budget_epochs=1, evals=10, widths=(16,), noise_checkpoints=2, extend_grid=0)  # fmt: skip
+              budget_steps=20, budget_epochs=1, evals=10, widths=(16,), noise_checkpoints=2, noise_unroll=1,
+              extend_grid=0)  # fmt: skip
     first = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3], report=False, **kw)
     digest = fingerprint(*(a.astype(np.float32 if a.ndim > 1 else np.int32) for a in arrays))
     assert first["name"] == f"data-{digest[:8]}-mlp-sgd" and first["data_sha256"] == digest
@@ -296,7 +297,8 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
     code, _, err = run_cli(["sweep", "--dataset", str(tmp_path / "mine.npz"), "--widths", "16", "--batch-sizes",
                             "8,full", "--lrs", "0.3,1.0", "--seeds", "0", "--target", "test_accuracy=0.6",
                             "--budget-steps", "20", "--budget-epochs", "1", "--evals", "10", "--noise-checkpoints",
-                            "2", "--extend-grid", "0", "--results-dir", str(tmp_path)], capsys)  # fmt: skip
+                            "2", "--noise-unroll", "1", "--extend-grid", "0", "--results-dir", str(tmp_path)],
+                           capsys)  # fmt: skip
     assert code == 0, err
     code, out, err = run_cli(["compare", str(tmp_path / grown["name"]), str(tmp_path / "mine-mlp-sgd")], capsys)
     assert code == 0 and "| 8 |" in out, err  # one workload: the same arrays under two names
