@@ -15,6 +15,16 @@ def digits():
     return load_digits()
 
 
+@pytest.fixture(scope="session")
+def tiny(digits):
+    """The shared tiny data set of the test sweeps: 300 training digits (300 = 9 * 32 + 12: B=32
+    ends each epoch with a padded batch) and 100 test digits."""
+    from jbatch.workloads.data import Dataset
+
+    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
+                   task="classification", outputs=10)  # fmt: skip
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _compilation_cache(tmp_path_factory):
     """Programs identical across tests compile once per session (JAX's persistent cache)."""

@@ -1,6 +1,10 @@
 """Test helpers: PyTree comparison at float32 tolerances, and running the CLI in-process."""
 
+import dataclasses
+
 import jax
+
+from jbatch.sweeps.config import SweepConfig
 
 # Float32 tolerances, as optax's transform tests use.
 RTOL, ATOL = 1e-5, 1e-6
@@ -14,6 +18,19 @@ def assert_trees_close(a, b, rtol=RTOL, atol=ATOL):
     assert len(la) == len(lb) and la
     for x, y in zip(la, lb, strict=True):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+# The shared tiny sweep (on conftest's ``tiny`` data set): one width, two seeds, a probe
+# unrolled once, no grid extension. Test files override only what they test, so the programs
+# of their sweeps repeat across files and the session's compilation cache serves them.
+TINY = SweepConfig(name="t", dataset="tiny", widths=(16,), batch_sizes=(32, "full"), learning_rates=(0.03, 0.3),
+                   seeds=(0, 1), target_value=0.7, budget_steps=30, budget_epochs=1, evals=10, noise_checkpoints=0,
+                   noise_unroll=1, extend_grid=0)  # fmt: skip
+
+
+def tiny_config(**kw) -> SweepConfig:
+    """``TINY`` with ``kw`` replaced."""
+    return dataclasses.replace(TINY, **kw)
 
 
 def run_cli(argv, capsys):

@@ -9,19 +9,13 @@ import pytest
 
 from bench.to_target import JbatchRunner, case
 from jbatch.analysis.selection import replica_summary
-from jbatch.sweeps.config import SweepConfig
-from jbatch.workloads.data import Dataset
 from jbatch.workloads.model import make_model
-from tests.helpers import sweep
+from tests.helpers import TINY, sweep, tiny_config
 
 
 @pytest.fixture(scope="module")
-def swept(digits, tmp_path_factory):
-    tiny = Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                   task="classification", outputs=10)  # fmt: skip
-    cfg = SweepConfig(name="t", dataset="tiny", widths=(32,), batch_sizes=(1, 16, "full"), learning_rates=(0.3,),
-                      seeds=(0, 1), target_value=0.7, budget_steps=60, budget_epochs=1, evals=30,
-                      noise_checkpoints=0, extend_grid=0)  # fmt: skip
+def swept(tiny, tmp_path_factory):
+    cfg = tiny_config(batch_sizes=(1, 16, "full"), learning_rates=(0.3,), budget_steps=60, evals=30)
     directory, doc = sweep(cfg, tmp_path_factory.mktemp("conv"), tiny)
     return directory, doc, tiny
 
@@ -32,7 +26,7 @@ def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
     c = case(regime, results=directory)
     result = doc["batch_sizes"][str(c.batch_size)]
     want = {r["seed"]: replica_summary(r, result, "test_accuracy", 0.7)["steps_to_target"] for r in result["replicas"]}
-    model_of = lambda seed: make_model("mlp", 64, 10, seed=seed, widths=(32,))  # noqa: E731
+    model_of = lambda seed: make_model("mlp", 64, 10, seed=seed, widths=TINY.widths)  # noqa: E731
     runner = JbatchRunner(c, model_of, (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
                           (jax.device_put(ds.x_test), jax.device_put(ds.y_test)))  # fmt: skip
     for seed in (0, 1):

@@ -22,6 +22,7 @@ def _env(**extra):
     return env | extra
 
 
+@pytest.mark.slow
 def test_data_parallel_on_4_host_devices_equals_one_device():
     proc = subprocess.run(
         [sys.executable, "-m", "tests.parallel_check"],
@@ -38,6 +39,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_sweep_splits_batch_sizes_and_merges(tmp_path):
     port = _free_port()
     args = ["sweep", "--quick", "--batch-sizes", "100,full", "--seeds", "0", "--lrs", "0.1,1",

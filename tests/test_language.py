@@ -83,6 +83,7 @@ def test_a_trained_transformer_approaches_the_floor_and_does_not_beat_it():
     assert loss < floor + 0.1  # and it learned most of it (uniform would be log 8 = 2.08)
 
 
+@pytest.mark.slow
 def test_a_language_sweep_counts_examples_not_tokens(tmp_path):
     """The compiled program counts loss terms (tokens); examples per epoch and to target are
     sequences: N per epoch, and steps x B to target (the report once gave tokens there)."""

@@ -16,8 +16,7 @@ from jbatch.errors import ConfigError
 from jbatch.report.compare import compare
 from jbatch.sweeps.clock import TIME_PARTS
 from jbatch.sweeps.config import SweepConfig
-from jbatch.workloads.data import Dataset
-from tests.helpers import run_size, sweep
+from tests.helpers import run_size, sweep, tiny_config
 
 
 def best_lr(summaries):
@@ -25,17 +24,11 @@ def best_lr(summaries):
     return dict(best_setting(summaries))["learning_rate"]
 
 
-@pytest.fixture(scope="module")
-def tiny(digits):
-    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                   task="classification", outputs=10)  # fmt: skip
-
-
 def _config(**kw):
-    base = SweepConfig(name="m", dataset="tiny", widths=(16,), batch_sizes=(8, "full"), learning_rates=(0.03, 0.3, 3.0),
-                       seeds=(0, 1), target_value=0.7, budget_steps=60, budget_epochs=2, evals=30,
-                       noise_checkpoints=3, noise_unroll=1, coarse_evals=5, timing_rounds=7, extend_grid=0)  # fmt: skip
-    return dataclasses.replace(base, **kw)
+    """The shared tiny sweep at B=8 with three learning rates, noise probes and timing rounds."""
+    return tiny_config(**{"name": "m", "batch_sizes": (8, "full"), "learning_rates": (0.03, 0.3, 3.0),
+                          "budget_steps": 60, "budget_epochs": 2, "evals": 30, "noise_checkpoints": 3,
+                          "coarse_evals": 5, "timing_rounds": 7} | kw)  # fmt: skip
 
 
 def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
@@ -162,10 +155,20 @@ def test_compare_two_runs_of_one_workload(two_runs, tmp_path):
 
 
 def test_compare_calls_runs_apart_only_when_the_seeds_steps_say_so(two_runs, tmp_path):
-    a, b = two_runs
+    """The rule on the seeds' steps, with each run's seconds per step pinned to one tight
+    interval (the timing rounds of a loaded machine could otherwise decide it)."""
+
+    def pinned(doc):
+        for result in doc["batch_sizes"].values():
+            result["timing"]["seconds_per_step_interval"] = [1e-3, 1.01e-3]
+        return doc
+
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "sweep.json").write_text(json.dumps(pinned(json.loads((two_runs[0] / "sweep.json").read_text()))))
     slow = tmp_path / "slow"
     slow.mkdir()
-    doc = json.loads((b / "sweep.json").read_text())
+    doc = pinned(json.loads((two_runs[1] / "sweep.json").read_text()))
     for rep in doc["batch_sizes"]["8"]["replicas"]:  # every seed 20x later: apart even with t(1) = 12.7
         rep["curve"]["step"] = [20 * st for st in rep["curve"]["step"]]
         rep["coarse"]["step"] = [20 * st for st in rep["coarse"]["step"]]

@@ -46,6 +46,16 @@ def test_the_full_gradient_comes_from_the_group_pass_exactly(problem, group):
     np.testing.assert_allclose(got["grad_sq"], G @ G, rtol=1e-5)
 
 
+def test_the_unroll_changes_the_program_not_the_moments(problem):
+    """Tests probe with ``unroll=1`` (a smaller program); sweeps with the default: same moments."""
+    ds, state, _ = problem
+    data = (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train))
+    one, many = (jax.jit(lambda s, u=u: gradient_moments(s, data, mean_squared_error, group=7, unroll=u))(state)
+                 for u in (1, 8))  # fmt: skip
+    for key in ("grad_sq", "trace_sigma", "b_simple"):
+        np.testing.assert_allclose(one[key], many[key], rtol=1e-5)
+
+
 @pytest.mark.parametrize("group", [6, 20])  # 300 examples: 50 groups of 6, 15 groups of 20
 def test_group_moments_are_unbiased_over_random_partitions(problem, group):
     ds, state, g = problem

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import jax
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -27,6 +28,7 @@ def test_library_example_runs_with_a_user_model_and_optimizer(capsys):
     assert "(45,)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_path, monkeypatch, capsys):
     code = _block_after("<!-- example: sweep", "python")
     monkeypatch.chdir(tmp_path)  # it writes runs/<name>/

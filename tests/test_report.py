@@ -5,18 +5,13 @@ import pytest
 
 from jbatch.store import DOCUMENT
 from jbatch.sweeps.config import SweepConfig
-from jbatch.workloads.data import Dataset
 from tests.helpers import run_cli as run
-from tests.helpers import sweep
+from tests.helpers import sweep, tiny_config
 
 
 @pytest.fixture(scope="module")
-def swept(digits, tmp_path_factory):
-    tiny = Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                   task="classification", outputs=10)  # fmt: skip
-    cfg = SweepConfig(name="r", dataset="tiny", widths=(16,), batch_sizes=(1, 32, "full"), learning_rates=(0.03, 0.3),
-                      seeds=(0, 1), target_value=0.6, budget_steps=30, budget_epochs=1, evals=6,
-                      noise_checkpoints=2, noise_unroll=1, extend_grid=0)  # fmt: skip
+def swept(tiny, tmp_path_factory):
+    cfg = tiny_config(name="r", batch_sizes=(1, 32, "full"), target_value=0.6, evals=6, noise_checkpoints=2)
     directory, _ = sweep(cfg, tmp_path_factory.mktemp("res"), tiny)
     return directory
 
@@ -82,6 +77,7 @@ def test_sweep_config_file_and_flags(tmp_path, capsys):
     assert code == 2 and "is not valid toml" in err
 
 
+@pytest.mark.slow
 def test_quick_sweep_end_to_end_writes_tables_and_resumes(tmp_path, capsys):
     args = ["sweep", "--quick", "--batch-sizes", "8,full", "--lrs", "0.1,1", "--results-dir", str(tmp_path)]
     code, out, err = run(args, capsys)

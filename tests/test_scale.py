@@ -99,6 +99,10 @@ def test_power_law_and_the_data_scaling_table(tmp_path):
 
     f = power_law(np.array([4e3, 1.6e4, 6.4e4]), np.array([100.0, 200.0, 400.0]), np.full(3, 0.05))
     assert f["exponent"] == pytest.approx(0.5, abs=1e-6) and 0 < f["low"] < 0.5 < f["high"]
+    n, v, sigma = np.array([4e3, 1.6e4, 6.4e4]), np.array([100.0, 260.0, 350.0]), np.array([0.05, 0.2, 0.1])
+    rng = np.random.default_rng(0)  # all draws at once: the same interval as refitting draw by draw
+    ks = [np.polyfit(np.log(n), np.log(v) + rng.normal(0, sigma), 1)[0] for _ in range(2000)]
+    assert [power_law(n, v, sigma)[k] for k in ("low", "high")] == pytest.approx(np.percentile(ks, [2.5, 97.5]))
     assert verdict({"b_crit": f}).startswith("holds")
     assert verdict({"b_crit": f | {"low": -0.1}}).startswith("not shown")
     for n in (4000, 16000):

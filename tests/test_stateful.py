@@ -119,6 +119,7 @@ def test_host_copies_of_states_with_rng_keys_stack(images):
     assert np.array_equal(jax.random.key_data(keys[0][1]), jax.random.key_data(keys[0][0]))
 
 
+@pytest.mark.slow
 def test_a_recurrent_model_sweeps_with_the_default_measurements(images, tmp_path):
     """``nnx.RNN`` keeps an RNG stream for its carry; the README's example sweeps a CNN with
     BatchNorm and Dropout (``tests/test_repo.py``)."""

@@ -13,10 +13,9 @@ from jbatch.core.batching import steps_per_epoch
 from jbatch.errors import ConfigError
 from jbatch.store import DOCUMENT
 from jbatch.sweeps.cadence import chunk_batches, epoch_tables, layout, probe_chunks
-from jbatch.sweeps.config import SweepConfig, config_from_mapping
+from jbatch.sweeps.config import config_from_mapping
 from jbatch.sweeps.train import TrainConfig, train_and_evaluate
-from jbatch.workloads.data import Dataset
-from tests.helpers import run_size, sweep
+from tests.helpers import run_size, sweep, tiny_config
 
 
 def best_lr(summaries):
@@ -24,18 +23,9 @@ def best_lr(summaries):
     return dict(best_setting(summaries))["learning_rate"]
 
 
-@pytest.fixture(scope="module")
-def tiny(digits):
-    """300 digits (300 = 9 * 32 + 12: B=32 ends each epoch with a padded batch)."""
-    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                   task="classification", outputs=10)  # fmt: skip
-
-
 def _config(**kw):
-    base = SweepConfig(name="t", dataset="tiny", widths=(16,), batch_sizes=(32, "full"), learning_rates=(0.1, 1e4),
-                       seeds=(0,), target_value=0.7, budget_steps=20, budget_epochs=2, evals=10,
-                       noise_checkpoints=0, extend_grid=0)  # fmt: skip
-    return dataclasses.replace(base, **kw)
+    """The shared tiny sweep with one seed, a learning rate that diverges, two epochs."""
+    return tiny_config(**{"learning_rates": (0.1, 1e4), "seeds": (0,), "budget_steps": 20, "budget_epochs": 2} | kw)
 
 
 # --- cadence -------------------------------------------------------------------------

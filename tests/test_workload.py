@@ -48,6 +48,7 @@ def images(digits):
     return shape(digits.x_train[:256]), digits.y_train[:256], shape(digits.x_test[:100]), digits.y_test[:100]
 
 
+@pytest.mark.slow
 def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsys):
     doc = jbatch.sweep(model=make_residual_cnn, data=images, optimizer="momentum", batch_sizes=[16, 64, "full"],
                        learning_rates=[0.03, 0.3], seeds=[0, 1], target=("test_accuracy", 0.6), results_dir=tmp_path,
@@ -189,13 +190,6 @@ def test_cli_bad_hyperparameters_are_one_line_exit_2_and_nothing_written(args, m
     assert not any(tmp_path.iterdir())
 
 
-@pytest.fixture(scope="module")
-def tiny(digits):
-    from jbatch.workloads.data import Dataset
-
-    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                   task="classification", outputs=10)  # fmt: skip
-
 
 
 # --- every best learning rate bracketed (grids that widen) -------------------------------
@@ -266,6 +260,7 @@ def dataclass_replace(cfg, **kw):
     return dataclasses.replace(cfg, **kw)
 
 
+@pytest.mark.slow
 def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_trains_only_what_is_new(
     digits, tmp_path, capsys, monkeypatch
 ):
