@@ -45,6 +45,16 @@ def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_pa
     assert doc["name"].endswith("-make-net-adamw-cosine") and doc["name"] in capsys.readouterr().out
 
 
+def test_the_readme_layout_lists_every_module_of_each_package_and_no_other():
+    layout = README[README.index("## Layout"):]
+    packages = sorted(p.parent.name for p in (ROOT / "jbatch").glob("*/__init__.py"))
+    assert packages == ["analysis", "core", "report", "sweeps", "workloads"]
+    for package in packages:
+        row = next(line for line in layout.splitlines() if line.startswith(f"| `jbatch/{package}/`"))
+        listed = set(re.findall(r"`(\w+)\.py`", row))
+        assert listed == {p.stem for p in (ROOT / "jbatch" / package).glob("*.py")} - {"__init__"}, package
+
+
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     commands = re.findall(r"```bash\n# the tests.*?\n(.*?)\n```", README, re.S)
