@@ -77,6 +77,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--devices", type=POSITIVE, default=1, help="data parallel over this many local devices")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)")  # fmt: skip
+    p.add_argument("--sample", type=NATURAL, default=0, metavar="N",
+                   help="a character data set (shakespeare-char): write N characters with the trained model")
+    p.add_argument("--prompt", default="\n", help="with --sample: the text to continue (default: a new line)")
+    p.add_argument("--temperature", type=float, default=1.0, help="with --sample: divides the logits")
 
 
 def _add_base(p: argparse.ArgumentParser) -> None:
@@ -104,6 +108,7 @@ def _base_config(args: argparse.Namespace, quick: bool = False):
 
 def _train(args: argparse.Namespace) -> int:
     from jbatch.sweeps.train import TrainConfig, train_and_evaluate, train_record
+    from jbatch.workloads.workload import resolve
 
     config = TrainConfig.from_sweep(_base_config(args), batch_size=args.batch_size, epochs=args.epochs,
                                     learning_rate=args.lr, seed=args.seed, devices=args.devices)  # fmt: skip
@@ -117,11 +122,29 @@ def _train(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    result = train_and_evaluate(config, on_epoch=show)
+    workload = resolve(config.dataset, config.model, config.optimizer, config.loss or None, config.widths)
+    prompt = args.prompt.encode().decode("unicode_escape")  # --prompt '\n' is a new line, as the default
+    vocab = (workload.data.info or {}).get("vocab")
+    if args.sample and vocab is None:
+        raise ConfigError(f"--sample needs a character data set (shakespeare-char); {config.dataset} has no "
+                          "vocabulary")  # fmt: skip
+    if args.sample and (not args.temperature > 0 or set(prompt) - set(vocab)):
+        raise ConfigError(f"--sample needs a temperature > 0 (got {args.temperature}) and a prompt of the "
+                          f"vocabulary's characters (got {prompt!r})")  # fmt: skip
+    result = train_and_evaluate(config, on_epoch=show, workload=workload)
+    record = train_record(result)
+    if args.sample:
+        from jbatch.workloads.sample import generate
+
+        text = generate(result.state.model(), vocab, args.sample, workload.data.info["context"], prompt,
+                        config.seed, args.temperature)  # fmt: skip
+        record["sample"] = {"prompt": prompt, "characters": args.sample, "temperature": args.temperature,
+                            "seed": config.seed, "text": text}  # fmt: skip
+        print(f"sample ({args.sample} characters, temperature {args.temperature}, seed {config.seed}):\n{prompt}{text}")
     out = args.out or Path("runs") / (
         f"train-{slug(config.dataset)}-{slug(config.model)}-b{result.batch_size}-s{config.seed}.json"
     )
-    write_json(out, train_record(result))
+    write_json(out, record)
     print(f"compile {result.compile_seconds['epoch']:.2f}s (epoch), wrote {out}")
     return 0
 

@@ -121,3 +121,33 @@ def test_missing_peer_skips_with_a_reason(peer, module, monkeypatch):
     wl = Workload("t", (4, 3, 2), np.zeros((8, 4), np.float32), np.zeros(8, np.int32))
     with pytest.raises(pytest.skip.Exception, match=r"peer: pip install -e '\.\[peers\]'"):
         PEERS[peer](wl, 4, 8)
+
+
+def _text_case(kind, seconds, **extra):
+    e = {"kind": kind, "workload": "shakespeare-char", "batch_size": 12, "seconds": seconds,
+         "compile_seconds": dict.fromkeys(seconds, 1.5)} | extra  # fmt: skip
+    return {"stats": {"median": 1.0}, "extra_info": e}
+
+
+def test_report_tabulates_the_shakespeare_cases_with_ratios_and_ties(tmp_path):
+    """Tokens/s = windows per round x 64 / the median round; each peer's ratio to jbatch comes
+    with the interval of the two medians' order-statistic intervals, '(tie)' when it holds 1."""
+    jb = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0]
+    through = _text_case("text-throughput", {"jbatch-scan": jb, "flax-nnx-loop": [2 * x for x in jb],
+                                             "torch-nanogpt": [x + 0.04 for x in jb]},
+                         samples_per_round=dict.fromkeys(["jbatch-scan", "flax-nnx-loop", "torch-nanogpt"], 1200),
+                         tokens_per_example=64)  # fmt: skip
+    target = _text_case("text-to-target", {"jbatch": [30.0, 31.0, 29.0], "torch-nanogpt": [60.0, 62.0, 58.0]},
+                        steps_to_target={"jbatch": 1000, "torch-nanogpt": None}, target=2.0, budget=2000,
+                        every=100, curves={"jbatch": [2.5, 2.1, 1.99], "torch-nanogpt": [2.5, 2.1, 1.99]})  # fmt: skip
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(_doc([through, target])))
+    text = markdown(json.loads(path.read_text()))
+    row = next(line for line in text.splitlines() if line.startswith("| flax-nnx-loop"))
+    assert "| 38.4k [34.9k, 42.7k] | 2.00x [" in row and "(tie)" not in row, row  # 1200 x 64 / 2.0 s
+    torch_row = next(line for line in text.splitlines() if line.startswith("| torch-nanogpt") and "1.04" in line)
+    assert "(tie)" in torch_row  # 4% slower, well inside the rounds' spread
+    target_row = next(line for line in text.splitlines() if line.startswith("| torch-nanogpt | missed"))
+    assert "| 60 [58, 62] | 2.00x [" in target_row and "3 rounds, the range: below 95% coverage" in text
+    paths = write_throughput_report(path, tmp_path / "out")
+    assert {p.name for p in paths} == {"benchmark.json", "table.md", "curves.png"}

@@ -136,9 +136,10 @@ def with_schedule(factory: OptimizerFactory, kind: str, warmup: float = 0.0, fin
         return factory
 
     def scheduled(learning_rate, budget=1.0, **hyper):
+        steps = jnp.asarray(budget, jnp.float32)  # an int budget too (strict dtype promotion)
         return optax.chain(
             factory(learning_rate=learning_rate, **hyper),
-            optax.scale_by_schedule(lambda count: schedule_factor(count, jnp.asarray(budget), kind, warmup, final)),
+            optax.scale_by_schedule(lambda count: schedule_factor(count, steps, kind, warmup, final)),
         )
 
     scheduled.__signature__ = inspect.Signature(  # the factory's own hyperparameters, and the budget

@@ -40,7 +40,8 @@ def load_benchmark(path: str | Path) -> dict[str, Any]:
     doc = read_json(path)
     if not isinstance(doc, dict) or "benchmarks" not in doc or "machine_info" not in doc:
         raise ConfigError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' / 'machine_info')")
-    rows = [b for b in doc["benchmarks"] if "method" in b.get("extra_info", {})]
+    rows = [b for b in doc["benchmarks"] if "method" in b.get("extra_info", {}) or b.get("extra_info", {}).get("kind")
+            in TEXT_KINDS]  # fmt: skip
     if not rows:
         raise ConfigError(f"{path} holds no jbatch throughput benchmark (run: pytest bench --benchmark-only)")
     return doc
@@ -52,7 +53,7 @@ def measurements(doc: dict[str, Any]) -> dict[tuple[str, str, Any], dict[str, An
     out = {}
     for b in doc["benchmarks"]:
         e = b.get("extra_info", {})
-        if "samples_per_second" not in e or "method" not in e:  # e.g. bench/test_scaling.py, time to target
+        if "samples_per_second" not in e or "method" not in e or e.get("kind"):  # test_scaling, time to target
             continue
         s = b["stats"]
         n = e["samples_per_round"]
@@ -221,10 +222,64 @@ def _profile_section(c: dict, regimes: list[str]) -> list[str]:
             "around blocking calls (one run, after the rounds).", ""]  # fmt: skip
 
 
+TEXT_KINDS = ("text-throughput", "text-to-target")  # bench/test_shakespeare.py
+TEXT_JBATCH = ("jbatch-scan", "jbatch")
+
+
+def text_section(doc: dict[str, Any]) -> list[str]:
+    """nanoGPT's setting on Shakespeare (``bench/test_shakespeare.py``): per method, tokens/s
+    and seconds to the validation target from interleaved rounds (median, order-statistic
+    interval), and each peer's ratio to jbatch with its interval; '(tie)' when it holds 1."""
+    lines = []
+    for b in doc["benchmarks"]:
+        e = b.get("extra_info", {})
+        if e.get("kind") not in TEXT_KINDS:
+            continue
+        seconds = {m: np.asarray(v, float) for m, v in e["seconds"].items()}
+        base = next((m for m in TEXT_JBATCH if m in seconds), None)
+        rows = []
+        for m, v in seconds.items():
+            iv = median_interval(v)
+            if e["kind"] == "text-throughput":
+                scale = e["samples_per_round"][m] * e["tokens_per_example"]
+                value, shown = scale / float(np.median(v)), (scale / iv[1], scale / iv[0])
+            else:
+                value, shown = float(np.median(v)), iv
+            cells = [m, f"{table.rate(value)} [{table.rate(shown[0])}, {table.rate(shown[1])}]"
+                     if e["kind"] == "text-throughput" else f"{table.num(value, 3)} {table.interval(*shown)}"]
+            if e["kind"] == "text-to-target":
+                cells.insert(1, "missed" if e["steps_to_target"][m] is None else str(e["steps_to_target"][m]))
+            if base and m != base:
+                r = ratio_interval(iv, median_interval(seconds[base]))
+                text = f"{table.ratio(float(np.median(v)) / float(np.median(seconds[base])))} {table.interval(*r)}"
+                cells.append(text + ("" if excludes(r, 1.0) else " (tie)"))
+            else:
+                cells.append("1x")
+            cells.append(table.num(e["compile_seconds"][m], 3))
+            rows.append(cells)
+        n = len(next(iter(seconds.values())))
+        coverage = f"{n} rounds" + (", the range: below 95% coverage" if n < 6 else "")
+        if e["kind"] == "text-throughput":
+            lines += [f"## Shakespeare, nanoGPT's CPU setting (B = {e['batch_size']} windows of "
+                      f"{e['tokens_per_example']} characters): training tokens/s", "",
+                      *table.markdown(["method", "tokens/s [interval]", f"seconds / {base}'s [interval]",
+                                       "compile s"], rows), "",
+                      f"Median of {coverage} (interleaved, a new order each round), after a warm-up round.",
+                      ""]  # fmt: skip
+        else:
+            lines += [f"## Shakespeare, nanoGPT's CPU setting: seconds to validation loss {e['target']}", "",
+                      *table.markdown(["method", "steps", "seconds [interval]", f"/ {base}'s [interval]",
+                                       "compile s"], rows), "",
+                      f"From fresh weights (the same for every method) in the same batches of B = {e['batch_size']}, "
+                      f"the {e['budget']}-step schedule, the validation windows evaluated every {e['every']} steps; "
+                      f"median of {coverage}, each the same seed (the spread is timing).", ""]  # fmt: skip
+    return lines
+
+
 def markdown(doc: dict[str, Any]) -> str:
     m = measurements(doc)
     if not m:
-        return "# Training throughput\n\n" + "\n".join(convergence_section(doc))
+        return "# Training throughput\n\n" + "\n".join(convergence_section(doc) + text_section(doc))
     peak = session_peak(m)
     meta = doc["machine_info"].get("jbatch", {})
     lines = ["# Training throughput", ""]
@@ -259,6 +314,7 @@ def markdown(doc: dict[str, Any]) -> str:
             rows.append(cells)
         lines += table.markdown(["method", *(f"B={b}" for b in sizes)], rows) + [""]
     lines += convergence_section(doc)
+    lines += text_section(doc)
     lines += ["## Performance bars (issue 4)", ""]
     rows = [[name, table.num(got, 3), f">= {table.num(need)}", verdict] for name, got, need, verdict in bars(m)]
     lines += table.markdown(["bar", "measured", "required", "verdict"], rows) + [""]
@@ -309,4 +365,26 @@ def write_throughput_report(benchmark_json: str | Path, out: str | Path) -> list
     copy = out / "benchmark.json"
     if Path(benchmark_json).resolve() != copy.resolve():
         write_bytes(copy, Path(benchmark_json).read_bytes())
-    return [copy, write_text(out / "table.md", markdown(doc)), plot(doc, out / "throughput.png")]
+    paths = [copy, write_text(out / "table.md", markdown(doc))]
+    if measurements(doc):
+        paths.append(plot(doc, out / "throughput.png"))
+    if any(b.get("extra_info", {}).get("kind") == "text-to-target" for b in doc["benchmarks"]):
+        paths.append(text_curves(doc, out / "curves.png"))
+    return paths
+
+
+def text_curves(doc: dict[str, Any], path: Path) -> Path:
+    """Each method's validation-loss curve in the Shakespeare time-to-target case (one model
+    trained three ways: the curves lie on one another)."""
+    plt = _pyplot()
+    e = next(b["extra_info"] for b in doc["benchmarks"] if b.get("extra_info", {}).get("kind") == "text-to-target")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (m, curve) in enumerate(e["curves"].items()):
+        steps = [e["every"] * (k + 1) for k in range(len(curve))]
+        ax.plot(steps, curve, "o-" if i == 0 else "x--", label=m, ms=4)
+    ax.axhline(e["target"], color="gray", lw=0.8, ls=":")
+    ax.set(xlabel=f"step (B = {e['batch_size']})", ylabel="validation loss (nats / character)",
+           title="Shakespeare, nanoGPT's CPU setting")  # fmt: skip
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -38,8 +38,10 @@ class SweepConfig:
     """What a sweep trains. The defaults are ``jbatch sweep``'s main job."""
 
     name: str = setting("", "results/<name>/ (default: <dataset>-<model>-<optimizer>)")
-    dataset: str = setting("digits", "digits, mnist1d, mnist1d:N, linreg, or an .npz file (arrays keep their shapes)")
-    model: str = setting("mlp", "linear, mlp, cnn, or an import path pkg.mod:factory (seed -> nnx.Module)")
+    dataset: str = setting("digits", "digits, mnist1d, mnist1d:N, linreg, markov, "
+                                  "shakespeare-char[:context[:windows]], or an .npz file (arrays keep their shapes)")
+    model: str = setting("mlp", "linear, mlp, cnn, transformer, transformer-wide, nanogpt-cpu, nanogpt-gpu, "
+                                "or an import path pkg.mod:factory (seed -> nnx.Module)")
     widths: tuple[int, ...] = setting((256, 256), "MLP hidden widths, e.g. 256,256", item="positive")
     optimizer: str = setting("sgd", "sgd, momentum, nesterov, adam, adamw, or an import path pkg.mod:factory "
                                     "(hyperparameters -> optax transformation)")
@@ -109,7 +111,11 @@ def slug(text: str) -> str:
     Example:
       >>> slug("mypkg.models:make_resnet"), slug("tests.t:f.<locals>.<lambda>"), slug("data/x.npz"), slug("mnist1d:400")
       ('make-resnet', 'lambda', 'x', 'mnist1d400')
+      >>> slug("shakespeare-char:64:24000")
+      'shakespeare-char-64-24000'
     """
+    if text.startswith("shakespeare-char"):
+        return text.replace(":", "-")
     if ":" in text and not text.startswith("mnist1d:"):
         return text.rsplit(":", 1)[1].rsplit(".", 1)[-1].strip("<>").replace("_", "-")
     return Path(text).stem.replace(":", "") if text.endswith(".npz") else text.replace(":", "")

@@ -33,6 +33,15 @@ def _lm(name: str, **kw) -> SweepConfig:
 _LM_ADAM = tuple(float(f"{10**e:.4g}") for e in np.arange(-3.5, -0.99, 0.5))  # 3.162e-4 ... 0.1
 
 
+# nanoGPT's shakespeare_char settings (its config/train_shakespeare_char.py and README): AdamW with lr 1e-3,
+# beta2 0.99, weight decay 0.1, 100 warm-up iterations, cosine decay to 1e-4 (final_fraction 0.1), a
+# validation-loss target. Its CPU run is 2,000 iterations of 12 windows of 64 characters drawn at random:
+# here the same 24,000 windows, fixed by a seed, so one epoch at B = 12 is that run.
+_SHAKESPEARE = dict(dataset="shakespeare-char:64:24000", model="nanogpt-cpu", optimizer="adamw", b2=(0.99,),
+                    weight_decay=(0.1,), schedule="cosine", warmup=0.05, final_fraction=0.1,
+                    target_metric="test_loss", budget_epochs=1, extend_grid=0)  # fmt: skip
+
+
 _ADAM_LRS = tuple(float(f"{10**e:.4g}") for e in np.arange(-4, -0.49, 0.5))  # 1e-4 ... 0.3162
 
 PRESETS: dict[str, SweepConfig] = {
@@ -71,6 +80,36 @@ PRESETS: dict[str, SweepConfig] = {
     "markov-large-transformer-adam": _lm("markov-large-transformer-adam", dataset="markov-large",
                                          model="transformer-wide", optimizer="adam", learning_rates=_LM_ADAM,
                                          batch_sizes=(1, 8, 64, 512, 4096), seeds=(0, 1, 2)),
+    # nanoGPT's CPU setting as one run (B = 12, lr 1e-3, 2,000 steps; a 1.8-nat target near its end, so the
+    # validation split is evaluated at every point of the curve).
+    "shakespeare-char-nanogpt-cpu": SweepConfig(name="shakespeare-char-nanogpt-cpu", batch_sizes=(12,),
+                                                learning_rates=(1e-3,), seeds=(0,), target_value=1.8,
+                                                budget_steps=2000, evals=40, noise_checkpoints=3, noise_examples=1024,
+                                                **_SHAKESPEARE),  # fmt: skip
+    # The batch-size sweep on real text: the small transformer (so that 6 batch sizes x 6 runs fit in
+    # about 20 minutes here), each batch size for at least one epoch of the 24,000 windows (nanoGPT's CPU run's
+    # 1.5 M tokens) and 100 steps; B = 1,024 (65,536 tokens a step) is the largest: a full batch would be 1.5 M
+    # tokens a step, 100 steps 150 M tokens a run.
+    "shakespeare-char-transformer-adamw": SweepConfig(
+        name="shakespeare-char-transformer-adamw", batch_sizes=(1, 4, 16, 64, 256, 1024),
+        learning_rates=(1e-3, 3.162e-3, 1e-2), seeds=(0, 1), target_value=2.3, budget_steps=100, evals=40,
+        noise_checkpoints=4, noise_examples=1024, **(_SHAKESPEARE | {"model": "transformer", "extend_grid": 2})),
+    # nanoGPT's GPU setting, for an accelerator (bench/accelerator.sh): context 256, width 384, 6 layers, 6 heads,
+    # B = 64, 5,000 iterations (its 1.47 in about 3 minutes on an A100; it also has dropout 0.2, jbatch's
+    # transformer none): 320,000 windows at random offsets, one epoch at B = 64.
+    "shakespeare-char-nanogpt-gpu": SweepConfig(name="shakespeare-char-nanogpt-gpu", batch_sizes=(64,),
+                                                learning_rates=(1e-3,), seeds=(0,), target_value=1.5,
+                                                budget_steps=5000, evals=50, noise_checkpoints=4,
+                                                noise_examples=4096,
+                                                **(_SHAKESPEARE | {"dataset": "shakespeare-char:256:320000",
+                                                                  "model": "nanogpt-gpu"})),  # fmt: skip
+    # and its batch-size sweep on an accelerator: the GPU model, B from 4 to 4,096 windows of 256 characters
+    # (a million tokens a step), each for an epoch of 65,536 windows and at least 200 steps.
+    "shakespeare-char-nanogpt-gpu-sweep": SweepConfig(
+        name="shakespeare-char-nanogpt-gpu-sweep", batch_sizes=(4, 16, 64, 256, 1024, 4096),
+        learning_rates=(3.162e-4, 1e-3, 3.162e-3), seeds=(0, 1), target_value=1.8, budget_steps=200, evals=40,
+        noise_checkpoints=4, noise_examples=4096,
+        **(_SHAKESPEARE | {"dataset": "shakespeare-char:256:65536", "model": "nanogpt-gpu", "extend_grid": 2})),
     "markov-transformer-sgd": _lm("markov-transformer-sgd", optimizer="sgd",
                                   learning_rates=(0.01, 0.03162, 0.1, 0.3162, 1.0, 3.162)),
 }

@@ -1,12 +1,13 @@
 """Every built-in data set by name (``load_dataset``): digits, MNIST-1D (4,000 or ``mnist1d:N``), the
-synthetic regression, the Markov languages, or a user's ``.npz`` file by path."""
+synthetic regression, the Markov languages, Shakespeare's text (``shakespeare-char[:context[:windows]]``),
+or a user's ``.npz`` file by path."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from jbatch.errors import ConfigError
-from jbatch.workloads import mnist1d
+from jbatch.workloads import mnist1d, shakespeare
 from jbatch.workloads.data import Dataset, load_digits, load_mnist1d, load_npz, make_linear_regression
 from jbatch.workloads.language import make_language
 
@@ -44,9 +45,11 @@ def load_dataset(name: str) -> Dataset:
         if not size.isdigit():
             raise ConfigError(f"mnist1d:N needs a number of training examples, got {name!r}")
         return mnist1d.load(int(size))
+    if name.split(":", 1)[0] == "shakespeare-char":
+        return shakespeare.load(name)
     if name not in DATASETS:
         raise ConfigError(
             f"unknown dataset {name!r}; known: {', '.join([*DATASETS, *LANGUAGES])}, mnist1d:N (N training "
-            "sequences, nested), or a path to an .npz file"
+            "sequences, nested), shakespeare-char[:context[:windows]] (real text), or a path to an .npz file"
         )
     return DATASETS[name]()

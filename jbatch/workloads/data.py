@@ -11,12 +11,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 from pathlib import Path
 
 import jax
 import numpy as np
 
 from jbatch.errors import ConfigError
+
+
+def cache_dir() -> Path:
+    """Where generated and downloaded data sets are kept: ``$XDG_CACHE_HOME/jbatch`` (default
+    ``~/.cache/jbatch``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jbatch"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,17 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from jbatch.errors import ConfigError
-from jbatch.workloads.data import Dataset
+from jbatch.workloads.data import Dataset, cache_dir
 
 MAX_TRAIN = 128_000  # the largest N: a pool of 129,000 sequences, about a minute to generate here
 TEST_PER_CLASS = 100  # 1,000 test sequences, as in the standard 4,000 / 1,000 split
 CLASSES = 10
 VERSION = 1  # bump when the construction changes: older caches are then ignored
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/jbatch`` (default ``~/.cache/jbatch``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jbatch"
 
 
 def _generate(max_train: int, seed: int) -> dict[str, np.ndarray]:

@@ -133,7 +133,9 @@ def check(wl: Workload) -> None:
         raise ConfigError(f"the loss returned a {type(summed).__name__}, not a jbatch LossSum (sum, count)")
 
 
-TRANSFORMERS = {"transformer": (32, 2, 2), "transformer-wide": (256, 4, 8)}  # width, depth, heads
+# width, depth, heads; nanogpt-cpu / -gpu: the sizes of nanoGPT's shakespeare_char CPU and GPU settings
+TRANSFORMERS = {"transformer": (32, 2, 2), "transformer-wide": (256, 4, 8), "nanogpt-cpu": (128, 4, 4),
+                "nanogpt-gpu": (384, 6, 6)}  # fmt: skip
 
 
 def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFactory:
