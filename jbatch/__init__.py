@@ -32,6 +32,7 @@ _EXPORTS = {
     "jbatch.core.engine": ("CompileCounter", "compile_program", "timed_call"),
     "jbatch.core.epoch": ("make_epoch", "make_evaluate"),
     "jbatch.core.loss": ("LossSum", "mean_squared_error", "softmax_cross_entropy"),
+    "jbatch.core.phases": ("Phase", "parse_phases", "phase_learning_rates", "train_phases"),
     "jbatch.core.optim": ("OPTIMIZERS", "get_learning_rate", "make_optimizer", "set_hyperparameters",
                           "set_learning_rate"),
     "jbatch.core.replica": ("init_replicas", "replica_orders", "stack", "unstack"),
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from jbatch.core.epoch import make_epoch, make_evaluate  # noqa: F401
     from jbatch.core.loss import LossSum, mean_squared_error, softmax_cross_entropy  # noqa: F401
     from jbatch.core.optim import OPTIMIZERS, get_learning_rate, make_optimizer, set_hyperparameters, set_learning_rate  # noqa: F401
+    from jbatch.core.phases import Phase, parse_phases, phase_learning_rates, train_phases  # noqa: F401
     from jbatch.core.replica import init_replicas, replica_orders, stack, unstack  # noqa: F401
     from jbatch.core.step import Batch, TrainState, init_train_state, make_eval_step, make_train_step  # noqa: F401
     from jbatch.errors import ConfigError  # noqa: F401
