@@ -241,6 +241,54 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_advise(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("advise", help="recommend a batch size (and a batch-size warm-up) from timing rounds and "
+                                      "branched short runs, at a fraction of a sweep's cost; the trunk's learning "
+                                      "rate is the middle of --lrs")  # fmt: skip
+    _add_base(p)
+    p.set_defaults(config_fields=config_flags(p, SweepConfig))
+    p.add_argument("--trunk-batch", type=POSITIVE, default=None,
+                   help="the small batch size of the one run that is branched (default: the smallest candidate)")
+    p.add_argument("--trunk-steps", type=POSITIVE, default=200, help="steps of that run (default 200)")
+    p.add_argument("--checkpoints", type=POSITIVE, default=4, help="branching points along it, log-spaced")
+    p.add_argument("--examples", type=POSITIVE, default=None,
+                   help="examples each branch trains (default: 8 x the largest candidate)")
+    p.add_argument("--multipliers", type=_ints, default=(1, 2, 4, 8, 16, 32, 64),
+                   help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)")
+    p.add_argument("--tolerance", type=float, default=0.01, help="relative loss tolerance of a branch (0.01)")
+    p.add_argument("--rule", default="sqrt", choices=("constant", "sqrt", "linear"),
+                   help="the branches' learning rate from the trunk's (default sqrt)")
+    p.add_argument("--against", type=Path, help="a finished sweep of the same workload to check the advice against")
+    p.add_argument("--results-dir", type=Path, default=Path("runs"), help="where advise-<name>/ goes (default runs/)")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of integers, got {text!r}") from None
+    return values
+
+
+def _advise(args: argparse.Namespace) -> int:
+    from jbatch.core.batching import resolve_batch_size
+    from jbatch.sweeps.advise import advise, check_candidates, markdown, write_advice
+    from jbatch.workloads.workload import for_config
+
+    config = _base_config(args)
+    workload = for_config(config)
+    check_candidates(config, workload.data.num_train)
+    trunk = args.trunk_batch or min(resolve_batch_size(b, workload.data.num_train) for b in config.batch_sizes)
+    doc = advise(config, workload, trunk_batch=trunk, trunk_steps=args.trunk_steps, checkpoints=args.checkpoints,
+                 examples=args.examples, multipliers=args.multipliers, tolerance=args.tolerance, rule=args.rule,
+                 against=args.against)  # fmt: skip
+    directory = args.results_dir / f"advise-{config.results_name}"
+    write_advice(doc, directory)
+    print(markdown(doc))
+    print(f"wrote {directory}/advise.json and advise.md")
+    return 0
+
+
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a results directory's tables and plots from its JSON")
     p.add_argument("directory", type=Path, nargs="?", help="a sweep's results directory")
@@ -361,11 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scaling(sub)
     _add_compare(sub)
     _add_study(sub)
+    _add_advise(sub)
     return parser
 
 
 COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling,
-            "compare": _compare, "study": _study}  # fmt: skip
+            "compare": _compare, "study": _study, "advise": _advise}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

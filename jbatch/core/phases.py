@@ -135,12 +135,14 @@ class PhaseRecord:
 def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases: Sequence[Phase], *,
                  base_learning_rate: float | None = None, rule: str = "sqrt",
                  learning_rates: Sequence[float] | None = None, seed: int = 0, remainder: Remainder = "keep",
-                 programs: dict | None = None) -> tuple[TrainState, list[PhaseRecord]]:  # fmt: skip
+                 programs: dict | None = None,
+                 first_epoch: int = 0) -> tuple[TrainState, list[PhaseRecord]]:  # fmt: skip
     """Trains ``state`` through ``phases`` (see the module's docstring) on ``data`` (``(x, y)``,
     the whole training split, on the device). The learning rates are ``learning_rates`` (one
     per phase), else ``phase_learning_rates(base_learning_rate, phases, rule)`` (the base
     defaults to the state's current learning rate). ``programs`` (a dict) keeps the compiled
-    epoch of each batch size across calls.
+    epoch of each batch size across calls; ``first_epoch`` numbers the first epoch (a run
+    continued in several calls passes the next one, so that no epoch order repeats).
 
     Example:
       >>> import optax
@@ -168,7 +170,7 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
     if len(learning_rates) != len(phases):
         raise ConfigError(f"{len(learning_rates)} learning rates for {len(phases)} phases")
     programs = {} if programs is None else programs
-    records, epoch, first = [], 0, int(state.step)
+    records, epoch, first = [], first_epoch, int(state.step)
     for p, lr in zip(phases, learning_rates, strict=True):
         key = (p.batch_size, remainder)
         if key not in programs:

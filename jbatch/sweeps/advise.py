@@ -1,0 +1,218 @@
+"""``jbatch advise``: the batch size (and a batch-size warm-up) for a workload on this device, from a
+fraction of a sweep's cost.
+
+Three measurements: seconds per step at every candidate batch size (``timing.time_steps``,
+interleaved rounds); the local critical batch size ``B*`` and the noise scale ``B_simple``
+along one short small-batch run (``branching``); nothing else. Then a prediction in McCandlish
+et al.'s form, ``S(B) = S_min (1 + B_crit / B)``: relative to the trunk's batch size ``B0``,
+``S(B) / S(B0) = (1 + B_crit / B) / (1 + B_crit / B0)`` and seconds ``T(B) = S(B) s(B)``, with
+``B_crit`` the median ``B*`` over the later half of the checkpoints (the plateau Merrill et
+al. 2025 see; a lower bound where the branches never fell out of tolerance). The
+recommendation minimises ``T``; every other candidate is given as its predicted ``T`` over
+the recommendation's. The warm-up schedule trains the examples the trunk spent between two
+checkpoints at the largest candidate not above the ``B*`` of the earlier one (``B0`` at
+least), then the fixed recommendation.
+
+What it is checked against: ``against`` names a finished sweep of the same workload; the
+advice then records the sweep's cost, its fastest batch sizes and, when the recommendation
+is one of its batch sizes, the recommendation's measured seconds to target over the
+fastest's (``jbatch.analysis.summary``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jbatch.core.batching import resolve_batch_size
+from jbatch.core.optim import set_learning_rate
+from jbatch.core.step import init_train_state
+from jbatch.errors import ConfigError
+from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints, summary_lines
+from jbatch.sweeps.config import SweepConfig
+from jbatch.sweeps.optimizer import sweep_optimizer
+from jbatch.sweeps.timing import step_timing, time_steps
+from jbatch.workloads.data import to_device
+from jbatch.workloads.workload import Workload
+
+
+def predicted_ratio(b: int, b0: int, b_crit: float) -> float:
+    """``S(B) / S(B0)`` under ``S = S_min (1 + B_crit / B)``.
+
+    Example:
+      >>> predicted_ratio(64, 16, 16.0)  # (1 + 1/4) / (1 + 1)
+      0.625
+    """
+    return (1 + b_crit / b) / (1 + b_crit / b0)
+
+
+def recommend(seconds_per_step: dict[int, float], b0: int, b_crit: float) -> dict[str, Any]:
+    """The batch size with the fewest predicted seconds to a target, and every candidate's
+    predicted seconds over the recommendation's.
+
+    Example:
+      >>> r = recommend({16: 1.0, 64: 1.2, 256: 3.0}, 16, 50.0)  # steps x 1, 0.432, 0.290 of B = 16's
+      >>> r["batch_size"], {b: round(v, 2) for b, v in r["relative_seconds"].items()}
+      (64, {16: 1.93, 64: 1.0, 256: 1.68})
+    """
+    seconds = {b: predicted_ratio(b, b0, b_crit) * s for b, s in seconds_per_step.items()}
+    best = min(seconds, key=seconds.__getitem__)
+    return {"batch_size": best, "relative_steps": {b: predicted_ratio(b, b0, b_crit) for b in seconds},
+            "relative_seconds": {b: seconds[b] / seconds[best] for b in seconds}}  # fmt: skip
+
+
+def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, final: int) -> list[dict[str, int]]:
+    """Phases over the trunk's span: between checkpoints ``i`` and ``i + 1``, the largest
+    candidate not above ``B*`` at ``i`` (at least ``b0``), for the trunk's examples there;
+    then ``final`` (its steps open: until the target).
+
+    Example:
+      >>> cps = [{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 64}, {"step": 1000,
+      ...        "b_star_median": 256}]
+      >>> warmup_schedule(cps, [16, 64, 256], 16, 256)
+      [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 225}, {'batch_size': 256, 'steps': 0}]
+    """
+    phases = []
+    for here, nxt in zip(checkpoints, checkpoints[1:], strict=False):
+        b = max([s for s in sizes if s <= max(b0, here["b_star_median"])], default=b0)
+        steps = (nxt["step"] - here["step"]) * b0 // b
+        if phases and phases[-1]["batch_size"] == b:
+            phases[-1]["steps"] += steps
+        else:
+            phases.append({"batch_size": b, "steps": steps})
+    phases.append({"batch_size": final, "steps": 0})
+    return phases
+
+
+WORKLOAD_KEYS = ("dataset", "model", "optimizer", "widths", "loss")
+
+
+def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = None) -> dict[str, Any]:
+    """What a finished sweep measured: its cost, its fastest set, and the recommendation's
+    seconds to target over the fastest's (None where it did not time or reach it). A sweep
+    of another workload than ``config``'s is refused."""
+    from jbatch.analysis.summary import load_document, summarize, time_accounting
+
+    doc = load_document(directory)
+    if config is not None:
+        mine = json.loads(json.dumps(dataclasses.asdict(config)))
+        differ = [k for k in WORKLOAD_KEYS if doc["config"].get(k) != mine.get(k)]
+        if differ:
+            raise ConfigError(f"{directory} is a sweep of another workload ({', '.join(differ)} differ): "
+                              "the advice can only be checked against its own workload's sweep")  # fmt: skip
+    rows = [s["row"] for s in summarize(doc)]
+    cost = sum((time_accounting(r) or {"wall": 0.0})["wall"] for r in doc["batch_sizes"].values())
+    cost += (doc.get("checks") or {}).get("seconds", 0.0)  # as the sweep's "Sweep total"
+    timed = {r["batch_size"]: r["seconds_to_target"]["mean"] for r in rows if r["seconds_to_target"]["n"]}
+    fastest = min(timed, key=timed.__getitem__) if timed else None
+    ratio = None if fastest is None or recommended not in timed else timed[recommended] / timed[fastest]
+    return {"directory": str(directory), "seconds": cost, "fastest": fastest,
+            "fastest_set": [r["batch_size"] for r in rows if r["fastest"]], "seconds_to_target": timed,
+            "recommended_over_fastest": ratio}  # fmt: skip
+
+
+def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: int, checkpoints: int = 4,
+           examples: int | None = None, multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
+           tolerance: float = 0.01, rule: str = "sqrt", timing_rounds: int = 7,
+           against: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
+    seeds; the trunk's learning rate is the middle of ``config``'s grid (its only value when
+    one is given). Returns the advice document."""
+    start = time.perf_counter()
+    ds = wl.data
+    n = ds.num_train
+    sizes = sorted({resolve_batch_size(b, n) for b in config.batch_sizes})
+    b0 = resolve_batch_size(trunk_batch, n)
+    lr = float(sorted(config.learning_rates)[len(config.learning_rates) // 2])
+    examples = examples or 8 * max(sizes)
+    plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=plan_checkpoints(trunk_steps, checkpoints),
+                      examples=examples, multipliers=multipliers, tolerance=tolerance, rule=rule,
+                      seeds=tuple(config.seeds))  # fmt: skip
+    plan.check(n)
+    train, held_out = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
+    tx = sweep_optimizer(config, wl, {}).tx
+
+    def fresh(seed: int):
+        state = init_train_state(wl.model(seed), tx)
+        return state.replace(opt_state=set_learning_rate(state.opt_state, lr))
+
+    t0 = time.perf_counter()
+    timed = time_steps(lambda: fresh(0), wl.loss, train, sizes, timing_rounds, config.remainder,
+                       max_steps=32)  # fmt: skip
+    timing = {b: step_timing(timed[b]) for b in sizes}
+    t1 = time.perf_counter()
+    branched = local_critical_batch(fresh, wl.loss, train, held_out, plan)
+    t2 = time.perf_counter()
+    later = branched["checkpoints"][len(branched["checkpoints"]) // 2 :]
+    b_crit = float(np.median([e["b_star_median"] for e in later]))
+    censored = any(any(e["censored"].values()) for e in later)
+    b_simple = float(np.exp(np.mean(np.log([max(e["b_simple_median"], 1e-12) for e in branched["checkpoints"][1:]
+                                            or branched["checkpoints"]]))))  # fmt: skip
+    rec = recommend({b: timing[b]["seconds_per_step"] for b in sizes}, b0, b_crit)
+    doc = {
+        "kind": "jbatch.advise", "config": json.loads(json.dumps(dataclasses.asdict(config))),
+        "candidates": sizes, "trunk_batch": b0, "learning_rate": lr,
+        "timing": {str(b): timing[b] for b in sizes}, "branching": branched,
+        "b_crit": b_crit, "b_crit_censored": censored, "b_simple_along_training": b_simple,
+        "recommended": rec["batch_size"],
+        "relative_steps": {str(b): v for b, v in rec["relative_steps"].items()},
+        "relative_seconds": {str(b): v for b, v in rec["relative_seconds"].items()},
+        "warmup": warmup_schedule(branched["checkpoints"], sizes, b0, rec["batch_size"]),
+        "cost": {"timing": t1 - t0, "branching": t2 - t1, "total": time.perf_counter() - start},
+    }  # fmt: skip
+    if against is not None:
+        truth = sweep_truth(Path(against), rec["batch_size"], config)
+        truth["cost_fraction"] = doc["cost"]["total"] / truth["seconds"] if truth["seconds"] else None
+        doc["against"] = truth
+    return doc
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The advice as a short report."""
+    rec, cost = doc["recommended"], doc["cost"]
+    lines = ["# Batch-size advice", "",
+             f"**Recommended fixed batch size: {rec}** (B_crit from the branches: {doc['b_crit']:g}"
+             f"{', a lower bound' if doc['b_crit_censored'] else ''}; noise scale B_simple averaged along the run: "
+             f"{doc['b_simple_along_training']:.3g}).", "",
+             "| B | seconds/step [interval] | predicted steps / B0's | predicted seconds / recommended's |",
+             "|---|---|---|---|"]  # fmt: skip
+    for b in doc["candidates"]:
+        t = doc["timing"][str(b)]
+        lo, hi = t["seconds_per_step_interval"]
+        rel_steps, rel_seconds = doc["relative_steps"][str(b)], doc["relative_seconds"][str(b)]
+        per_step = f"{t['seconds_per_step']:.4g} [{lo:.4g}, {hi:.4g}]"
+        lines.append(f"| {b} | {per_step} | {rel_steps:.3g} | {rel_seconds:.3g} |")
+    phases = " -> ".join(f"{p['batch_size']} ({p['steps']} steps)" if p["steps"] else f"{p['batch_size']} (then on)"
+                         for p in doc["warmup"])  # fmt: skip
+    lines += ["", f"Batch-size warm-up: {phases}.", "", *summary_lines(doc["branching"]), "",
+              f"Cost: {cost['total']:.1f} s (timing {cost['timing']:.1f} s, trunk and branches "
+              f"{cost['branching']:.1f} s)."]  # fmt: skip
+    truth = doc.get("against")
+    if truth:
+        ratio = truth["recommended_over_fastest"]
+        lines += ["", f"Against the sweep `{truth['directory']}` ({truth['seconds']:.0f} s; the advice cost "
+                  f"{truth['cost_fraction']:.2f} of it): its fastest batch size {truth['fastest']} (fastest set "
+                  f"{truth['fastest_set']}); the recommendation's measured seconds to target over the fastest's: "
+                  + ("not measured (not one of its batch sizes, or it missed the target)" if ratio is None
+                     else f"{ratio:.2f}") + "."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def write_advice(doc: dict[str, Any], directory: Path) -> list[Path]:
+    from jbatch.store import write_json, write_text
+
+    directory.mkdir(parents=True, exist_ok=True)
+    return [write_json(directory / "advise.json", doc), write_text(directory / "advise.md", markdown(doc))]
+
+
+def check_candidates(config: SweepConfig, n: int) -> None:
+    """One clear line for candidate batch sizes that do not fit the data."""
+    for b in config.batch_sizes:
+        resolve_batch_size(b, n)
+    if not config.learning_rates:
+        raise ConfigError("advise needs a learning rate (the trunk's): --lrs")

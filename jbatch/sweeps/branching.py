@@ -1,0 +1,163 @@
+"""The local critical batch size along training, measured by branching (Merrill et al. 2025,
+"Critical batch size revisited").
+
+One small-batch run (the trunk: batch size ``B0``, learning rate ``lr``) is stopped at
+checkpoints. From each, short branches train at ``k x B0`` for a fixed number of examples
+(``examples``; ``examples / (k B0)`` steps, at least one), the learning rate set by a rule
+(``jbatch.core.phases``: ``sqrt`` or ``linear`` from ``lr``), every branch of a checkpoint on
+the same data order (a paired comparison). ``B*`` is the largest ``k x B0`` such that every
+branch up to it ends with a loss (on the evaluation split) within ``tolerance`` of the
+``k = 1`` continuation's: ``loss_k <= loss_1 + tolerance x |loss_1|``. A ``B*`` at the largest
+multiplier tried is a lower bound (``censored``). The gradient noise scale ``B_simple``
+(``jbatch.sweeps.noise``) is measured on the same checkpoint, so the two can be set side by
+side: McCandlish et al. 2018 predict the critical batch size from it.
+
+Each seed is its own trunk (initial weights and data order); the report gives ``B*`` per seed
+and its median. Everything is ``jbatch.core.phases.train_phases``: one compiled program per
+batch size for the trunk and every branch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from jbatch.core.epoch import make_evaluate
+from jbatch.core.loss import LossFn
+from jbatch.core.phases import RULES, Phase, phase_learning_rates, train_phases
+from jbatch.core.step import TrainState, make_eval_step, make_train_step
+from jbatch.errors import ConfigError
+from jbatch.sweeps.noise import gradient_moments
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchPlan:
+    """What to branch: the trunk's batch size and learning rate, the trunk steps to branch
+    at, the multipliers of ``B0`` to try, the examples each branch trains, the tolerance,
+    the learning-rate rule and the seeds (one trunk each)."""
+
+    batch_size: int
+    learning_rate: float
+    checkpoints: tuple[int, ...]
+    examples: int
+    multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    tolerance: float = 0.01
+    rule: str = "sqrt"
+    seeds: tuple[int, ...] = (0, 1)
+    noise_examples: int = 1024
+
+    def check(self, num_examples: int) -> None:
+        """One clear line for a plan that cannot run on ``num_examples`` training examples."""
+        if not 1 <= self.batch_size <= num_examples:
+            raise ConfigError(f"the trunk's batch size must be 1 to {num_examples}, got {self.batch_size}")
+        if not self.checkpoints or list(self.checkpoints) != sorted(set(self.checkpoints)) or self.checkpoints[0] < 0:
+            raise ConfigError(f"checkpoints must be increasing trunk steps >= 0, got {list(self.checkpoints)}")
+        if not self.multipliers or self.multipliers[0] != 1 or list(self.multipliers) != sorted(set(self.multipliers)):
+            raise ConfigError(f"multipliers must start at 1 and increase, got {list(self.multipliers)}")
+        if self.examples < self.batch_size:
+            raise ConfigError(f"each branch must train at least one batch ({self.batch_size} examples), "
+                              f"got {self.examples}")  # fmt: skip
+        if self.rule not in RULES or not self.tolerance >= 0:
+            raise ConfigError(f"rule must be one of {', '.join(RULES)} and the tolerance >= 0; got {self.rule!r}, "
+                              f"{self.tolerance}")  # fmt: skip
+
+
+def b_star(losses: dict[int, float], tolerance: float) -> int:
+    """The largest batch size whose branch, and every smaller one's, ends within
+    ``tolerance`` (relative) of the smallest batch size's loss.
+
+    Example:
+      >>> b_star({16: 2.00, 32: 2.01, 64: 2.03, 128: 2.01}, 0.01)  # 64 is out: 128 does not count
+      32
+      >>> b_star({16: 2.00, 32: float("nan")}, 0.5)
+      16
+    """
+    sizes = sorted(losses)
+    ref = losses[sizes[0]]
+    best = sizes[0]
+    for b in sizes[1:]:
+        if not losses[b] <= ref + tolerance * abs(ref):  # NaN (diverged) fails too
+            break
+        best = b
+    return best
+
+
+def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossFn, train: tuple[Any, Any],
+                         held_out: tuple[Any, Any], plan: BranchPlan,
+                         on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Runs ``plan`` (see the module's docstring): ``init_state(seed)`` is a fresh
+    ``TrainState`` whose optimizer injects its learning rate; ``train`` and ``held_out`` are
+    ``(x, y)`` on the device. Returns ``{"plan", "checkpoints": [...]}``, one entry per
+    checkpoint with the trunk's step, examples and held-out loss, each branch's loss per
+    batch size and seed, ``b_star`` per seed (and ``censored``) and ``b_simple`` per seed."""
+    n = int(train[0].shape[0])
+    plan.check(n)
+    step = make_train_step(loss_fn)
+    evaluate = jax.jit(make_evaluate(make_eval_step(loss_fn, classification=False)))  # the loss is what B* compares
+    moments = jax.jit(lambda state, data: gradient_moments(state, data, loss_fn, group=1, population=False))
+    probe = min(plan.noise_examples, n)
+    rows = np.random.default_rng(0).permutation(n)[:probe]
+    noise_data = (train[0][rows], train[1][rows])
+    sizes = [k * plan.batch_size for k in plan.multipliers if k * plan.batch_size <= n]
+    programs: dict = {}
+    out = [{"step": c, "examples": c * plan.batch_size, "loss": {}, "branches": {str(b): {} for b in sizes},
+            "b_star": {}, "censored": {}, "b_simple": {}} for c in plan.checkpoints]  # fmt: skip
+    for seed in plan.seeds:
+        state, epoch, done = init_state(seed), 0, 0
+        for i, c in enumerate(plan.checkpoints):
+            if c > done:
+                state, records = train_phases(state, step, train, [Phase(plan.batch_size, c - done)],
+                                              learning_rates=[plan.learning_rate], seed=seed, first_epoch=epoch,
+                                              programs=programs)  # fmt: skip
+                epoch, done = records[-1].epochs[-1] + 1, c
+            entry = out[i]
+            entry["loss"][str(seed)] = float(evaluate(state, held_out)["loss"])
+            entry["b_simple"][str(seed)] = float(moments(state, noise_data)["b_simple"])
+            losses = {}
+            for b in sizes:
+                lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[1]
+                branch, _ = train_phases(state, step, train, [Phase(b, max(1, round(plan.examples / b)))],
+                                         learning_rates=[lr], seed=10_000 + 1_000 * seed + i, programs=programs)
+                losses[b] = float(evaluate(branch, held_out)["loss"])
+                entry["branches"][str(b)][str(seed)] = losses[b]
+            found = b_star(losses, plan.tolerance)
+            entry["b_star"][str(seed)], entry["censored"][str(seed)] = found, found == sizes[-1] and len(sizes) > 1
+            if on_checkpoint:
+                on_checkpoint(entry)
+    for entry in out:
+        entry["b_star_median"] = float(np.median(list(entry["b_star"].values())))
+        entry["b_simple_median"] = float(np.median(list(entry["b_simple"].values())))
+    return {"plan": dataclasses.asdict(plan), "batch_sizes": sizes, "checkpoints": out}
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """A Markdown table of ``B*`` and ``B_simple`` along the trunk."""
+    plan = result["plan"]
+    lines = [f"Local critical batch size (branches of {plan['examples']} examples from a B = {plan['batch_size']} "
+             f"trunk at lr {plan['learning_rate']:g}, {plan['rule']} rule, tolerance {plan['tolerance']:g}):", "",
+             "| trunk step | held-out loss | B* per seed | B* median | B_simple per seed |", "|---|---|---|---|---|"]
+    for e in result["checkpoints"]:
+        stars = ", ".join(f"{b}{'+' if e['censored'][s] else ''}" for s, b in e["b_star"].items())
+        simple = ", ".join(f"{v:.3g}" for v in e["b_simple"].values())
+        loss = float(np.median(list(e["loss"].values())))
+        lines.append(f"| {e['step']} | {loss:.4g} | {stars} | {e['b_star_median']:g} | {simple} |")
+    lines += ["", "'+': the largest batch size tried was within the tolerance (a lower bound)."]
+    return lines
+
+
+def plan_checkpoints(total_steps: int, count: int) -> tuple[int, ...]:
+    """``count`` log-spaced trunk steps up to ``total_steps`` (the first at step 0).
+
+    Example:
+      >>> plan_checkpoints(1000, 4)
+      (0, 10, 100, 1000)
+    """
+    if count < 2:
+        return (total_steps,)
+    inner = np.unique(np.round(np.geomspace(max(1, total_steps / 100), total_steps, count - 1)).astype(int))
+    return (0, *[int(s) for s in inner])
+

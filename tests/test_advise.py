@@ -1,0 +1,56 @@
+"""``jbatch advise`` (``jbatch.sweeps.advise``): on the tiny digits, against the recorded small
+sweep of the same workload (``tests/data/sweep_small``): the recommendation is the candidate
+of fewest predicted seconds from the measured seconds per step and the branches' B_crit, the
+warm-up follows B* along the run, the check against the sweep reads its measured seconds, and
+what cannot be advised is one clear line."""
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from jbatch.analysis.summary import load_document, summarize
+from jbatch.errors import ConfigError
+from jbatch.sweeps.advise import advise, markdown, predicted_ratio, sweep_truth, write_advice
+from jbatch.workloads.workload import for_config
+from tests.helpers import tiny_config
+
+SMALL = Path(__file__).parent / "data" / "sweep_small"
+
+
+def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
+    cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0, 1))
+    doc = advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=40, checkpoints=3, examples=400,
+                 multipliers=(1, 2, 4, 8), timing_rounds=3, against=SMALL)  # fmt: skip
+    sizes = doc["candidates"]
+    assert sizes == [8, 32, 100] and doc["recommended"] in sizes
+    per_step = {b: doc["timing"][str(b)]["seconds_per_step"] for b in sizes}
+    predicted = {b: predicted_ratio(b, 8, doc["b_crit"]) * per_step[b] for b in sizes}
+    assert doc["recommended"] == min(predicted, key=predicted.get)
+    assert doc["relative_seconds"][str(doc["recommended"])] == 1.0
+    stars = [e["b_star_median"] for e in doc["branching"]["checkpoints"]]
+    assert [e["step"] for e in doc["branching"]["checkpoints"]] == [0, 1, 40]  # log-spaced from 1% of the run
+    assert all(s in (8, 16, 32, 64) for e in doc["branching"]["checkpoints"] for s in e["b_star"].values())
+    assert doc["b_crit"] == statistics.median(stars[1:])  # the later half of the checkpoints
+    assert doc["warmup"][-1] == {"batch_size": doc["recommended"], "steps": 0}
+    truth = doc["against"]
+    rows = {s["row"]["batch_size"]: s["row"] for s in summarize(load_document(SMALL))}
+    measured = {b: r["seconds_to_target"]["mean"] for b, r in rows.items() if r["seconds_to_target"]["n"]}
+    assert truth["seconds_to_target"] == measured and truth["fastest"] == min(measured, key=measured.get)
+    want = measured[doc["recommended"]] / measured[truth["fastest"]] if doc["recommended"] in measured else None
+    assert truth["recommended_over_fastest"] == (pytest.approx(want) if want else None)
+    assert truth["cost_fraction"] == pytest.approx(doc["cost"]["total"] / truth["seconds"])
+    paths = write_advice(doc, tmp_path / "advice")
+    assert json.loads(paths[0].read_text())["recommended"] == doc["recommended"]
+    text = paths[1].read_text()
+    assert f"Recommended fixed batch size: {doc['recommended']}" in text and "Against the sweep" in text
+    assert text == markdown(json.loads(paths[0].read_text()))  # the report regenerates from the JSON
+
+
+def test_a_sweep_of_another_workload_is_refused_and_a_bad_plan_is_one_line(tiny):
+    cfg = tiny_config(widths=(16,), batch_sizes=(8, 32), learning_rates=(0.3,), seeds=(0,))
+    with pytest.raises(ConfigError, match="another workload \\(widths differ\\)"):
+        sweep_truth(SMALL, 8, cfg)
+    with pytest.raises(ConfigError, match="multipliers must start at 1"):
+        advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=10, multipliers=(2, 4))

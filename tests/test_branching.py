@@ -1,0 +1,70 @@
+"""The local critical batch size by branching (``jbatch.sweeps.branching``): the trunk and each
+branch are the batch-size schedules they say they are (recomputed here by hand), B* follows
+its definition, the noise scale is the probe's at the same checkpoint, bad plans are one line."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jbatch.core.epoch import make_evaluate
+from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.phases import Phase, train_phases
+from jbatch.core.step import init_train_state, make_eval_step, make_train_step
+from jbatch.errors import ConfigError
+from jbatch.sweeps.branching import BranchPlan, b_star, local_critical_batch
+from jbatch.sweeps.noise import gradient_moments
+from jbatch.workloads.model import make_model
+
+
+def fresh(seed):
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=0.05)
+    return init_train_state(make_model("mlp", 64, 10, seed=seed, widths=(16,)), tx)
+
+
+@pytest.fixture(scope="module")
+def splits(tiny):
+    return (jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)), (jnp.asarray(tiny.x_test), jnp.asarray(tiny.y_test))
+
+
+def test_trunk_and_branches_are_the_schedules_they_say(splits):
+    train, held_out = splits
+    plan = BranchPlan(batch_size=8, learning_rate=0.05, checkpoints=(0, 20), examples=64, multipliers=(1, 2, 4),
+                      seeds=(0,), noise_examples=100)  # fmt: skip
+    result = local_critical_batch(fresh, softmax_cross_entropy, train, held_out, plan)
+    assert result["batch_sizes"] == [8, 16, 32]
+    step = make_train_step(softmax_cross_entropy)
+    evaluate = jax.jit(make_evaluate(make_eval_step(softmax_cross_entropy, classification=False)))
+    trunk, _ = train_phases(fresh(0), step, train, [Phase(8, 20)], learning_rates=[0.05], seed=0)
+    entry = result["checkpoints"][1]
+    assert entry["step"] == 20 and entry["loss"]["0"] == pytest.approx(float(evaluate(trunk, held_out)["loss"]))
+    branch, _ = train_phases(trunk, step, train, [Phase(16, 4)], learning_rates=[0.05 * 2**0.5], seed=10_000 + 1)
+    assert entry["branches"]["16"]["0"] == pytest.approx(float(evaluate(branch, held_out)["loss"]), rel=1e-6)
+    losses = {int(b): v["0"] for b, v in entry["branches"].items()}
+    assert entry["b_star"]["0"] == b_star(losses, plan.tolerance)
+    rows = np.random.default_rng(0).permutation(len(train[0]))[:100]
+    want = gradient_moments(trunk, (train[0][rows], train[1][rows]), softmax_cross_entropy, population=False)
+    assert entry["b_simple"]["0"] == pytest.approx(float(want["b_simple"]), rel=1e-4)
+    first = result["checkpoints"][0]  # at step 0 the trunk is the initial model
+    assert first["loss"]["0"] == pytest.approx(float(evaluate(fresh(0), held_out)["loss"]))
+
+
+def test_an_unbounded_tolerance_gives_the_largest_batch_as_a_lower_bound(splits):
+    train, held_out = splits
+    plan = BranchPlan(batch_size=16, learning_rate=0.05, checkpoints=(10,), examples=64, multipliers=(1, 2, 4),
+                      tolerance=1e9, seeds=(0, 1), noise_examples=64)  # fmt: skip
+    entry = local_critical_batch(fresh, softmax_cross_entropy, train, held_out, plan)["checkpoints"][0]
+    assert entry["b_star"] == {"0": 64, "1": 64} and entry["censored"] == {"0": True, "1": True}
+    assert entry["b_star_median"] == 64 and set(entry["loss"]) == {"0", "1"}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"batch_size": 0}, "trunk's batch size must be 1 to 300"), ({"checkpoints": (20, 10)}, "increasing"),
+    ({"multipliers": (2, 4)}, "start at 1"), ({"examples": 4}, "at least one batch"),
+    ({"rule": "cubic"}, "rule must be one of"),
+])  # fmt: skip
+def test_a_bad_plan_is_one_clear_line(splits, change, message):
+    plan = BranchPlan(**({"batch_size": 8, "learning_rate": 0.05, "checkpoints": (0, 10), "examples": 64} | change))
+    with pytest.raises(ConfigError, match=message):
+        local_critical_batch(fresh, softmax_cross_entropy, *splits, plan)
