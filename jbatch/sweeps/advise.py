@@ -10,8 +10,8 @@ et al.'s form, ``S(B) = S_min (1 + B_crit / B)``: relative to the trunk's batch 
 al. 2025 see; a lower bound where the branches never fell out of tolerance). The
 recommendation minimises ``T``; every other candidate is given as its predicted ``T`` over
 the recommendation's. The warm-up schedule trains the examples the trunk spent between two
-checkpoints at the largest candidate not above the ``B*`` of the earlier one (``B0`` at
-least), then the fixed recommendation.
+checkpoints at the largest candidate not above the smallest ``B*`` from the earlier one on
+(``B0`` at least; so it never decreases), then the fixed recommendation or larger.
 
 What it is checked against: ``against`` names a finished sweep of the same workload; the
 advice then records the sweep's cost, its fastest batch sizes and, when the recommendation
@@ -67,25 +67,27 @@ def recommend(seconds_per_step: dict[int, float], b0: int, b_crit: float) -> dic
 
 
 def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, final: int) -> list[dict[str, int]]:
-    """Phases over the trunk's span: between checkpoints ``i`` and ``i + 1``, the largest
-    candidate not above ``B*`` at ``i`` (at least ``b0``), for the trunk's examples there;
-    then ``final`` (its steps open: until the target).
+    """Phases over the trunk's span, never decreasing (a warm-up): between checkpoints ``i``
+    and ``i + 1``, the largest candidate not above the smallest ``B*`` measured at ``i`` or
+    later (at least ``b0``), for the examples the trunk spent there; then the larger of that
+    and ``final`` (its steps open: until the target).
 
     Example:
-      >>> cps = [{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 64}, {"step": 1000,
-      ...        "b_star_median": 256}]
-      >>> warmup_schedule(cps, [16, 64, 256], 16, 256)
+      >>> cps = [{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 256}, {"step": 1000,
+      ...        "b_star_median": 64}]
+      >>> warmup_schedule(cps, [16, 64, 256], 16, 256)  # 256 at step 100 is not kept: B* fell back to 64
       [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 225}, {'batch_size': 256, 'steps': 0}]
     """
     phases = []
-    for here, nxt in zip(checkpoints, checkpoints[1:], strict=False):
-        b = max([s for s in sizes if s <= max(b0, here["b_star_median"])], default=b0)
+    for i, (here, nxt) in enumerate(zip(checkpoints, checkpoints[1:], strict=False)):
+        floor = min(max(b0, e["b_star_median"]) for e in checkpoints[i:])
+        b = max([s for s in sizes if s <= floor], default=b0)
         steps = (nxt["step"] - here["step"]) * b0 // b
         if phases and phases[-1]["batch_size"] == b:
             phases[-1]["steps"] += steps
-        else:
+        elif steps:
             phases.append({"batch_size": b, "steps": steps})
-    phases.append({"batch_size": final, "steps": 0})
+    phases.append({"batch_size": max([final] + [p["batch_size"] for p in phases]), "steps": 0})
     return phases
 
 
