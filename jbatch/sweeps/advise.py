@@ -35,6 +35,7 @@ from jbatch.core.step import init_train_state
 from jbatch.errors import ConfigError
 from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints, summary_lines
 from jbatch.sweeps.config import SweepConfig
+from jbatch.sweeps.metadata import environment_metadata
 from jbatch.sweeps.optimizer import sweep_optimizer
 from jbatch.sweeps.timing import step_timing, time_steps
 from jbatch.workloads.data import to_device
@@ -166,6 +167,7 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
         "relative_seconds": {str(b): v for b, v in rec["relative_seconds"].items()},
         "warmup": warmup_schedule(branched["checkpoints"], sizes, b0, rec["batch_size"]),
         "cost": {"timing": t1 - t0, "branching": t2 - t1, "total": time.perf_counter() - start},
+        "metadata": environment_metadata(),  # the machine and software it was measured on
     }  # fmt: skip
     if against is not None:
         truth = sweep_truth(Path(against), rec["batch_size"], config)
@@ -191,9 +193,11 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(f"| {b} | {per_step} | {rel_steps:.3g} | {rel_seconds:.3g} |")
     phases = " -> ".join(f"{p['batch_size']} ({p['steps']} steps)" if p["steps"] else f"{p['batch_size']} (then on)"
                          for p in doc["warmup"])  # fmt: skip
+    meta = doc.get("metadata") or {}
     lines += ["", f"Batch-size warm-up: {phases}.", "", *summary_lines(doc["branching"]), "",
               f"Cost: {cost['total']:.1f} s (timing {cost['timing']:.1f} s, trunk and branches "
-              f"{cost['branching']:.1f} s)."]  # fmt: skip
+              f"{cost['branching']:.1f} s). Measured on {meta.get('device_kind', '?')} ({meta.get('cpu', '?')}), "
+              f"jax {meta.get('versions', {}).get('jax', '?')}, {meta.get('date', '?')}."]  # fmt: skip
     truth = doc.get("against")
     if truth:
         ratio = truth["recommended_over_fastest"]
