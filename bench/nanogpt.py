@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from bench.runners import LanguageWorkload
 from jbatch.core.batching import epoch_order
 from jbatch.workloads.throughput import Runner
 
@@ -30,29 +31,12 @@ LEARNING_RATE, BETAS, WEIGHT_DECAY, WARMUP, FINAL = 1e-3, (0.9, 0.99), 0.1, 0.05
 
 
 @dataclasses.dataclass(frozen=True)
-class TextWorkload:
-    """Windows of a character data set and the transformer's size: what each method trains."""
+class TextWorkload(LanguageWorkload):
+    """Windows of a character data set and the transformer's size (``LanguageWorkload``), with
+    the validation windows: what each method trains and evaluates."""
 
-    name: str
-    x: np.ndarray  # [N, T] int32
-    y: np.ndarray  # [N, T] int32
     x_val: np.ndarray
     y_val: np.ndarray
-    vocab: int
-    shape: tuple[int, int, int]  # width, depth, heads
-
-    @property
-    def num_examples(self) -> int:
-        return int(self.x.shape[0])
-
-    @property
-    def tokens_per_example(self) -> int:
-        return int(self.x.shape[1])
-
-    def model(self, seed: int = 0):
-        from jbatch.workloads.transformer import make_transformer
-
-        return make_transformer(self.vocab, self.tokens_per_example, *self.shape)(seed)
 
 
 def text_workload(dataset: str = "shakespeare-char:64:24000", model: str = "nanogpt-cpu",
@@ -64,7 +48,7 @@ def text_workload(dataset: str = "shakespeare-char:64:24000", model: str = "nano
 
     ds = load_dataset(dataset)
     n = rows or ds.num_train
-    return TextWorkload(dataset, ds.x_train[:n], ds.y_train[:n], ds.x_test, ds.y_test, ds.outputs, TRANSFORMERS[model])
+    return TextWorkload(dataset, ds.x_train[:n], ds.y_train[:n], ds.outputs, TRANSFORMERS[model], ds.x_test, ds.y_test)
 
 
 def lr_factor(t: int, budget: int) -> float:
@@ -297,19 +281,14 @@ class NNXTextToTarget:
         import optax
         from flax import nnx
 
+        from bench.peers import nnx_tutorial_step
+
         self.wl, self.c, self.nnx = wl, c, nnx
         x, y = jax.device_put(wl.x), jax.device_put(wl.y)
         self.batches = [(x[r], y[r]) for r in _batches(wl, c.batch_size, c.budget)]
         self.val = jax.device_put(wl.x_val), jax.device_put(wl.y_val)
 
-        @nnx.jit
-        def train_step(model, optimizer, x, y):
-            def loss_fn(model):
-                return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
-
-            loss, grads = nnx.value_and_grad(loss_fn)(model)
-            optimizer.update(model, grads)
-            return loss
+        train_step = nnx_tutorial_step()
 
         @nnx.jit
         def val_loss(model, x, y):

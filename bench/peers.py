@@ -70,15 +70,11 @@ def flax_nnx_loop(wl: MLPWorkload, batch_size: Any, samples: int) -> Runner:
     return dataclasses.replace(runner, weights=lambda: mlp_weights(nnx.state(model, nnx.Param)))
 
 
-def _nnx_tutorial_loop(wl: Any, batch_size: Any, samples: int, tx: Any) -> tuple[Runner, Any]:
-    """The NNX tutorial's loop over ``wl``'s model and batches with ``tx``, and its model."""
-    import jax
+def nnx_tutorial_step():
+    """The training step of Flax's NNX tutorial: ``nnx.jit`` of a stateful update of ``model``
+    and ``optimizer`` on a batch of integer labels, returning the mean loss."""
     import optax
     from flax import nnx
-
-    b = resolve_batch_size(batch_size, wl.num_examples)
-    model = wl.model(0)
-    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
     @nnx.jit
     def train_step(model, optimizer, x, y):
@@ -88,6 +84,20 @@ def _nnx_tutorial_loop(wl: Any, batch_size: Any, samples: int, tx: Any) -> tuple
         loss, grads = nnx.value_and_grad(loss_fn)(model)
         optimizer.update(model, grads)
         return loss
+
+    return train_step
+
+
+def _nnx_tutorial_loop(wl: Any, batch_size: Any, samples: int, tx: Any) -> tuple[Runner, Any]:
+    """The NNX tutorial's loop over ``wl``'s model and batches with ``tx``, and its model."""
+    import jax
+    from flax import nnx
+
+    b = resolve_batch_size(batch_size, wl.num_examples)
+    model = wl.model(0)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    train_step = nnx_tutorial_step()
 
     order, steps = _order(wl, b, samples)
     x, y = jax.device_put(wl.x[order]), jax.device_put(wl.y[order])

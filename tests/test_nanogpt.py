@@ -28,7 +28,7 @@ def text():
     starts = np.arange(0, 3000, 16)
     x = np.stack([ids[s : s + 16] for s in starts])
     y = np.stack([ids[s + 1 : s + 17] for s in starts])
-    return TextWorkload("synthetic", x[:160], y[:160], x[160:], y[160:], 11, (32, 2, 2))
+    return TextWorkload("synthetic", x[:160], y[:160], 11, (32, 2, 2), x[160:], y[160:])
 
 
 @pytest.fixture
