@@ -1,5 +1,6 @@
 """pytest-benchmark set-up: the --full grid, the session's matmul peak, machine metadata,
-and skipping every benchmark unless --benchmark-only is given (the test run stays fast)."""
+skipping every benchmark unless --benchmark-only is given (the test run stays fast), and
+the Shakespeare cases only with --shakespeare (they fetch the text and take ~26 minutes)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ def pytest_addoption(parser):
     parser.addoption("--bars", action="store_true", default=False,
                      help="run bench/test_bars.py: interleaved rounds, fail when a performance bar is missed")
     parser.addoption("--bars-json", default=None, help="with --bars: also write the rounds and verdicts here")
+    parser.addoption("--shakespeare", action="store_true", default=False,
+                     help="run bench/test_shakespeare.py: nanoGPT's CPU setting (fetches the text; ~26 min here)")
 
 
 def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--shakespeare"):
+        text = pytest.mark.skip(reason="nanoGPT's setting on Shakespeare: run with --shakespeare")
+        for item in items:
+            if item.path.name == "test_shakespeare.py":
+                item.add_marker(text)
     if config.getoption("benchmark_only", default=False):
         return
     skip = pytest.mark.skip(reason="throughput benchmark: run with pytest bench --benchmark-only")

@@ -15,7 +15,8 @@ round in ``extra_info`` (the pytest-benchmark statistics are of whole rounds):
   method's curve is kept (they train one model: the curves agree to float rounding).
 
 ``jbatch report --benchmark`` tabulates both. Run:
-``pytest bench/test_shakespeare.py --benchmark-only --benchmark-json=out.json``.
+``pytest bench/test_shakespeare.py --benchmark-only --shakespeare --benchmark-json=out.json``
+(without ``--shakespeare`` they are skipped: ``pytest bench --benchmark-only`` stays minutes).
 """
 
 from __future__ import annotations
