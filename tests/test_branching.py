@@ -68,3 +68,9 @@ def test_a_bad_plan_is_one_clear_line(splits, change, message):
     plan = BranchPlan(**({"batch_size": 8, "learning_rate": 0.05, "checkpoints": (0, 10), "examples": 64} | change))
     with pytest.raises(ConfigError, match=message):
         local_critical_batch(fresh, softmax_cross_entropy, *splits, plan)
+
+
+def test_a_diverged_trunk_is_refused_in_one_line(splits):
+    plan = BranchPlan(batch_size=1, learning_rate=50.0, checkpoints=(0, 30), examples=8, multipliers=(1, 2), seeds=(0,))
+    with pytest.raises(ConfigError, match=r"the trunk \(B = 1, lr 50, seed 0\) diverged by step 30"):
+        local_critical_batch(fresh, softmax_cross_entropy, *splits, plan)

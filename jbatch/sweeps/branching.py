@@ -27,6 +27,7 @@ import jax
 import numpy as np
 
 from jbatch.core.epoch import make_evaluate
+from jbatch.core.guard import EXPLOSION_FACTOR
 from jbatch.core.loss import LossFn
 from jbatch.core.phases import RULES, Phase, phase_learning_rates, train_phases
 from jbatch.core.step import TrainState, make_eval_step, make_train_step
@@ -116,6 +117,11 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
                 epoch, done = records[-1].epochs[-1] + 1, c
             entry = out[i]
             entry["loss"][str(seed)] = float(evaluate(state, held_out)["loss"])
+            loss, first = entry["loss"][str(seed)], out[0]["loss"][str(seed)]
+            if not np.isfinite(loss) or loss > EXPLOSION_FACTOR * abs(first):  # the sweep's divergence rule
+                raise ConfigError(f"the trunk (B = {plan.batch_size}, lr {plan.learning_rate:g}, seed {seed}) diverged "
+                                  f"by step {c} (held-out loss {loss:.3g}): nothing to branch from; give a smaller "
+                                  "learning rate or a larger trunk batch size")  # fmt: skip
             entry["b_simple"][str(seed)] = float(moments(state, noise_data)["b_simple"])
             losses = {}
             for b in sizes:
