@@ -78,6 +78,8 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
       ...        "b_star_median": 64}]
       >>> warmup_schedule(cps, [16, 64, 256], 16, 256)  # 256 at step 100 is not kept: B* fell back to 64
       [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 225}, {'batch_size': 256, 'steps': 0}]
+      >>> warmup_schedule(cps, [16, 64, 256], 16, 64)  # then on at 64
+      [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 0}]
     """
     phases = []
     for i, (here, nxt) in enumerate(zip(checkpoints, checkpoints[1:], strict=False)):
@@ -88,7 +90,10 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
             phases[-1]["steps"] += steps
         elif steps:
             phases.append({"batch_size": b, "steps": steps})
-    phases.append({"batch_size": max([final] + [p["batch_size"] for p in phases]), "steps": 0})
+    last = max([final] + [p["batch_size"] for p in phases])
+    if phases and phases[-1]["batch_size"] == last:  # the open phase goes on at the same size
+        phases.pop()
+    phases.append({"batch_size": last, "steps": 0})
     return phases
 
 
