@@ -100,19 +100,27 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
 WORKLOAD_KEYS = ("dataset", "model", "optimizer", "widths", "loss")
 
 
+def check_against(directory: Path, config: SweepConfig) -> dict[str, Any]:
+    """The finished sweep of ``directory``, refused (one line) when it is of another workload
+    than ``config``'s: checked before anything trains."""
+    from jbatch.analysis.summary import load_document
+
+    doc = load_document(directory)
+    mine = json.loads(json.dumps(dataclasses.asdict(config)))
+    differ = [k for k in WORKLOAD_KEYS if doc["config"].get(k) != mine.get(k)]
+    if differ:
+        raise ConfigError(f"{directory} is a sweep of another workload ({', '.join(differ)} differ): "
+                          "the advice can only be checked against its own workload's sweep")  # fmt: skip
+    return doc
+
+
 def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = None) -> dict[str, Any]:
     """What a finished sweep measured: its cost, its fastest set, and the recommendation's
     seconds to target over the fastest's (None where it did not time or reach it). A sweep
     of another workload than ``config``'s is refused."""
     from jbatch.analysis.summary import load_document, summarize, time_accounting
 
-    doc = load_document(directory)
-    if config is not None:
-        mine = json.loads(json.dumps(dataclasses.asdict(config)))
-        differ = [k for k in WORKLOAD_KEYS if doc["config"].get(k) != mine.get(k)]
-        if differ:
-            raise ConfigError(f"{directory} is a sweep of another workload ({', '.join(differ)} differ): "
-                              "the advice can only be checked against its own workload's sweep")  # fmt: skip
+    doc = check_against(directory, config) if config is not None else load_document(directory)
     rows = [s["row"] for s in summarize(doc)]
     cost = sum((time_accounting(r) or {"wall": 0.0})["wall"] for r in doc["batch_sizes"].values())
     cost += (doc.get("checks") or {}).get("seconds", 0.0)  # as the sweep's "Sweep total"
@@ -132,6 +140,8 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     seeds; the trunk's learning rate is the middle of ``config``'s grid (its only value when
     one is given). Returns the advice document."""
     start = time.perf_counter()
+    if against is not None:
+        check_against(Path(against), config)  # before anything trains
     ds = wl.data
     n = ds.num_train
     sizes = sorted({resolve_batch_size(b, n) for b in config.batch_sizes})
