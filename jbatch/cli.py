@@ -272,10 +272,12 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def _advise(args: argparse.Namespace) -> int:
     from jbatch.core.batching import resolve_batch_size
-    from jbatch.sweeps.advise import advise, check_candidates, markdown, write_advice
+    from jbatch.sweeps.advise import advise, check_against, check_candidates, markdown, write_advice
     from jbatch.workloads.workload import for_config
 
     config = _base_config(args)
+    if args.against is not None:
+        check_against(args.against, config)  # before the data are loaded or anything trains
     workload = for_config(config)
     check_candidates(config, workload.data.num_train)
     trunk = args.trunk_batch or min(resolve_batch_size(b, workload.data.num_train) for b in config.batch_sizes)
