@@ -258,7 +258,9 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=0.01, help="relative loss tolerance of a branch (0.01)")
     p.add_argument("--rule", default="sqrt", choices=("constant", "sqrt", "linear"),
                    help="the branches' learning rate from the trunk's (default sqrt)")
-    p.add_argument("--against", type=Path, help="a finished sweep of the same workload to check the advice against")
+    p.add_argument("--against", type=Path, help="a finished sweep of the same workload to check the advice against "
+                                                "(and to train the warm-up to its target beside its fastest batch size)")
+    p.add_argument("--no-warmup-check", action="store_true", help="with --against: do not train the warm-up")
     p.add_argument("--results-dir", type=Path, default=Path("runs"), help="where advise-<name>/ goes (default runs/)")
 
 
@@ -283,7 +285,7 @@ def _advise(args: argparse.Namespace) -> int:
     trunk = args.trunk_batch or min(resolve_batch_size(b, workload.data.num_train) for b in config.batch_sizes)
     doc = advise(config, workload, trunk_batch=trunk, trunk_steps=args.trunk_steps, checkpoints=args.checkpoints,
                  examples=args.examples, multipliers=args.multipliers, tolerance=args.tolerance, rule=args.rule,
-                 against=args.against)  # fmt: skip
+                 against=args.against, check=not args.no_warmup_check)  # fmt: skip
     directory = args.results_dir / f"advise-{config.results_name}"
     write_advice(doc, directory)
     print(markdown(doc))

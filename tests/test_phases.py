@@ -96,6 +96,36 @@ def test_one_program_per_batch_size_whatever_the_phase_length(tiny):
     assert examples_seen(phases, 300) == 3 * 32 + 300 + (2 * 300 + 5 * 32) + 64  # 5 batches of 64: one epoch
 
 
+def test_a_callback_between_steps_changes_nothing_and_can_stop_the_run(tiny):
+    """Evaluating every 50 examples cuts epochs into pieces: the run must be the same run (the
+    rest of a cut epoch follows in its order), the callback sees the true step and example
+    counts, and returning True ends the run there."""
+    x, y = jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)
+    step = make_train_step(softmax_cross_entropy)
+    seen = []
+
+    def callback(state, at, examples):
+        seen.append((at, examples, int(state.step)))
+        return False
+
+    with jax.numpy_dtype_promotion("standard"):
+        whole, _ = train_phases(fresh(), step, (x, y), PHASES, rule="sqrt", seed=3)
+        cut, records = train_phases(fresh(), step, (x, y), PHASES, rule="sqrt", seed=3, every_examples=50,
+                                    callback=callback)  # fmt: skip
+    assert_trees_close(cut.params, whole.params, rtol=1e-5, atol=1e-6)
+    assert [r.epochs for r in records] == [[0, 1], [2, 3], [4, 5]]
+    # B = 32: every max(1, 50 // 32) = 1 step; B = 64: 1; B = 300: every step, each a whole epoch
+    assert [a for a, _, _ in seen] == list(range(1, 23)) and all(a == s for a, _, s in seen)
+    # 10 batches of 32 an epoch, the last one 12 rows: 9 x 32 + 12 = 300 after step 10
+    assert seen[9][1] == 300 and seen[12][1] == 300 + 3 * 32
+    assert seen[-1][1] == examples_seen(PHASES, 300)
+
+    with jax.numpy_dtype_promotion("standard"):
+        state, records = train_phases(fresh(), step, (x, y), PHASES, rule="sqrt", seed=3, every_examples=64 * 3,
+                                      callback=lambda s, at, ex: at >= 15)  # fmt: skip
+    assert int(state.step) == 16 and [r.steps for r in records] == [13, 3]  # B = 32 every 6 steps, then 64 every 3
+
+
 def test_learning_rate_rules():
     phases = [Phase(16, 1), Phase(64, 1), Phase(256, 1)]
     assert phase_learning_rates(0.1, phases, "constant") == [0.1, 0.1, 0.1]

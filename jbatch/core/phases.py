@@ -91,13 +91,15 @@ def check_phases(phases: Sequence[Phase], num_examples: int) -> None:
 
 
 def make_partial_epoch(step: StepFn, num_examples: int, batch_size: int, remainder: Remainder = "keep") -> Callable:
-    """Returns ``epoch(state, (x, y), order, n) -> (state, {"loss": [steps]})``: the Keras
-    epoch of ``order`` at ``batch_size``, its first ``n`` batches applied (the others' losses
-    NaN). ``n`` is traced: one program for every ``n``."""
+    """Returns ``epoch(state, (x, y), order, n, start) -> (state, {"loss": [steps]})``: the
+    Keras epoch of ``order`` at ``batch_size``, its batches ``start`` to ``n - 1`` applied (the
+    others' losses NaN). ``n`` and ``start`` are traced: one program for every part of an
+    epoch, so an epoch cut into pieces (to evaluate in between) is the same epoch."""
     steps_per_epoch(num_examples, batch_size, remainder)
     padded = remainder == "keep" and num_examples % batch_size != 0
 
-    def epoch(state: TrainState, data: tuple[jax.Array, jax.Array], order: jax.Array, n: jax.Array):
+    def epoch(state: TrainState, data: tuple[jax.Array, jax.Array], order: jax.Array, n: jax.Array,
+              start: jax.Array):  # fmt: skip
         x, y = data
         idx, mask = epoch_batches(order, batch_size, remainder)
         shape = jax.eval_shape(step, state, Batch(x[idx[0]], y[idx[0]], mask[0] if padded else None))[1]
@@ -112,7 +114,7 @@ def make_partial_epoch(step: StepFn, num_examples: int, batch_size: int, remaind
                 return s, jax.tree.map(lambda v: jnp.full(v.shape, jnp.nan if v.dtype.kind == "f" else 0, v.dtype),
                                        shape)  # fmt: skip
 
-            return jax.lax.cond(k < n, update, skip, state)
+            return jax.lax.cond((k >= start) & (k < n), update, skip, state)
 
         return jax.lax.scan(body, state, (jnp.arange(idx.shape[0]), idx, mask))
 
@@ -135,14 +137,19 @@ class PhaseRecord:
 def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases: Sequence[Phase], *,
                  base_learning_rate: float | None = None, rule: str = "sqrt",
                  learning_rates: Sequence[float] | None = None, seed: int = 0, remainder: Remainder = "keep",
-                 programs: dict | None = None,
-                 first_epoch: int = 0) -> tuple[TrainState, list[PhaseRecord]]:  # fmt: skip
+                 programs: dict | None = None, first_epoch: int = 0, every_examples: int | None = None,
+                 callback: Callable[[TrainState, int, int], bool] | None = None,
+                 ) -> tuple[TrainState, list[PhaseRecord]]:  # fmt: skip
     """Trains ``state`` through ``phases`` (see the module's docstring) on ``data`` (``(x, y)``,
     the whole training split, on the device). The learning rates are ``learning_rates`` (one
     per phase), else ``phase_learning_rates(base_learning_rate, phases, rule)`` (the base
     defaults to the state's current learning rate). ``programs`` (a dict) keeps the compiled
     epoch of each batch size across calls; ``first_epoch`` numbers the first epoch (a run
     continued in several calls passes the next one, so that no epoch order repeats).
+    ``callback(state, step, examples)`` runs after every ``every_examples`` training examples
+    (at least one step; where an epoch is cut for it, the rest of the epoch follows in the
+    same order) and at the end of each phase, with the run's step and examples so far; it
+    returning True ends the run there (the last record then holds the steps done).
 
     Example:
       >>> import optax
@@ -170,7 +177,7 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
     if len(learning_rates) != len(phases):
         raise ConfigError(f"{len(learning_rates)} learning rates for {len(phases)} phases")
     programs = {} if programs is None else programs
-    records, epoch, first = [], first_epoch, int(state.step)
+    records, epoch, first, seen = [], first_epoch, int(state.step), 0
     for p, lr in zip(phases, learning_rates, strict=True):
         key = (p.batch_size, remainder)
         if key not in programs:
@@ -178,16 +185,35 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
         run = programs[key]
         state = state.replace(opt_state=set_learning_rate(state.opt_state, jnp.asarray(lr, jnp.float32)))
         per_epoch = steps_per_epoch(n, p.batch_size, remainder)
-        left, losses, epochs = p.steps, [], []
-        while left > 0:
-            take = min(left, per_epoch)
-            state, metrics = run(state, data, jnp.asarray(epoch_order(seed, epoch, n)), jnp.asarray(take, jnp.int32))
-            losses.append(np.asarray(metrics["loss"])[:take])
-            epochs.append(epoch)
-            epoch, left = epoch + 1, left - take
-        records.append(PhaseRecord(p.batch_size, float(lr), first, p.steps, epochs, np.concatenate(losses)))
-        first += p.steps
+        every = max(1, every_examples // p.batch_size) if every_examples else p.steps
+        left, pos, since, losses, epochs, stop = p.steps, 0, 0, [], [], False
+        while left > 0 and not stop:
+            take = min(left, per_epoch - pos, every - since)
+            order = jnp.asarray(epoch_order(seed, epoch, n))
+            state, metrics = run(state, data, order, jnp.asarray(pos + take, jnp.int32), jnp.asarray(pos, jnp.int32))
+            losses.append(np.asarray(metrics["loss"])[pos : pos + take])
+            if not epochs or epochs[-1] != epoch:
+                epochs.append(epoch)
+            seen += _examples(pos, take, p.batch_size, n, remainder)
+            pos, left, since = pos + take, left - take, since + take
+            if pos == per_epoch or left == 0:  # a phase ending mid-epoch: the next one starts a new epoch
+                epoch, pos = epoch + 1, 0
+            if callback is not None and (since == every or left == 0):
+                since = 0
+                stop = bool(callback(state, first + sum(len(v) for v in losses), seen))
+        done = sum(len(v) for v in losses)
+        records.append(PhaseRecord(p.batch_size, float(lr), first, done, epochs, np.concatenate(losses)))
+        first += done
+        if stop:
+            break
     return state, records
+
+
+def _examples(start: int, take: int, batch_size: int, num_examples: int, remainder: Remainder) -> int:
+    """Examples in batches ``start`` to ``start + take - 1`` of an epoch (a partial last one as it is)."""
+    if remainder != "keep":
+        return take * batch_size
+    return min((start + take) * batch_size, num_examples) - min(start * batch_size, num_examples)
 
 
 def examples_seen(phases: Sequence[Phase], num_examples: int, remainder: Remainder = "keep") -> int:
@@ -204,4 +230,3 @@ def examples_seen(phases: Sequence[Phase], num_examples: int, remainder: Remaind
         epoch_examples = num_examples if remainder == "keep" else per_epoch * p.batch_size
         total += full * epoch_examples + min(rest * p.batch_size, epoch_examples)
     return total
-

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from jbatch.core.batching import resolve_batch_size
-from jbatch.core.optim import set_learning_rate
+from jbatch.core.batching import resolve_batch_size, steps_per_epoch
+from jbatch.core.optim import set_hyperparameters
 from jbatch.core.step import init_train_state
 from jbatch.errors import ConfigError
 from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints, summary_lines
+from jbatch.sweeps.cadence import budget_steps
 from jbatch.sweeps.config import SweepConfig
 from jbatch.sweeps.metadata import environment_metadata
 from jbatch.sweeps.optimizer import sweep_optimizer
@@ -118,7 +119,9 @@ def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = 
     """What a finished sweep measured: its cost, its fastest set, and the recommendation's
     seconds to target over the fastest's (None where it did not time or reach it). A sweep
     of another workload than ``config``'s is refused."""
-    from jbatch.analysis.summary import load_document, summarize, time_accounting
+    from jbatch.analysis.stats import ratio_interval
+    from jbatch.analysis.summary import load_document, summarize, sweep_fit, time_accounting
+    from jbatch.analysis.tradeoff import interval_bounds
 
     doc = check_against(directory, config) if config is not None else load_document(directory)
     rows = [s["row"] for s in summarize(doc)]
@@ -127,18 +130,27 @@ def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = 
     timed = {r["batch_size"]: r["seconds_to_target"]["mean"] for r in rows if r["seconds_to_target"]["n"]}
     fastest = min(timed, key=timed.__getitem__) if timed else None
     ratio = None if fastest is None or recommended not in timed else timed[recommended] / timed[fastest]
+    intervals = {r["batch_size"]: r["seconds_to_target_interval"] for r in rows}
+    ratio_ci = None
+    if ratio is not None and intervals.get(recommended) and intervals.get(fastest):
+        ratio_ci = list(ratio_interval(tuple(intervals[recommended]), tuple(intervals[fastest])))
+    fit = sweep_fit(summarize(doc))
     return {"directory": str(directory), "seconds": cost, "fastest": fastest,
             "fastest_set": [r["batch_size"] for r in rows if r["fastest"]], "seconds_to_target": timed,
-            "recommended_over_fastest": ratio}  # fmt: skip
+            "recommended_over_fastest": ratio, "recommended_over_fastest_interval": ratio_ci,
+            "b_crit": None if fit is None else fit["b_crit"],
+            "b_crit_interval": None if fit is None else interval_bounds(fit["interval"])}  # fmt: skip
 
 
 def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: int, checkpoints: int = 4,
            examples: int | None = None, multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
            tolerance: float = 0.01, rule: str = "sqrt", timing_rounds: int = 7,
-           against: Path | None = None) -> dict[str, Any]:  # fmt: skip
+           against: Path | None = None, check: bool = True) -> dict[str, Any]:  # fmt: skip
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is the middle of ``config``'s grid (its only value when
-    one is given). Returns the advice document."""
+    one is given). Returns the advice document. With ``against`` (and ``check``), the
+    warm-up schedule is then trained to the sweep's target on every seed and set beside the
+    sweep's fastest batch size (``warmup_check``); its time is not the advice's cost."""
     start = time.perf_counter()
     if against is not None:
         check_against(Path(against), config)  # before anything trains
@@ -147,17 +159,21 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     sizes = sorted({resolve_batch_size(b, n) for b in config.batch_sizes})
     b0 = resolve_batch_size(trunk_batch, n)
     lr = float(sorted(config.learning_rates)[len(config.learning_rates) // 2])
-    examples = examples or 8 * max(sizes)
+    multipliers = tuple(k for k in multipliers if k * b0 <= max(sizes)) or (1,)  # B* above every candidate: moot
+    examples = examples or 4 * b0 * max(multipliers)
     plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=plan_checkpoints(trunk_steps, checkpoints),
                       examples=examples, multipliers=multipliers, tolerance=tolerance, rule=rule,
                       seeds=tuple(config.seeds))  # fmt: skip
     plan.check(n)
     train, held_out = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
-    tx = sweep_optimizer(config, wl, {}).tx
+    optimizer = sweep_optimizer(config, wl, {})
+    values: dict[str, float] = {"learning_rate": lr}
+    if "budget" in optimizer.values:  # a schedule (cosine): it spans the sweep's budget at the trunk's batch size
+        values["budget"] = float(budget_steps(config, steps_per_epoch(n, b0, config.remainder)))
 
     def fresh(seed: int):
-        state = init_train_state(wl.model(seed), tx)
-        return state.replace(opt_state=set_learning_rate(state.opt_state, lr))
+        state = init_train_state(wl.model(seed), optimizer.tx)
+        return state.replace(opt_state=set_hyperparameters(state.opt_state, values))
 
     t0 = time.perf_counter()
     timed = time_steps(lambda: fresh(0), wl.loss, train, sizes, timing_rounds, config.remainder,
@@ -188,6 +204,11 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
         truth = sweep_truth(Path(against), rec["batch_size"], config)
         truth["cost_fraction"] = doc["cost"]["total"] / truth["seconds"] if truth["seconds"] else None
         doc["against"] = truth
+        if check:
+            from jbatch.analysis.summary import load_document
+            from jbatch.sweeps.warmup_check import check_warmup
+
+            doc["warmup_check"] = check_warmup(config, wl, load_document(Path(against)), doc["warmup"])
     return doc
 
 
@@ -220,8 +241,16 @@ def markdown(doc: dict[str, Any]) -> str:
                   f"{truth['cost_fraction']:.2f} of it): its fastest batch size {truth['fastest']} (fastest set "
                   f"{truth['fastest_set']}); the recommendation's measured seconds to target over the fastest's: "
                   + ("not measured (not one of its batch sizes, or it missed the target)" if ratio is None
-                     else f"{ratio:.2f}") + "."]  # fmt: skip
+                     else f"{ratio:.2f} {_ci(truth.get('recommended_over_fastest_interval'))}") + "."]  # fmt: skip
+    if doc.get("warmup_check"):
+        from jbatch.sweeps.warmup_check import markdown_lines
+
+        lines += ["", *markdown_lines(doc["warmup_check"])]
     return "\n".join(lines) + "\n"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
 
 
 def write_advice(doc: dict[str, Any], directory: Path) -> list[Path]:

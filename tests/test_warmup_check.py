@@ -1,0 +1,91 @@
+"""Training a batch-size warm-up to a sweep's target (``jbatch.sweeps.warmup_check``), on the tiny
+digits against the recorded small sweep of the same workload: the numbers are those of the
+phases run again by hand and evaluated where the check says the target was reached, the
+seconds are the sweep's own seconds per step, and the verdict can come out each way."""
+
+import jax
+import numpy as np
+import pytest
+
+from jbatch.analysis.summary import load_document
+from jbatch.core.epoch import make_evaluate
+from jbatch.core.optim import get_learning_rate
+from jbatch.core.phases import Phase, examples_seen, train_phases
+from jbatch.core.step import init_train_state, make_eval_step, make_train_step
+from jbatch.errors import ConfigError
+from jbatch.sweeps.optimizer import sweep_optimizer
+from jbatch.sweeps.warmup_check import check_warmup, reference, verdict
+from jbatch.workloads.data import to_device
+from jbatch.workloads.workload import for_config
+from tests.helpers import tiny_config
+from tests.test_advise import SMALL
+
+WARMUP = [{"batch_size": 8, "steps": 30}, {"batch_size": 32, "steps": 0}]
+
+
+def test_the_warmup_is_trained_to_the_target_as_by_hand(tiny):
+    cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0, 1))
+    wl = for_config(cfg, tiny)
+    doc = load_document(SMALL)
+    ref = reference(doc)
+    check = check_warmup(cfg, wl, doc, WARMUP, seeds=(0,), every_examples=40)
+    lrs = [p["learning_rate"] for p in check["phases"]]
+    assert [p["batch_size"] for p in check["phases"]] == [8, 32]
+    assert lrs == [ref["settings"][8]["learning_rate"], ref["settings"][32]["learning_rate"]]  # re-tuned per phase
+    phases = [Phase(p["batch_size"], p["steps"]) for p in check["phases"]]
+    assert (
+        examples_seen(phases, 300)
+        >= ref["budget_examples"]
+        > examples_seen([phases[0], Phase(32, phases[1].steps - 1)], 300)
+    )
+    seed = check["seeds"][0]
+    assert seed["steps_to_target"] is not None, "the tiny digits reach 75% in the B = 100 run's budget"
+    curve = np.asarray(seed["curve"])
+    hit = int(np.argmax(curve[:, 2] >= cfg.target_value))
+    assert curve[hit, 0] == seed["steps_to_target"] and (curve[:hit, 2] < cfg.target_value).all()
+    # by hand: the same phases, cut where the check found the target, evaluated once
+    steps, left, cut = seed["steps_to_target"], seed["steps_to_target"], []
+    for p in phases:
+        if left:
+            cut.append(Phase(p.batch_size, min(left, p.steps)))
+            left -= cut[-1].steps
+    with jax.numpy_dtype_promotion("standard"):
+        state = init_train_state(wl.model(0), sweep_optimizer(cfg, wl, {}).tx)
+        state, records = train_phases(state, make_train_step(wl.loss), to_device(tiny.x_train, tiny.y_train), cut,
+                                      learning_rates=lrs[: len(cut)], seed=0)  # fmt: skip
+        accuracy = make_evaluate(make_eval_step(wl.loss, True))(state, to_device(tiny.x_test, tiny.y_test))["accuracy"]
+    assert int(state.step) == steps and float(get_learning_rate(state.opt_state)) == pytest.approx(lrs[len(cut) - 1])
+    assert float(accuracy) == pytest.approx(curve[hit, 2], abs=1e-6)
+    assert seed["examples_to_target"] == examples_seen(cut, 300)
+    per_step = {int(b): r["timing"]["seconds_per_step"] for b, r in doc["batch_sizes"].items()}
+    assert seed["seconds_to_target"] == pytest.approx(sum(r.steps * per_step[r.batch_size] for r in records))
+    fixed = check["steps_to_target"]["fixed"]
+    assert check["reference"]["batch_size"] == ref["batch_size"] and fixed["values"] == ref["steps_to_target"]
+    assert check["steps_to_target"]["ratio"] == pytest.approx(seed["steps_to_target"] / fixed["mean"])
+
+
+def test_a_warmup_over_batch_sizes_the_sweep_did_not_run_is_one_line(tiny):
+    cfg = tiny_config(widths=(32,), batch_sizes=(8, 32), learning_rates=(0.3,), seeds=(0,))
+    with pytest.raises(ConfigError, match=r"batch sizes the sweep did not run \(\[16\]\)"):
+        check_warmup(cfg, for_config(cfg, tiny), load_document(SMALL), [{"batch_size": 16, "steps": 0}])
+
+
+def spread(values, lo, hi, of=None):
+    return {"values": values, "n": len(values), "of": of or len(values), "mean": float(np.mean(values)),
+            "interval": [lo, hi]}  # fmt: skip
+
+
+@pytest.mark.parametrize(("warm", "final", "want"), [
+    (spread([50, 52], 45, 57), spread([0.9, 0.9], 0.88, 0.92), "fewer"),
+    (spread([50, 52], 45, 57), spread([0.7, 0.7], 0.68, 0.72), "fewer, worse final"),
+    (spread([90, 95], 85, 99), spread([0.9, 0.9], 0.88, 0.92), "tie"),
+    (spread([150, 160], 140, 170), spread([0.9, 0.9], 0.88, 0.92), "more"),
+    (spread([50], 0, float("inf"), of=2), spread([0.9, 0.9], 0.88, 0.92), "more"),  # a seed missed the target
+])  # fmt: skip
+def test_the_verdict_can_come_out_each_way(warm, final, want):
+    check = {
+        "steps_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
+        "final": {"warmup": final, "fixed": spread([0.9, 0.91], 0.85, 0.95)},
+        "higher_is_better": True,
+    }
+    assert verdict(check) == want
