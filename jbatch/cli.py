@@ -259,7 +259,7 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rule", default="sqrt", choices=("constant", "sqrt", "linear"),
                    help="the branches' learning rate from the trunk's (default sqrt)")
     p.add_argument("--against", type=Path, help="a finished sweep of the same workload to check the advice against "
-                                                "(and to train the warm-up to its target beside its fastest batch size)")
+                                                "(and to train the warm-up to its target beside its fastest B)")
     p.add_argument("--no-warmup-check", action="store_true", help="with --against: do not train the warm-up")
     p.add_argument("--results-dir", type=Path, default=Path("runs"), help="where advise-<name>/ goes (default runs/)")
 
