@@ -256,8 +256,9 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--multipliers", type=_ints, default=(1, 2, 4, 8, 16, 32, 64),
                    help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)")
     p.add_argument("--tolerance", type=float, default=0.01, help="relative loss tolerance of a branch (0.01)")
-    p.add_argument("--rule", default="sqrt", choices=("constant", "sqrt", "linear"),
-                   help="the branches' learning rate from the trunk's (default sqrt)")
+    p.add_argument("--rule", default=None, choices=("constant", "sqrt", "linear"),
+                   help="the branches' learning rate from the trunk's (default: linear for sgd and momentum, sqrt "
+                        "for the others)")  # fmt: skip
     p.add_argument("--against", type=Path, help="a finished sweep of the same workload to check the advice against "
                                                 "(and to train the warm-up to its target beside its fastest B)")
     p.add_argument("--no-warmup-check", action="store_true", help="with --against: do not train the warm-up")

@@ -8,10 +8,12 @@ import numpy as np
 import optax
 import pytest
 
+from jbatch.core.batching import epoch_order
 from jbatch.core.epoch import make_evaluate
 from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.optim import set_learning_rate
 from jbatch.core.phases import Phase, train_phases
-from jbatch.core.step import init_train_state, make_eval_step, make_train_step
+from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
 from jbatch.sweeps.branching import BranchPlan, b_star, local_critical_batch
 from jbatch.sweeps.noise import gradient_moments
@@ -39,8 +41,15 @@ def test_trunk_and_branches_are_the_schedules_they_say(splits):
     trunk, _ = train_phases(fresh(0), step, train, [Phase(8, 20)], learning_rates=[0.05], seed=0)
     entry = result["checkpoints"][1]
     assert entry["step"] == 20 and entry["loss"]["0"] == pytest.approx(float(evaluate(trunk, held_out)["loss"]))
-    branch, _ = train_phases(trunk, step, train, [Phase(16, 4)], learning_rates=[0.05 * 2**0.5], seed=10_000 + 1)
-    assert entry["branches"]["16"]["0"] == pytest.approx(float(evaluate(branch, held_out)["loss"]), rel=1e-6)
+    # the branch at 16 by hand: 4 steps on the first Keras batches of its order, lr by the sqrt rule, the held-out
+    # loss averaged over the evaluations after steps 2, 3 and 4 (every quarter of the branch, the last three)
+    state, order, seen = trunk, epoch_order(10_000 + 1, 0, len(train[0])), []
+    state = state.replace(opt_state=set_learning_rate(state.opt_state, jnp.asarray(0.05 * 2**0.5, jnp.float32)))
+    for k in range(4):
+        rows = order[16 * k : 16 * (k + 1)]
+        state, _ = jax.jit(step)(state, Batch(train[0][rows], train[1][rows]))
+        seen.append(float(evaluate(state, held_out)["loss"]))
+    assert entry["branches"]["16"]["0"] == pytest.approx(np.mean(seen[1:]), rel=1e-5)
     losses = {int(b): v["0"] for b, v in entry["branches"].items()}
     assert entry["b_star"]["0"] == b_star(losses, plan.tolerance)
     rows = np.random.default_rng(0).permutation(len(train[0]))[:100]
@@ -56,7 +65,17 @@ def test_an_unbounded_tolerance_gives_the_largest_batch_as_a_lower_bound(splits)
                       tolerance=1e9, seeds=(0, 1), noise_examples=64)  # fmt: skip
     entry = local_critical_batch(fresh, softmax_cross_entropy, train, held_out, plan)["checkpoints"][0]
     assert entry["b_star"] == {"0": 64, "1": 64} and entry["censored"] == {"0": True, "1": True}
-    assert entry["b_star_median"] == 64 and set(entry["loss"]) == {"0", "1"}
+    assert entry["b_star_median"] == 64 and entry["censored_median"] and set(entry["loss"]) == {"0", "1"}
+
+
+def test_the_checkpoint_b_star_comes_from_the_seeds_median_losses(splits):
+    train, held_out = splits
+    plan = BranchPlan(batch_size=8, learning_rate=0.05, checkpoints=(10,), examples=64, multipliers=(1, 2, 4, 8),
+                      tolerance=0.02, seeds=(0, 1, 2), noise_examples=64)  # fmt: skip
+    entry = local_critical_batch(fresh, softmax_cross_entropy, train, held_out, plan)["checkpoints"][0]
+    median = {int(b): float(np.median(list(v.values()))) for b, v in entry["branches"].items()}
+    assert entry["b_star_median"] == b_star(median, 0.02)
+    assert all(entry["b_star"][s] == b_star({int(b): v[s] for b, v in entry["branches"].items()}, 0.02) for s in "012")
 
 
 @pytest.mark.parametrize(("change", "message"), [

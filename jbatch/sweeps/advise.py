@@ -27,10 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from jbatch.core.batching import resolve_batch_size, steps_per_epoch
 from jbatch.core.optim import set_hyperparameters
+from jbatch.core.phases import Phase, train_phases
 from jbatch.core.step import init_train_state
 from jbatch.errors import ConfigError
 from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints, summary_lines
@@ -98,6 +100,47 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
     return phases
 
 
+def trunk_learning_rate(fresh: Any, loss_fn: Any, train: Any, held_out: Any, batch_size: int, steps: int,
+                        learning_rates: Any, seed: int) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """The grid's learning rate of lowest held-out loss after the trunk's ``steps`` at
+    ``batch_size`` (one seed): branches measure B* around a tuned small-batch run, as Merrill
+    et al. do; the middle of a wide grid can be 10x too large (digits: 0.1 where B = 1's best is
+    0.01) or diverge. ``fresh(seed, lr)`` is a new state; every rate shares one program.
+    Returns the rate and every rate's loss (NaN: diverged)."""
+    from jbatch.core.epoch import make_evaluate
+    from jbatch.core.step import make_eval_step, make_train_step
+
+    rates = sorted(float(v) for v in learning_rates)
+    if len(rates) == 1:
+        return rates[0], {}
+    step, programs = make_train_step(loss_fn), {}
+    evaluate = jax.jit(make_evaluate(make_eval_step(loss_fn, classification=False)))
+    losses = {}
+    for lr in rates:
+        state, _ = train_phases(fresh(seed, lr), step, train, [Phase(batch_size, steps)], learning_rates=[lr],
+                                seed=seed, programs=programs)  # fmt: skip
+        loss = float(evaluate(state, held_out)["loss"])
+        losses[f"{lr:g}"] = loss if np.isfinite(loss) else float("nan")
+    finite = {lr: losses[f"{lr:g}"] for lr in rates if np.isfinite(losses[f"{lr:g}"])}
+    if not finite:
+        raise ConfigError(f"every learning rate of the grid diverged in the trunk (B = {batch_size}, {steps} steps): "
+                          "give smaller --lrs or a larger --trunk-batch")  # fmt: skip
+    return min(finite, key=finite.__getitem__), losses
+
+
+def default_rule(optimizer: str) -> str:
+    """The learning-rate rule of a branch at ``k`` times the trunk's batch size: linear for SGD
+    and momentum (the step is the gradient times the rate: k times the examples per step is
+    k times the step, as long as B is below the noise scale; McCandlish et al. 2018), square
+    root for Adam and the others (the update is normalised; Malladi et al. 2022).
+
+    Example:
+      >>> default_rule("sgd"), default_rule("adamw")
+      ('linear', 'sqrt')
+    """
+    return "linear" if optimizer in ("sgd", "momentum") else "sqrt"
+
+
 WORKLOAD_KEYS = ("dataset", "model", "optimizer", "widths", "loss")
 
 
@@ -144,11 +187,12 @@ def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = 
 
 def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: int, checkpoints: int = 4,
            examples: int | None = None, multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
-           tolerance: float = 0.01, rule: str = "sqrt", timing_rounds: int = 7,
+           tolerance: float = 0.01, rule: str | None = None, timing_rounds: int = 7,
            against: Path | None = None, check: bool = True) -> dict[str, Any]:  # fmt: skip
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
-    seeds; the trunk's learning rate is the middle of ``config``'s grid (its only value when
-    one is given). Returns the advice document. With ``against`` (and ``check``), the
+    seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
+    grid; the branches' learning rates follow ``rule``, by default ``default_rule``.
+    Returns the advice document. With ``against`` (and ``check``), the
     warm-up schedule is then trained to the sweep's target on every seed and set beside the
     sweep's fastest batch size (``warmup_check``); its time is not the advice's cost."""
     start = time.perf_counter()
@@ -158,29 +202,34 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     n = ds.num_train
     sizes = sorted({resolve_batch_size(b, n) for b in config.batch_sizes})
     b0 = resolve_batch_size(trunk_batch, n)
-    lr = float(sorted(config.learning_rates)[len(config.learning_rates) // 2])
+    rule = rule or default_rule(config.optimizer)
     multipliers = tuple(k for k in multipliers if k * b0 <= max(sizes)) or (1,)  # B* above every candidate: moot
     examples = examples or 4 * b0 * max(multipliers)
-    plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=plan_checkpoints(trunk_steps, checkpoints),
-                      examples=examples, multipliers=multipliers, tolerance=tolerance, rule=rule,
-                      seeds=tuple(config.seeds))  # fmt: skip
-    plan.check(n)
+    checkpoint_steps = plan_checkpoints(trunk_steps, checkpoints)
     train, held_out = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
     optimizer = sweep_optimizer(config, wl, {})
-    values: dict[str, float] = {"learning_rate": lr}
+    values: dict[str, float] = {}
     if "budget" in optimizer.values:  # a schedule (cosine): it spans the sweep's budget at the trunk's batch size
         values["budget"] = float(budget_steps(config, steps_per_epoch(n, b0, config.remainder)))
 
-    def fresh(seed: int):
+    def fresh(seed: int, lr: float):
         state = init_train_state(wl.model(seed), optimizer.tx)
-        return state.replace(opt_state=set_hyperparameters(state.opt_state, values))
+        return state.replace(opt_state=set_hyperparameters(state.opt_state, {**values, "learning_rate": lr}))
+
+    t_bracket = time.perf_counter()
+    lr, bracket = trunk_learning_rate(fresh, wl.loss, train, held_out, b0, trunk_steps, config.learning_rates,
+                                      seed=config.seeds[0])  # fmt: skip
+    bracket_seconds = time.perf_counter() - t_bracket
+    plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=checkpoint_steps, examples=examples,
+                      multipliers=multipliers, tolerance=tolerance, rule=rule, seeds=tuple(config.seeds))  # fmt: skip
+    plan.check(n)
 
     t0 = time.perf_counter()
-    timed = time_steps(lambda: fresh(0), wl.loss, train, sizes, timing_rounds, config.remainder,
+    timed = time_steps(lambda: fresh(0, lr), wl.loss, train, sizes, timing_rounds, config.remainder,
                        max_steps=32)  # fmt: skip
     timing = {b: step_timing(timed[b]) for b in sizes}
     t1 = time.perf_counter()
-    branched = local_critical_batch(fresh, wl.loss, train, held_out, plan)
+    branched = local_critical_batch(lambda seed: fresh(seed, lr), wl.loss, train, held_out, plan)
     t2 = time.perf_counter()
     later = branched["checkpoints"][len(branched["checkpoints"]) // 2 :]
     b_crit = float(np.median([e["b_star_median"] for e in later]))
@@ -197,7 +246,9 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
         "relative_steps": {str(b): v for b, v in rec["relative_steps"].items()},
         "relative_seconds": {str(b): v for b, v in rec["relative_seconds"].items()},
         "warmup": warmup_schedule(branched["checkpoints"], sizes, b0, rec["batch_size"]),
-        "cost": {"timing": t1 - t0, "branching": t2 - t1, "total": time.perf_counter() - start},
+        "trunk_learning_rates": bracket,
+        "cost": {"learning_rate": bracket_seconds, "timing": t1 - t0, "branching": t2 - t1,
+                 "total": time.perf_counter() - start},
         "metadata": environment_metadata(),  # the machine and software it was measured on
     }  # fmt: skip
     if against is not None:

@@ -5,10 +5,13 @@ One small-batch run (the trunk: batch size ``B0``, learning rate ``lr``) is stop
 checkpoints. From each, short branches train at ``k x B0`` for a fixed number of examples
 (``examples``; ``examples / (k B0)`` steps, at least one), the learning rate set by a rule
 (``jbatch.core.phases``: ``sqrt`` or ``linear`` from ``lr``), every branch of a checkpoint on
-the same data order (a paired comparison). ``B*`` is the largest ``k x B0`` such that every
-branch up to it ends with a loss (on the evaluation split) within ``tolerance`` of the
-``k = 1`` continuation's: ``loss_k <= loss_1 + tolerance x |loss_1|``. A ``B*`` at the largest
-multiplier tried is a lower bound (``censored``). The gradient noise scale ``B_simple``
+the same data order (a paired comparison). A branch's loss is the held-out loss averaged over
+its last ``AVERAGED`` evaluations, at a quarter, half, three quarters and the end of its
+examples (a single SGD iterate bounces by tens of percent on a small problem). ``B*`` is the
+largest ``k x B0`` such that every branch up to it ends with a loss within ``tolerance`` of
+the ``k = 1`` continuation's: ``loss_k <= loss_1 + tolerance x |loss_1|``; per seed, and for
+the checkpoint (``b_star_median``) from each batch size's median loss over the seeds. A
+``B*`` at the largest multiplier tried is a lower bound (``censored``). The gradient noise scale ``B_simple``
 (``jbatch.sweeps.noise``) is measured on the same checkpoint, so the two can be set side by
 side: McCandlish et al. 2018 predict the critical batch size from it.
 
@@ -33,6 +36,8 @@ from jbatch.core.phases import RULES, Phase, phase_learning_rates, train_phases
 from jbatch.core.step import TrainState, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
 from jbatch.sweeps.noise import gradient_moments
+
+AVERAGED = 3  # the last evaluations of a branch whose held-out losses are averaged
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,16 +131,23 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
             losses = {}
             for b in sizes:
                 lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[1]
-                branch, _ = train_phases(state, step, train, [Phase(b, max(1, round(plan.examples / b)))],
-                                         learning_rates=[lr], seed=10_000 + 1_000 * seed + i, programs=programs)
-                losses[b] = float(evaluate(branch, held_out)["loss"])
+                seen: list[float] = []
+                steps = max(1, round(plan.examples / b))
+                def record(s, *_, seen=seen):
+                    seen.append(float(evaluate(s, held_out)["loss"]))
+
+                train_phases(state, step, train, [Phase(b, steps)], learning_rates=[lr], seed=10_000 + 1_000 * seed + i,
+                             programs=programs, every_examples=b * -(-steps // 4), callback=record)  # fmt: skip
+                losses[b] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
                 entry["branches"][str(b)][str(seed)] = losses[b]
             found = b_star(losses, plan.tolerance)
             entry["b_star"][str(seed)], entry["censored"][str(seed)] = found, found == sizes[-1] and len(sizes) > 1
             if on_checkpoint:
                 on_checkpoint(entry)
     for entry in out:
-        entry["b_star_median"] = float(np.median(list(entry["b_star"].values())))
+        pooled = {int(b): float(np.median(list(v.values()))) for b, v in entry["branches"].items()}
+        entry["b_star_median"] = b_star(pooled, plan.tolerance)  # of the seeds' median losses
+        entry["censored_median"] = entry["b_star_median"] == sizes[-1] and len(sizes) > 1
         entry["b_simple_median"] = float(np.median(list(entry["b_simple"].values())))
     return {"plan": dataclasses.asdict(plan), "batch_sizes": sizes, "checkpoints": out}
 
@@ -145,7 +157,8 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     plan = result["plan"]
     lines = [f"Local critical batch size (branches of {plan['examples']} examples from a B = {plan['batch_size']} "
              f"trunk at lr {plan['learning_rate']:g}, {plan['rule']} rule, tolerance {plan['tolerance']:g}):", "",
-             "| trunk step | held-out loss | B* per seed | B* median | B_simple per seed |", "|---|---|---|---|---|"]
+             "| trunk step | held-out loss | B* per seed | B* of the median losses | B_simple per seed |",
+             "|---|---|---|---|---|"]
     for e in result["checkpoints"]:
         stars = ", ".join(f"{b}{'+' if e['censored'][s] else ''}" for s, b in e["b_star"].items())
         simple = ", ".join(f"{v:.3g}" for v in e["b_simple"].values())
