@@ -255,7 +255,9 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
                    help="examples each branch trains (default: 8 x the largest candidate)")
     p.add_argument("--multipliers", type=_ints, default=(1, 2, 4, 8, 16, 32, 64),
                    help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)")
-    p.add_argument("--tolerance", type=float, default=0.01, help="relative loss tolerance of a branch (0.01)")
+    p.add_argument("--tolerance", type=float, default=0.05, help="relative loss tolerance of a branch (0.05)")
+    p.add_argument("--lr-factors", type=_list(float), default=(1.0, 0.5, 0.25),
+                   help="each larger branch tries the rule's learning rate times these and keeps its best")
     p.add_argument("--rule", default=None, choices=("constant", "sqrt", "linear"),
                    help="the branches' learning rate from the trunk's (default: linear for sgd and momentum, sqrt "
                         "for the others)")  # fmt: skip
@@ -286,6 +288,7 @@ def _advise(args: argparse.Namespace) -> int:
     trunk = args.trunk_batch or min(resolve_batch_size(b, workload.data.num_train) for b in config.batch_sizes)
     doc = advise(config, workload, trunk_batch=trunk, trunk_steps=args.trunk_steps, checkpoints=args.checkpoints,
                  examples=args.examples, multipliers=args.multipliers, tolerance=args.tolerance, rule=args.rule,
+                 lr_factors=args.lr_factors,
                  against=args.against, check=not args.no_warmup_check)  # fmt: skip
     directory = args.results_dir / f"advise-{config.results_name}"
     write_advice(doc, directory)

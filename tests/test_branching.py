@@ -93,3 +93,18 @@ def test_a_diverged_trunk_is_refused_in_one_line(splits):
     plan = BranchPlan(batch_size=1, learning_rate=50.0, checkpoints=(0, 30), examples=8, multipliers=(1, 2), seeds=(0,))
     with pytest.raises(ConfigError, match=r"the trunk \(B = 1, lr 50, seed 0\) diverged by step 30"):
         local_critical_batch(fresh, softmax_cross_entropy, *splits, plan)
+
+
+def test_each_larger_branch_keeps_its_best_learning_rate_factor(splits):
+    train, held_out = splits
+
+    def run(factors):
+        plan = BranchPlan(batch_size=8, learning_rate=0.2, checkpoints=(5,), examples=64, multipliers=(1, 4),
+                          seeds=(0,), noise_examples=64, lr_factors=factors, rule="linear")  # fmt: skip
+        return local_critical_batch(fresh, softmax_cross_entropy, train, held_out, plan)["checkpoints"][0]
+
+    one, half, both = run((1.0,)), run((0.5,)), run((1.0, 0.5))
+    assert both["branches"]["8"] == one["branches"]["8"] == half["branches"]["8"]  # B0's continuation: its own rate
+    want = min(one["branches"]["32"]["0"], half["branches"]["32"]["0"])
+    assert both["branches"]["32"]["0"] == pytest.approx(want, rel=1e-6)
+    assert both["factors"]["32"]["0"] == (1.0 if one["branches"]["32"]["0"] <= half["branches"]["32"]["0"] else 0.5)

@@ -187,7 +187,8 @@ def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = 
 
 def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: int, checkpoints: int = 4,
            examples: int | None = None, multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
-           tolerance: float = 0.01, rule: str | None = None, timing_rounds: int = 7,
+           tolerance: float = 0.05, rule: str | None = None, lr_factors: tuple[float, ...] = (1.0, 0.5, 0.25),
+           timing_rounds: int = 7,
            against: Path | None = None, check: bool = True) -> dict[str, Any]:  # fmt: skip
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
@@ -221,7 +222,8 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
                                       seed=config.seeds[0])  # fmt: skip
     bracket_seconds = time.perf_counter() - t_bracket
     plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=checkpoint_steps, examples=examples,
-                      multipliers=multipliers, tolerance=tolerance, rule=rule, seeds=tuple(config.seeds))  # fmt: skip
+                      multipliers=multipliers, tolerance=tolerance, rule=rule, seeds=tuple(config.seeds),
+                      lr_factors=tuple(lr_factors))  # fmt: skip
     plan.check(n)
 
     t0 = time.perf_counter()
@@ -233,7 +235,7 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     t2 = time.perf_counter()
     later = branched["checkpoints"][len(branched["checkpoints"]) // 2 :]
     b_crit = float(np.median([e["b_star_median"] for e in later]))
-    censored = any(any(e["censored"].values()) for e in later)
+    censored = any(e["censored_median"] for e in later)
     b_simple = float(np.exp(np.mean(np.log([max(e["b_simple_median"], 1e-12) for e in branched["checkpoints"][1:]
                                             or branched["checkpoints"]]))))  # fmt: skip
     rec = recommend({b: timing[b]["seconds_per_step"] for b in sizes}, b0, b_crit)

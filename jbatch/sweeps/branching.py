@@ -5,7 +5,10 @@ One small-batch run (the trunk: batch size ``B0``, learning rate ``lr``) is stop
 checkpoints. From each, short branches train at ``k x B0`` for a fixed number of examples
 (``examples``; ``examples / (k B0)`` steps, at least one), the learning rate set by a rule
 (``jbatch.core.phases``: ``sqrt`` or ``linear`` from ``lr``), every branch of a checkpoint on
-the same data order (a paired comparison). A branch's loss is the held-out loss averaged over
+the same data order (a paired comparison). With ``lr_factors``, each branch above ``B0`` is
+trained at the rule's learning rate times each factor and keeps its best (a critical batch
+size is defined at a tuned learning rate; a rule applied to a short run's aggressive rate can
+leave the stable range long before the batch size stops helping). A branch's loss is the held-out loss averaged over
 its last ``AVERAGED`` evaluations, at a quarter, half, three quarters and the end of its
 examples (a single SGD iterate bounces by tens of percent on a small problem). ``B*`` is the
 largest ``k x B0`` such that every branch up to it ends with a loss within ``tolerance`` of
@@ -44,7 +47,8 @@ AVERAGED = 3  # the last evaluations of a branch whose held-out losses are avera
 class BranchPlan:
     """What to branch: the trunk's batch size and learning rate, the trunk steps to branch
     at, the multipliers of ``B0`` to try, the examples each branch trains, the tolerance,
-    the learning-rate rule and the seeds (one trunk each)."""
+    the learning-rate rule, the factors of the rule's rate each larger branch tries, and the
+    seeds (one trunk each)."""
 
     batch_size: int
     learning_rate: float
@@ -55,6 +59,7 @@ class BranchPlan:
     rule: str = "sqrt"
     seeds: tuple[int, ...] = (0, 1)
     noise_examples: int = 1024
+    lr_factors: tuple[float, ...] = (1.0,)
 
     def check(self, num_examples: int) -> None:
         """One clear line for a plan that cannot run on ``num_examples`` training examples."""
@@ -67,6 +72,8 @@ class BranchPlan:
         if self.examples < self.batch_size:
             raise ConfigError(f"each branch must train at least one batch ({self.batch_size} examples), "
                               f"got {self.examples}")  # fmt: skip
+        if not self.lr_factors or not all(f > 0 for f in self.lr_factors):
+            raise ConfigError(f"learning-rate factors must be positive, got {list(self.lr_factors)}")
         if self.rule not in RULES or not self.tolerance >= 0:
             raise ConfigError(f"rule must be one of {', '.join(RULES)} and the tolerance >= 0; got {self.rule!r}, "
                               f"{self.tolerance}")  # fmt: skip
@@ -111,7 +118,8 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
     sizes = [k * plan.batch_size for k in plan.multipliers if k * plan.batch_size <= n]
     programs: dict = {}
     out = [{"step": c, "examples": c * plan.batch_size, "loss": {}, "branches": {str(b): {} for b in sizes},
-            "b_star": {}, "censored": {}, "b_simple": {}} for c in plan.checkpoints]  # fmt: skip
+            "factors": {str(b): {} for b in sizes}, "b_star": {}, "censored": {}, "b_simple": {}}
+           for c in plan.checkpoints]  # fmt: skip
     for seed in plan.seeds:
         state, epoch, done = init_state(seed), 0, 0
         for i, c in enumerate(plan.checkpoints):
@@ -130,16 +138,24 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
             entry["b_simple"][str(seed)] = float(moments(state, noise_data)["b_simple"])
             losses = {}
             for b in sizes:
-                lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[1]
-                seen: list[float] = []
-                steps = max(1, round(plan.examples / b))
-                def record(s, *_, seen=seen):
-                    seen.append(float(evaluate(s, held_out)["loss"]))
+                rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)],
+                                               plan.rule)[1]  # fmt: skip
+                tried = {}
+                for factor in plan.lr_factors if b > plan.batch_size else (1.0,):
+                    seen: list[float] = []
+                    steps = max(1, round(plan.examples / b))
 
-                train_phases(state, step, train, [Phase(b, steps)], learning_rates=[lr], seed=10_000 + 1_000 * seed + i,
-                             programs=programs, every_examples=b * -(-steps // 4), callback=record)  # fmt: skip
-                losses[b] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
+                    def record(s, *_, seen=seen):
+                        seen.append(float(evaluate(s, held_out)["loss"]))
+
+                    train_phases(state, step, train, [Phase(b, steps)], learning_rates=[rule_lr * factor],
+                                 seed=10_000 + 1_000 * seed + i, programs=programs,
+                                 every_examples=b * -(-steps // 4), callback=record)  # fmt: skip
+                    tried[factor] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
+                finite = {f: v for f, v in tried.items() if np.isfinite(v)}
+                losses[b] = min(finite.values()) if finite else float("nan")  # the branch at its best rate
                 entry["branches"][str(b)][str(seed)] = losses[b]
+                entry["factors"][str(b)][str(seed)] = min(finite, key=finite.__getitem__) if finite else None
             found = b_star(losses, plan.tolerance)
             entry["b_star"][str(seed)], entry["censored"][str(seed)] = found, found == sizes[-1] and len(sizes) > 1
             if on_checkpoint:
