@@ -329,6 +329,8 @@ def _add_claims(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("claims", help="verdicts on the tutorial's claims C1-C11 from sweep results")
     p.add_argument("directories", type=Path, nargs="*",
                    help="sweep results directories, primary workload first (default: the published ones)")  # fmt: skip
+    p.add_argument("--advice", type=Path, nargs="*", default=None,
+                   help="advice directories run --against a sweep (default: results/advise-<preset>/ that exist)")
     p.add_argument("--out", type=Path, default=Path("results/claims.md"))
 
 
@@ -340,7 +342,10 @@ def _claims(args: argparse.Namespace) -> int:
     ]
     if not directories:
         raise ConfigError("no sweep results found: run `jbatch sweep` first, or name the directories")
-    print(f"wrote {write_claims(directories, args.out)}")
+    advice = args.advice if args.advice is not None else [
+        d for d in (Path("results") / f"advise-{name}" for name in PRESETS) if (d / "advise.json").exists()
+    ]
+    print(f"wrote {write_claims(directories, args.out, advice)}")
     return 0
 
 

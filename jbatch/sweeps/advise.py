@@ -11,7 +11,8 @@ al. 2025 see; a lower bound where the branches never fell out of tolerance). The
 recommendation minimises ``T``; every other candidate is given as its predicted ``T`` over
 the recommendation's. The warm-up schedule trains the examples the trunk spent between two
 checkpoints at the largest candidate not above the smallest ``B*`` from the earlier one on
-(``B0`` at least; so it never decreases), then the fixed recommendation or larger.
+(``B0`` at least; so it never decreases), then the fixed recommendation or the last
+checkpoint's B*, whichever is larger.
 
 What it is checked against: ``against`` names a finished sweep of the same workload; the
 advice then records the sweep's cost, its fastest batch sizes and, when the recommendation
@@ -44,6 +45,8 @@ from jbatch.sweeps.timing import step_timing, time_steps
 from jbatch.workloads.data import to_device
 from jbatch.workloads.workload import Workload
 
+TIMED_EXAMPLES = 2048  # a timing round's steps at B: at most this many examples (and 4 to 32 steps)
+
 
 def predicted_ratio(b: int, b0: int, b_crit: float) -> float:
     """``S(B) / S(B0)`` under ``S = S_min (1 + B_crit / B)``.
@@ -73,8 +76,9 @@ def recommend(seconds_per_step: dict[int, float], b0: int, b_crit: float) -> dic
 def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, final: int) -> list[dict[str, int]]:
     """Phases over the trunk's span, never decreasing (a warm-up): between checkpoints ``i``
     and ``i + 1``, the largest candidate not above the smallest ``B*`` measured at ``i`` or
-    later (at least ``b0``), for the examples the trunk spent there; then the larger of that
-    and ``final`` (its steps open: until the target).
+    later (at least ``b0``), for the examples the trunk spent there; then the largest of that,
+    ``final`` and the last checkpoint's B* (its steps open: until the target), so the batch
+    size goes on growing as B* did (Merrill et al.'s warm-up ends where B* plateaus).
 
     Example:
       >>> cps = [{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 256}, {"step": 1000,
@@ -82,6 +86,8 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
       >>> warmup_schedule(cps, [16, 64, 256], 16, 256)  # 256 at step 100 is not kept: B* fell back to 64
       [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 225}, {'batch_size': 256, 'steps': 0}]
       >>> warmup_schedule(cps, [16, 64, 256], 16, 64)  # then on at 64
+      [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 0}]
+      >>> warmup_schedule(cps, [16, 64, 256], 16, 16)  # a smaller fixed pick: on at the last B* all the same
       [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 0}]
     """
     phases = []
@@ -93,7 +99,8 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
             phases[-1]["steps"] += steps
         elif steps:
             phases.append({"batch_size": b, "steps": steps})
-    last = max([final] + [p["batch_size"] for p in phases])
+    plateau = max([s for s in sizes if s <= max(b0, checkpoints[-1]["b_star_median"])], default=b0)
+    last = max([final, plateau] + [p["batch_size"] for p in phases])
     if phases and phases[-1]["batch_size"] == last:  # the open phase goes on at the same size
         phases.pop()
     phases.append({"batch_size": last, "steps": 0})
@@ -228,7 +235,7 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
 
     t0 = time.perf_counter()
     timed = time_steps(lambda: fresh(0, lr), wl.loss, train, sizes, timing_rounds, config.remainder,
-                       max_steps=32)  # fmt: skip
+                       max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in sizes})  # fmt: skip
     timing = {b: step_timing(timed[b]) for b in sizes}
     t1 = time.perf_counter()
     branched = local_critical_batch(lambda seed: fresh(seed, lr), wl.loss, train, held_out, plan)
