@@ -177,7 +177,8 @@ def test_c10_compares_distinct_workloads_with_one_optimizer(doc, tmp_path):
     assert verdicts([one])["C10"][0].startswith("not measured")  # never a sweep against itself
     assert verdicts([one, _variant(doc, tmp_path, "b")])["C10"][0].startswith("not measured")  # the same workload
     assert verdicts([one, _variant(doc, tmp_path, "c", dataset="other", optimizer="adam")])["C10"][0].startswith(
-        "not measured")  # another optimizer: a difference could be the optimizer's
+        "not measured"
+    )  # another optimizer: a difference could be the optimizer's
     same = _variant(doc, tmp_path, "d", dataset="other")
     assert verdicts([one, same])["C10"][0] == "does not hold: the workloads agree"
     other = copy.deepcopy(doc)
@@ -214,8 +215,10 @@ def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path
 
     sgd, mom = _sweep(doc, tmp_path, "sgd"), _variant(doc, tmp_path, "mom", optimizer="momentum")
     assert o1([sgd, mom])[0].startswith("not shown")  # the same steps: the same B_crit
-    mom.fit = mom.fit | {"b_crit": 10 * sgd.fit["b_crit"],
-                         "interval": {"low": 2 * sgd.fit["interval"]["high"], "high": 20 * sgd.fit["interval"]["high"]}}
+    mom.fit = mom.fit | {
+        "b_crit": 10 * sgd.fit["b_crit"],
+        "interval": {"low": 2 * sgd.fit["interval"]["high"], "high": 20 * sgd.fit["interval"]["high"]},
+    }
     assert o1([sgd, mom])[0] == "holds"
     low = sgd.fit["interval"]["low"]
     mom.fit = mom.fit | {"interval": {"low": 0.1 * low, "high": 0.5 * low}}
@@ -229,8 +232,10 @@ def test_o4_adam_against_sgd_ignores_the_beta2_rule_sweep(doc, tmp_path):
     sgd, adam = _sweep(doc, tmp_path, "sgd"), _variant(doc, tmp_path, "adam", optimizer="adam")
     rule = _variant(doc, tmp_path, "rule", optimizer="adam", beta2_reference=64)
     assert o4([sgd, adam])[0].startswith("not shown")
-    adam.fit = adam.fit | {"b_crit": 10 * sgd.fit["b_crit"], "interval": {"low": 2 * sgd.fit["interval"]["high"],
-                                                                          "high": 20 * sgd.fit["interval"]["high"]}}
+    adam.fit = adam.fit | {
+        "b_crit": 10 * sgd.fit["b_crit"],
+        "interval": {"low": 2 * sgd.fit["interval"]["high"], "high": 20 * sgd.fit["interval"]["high"]},
+    }
     assert o4([sgd, adam, rule])[0] == "holds"  # the rule's sweep (a tie with SGD) is not a second pair
     assert o4([sgd, rule])[0].startswith("not measured")
 
@@ -282,3 +287,57 @@ def test_o5_b_crit_against_the_noise_scale_averaged_along_training(doc, tmp_path
     assert o5([s])[0].startswith("not measured") and "no interval, not judged" in o5([s])[1]
     adam = _variant(doc, tmp_path, "adam", optimizer="adam")
     assert o5([adam])[0].startswith("not measured") and "adam, not judged" in o5([adam])[1]
+
+
+def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0):
+    """An advice document checked against a sweep, with a warm-up check whose steps interval
+    lies below, across or above the fixed batch size's."""
+    lo, hi = {"fewer": (40, 60), "tie": (80, 120), "more": (150, 170)}[verdict_steps]
+    spread = lambda v, a, b: {"values": [v, v], "n": 2, "of": 2, "mean": v, "interval": [a, b]}  # noqa: E731
+    check = {"phases": [{"batch_size": 8, "steps": 10, "learning_rate": 0.1}, {"batch_size": 64, "steps": 90,
+                                                                              "learning_rate": 1.0}],
+             "reference": {"batch_size": 64}, "higher_is_better": True,
+             "steps_to_target": {"warmup": spread((lo + hi) / 2, lo, hi), "fixed": spread(100, 90, 110),
+                                 "ratio": (lo + hi) / 200, "ratio_interval": [lo / 110, hi / 90]},
+             "seconds_to_target": {"warmup": spread(1.0, 0.9, 1.1), "fixed": spread(1.0, 0.9, 1.1), "ratio": 1.0,
+                                   "ratio_interval": [0.8, 1.2]},
+             "final": {"warmup": spread(0.5 if final_worse else 0.9, 0.45 if final_worse else 0.88, 0.55 if
+                                        final_worse else 0.92), "fixed": spread(0.9, 0.88, 0.92)}}  # fmt: skip
+    return {"kind": "jbatch.advise", "recommended": 64, "b_crit": 48.0, "b_crit_censored": True,
+            "b_simple_along_training": 55.0, "warmup": [{"batch_size": 8, "steps": 10}, {"batch_size": 64, "steps": 0}],
+            "cost": {"total": 10.0}, "warmup_check": check,
+            "against": {"seconds": 10.0 / cost, "cost_fraction": cost, "fastest": 64, "fastest_set": [8, 64],
+                        "recommended_over_fastest": ratio, "recommended_over_fastest_interval": [0.5, 2.0],
+                        "b_crit": 100.0, "b_crit_interval": [80.0, 120.0]}}  # fmt: skip
+
+
+def test_o6_follows_the_warmups_steps_and_final_quality():
+    from jbatch.report.advice import o6, row
+
+    assert o6({"a": _advice("fewer"), "b": _advice("fewer")})[0] == "holds"
+    assert o6({"a": _advice("fewer", final_worse=True)})[0] == "does not hold"  # fewer steps, lost quality
+    assert o6({"a": _advice("more"), "b": _advice("more")})[0] == "does not hold"
+    mixed = o6({"a": _advice("fewer"), "b": _advice("tie"), "c": _advice("more")})[0]
+    assert mixed == "holds on 1 of 3 workloads, does not on 1, ties on 1"
+    assert o6({})[0].startswith("not measured")
+    assert row("a", _advice("tie"))[-1] == "cost yes, pick yes"
+    assert row("a", _advice("tie", cost=0.5, ratio=1.3))[-1] == "cost no, pick no"
+
+
+def test_claims_with_advice_name_them_and_add_o6_and_the_table(tmp_path):
+    from jbatch.errors import ConfigError
+    from jbatch.report.advice import load_advice
+
+    d = tmp_path / "advise-w"
+    d.mkdir()
+    (d / "advise.json").write_text(json.dumps(_advice("fewer")))
+    text = write_claims([DATA], tmp_path / "claims.md", [d]).read_text()
+    assert "`advise-w/advise.json`" in text.splitlines()[2]
+    assert (
+        "| O6 | " in text and "## `jbatch advise` against the sweeps" in text and "| w | 10 s / 100 s = 0.1 |" in text
+    )
+    unchecked = _advice("fewer")
+    del unchecked["against"]
+    (d / "advise.json").write_text(json.dumps(unchecked))
+    with pytest.raises(ConfigError, match="was not run --against a sweep"):
+        load_advice(d)

@@ -89,3 +89,17 @@ def test_the_verdict_can_come_out_each_way(warm, final, want):
         "higher_is_better": True,
     }
     assert verdict(check) == want
+
+
+def test_a_warmup_of_one_batch_size_retraces_the_sweeps_own_runs(tiny):
+    """A "warm-up" that is the reference batch size from the start is the sweep's own run of it
+    (same initial weights, data order and learning rate): the check must end each seed at the
+    final value the sweep recorded, which ties it to what the sweep measured."""
+    doc = load_document(SMALL)
+    cfg = tiny_config(widths=(32,), batch_sizes=(1, 8, 32, 100, "full"), learning_rates=(0.03, 0.3, 3.0),
+                      seeds=(0, 1, 2, 3))  # fmt: skip
+    ref = reference(doc)
+    check = check_warmup(cfg, for_config(cfg, tiny), doc, [{"batch_size": ref["batch_size"], "steps": 0}])
+    assert [p["batch_size"] for p in check["phases"]] == [ref["batch_size"]]
+    assert [s["final"] for s in check["seeds"]] == pytest.approx(ref["final"], abs=1e-6)
+    assert verdict(check) == "tie"  # the same runs, evaluated at other points
