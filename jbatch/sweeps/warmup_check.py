@@ -118,7 +118,7 @@ def check_warmup(config: SweepConfig, wl: Workload, doc: dict[str, Any], warmup:
     phases = planned_phases(warmup, ref["budget_examples"], n, config.remainder)
     lrs = [ref["settings"][p.batch_size]["learning_rate"] for p in phases]
     others = {k: v for k, v in ref["settings"][phases[-1].batch_size].items() if k != "learning_rate"}
-    metric, target = config.target_metric, config.target_value
+    metric, target = doc["config"]["target_metric"], float(doc["config"]["target_value"])  # as the sweep resolved it
     split, key = metric.split("_", 1)
     key = "loss" if key == "loss" else "accuracy"
     higher = HIGHER_IS_BETTER[metric]
