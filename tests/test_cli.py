@@ -190,3 +190,33 @@ def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, 
     assert code == 2 and "no module 'elsewhere' in the current directory" in err
     code, _, err = run(["train", "--optimizer", "momentum", "--momentum", "0.9,0.99", "--out", str(out)], capsys)
     assert code == 2 and "a training run takes one momentum value, got [0.9, 0.99]" in err
+
+
+def test_advise_takes_a_users_model_and_scheduled_optimizer_by_import_path(tmp_path, capsys, monkeypatch):
+    """``jbatch advise`` on a model with BatchNorm and Dropout and an optimizer whose learning
+    rate goes into an optax schedule, both from a module of the current directory."""
+    (tmp_path / "usermodels.py").write_text(
+        "import optax\nfrom flax import nnx\n\n"
+        "class Net(nnx.Module):\n"
+        "    def __init__(self, seed):\n"
+        "        rngs = nnx.Rngs(seed)\n"
+        "        self.hidden, self.norm = nnx.Linear(64, 16, rngs=rngs), nnx.BatchNorm(16, rngs=rngs)\n"
+        "        self.drop, self.out = nnx.Dropout(0.2, rngs=rngs), nnx.Linear(16, 10, rngs=rngs)\n"
+        "    def __call__(self, x):\n"
+        "        return self.out(self.drop(nnx.relu(self.norm(self.hidden(x)))))\n\n"
+        "def make(seed):\n"
+        "    return Net(seed)\n\n"
+        "def sgd_warmup(learning_rate, momentum=0.9, warmup_steps=4):\n"
+        "    return optax.sgd(optax.linear_schedule(0.0, learning_rate, warmup_steps), momentum=momentum)\n"
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    code, stdout, err = run(["advise", "--model", "usermodels:make", "--optimizer", "usermodels:sgd_warmup",
+                             "--batch-sizes", "8,32", "--lrs", "0.01,0.1", "--seeds", "0", "--trunk-steps", "20",
+                             "--checkpoints", "2", "--multipliers", "1,4", "--examples", "64", "--results-dir",
+                             str(tmp_path / "runs")], capsys)  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(next((tmp_path / "runs").glob("advise-*/advise.json")).read_text())
+    assert doc["config"]["model"] == "usermodels:make" and doc["recommended"] in (8, 32)
+    assert set(doc["trunk_learning_rates"]) == {"0.01", "0.1"} and doc["learning_rate"] in (0.01, 0.1)
+    assert [e["step"] for e in doc["branching"]["checkpoints"]] == [0, 20] and "Recommended fixed batch size" in stdout

@@ -190,9 +190,13 @@ def plan_checkpoints(total_steps: int, count: int) -> tuple[int, ...]:
     Example:
       >>> plan_checkpoints(1000, 4)
       (0, 10, 100, 1000)
+      >>> plan_checkpoints(20, 2)
+      (0, 20)
     """
     if count < 2:
         return (total_steps,)
+    if count == 2:  # np.geomspace of one point is its start, not the end
+        return (0, total_steps)
     inner = np.unique(np.round(np.geomspace(max(1, total_steps / 100), total_steps, count - 1)).astype(int))
     return (0, *[int(s) for s in inner])
 
