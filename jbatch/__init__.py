@@ -38,7 +38,7 @@ _EXPORTS = {
     "jbatch.core.replica": ("init_replicas", "replica_orders", "stack", "unstack"),
     "jbatch.core.step": ("Batch", "TrainState", "init_train_state", "make_eval_step", "make_train_step"),
     "jbatch.errors": ("ConfigError",),
-    "jbatch.sweeps.api": ("sweep",),
+    "jbatch.sweeps.api": ("advise", "sweep"),
     "jbatch.sweeps.train": ("TrainConfig", "TrainResult", "train_and_evaluate"),
     "jbatch.workloads.catalog": ("load_dataset",),
     "jbatch.workloads.data": ("load_digits",),
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from jbatch.core.replica import init_replicas, replica_orders, stack, unstack  # noqa: F401
     from jbatch.core.step import Batch, TrainState, init_train_state, make_eval_step, make_train_step  # noqa: F401
     from jbatch.errors import ConfigError  # noqa: F401
-    from jbatch.sweeps.api import sweep  # noqa: F401
+    from jbatch.sweeps.api import advise, sweep  # noqa: F401
     from jbatch.sweeps.train import TrainConfig, TrainResult, train_and_evaluate  # noqa: F401
     from jbatch.workloads.catalog import load_dataset  # noqa: F401
     from jbatch.workloads.data import load_digits  # noqa: F401

@@ -59,3 +59,28 @@ def test_a_sweep_of_another_workload_is_refused_and_a_bad_plan_is_one_line(tiny)
         sweep_truth(SMALL, 8, cfg)
     with pytest.raises(ConfigError, match="multipliers must start at 1"):
         advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=10, multipliers=(2, 4))
+
+
+def test_jbatch_advise_from_python_on_arrays_and_a_model_function(tiny, tmp_path):
+    from flax import nnx
+
+    import jbatch
+
+    class Net(nnx.Module):
+        def __init__(self, seed):
+            self.hidden = nnx.Linear(64, 16, rngs=nnx.Rngs(seed))
+            self.out = nnx.Linear(16, 10, rngs=nnx.Rngs(seed + 1))
+
+        def __call__(self, x):
+            return self.out(nnx.relu(self.hidden(x)))
+
+    data = (tiny.x_train, tiny.y_train, tiny.x_test, tiny.y_test)
+    doc = jbatch.advise(Net, data, "sgd", batch_sizes=(8, 32), learning_rates=(0.1,), seeds=(0,), trunk_steps=10,
+                        checkpoints=2, multipliers=(1, 4), examples=64, timing_rounds=3,
+                        results_dir=tmp_path)  # fmt: skip
+    assert doc["trunk_batch"] == 8 and doc["learning_rate"] == 0.1 and doc["recommended"] in (8, 32)
+    assert doc["branching"]["batch_sizes"] == [8, 32] and doc["config"]["model"].endswith("Net")
+    written = json.loads(next(tmp_path.glob("advise-*/advise.json")).read_text())
+    assert written["recommended"] == doc["recommended"]
+    with pytest.raises(ConfigError, match="unknown sweep setting"):
+        jbatch.advise(Net, data, batch_sizes=(8,), learning_rates=(0.1,), trunk_stepz=3, results_dir=tmp_path)
