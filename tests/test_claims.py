@@ -320,6 +320,7 @@ def test_o6_follows_the_warmups_steps_and_final_quality():
     mixed = o6({"a": _advice("fewer"), "b": _advice("tie"), "c": _advice("more")})[0]
     assert mixed == "holds on 1 of 3 workloads, does not on 1, ties on 1"
     assert o6({})[0].startswith("not measured")
+    assert o6({"a": _advice("tie"), "b": _advice("tie")})[0].startswith("not shown: a tie on all 2 workloads")
     assert row("a", _advice("tie"))[-1] == "cost yes, pick yes"
     assert row("a", _advice("tie", cost=0.5, ratio=1.3))[-1] == "cost no, pick no"
 

@@ -107,6 +107,8 @@ def o6(advices: dict[str, dict[str, Any]]) -> Verdict:
     n = len(outcomes)
     holds = outcomes.count("holds")
     verdict_text = ("holds" if holds == n else "does not hold" if outcomes.count("does not hold") == n else
+                    f"not shown: a tie on all {n} workloads (the intervals over seeds overlap)"
+                    if outcomes.count("tie") == n else
                     f"holds on {holds} of {n} workloads, does not on {outcomes.count('does not hold')}, "
                     f"ties on {outcomes.count('tie')}")  # fmt: skip
     return verdict_text, "; ".join(parts), " ".join(f"[advise.md](advise-{name}/advise.md)" for name in advices)
