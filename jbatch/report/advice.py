@@ -14,11 +14,31 @@ from typing import Any
 
 from jbatch.errors import ConfigError
 from jbatch.store import read_json
-from jbatch.sweeps.warmup_check import verdict
 
 COST_GOAL = 0.2
 PICK_GOAL = 1.25
 Verdict = tuple[str, str, str]
+
+
+def verdict(check: dict[str, Any]) -> str:
+    """``"fewer"`` when the warm-up's steps to target are below the reference's beyond the
+    seeds' intervals (every seed reached the target), ``"more"`` when above (or a seed
+    missed), else ``"tie"``; ``", worse final"`` added when the final values' intervals are
+    apart in the reference's favour."""
+    steps = check["steps_to_target"]
+    mine, theirs = steps["warmup"], steps["fixed"]
+    if mine["n"] < mine["of"]:
+        outcome = "more"  # a seed never reached the target within the budget
+    elif mine["interval"][1] < theirs["interval"][0]:
+        outcome = "fewer"
+    elif mine["interval"][0] > theirs["interval"][1]:
+        outcome = "more"
+    else:
+        outcome = "tie"
+    final = check["final"]
+    (a_lo, a_hi), (b_lo, b_hi) = final["warmup"]["interval"], final["fixed"]["interval"]
+    worse = (a_hi < b_lo) if check["higher_is_better"] else (a_lo > b_hi)
+    return outcome + (", worse final" if worse else "")
 
 
 def load_advice(directory: str | Path) -> dict[str, Any]:

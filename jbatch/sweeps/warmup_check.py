@@ -36,6 +36,7 @@ from jbatch.core.optim import set_hyperparameters
 from jbatch.core.phases import Phase, examples_seen, train_phases
 from jbatch.core.step import init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
+from jbatch.report.advice import verdict
 from jbatch.sweeps.config import SweepConfig
 from jbatch.sweeps.optimizer import sweep_optimizer
 from jbatch.workloads.data import to_device
@@ -177,27 +178,6 @@ def check_warmup(config: SweepConfig, wl: Workload, doc: dict[str, Any], warmup:
     out["higher_is_better"] = higher
     out["seconds"] = time.perf_counter() - start
     return out
-
-
-def verdict(check: dict[str, Any]) -> str:
-    """``"fewer"`` when the warm-up's steps to target are below the reference's beyond the
-    seeds' intervals (every seed reached the target), ``"more"`` when above (or a seed
-    missed), else ``"tie"``; ``", worse final"`` added when the final values' intervals are
-    apart in the reference's favour."""
-    steps = check["steps_to_target"]
-    mine, theirs = steps["warmup"], steps["fixed"]
-    if mine["n"] < mine["of"]:
-        outcome = "more"  # a seed never reached the target within the budget
-    elif mine["interval"][1] < theirs["interval"][0]:
-        outcome = "fewer"
-    elif mine["interval"][0] > theirs["interval"][1]:
-        outcome = "more"
-    else:
-        outcome = "tie"
-    final = check["final"]
-    (a_lo, a_hi), (b_lo, b_hi) = final["warmup"]["interval"], final["fixed"]["interval"]
-    worse = (a_hi < b_lo) if check["higher_is_better"] else (a_lo > b_hi)
-    return outcome + (", worse final" if worse else "")
 
 
 def _interval(ci: list[float]) -> str:
