@@ -1,7 +1,5 @@
 """``python -m jbatch`` is the ``jbatch`` command."""
 
-import sys
+from jbatch.cli import entry
 
-from jbatch.cli import main
-
-sys.exit(main())
+entry()

@@ -7,14 +7,17 @@ runs when it runs, so ``jbatch report``, ``claims`` and ``compare`` never start 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from jbatch.errors import ConfigError
+from jbatch.errors import ConfigError, FaultError, on_sigint, one_line, reset_interrupt
 from jbatch.store import write_json
 from jbatch.sweeps.config import TRAINING_OPTIONS, SweepConfig, fitting, load_config_file, slug
 from jbatch.sweeps.config import quick as quickly
@@ -200,6 +203,8 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
     p.add_argument("--results-dir", type=Path, default=Path("runs"),
                    help="where <name>/ goes (default runs/; the published tables are under results/)")  # fmt: skip
+    p.add_argument("--wait", action="store_true", help="if another sweep is writing the same directory, wait for it "
+                                                       "instead of refusing")  # fmt: skip
     p.add_argument("--coordinator", help="multi-process sweep: host:port of process 0's coordinator")
     p.add_argument("--num-processes", type=POSITIVE, default=1, help="multi-process sweep: how many processes")
     p.add_argument("--process-id", type=NATURAL, default=0, help="multi-process sweep: this process's index")
@@ -223,19 +228,29 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
+    from jbatch.sweeps.resultsdir import check_results, claim
     from jbatch.workloads.workload import for_config, with_floor
 
-    workload = for_config(config)  # names and import paths become values here, at the edge
-    if args.quick and args.batch_sizes is None:
-        config = fitting(config, workload.data.num_train)
-    config = with_floor(config, workload)
-    log = SweepLog()
-    directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=log.start,
-                             on_done=log.done, processes=processes)  # fmt: skip
-    if processes is not None and processes.index != 0:
-        print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
-        return 0
-    write_report(directory)
+    directory = args.results_dir / config.results_name
+    first = processes is None or processes.index == 0
+    if first:
+        directory = check_results(args.results_dir, config.results_name)  # in seconds, before data and compilation
+    with claim(directory, wait=args.wait) if first else contextlib.nullcontext():
+        workload = for_config(config)  # names and import paths become values here, at the edge
+        if args.quick and args.batch_sizes is None:
+            config = fitting(config, workload.data.num_train)
+        config = with_floor(config, workload)
+        log = SweepLog()
+        directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=log.start,
+                                 on_done=log.done, processes=processes)  # fmt: skip
+        if not first:
+            print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
+            return 0
+        try:
+            write_report(directory)
+        except OSError as e:
+            raise FaultError(f"the sweep is kept in {directory}/sweep.json, but its tables could not be written "
+                             f"({e.strerror or e}); run `jbatch report {directory}` once they can") from None
     print((directory / "table.md").read_text())
     print(f"sweep wall time {time.perf_counter() - start:.1f}s; results in {directory}/")
     return 0
@@ -431,14 +446,55 @@ COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _clai
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``jbatch``; returns the exit code (2 for bad input)."""
-    args = build_parser().parse_args(argv)
+    """Entry point of ``jbatch``; returns the exit code: 2 for bad input, 1 for a fault of
+    the machine (one line each), 130 for Ctrl-C (one line: what is kept, how to resume)."""
+    previous, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    if previous is signal.default_int_handler:  # not when started with SIGINT ignored (a background job)
+        signal.signal(signal.SIGINT, on_sigint)
+
+        def unraisable(info, hook=hook):  # a Ctrl-C dropped in a callback (jax's gc hook): raised again later
+            if not issubclass(info.exc_type, KeyboardInterrupt):
+                hook(info)
+
+        sys.unraisablehook = unraisable
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except ConfigError as e:
         print(f"jbatch: error: {e}", file=sys.stderr)
         return 2
+    except FaultError as e:
+        print(f"jbatch: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        print(f"jbatch: interrupted: {e}" if str(e) else "jbatch: interrupted; nothing was left half-written",
+              file=sys.stderr)  # fmt: skip
+        return 130
+    except OSError as e:  # a fault of the machine no check could foresee: one line, not a traceback
+        print(f"jbatch: error: {one_line(e)}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
+            sys.unraisablehook = hook
+        reset_interrupt()
+
+
+def entry() -> NoReturn:
+    """The ``jbatch`` console script: ``main``, then an exit that skips the interpreter's
+    teardown after Ctrl-C (compiler threads cut off mid-compilation can crash it: exit 139
+    instead of 130); a Ctrl-C while jbatch is still being imported is the same one line."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("jbatch: interrupted; nothing was left half-written", file=sys.stderr)
+        code = 130
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -9,6 +9,39 @@ class ConfigError(ValueError):
     """A configuration or input the user can fix (bad batch size, unknown model, NaN data)."""
 
 
+class FaultError(RuntimeError):
+    """A fault of the machine met after work was done (a write that failed mid-run): its
+    message says what was kept and where. The command line exits with 1."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what was finished and how to resume as its message (exit 130)."""
+
+
+_signalled = False
+
+
+def on_sigint(signum: int, frame: object) -> None:
+    """The command line's SIGINT handler: Python's own (a ``KeyboardInterrupt`` now) that
+    also remembers it was called, because a ``KeyboardInterrupt`` raised inside a finalizer
+    or a callback of a C++ library is printed and dropped; ``check_interrupt`` raises it
+    again at the next safe point (between compiled calls)."""
+    global _signalled
+    _signalled = True
+    raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raises ``KeyboardInterrupt`` if Ctrl-C came (``on_sigint``) and was swallowed."""
+    if _signalled:
+        raise KeyboardInterrupt
+
+
+def reset_interrupt() -> None:
+    global _signalled
+    _signalled = False
+
+
 def user_line(error: BaseException) -> str:
     """`` at FILE:LINE`` of the innermost frame of ``error``'s traceback outside jax, flax,
     optax and jbatch: the user's own line, or "" when there is none."""

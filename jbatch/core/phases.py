@@ -34,7 +34,7 @@ import numpy as np
 from jbatch.core.batching import Remainder, epoch_batches, epoch_order, steps_per_epoch
 from jbatch.core.optim import set_learning_rate
 from jbatch.core.step import Batch, StepFn, TrainState
-from jbatch.errors import ConfigError
+from jbatch.errors import ConfigError, check_interrupt
 
 RULES = ("constant", "sqrt", "linear")
 
@@ -188,6 +188,7 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
         every = max(1, every_examples // p.batch_size) if every_examples else p.steps
         left, pos, since, losses, epochs, stop = p.steps, 0, 0, [], [], False
         while left > 0 and not stop:
+            check_interrupt()  # a Ctrl-C a library swallowed (``jbatch.errors.on_sigint``): stop between calls
             take = min(left, per_epoch - pos, every - since)
             order = jnp.asarray(epoch_order(seed, epoch, n))
             state, metrics = run(state, data, order, jnp.asarray(pos + take, jnp.int32), jnp.asarray(pos, jnp.int32))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jbatch.errors import ConfigError
+from jbatch.errors import ConfigError, Interrupted, check_interrupt
 from jbatch.store import DOCUMENT, read_json, write_json
 from jbatch.sweeps.batch import run_batch_size
 from jbatch.sweeps.checks import check_sweep
@@ -27,6 +27,7 @@ from jbatch.sweeps.grid import missing
 from jbatch.sweeps.metadata import environment_metadata
 from jbatch.sweeps.optimizer import init_single
 from jbatch.sweeps.precheck import precheck
+from jbatch.sweeps.resultsdir import check_results, claim, rescue
 from jbatch.sweeps.timing import shape_demo, step_timing, time_steps
 from jbatch.workloads.data import to_device
 from jbatch.workloads.workload import Workload
@@ -108,7 +109,17 @@ def run_sweep(
     processes = processes or Processes()
     ds = workload.data
     sizes = check_sweep(config, ds)
-    directory = Path(results_dir) / config.results_name
+    if processes.index != 0:
+        directory = Path(results_dir) / config.results_name
+        return _run_sweep(config, directory, force, workload, sizes, on_start, on_done, processes)
+    directory = check_results(Path(results_dir), config.results_name)
+    with claim(directory):  # one writer per directory (re-entrant: the command line claims it first)
+        return _run_sweep(config, directory, force, workload, sizes, on_start, on_done, processes)
+
+
+def _run_sweep(config: SweepConfig, directory: Path, force: bool, workload: Workload, sizes: list[int],
+               on_start: Any, on_done: Any, processes: Processes) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+    ds = workload.data
     meta = environment_metadata()
     if processes.index == 0:
         merge_parts(directory, open_document(directory, config, meta))  # left by an interrupted run
@@ -123,48 +134,65 @@ def run_sweep(
     store = doc["batch_sizes"] if processes.count == 1 else part["batch_sizes"]
     mine, cache, trained = processes.share(sizes), {}, False
 
-    def write() -> None:  # atomic: a kill leaves the last complete document
-        if processes.count == 1:
-            write_json(directory / DOCUMENT, doc, indent=None)
-        else:
-            write_json(directory / "parts" / f"process-{processes.index}.json", part, indent=None)
+    on_disk = sorted(int(b) for b in doc["batch_sizes"])  # what the document on disk holds
 
-    earlier = {} if force else {b: doc["batch_sizes"][str(b)] for b in mine if str(b) in doc["batch_sizes"]}
-    todo = [b for b in mine if b not in earlier or missing(config, earlier[b])]
-    if todo or any("timing" not in earlier[b] for b in mine):
-        start = time.perf_counter()
-        doc["checks"] = precheck(config, workload, todo or mine, cache)  # seconds, before any training
-        doc["checks"]["seconds"] = time.perf_counter() - start
-    for b in mine:
-        skipped = b not in todo
-        progress = on_start(b, skipped) if on_start else None
-        if skipped:
-            store[str(b)] = doc["batch_sizes"][str(b)]
-            continue
-        result = run_batch_size(config, workload, b, on_chunk=progress, placed=placed, cache=cache,
-                                previous=earlier.get(b))  # fmt: skip
-        start = time.perf_counter()
-        demo = attempt(result, "shape_demo", shape_demo, init_single(config, workload, cache), workload.loss,
-                       placed[0], b, config.remainder)  # fmt: skip
-        result["compilations"] = demo or {}
-        demo = time.perf_counter() - start  # almost all compilation, of programs only claim C11 needs
-        result["time"] = result["time"] | {"c11_demo": demo, "wall": result["time"]["wall"] + demo}
-        result["metadata"] = meta
-        store[str(b)] = result
-        trained = True
-        write()
-        if on_done:
-            on_done(b, result)
-    if trained or any("timing" not in store[str(b)] for b in mine):
-        results = [store[str(b)] for b in mine]
-        attempt(results[0], "timing", time_share, config, workload, placed[0], results, cache)
-        write()
-    barrier("jbatch-sweep-done", processes, directory / "parts")
-    if processes.count > 1 and processes.index == 0:
-        doc = open_document(directory, config, meta)
-        doc["num_train"] = ds.num_train
-        merge_parts(directory, doc)
-    return directory, doc
+    def write() -> None:  # atomic: a kill leaves the last complete document
+        path = directory / DOCUMENT if processes.count == 1 else directory / "parts" / f"process-{processes.index}.json"
+        try:
+            write_json(path, doc if processes.count == 1 else part, indent=None)
+        except OSError as e:  # kept what can be kept, said where, in one line
+            kept = (f"{path} still holds batch sizes {on_disk} (a rerun resumes from them)" if on_disk else
+                    f"{path} holds nothing yet")  # fmt: skip
+            raise rescue(doc if processes.count == 1 else part, config.results_name, e, kept) from None
+        on_disk[:] = sorted(int(b) for b in store)
+
+    try:  # Ctrl-C: one line saying what is kept and how to resume (the document on disk is always whole)
+        earlier = {} if force else {b: doc["batch_sizes"][str(b)] for b in mine if str(b) in doc["batch_sizes"]}
+        todo = [b for b in mine if b not in earlier or missing(config, earlier[b])]
+        if todo or any("timing" not in earlier[b] for b in mine):
+            start = time.perf_counter()
+            doc["checks"] = precheck(config, workload, todo or mine, cache)  # seconds, before any training
+            doc["checks"]["seconds"] = time.perf_counter() - start
+        for b in mine:
+            skipped = b not in todo
+            progress = on_start(b, skipped) if on_start else None
+            if skipped:
+                store[str(b)] = doc["batch_sizes"][str(b)]
+                continue
+            def chunk(done: int, total: int, progress=progress) -> None:
+                check_interrupt()  # a Ctrl-C that a library swallowed stops the sweep here
+                if progress is not None:
+                    progress(done, total)
+
+            result = run_batch_size(config, workload, b, on_chunk=chunk, placed=placed, cache=cache,
+                                    previous=earlier.get(b))  # fmt: skip
+            start = time.perf_counter()
+            demo = attempt(result, "shape_demo", shape_demo, init_single(config, workload, cache), workload.loss,
+                           placed[0], b, config.remainder)  # fmt: skip
+            result["compilations"] = demo or {}
+            demo = time.perf_counter() - start  # almost all compilation, of programs only claim C11 needs
+            result["time"] = result["time"] | {"c11_demo": demo, "wall": result["time"]["wall"] + demo}
+            result["metadata"] = meta
+            store[str(b)] = result
+            trained = True
+            write()
+            check_interrupt()
+            if on_done:
+                on_done(b, result)
+        if trained or any("timing" not in store[str(b)] for b in mine):
+            results = [store[str(b)] for b in mine]
+            attempt(results[0], "timing", time_share, config, workload, placed[0], results, cache)
+            write()
+        barrier("jbatch-sweep-done", processes, directory / "parts")
+        if processes.count > 1 and processes.index == 0:
+            doc = open_document(directory, config, meta)
+            doc["num_train"] = ds.num_train
+            merge_parts(directory, doc)
+        return directory, doc
+    except KeyboardInterrupt:
+        done = f"batch sizes {on_disk} are finished and kept in {directory}/{DOCUMENT}" if on_disk else \
+            f"no batch size had finished: nothing was written to {directory}/{DOCUMENT}"  # fmt: skip
+        raise Interrupted(f"{done}; run the same command again to resume") from None
 
 
 def timing_caps(results: list[dict[str, Any]], rounds: int, share: float = 0.25) -> dict[int, int]:

@@ -20,6 +20,7 @@ from jbatch.core.engine import CompileCounter, jit, timed_call
 from jbatch.core.epoch import make_epoch
 from jbatch.core.loss import LossFn
 from jbatch.core.step import Batch, TrainState, make_train_step
+from jbatch.errors import check_interrupt
 
 
 def time_steps(
@@ -62,6 +63,7 @@ def time_steps(
                   "first_call_seconds": seconds, "first_call_compilations": first.count}  # fmt: skip
     with CompileCounter() as during:
         for r in range(rounds):
+            check_interrupt()  # a Ctrl-C a library swallowed: stop between rounds
             for i in range(len(sizes)):
                 b = sizes[(r + i) % len(sizes)]
                 epoch, state, cut = programs[b]

@@ -1,0 +1,195 @@
+"""The results directory of a sweep, checked before anything trains and held by one writer.
+
+``check_results(results_dir, name)`` finds in seconds what would otherwise fail after a batch size
+has trained: a name that is not one path component (``--name ../x`` would write outside
+``--results-dir``), a directory that cannot be created (a path component is a file), one
+that cannot be written (permissions, a read-only file system: a probe file is written and
+removed), a document or table that is a directory, a document that cannot be read. Each is
+one ``ConfigError`` line.
+
+``claim(directory)`` holds ``directory/.jbatch.lock`` while a sweep writes there, as asv and
+orbax do: the file holds the owner's pid, host, start time and command; a second sweep on
+the same directory is refused with one line naming the first, or waits for it (``wait``). A
+lock whose process is gone (same host, no such pid) is stale and taken over. The claim is
+re-entrant within a process (the command line claims early, the sweep claims again).
+
+``rescue(doc, name)`` keeps a document that could not be written where it can be: a file in
+the temporary directory, named in the error that follows (``FaultError``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jbatch.errors import ConfigError, FaultError
+from jbatch.store import DOCUMENT, write_json
+
+LOCK = ".jbatch.lock"
+WRITTEN = (DOCUMENT, "table.md", "table.csv")  # what a sweep writes (plots are named per sweep: checked as a class)
+_held: dict[Path, int] = {}
+
+
+def check_name(name: str) -> None:
+    """One clear line unless ``name`` is one path component (no separator, not ``.``/``..``).
+
+    Example:
+      >>> check_name("digits-mlp-sgd")
+      >>> check_name("../x")
+      Traceback (most recent call last):
+      ...
+      jbatch.errors.ConfigError: the results name must be one path component (a folder inside --results-dir), got '../x'
+    """
+    if not name or name in (".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
+        raise ConfigError(f"the results name must be one path component (a folder inside --results-dir), got {name!r}")
+
+
+def _first_file(path: Path) -> Path | None:
+    """The first component of ``path`` that exists and is not a directory (None: none)."""
+    for p in [*reversed(path.parents), path]:
+        if p.exists() and not p.is_dir():
+            return p
+    return None
+
+
+def check_results(results_dir: Path, name: str) -> Path:
+    """Checks (see the module's docstring) that a sweep can write ``results_dir/name``;
+    creates it and returns it."""
+    check_name(name)
+    directory = Path(results_dir) / name
+    blocker = _first_file(directory)
+    if blocker is not None:
+        raise ConfigError(f"cannot make the results directory {directory}: {blocker} is a file, not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".jbatch-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ConfigError(f"cannot write in the results directory {directory} ({e.strerror or e}); nothing was "
+                          "trained: choose another --results-dir or fix its permissions") from None  # fmt: skip
+    for name in WRITTEN:
+        if (directory / name).is_dir():
+            raise ConfigError(f"{directory / name} is a directory; the sweep writes a file there: move it away")
+    document = directory / DOCUMENT
+    if document.exists():
+        try:
+            with open(document, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise ConfigError(f"cannot read {document} ({e.strerror or e}): the sweep would resume from it") from None
+    return directory
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS): os.kill's answer stands
+        return True
+    return state != "Z"
+
+
+def owner(directory: Path) -> dict[str, Any] | None:
+    """The lock's content (pid, host, started, command), None when there is no lock; a lock
+    that cannot be parsed counts as held by an unknown owner."""
+    try:
+        text = (directory / LOCK).read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {"pid": None, "host": None}
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, dict) else {"pid": None, "host": None}
+    except json.JSONDecodeError:
+        return {"pid": None, "host": None}
+
+
+def stale(info: dict[str, Any]) -> bool:
+    """Whether a lock's owner is known to be gone: this host, and no process with its pid."""
+    return info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _alive(info["pid"])
+
+
+def _describe(info: dict[str, Any]) -> str:
+    started = info.get("started")
+    known = isinstance(started, (int, float))
+    when = time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(started)) if known else ""
+    return f"pid {info.get('pid')} on {info.get('host')}{when} ({info.get('command', '?')})"
+
+
+def _try_lock(directory: Path) -> bool:
+    path = directory / LOCK
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                   "command": " ".join(["jbatch", *sys.argv[1:]])[:300]}, f)  # fmt: skip
+    return True
+
+
+@contextlib.contextmanager
+def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[None]:
+    """Holds ``directory``'s lock for the block (see the module's docstring)."""
+    key = Path(os.path.abspath(directory))
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    told = False
+    while not _try_lock(directory):
+        info = owner(directory)
+        if info is None:
+            continue  # released in between
+        if stale(info):
+            (directory / LOCK).unlink(missing_ok=True)
+            print(f"jbatch: {directory / LOCK} was left by {_describe(info)}, which is gone: taken over",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        if not wait:
+            raise ConfigError(f"another sweep is writing {directory}: {_describe(info)}; wait for it (--wait), or "
+                              f"remove {directory / LOCK} if that process is gone")  # fmt: skip
+        if not told:
+            print(f"jbatch: waiting for {_describe(info)} to finish with {directory}", file=sys.stderr, flush=True)
+            told = True
+        time.sleep(poll)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        del _held[key]
+        with contextlib.suppress(OSError):
+            (directory / LOCK).unlink()
+
+
+def rescue(doc: dict[str, Any], name: str, error: OSError, kept: str) -> FaultError:
+    """Writes ``doc`` to the temporary directory (when it can) and returns the one-line
+    ``FaultError`` saying what was kept where, to raise instead of ``error``."""
+    where = "nowhere else (the temporary directory failed too)"
+    try:
+        path = write_json(Path(tempfile.gettempdir()) / f"jbatch-rescue-{name}-{os.getpid()}.json", doc, indent=None)
+        where = f"{path} (copy it over the document once it can be written, to keep this run's work)"
+    except OSError:
+        pass
+    return FaultError(f"could not write the results ({error.strerror or error}): {kept}; this run's document is "
+                      f"in {where}")  # fmt: skip

@@ -1,0 +1,229 @@
+"""Faults of the machine and of the user, injected into the command line and the sweep (issue
+25): each is found before anything trains, or costs nothing already written, and is one line
+(exit 2 for bad input, 1 for a fault met after work was done, 130 for Ctrl-C), no traceback.
+Ctrl-C is a real SIGINT to a real ``python -m jbatch`` process."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jbatch.errors import ConfigError, FaultError
+from jbatch.sweeps import resultsdir
+from jbatch.sweeps.resultsdir import LOCK, claim
+from tests.helpers import run_cli, sweep, tiny_config
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["sweep", "--quick", "--seeds", "0"]
+
+
+def one_clean_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip() and "chunks" not in line]
+    assert "Traceback" not in err and len(lines) == 1, err
+    return lines[0]
+
+
+def refused_fast(argv, capsys, code=2):
+    start = time.perf_counter()
+    got, out, err = run_cli(argv, capsys)
+    assert got == code, err
+    assert time.perf_counter() - start < 10, "refused before the data load and any compilation"
+    return one_clean_line(err)
+
+
+def test_a_results_path_that_is_a_file_is_refused_before_anything_trains(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    line = refused_fast([*QUICK, "--results-dir", str(tmp_path / "afile")], capsys)
+    assert "afile is a file, not a directory" in line and (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["../escape", "/abs/escape", "a/b", ".."])
+def test_a_name_is_one_path_component_and_nothing_escapes_the_results_directory(tmp_path, capsys, name):
+    results = tmp_path / "results"
+    line = refused_fast([*QUICK, "--name", name, "--results-dir", str(results)], capsys)
+    assert "must be one path component" in line
+    assert not (tmp_path / "escape").exists() and not Path("/abs/escape").exists()
+
+
+def test_an_unwritable_results_directory_is_refused_before_anything_trains(tmp_path, capsys, monkeypatch):
+    def denied(*a, **kw):  # as a read-only file system or a directory of another user answers (root ignores chmod)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(resultsdir.tempfile, "mkstemp", denied)
+    line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
+    assert "cannot write in the results directory" in line and "Permission denied" in line
+
+
+def test_a_document_that_is_a_directory_or_unreadable_is_refused_before_anything_trains(tmp_path, capsys,
+                                                                                        monkeypatch):  # fmt: skip
+    directory = tmp_path / "digits-mlp-sgd-quick"
+    (directory / "sweep.json").mkdir(parents=True)
+    line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
+    assert "sweep.json is a directory" in line
+    (directory / "sweep.json").rmdir()
+    (directory / "sweep.json").write_text("{}")
+
+    def unreadable(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(resultsdir, "open", unreadable, raising=False)
+    line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
+    assert "cannot read" in line and (directory / "sweep.json").read_text() == "{}"
+
+
+def _lock(directory: Path, pid: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / LOCK).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": time.time(),
+                                              "command": "jbatch sweep (the first)"}))  # fmt: skip
+
+
+def test_a_second_writer_is_refused_naming_the_first_and_a_dead_ones_lock_is_taken_over(tmp_path, capsys):
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(tmp_path / "digits-mlp-sgd-quick", first.pid)
+        line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
+        assert f"another sweep is writing {tmp_path / 'digits-mlp-sgd-quick'}: pid {first.pid}" in line
+        assert "jbatch sweep (the first)" in line
+    finally:
+        first.kill()
+        first.wait()
+    with claim(tmp_path / "digits-mlp-sgd-quick"):  # its owner is gone: stale, taken over
+        held = json.loads((tmp_path / "digits-mlp-sgd-quick" / LOCK).read_text())
+        assert held["pid"] == os.getpid()
+        with claim(tmp_path / "digits-mlp-sgd-quick"):  # re-entrant in one process
+            pass
+        assert (tmp_path / "digits-mlp-sgd-quick" / LOCK).exists()
+    assert not (tmp_path / "digits-mlp-sgd-quick" / LOCK).exists()
+    assert "was left by pid" in capsys.readouterr().err
+
+
+def test_a_second_writer_asked_to_wait_waits_for_the_first(tmp_path, capsys):
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    _lock(tmp_path, first.pid)
+    start = time.perf_counter()
+    with claim(tmp_path, wait=True, poll=0.05):
+        assert first.poll() is not None and time.perf_counter() - start > 0.5
+    first.wait()
+    assert f"waiting for pid {first.pid}" in capsys.readouterr().err
+
+
+def test_two_sweeps_started_together_on_one_directory_one_refuses(tmp_path):
+    runs = [_jbatch([*QUICK, "--batch-sizes", "64", "--results-dir", str(tmp_path)], tmp_path) for _ in range(2)]
+    results = [_finish(p, 300) for p in runs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert "another sweep is writing" in one_clean_line(refused)
+    doc = json.loads((tmp_path / "digits-mlp-sgd-quick" / "sweep.json").read_text())
+    assert list(doc["batch_sizes"]) == ["64"]
+
+
+def test_a_failed_write_keeps_what_was_written_and_says_where_this_runs_work_is(tiny, tmp_path, monkeypatch):
+    from jbatch.sweeps import driver
+
+    real, calls = driver.write_json, []
+
+    def full_disk(path, obj, indent=1):
+        calls.append(path)
+        if len(calls) == 2:  # after the first batch size was written
+            raise OSError(28, "No space left on device")
+        return real(path, obj, indent)
+
+    monkeypatch.setattr(driver, "write_json", full_disk)
+    cfg = tiny_config(batch_sizes=(32, 100), seeds=(0,))
+    with pytest.raises(FaultError) as e:
+        sweep(cfg, tmp_path, tiny)
+    message = str(e.value)
+    assert (
+        "No space left on device" in message and "still holds batch sizes [32] (a rerun resumes from them)" in message
+    )
+    rescued = Path(message.split("this run's document is in ")[1].split(" (copy it")[0])
+    assert list(json.loads(rescued.read_text())["batch_sizes"]) == ["32", "100"]
+    on_disk = json.loads((tmp_path / cfg.results_name / "sweep.json").read_text())
+    assert list(on_disk["batch_sizes"]) == ["32"]
+    rescued.unlink()
+    monkeypatch.setattr(driver, "write_json", real)
+    _, doc = sweep(cfg, tmp_path, tiny)  # the rerun resumes: B = 32 as written, B = 100 trained again
+    assert doc["batch_sizes"]["32"]["replicas"] == on_disk["batch_sizes"]["32"]["replicas"]
+
+
+def test_the_command_line_maps_faults_and_machine_errors_to_one_line_and_exit_1(capsys, monkeypatch):
+    from jbatch import cli
+
+    def fault(args):
+        raise FaultError("could not write the results (No space left on device): kept X")
+
+    def machine(args):
+        raise OSError(5, "Input/output error")
+
+    for command, want in ((fault, "kept X"), (machine, "OSError: [Errno 5] Input/output error")):
+        monkeypatch.setitem(cli.COMMANDS, "report", command)
+        code, _, err = run_cli(["report", "x"], capsys)
+        assert code == 1 and want in one_clean_line(err)
+
+
+START = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "sys.argv = ['jbatch', *sys.argv[1:]]; runpy.run_module('jbatch', run_name='__main__')")
+
+
+def _jbatch(args, cwd):
+    """``python -m jbatch ARGS`` with SIGINT as a terminal gives it (a background job of a
+    non-interactive shell starts with SIGINT ignored: restored first; not in a ``preexec_fn``,
+    which forks this process, where jax runs threads)."""
+    return subprocess.Popen([sys.executable, "-c", START, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})  # fmt: skip
+
+
+def _finish(proc, timeout):
+    """The exit code and the standard error of ``proc``, its pipes closed."""
+    _, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp_path):
+    args = [*QUICK, "--batch-sizes", "64,256,1437", "--results-dir", str(tmp_path)]
+    document = tmp_path / "digits-mlp-sgd-quick" / "sweep.json"
+    proc = _jbatch(args, tmp_path)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if document.exists() and "64" in json.loads(document.read_text())["batch_sizes"]:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    start = time.time()
+    code, err = _finish(proc, 60)
+    assert code == 130 and time.time() - start < 30, err
+    line = one_clean_line(err)
+    assert "are finished and kept in" in line and "run the same command again to resume" in line
+    kept = json.loads(document.read_text())["batch_sizes"]
+    assert "64" in kept and not (document.parent / LOCK).exists()
+    code, err = _finish(_jbatch(args, tmp_path), 300)
+    assert code == 0, err
+    done = json.loads(document.read_text())["batch_sizes"]
+    assert sorted(done, key=int) == ["64", "256", "1437"]
+    for b in kept:  # what was finished is kept as it was
+        assert done[b]["replicas"] == kept[b]["replicas"]
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.5])
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
+    proc = _jbatch([*QUICK, "--results-dir", str(tmp_path)], tmp_path)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    code, err = _finish(proc, 60)
+    assert code == 130, err  # not 139 (a crash in the interpreter's teardown) nor a traceback
+    assert one_clean_line(err).startswith("jbatch: interrupted")
+
+
+def test_check_results_creates_the_directory_and_names_the_problem(tmp_path):
+    assert resultsdir.check_results(tmp_path / "a" / "b", "name") == tmp_path / "a" / "b" / "name"
+    assert (tmp_path / "a" / "b" / "name").is_dir()
+    with pytest.raises(ConfigError, match="one path component"):
+        resultsdir.check_results(tmp_path, "")
