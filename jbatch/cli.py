@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from jbatch.errors import ConfigError, FaultError, on_sigint, one_line, reset_interrupt
+from jbatch.errors import ConfigError, FaultError, deferred_interrupts, on_sigint, one_line, reset_interrupt
 from jbatch.store import write_json
 from jbatch.sweeps.config import TRAINING_OPTIONS, SweepConfig, fitting, load_config_file, slug
 from jbatch.sweeps.config import quick as quickly
@@ -441,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+JAX_COMMANDS = ("train", "sweep", "scaling", "study", "advise")  # report, claims and compare never start jax
 COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling,
             "compare": _compare, "study": _study, "advise": _advise}  # fmt: skip
 
@@ -459,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.unraisablehook = unraisable
     try:
         args = build_parser().parse_args(argv)
+        if args.command in JAX_COMMANDS:
+            with deferred_interrupts():  # jax's native modules and backend, not cut off mid-initialisation
+                import jax
+
+                jax.devices()
         return COMMANDS[args.command](args)
     except ConfigError as e:
         print(f"jbatch: error: {e}", file=sys.stderr)

@@ -1,8 +1,11 @@
 """The one exception type for bad user input: the CLI turns it into a one-line error."""
 
+import contextlib
 import os
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
 
 
 class ConfigError(ValueError):
@@ -60,3 +63,22 @@ def one_line(error: BaseException) -> str:
     """``Type: first line of the message`` and the user's line (``user_line``)."""
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}{user_line(error)}"
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Holds Ctrl-C back for the block and raises it after: for native code that must not be
+    cut off (a ``KeyboardInterrupt`` inside jaxlib's extension modules while they initialise
+    aborts the process: exit 134, not 130)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, signal.SIG_DFL, None):
+        yield
+        return
+    got: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt

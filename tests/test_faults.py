@@ -57,7 +57,7 @@ def test_an_unwritable_results_directory_is_refused_before_anything_trains(tmp_p
 
     monkeypatch.setattr(resultsdir.tempfile, "mkstemp", denied)
     line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
-    assert "cannot write in the results directory" in line and "Permission denied" in line
+    assert "cannot write in" in line and "Permission denied" in line and not any(tmp_path.iterdir())
 
 
 def test_a_document_that_is_a_directory_or_unreadable_is_refused_before_anything_trains(tmp_path, capsys,
@@ -168,8 +168,10 @@ def test_the_command_line_maps_faults_and_machine_errors_to_one_line_and_exit_1(
         assert code == 1 and want in one_clean_line(err)
 
 
-START = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "sys.argv = ['jbatch', *sys.argv[1:]]; runpy.run_module('jbatch', run_name='__main__')")
+START = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['jbatch', *sys.argv[1:]]; runpy.run_module('jbatch', run_name='__main__')"
+)
 
 
 def _jbatch(args, cwd):
@@ -222,8 +224,100 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
     assert one_clean_line(err).startswith("jbatch: interrupted")
 
 
-def test_check_results_creates_the_directory_and_names_the_problem(tmp_path):
-    assert resultsdir.check_results(tmp_path / "a" / "b", "name") == tmp_path / "a" / "b" / "name"
-    assert (tmp_path / "a" / "b" / "name").is_dir()
+def test_check_results_creates_nothing_and_a_claim_leaves_no_empty_folder(tmp_path):
+    directory = resultsdir.check_results(tmp_path / "a" / "b", "name")
+    assert directory == tmp_path / "a" / "b" / "name" and not (tmp_path / "a").exists()
     with pytest.raises(ConfigError, match="one path component"):
         resultsdir.check_results(tmp_path, "")
+    with pytest.raises(RuntimeError, match="refused later"):  # e.g. bad hyperparameters found by the pre-check
+        with claim(directory):
+            assert (directory / LOCK).exists()
+            raise RuntimeError("refused later")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "kept").mkdir()
+    with claim(tmp_path / "kept"):
+        (tmp_path / "kept" / "sweep.json").write_text("{}")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["sweep.json"]
+
+
+SMALL = ROOT / "tests" / "data" / "sweep_small"
+
+
+def _damaged(tmp_path, change):
+    doc = json.loads((SMALL / "sweep.json").read_text())
+    change(doc)
+    directory = tmp_path / "damaged"
+    directory.mkdir(exist_ok=True)
+    (directory / "sweep.json").write_text(json.dumps(doc))
+    return directory
+
+
+def _drop_config(doc):
+    del doc["config"]
+
+
+def _string_batch(doc):
+    doc["batch_sizes"]["8"]["batch_size"] = "8"
+
+
+def _no_replicas(doc):
+    doc["batch_sizes"]["8"]["replicas"] = []
+
+
+def _zero_step(doc):
+    doc["batch_sizes"]["8"]["timing"]["seconds_per_step"] = 0
+
+
+def _nan_target(doc):
+    doc["config"]["target_value"] = float("nan")
+
+
+def _no_batch_size(doc):
+    del doc["batch_sizes"]["8"]["batch_size"]
+
+
+@pytest.mark.parametrize(("change", "want"), [
+    (_drop_config, "it has no config"), (_string_batch, "records batch_size '8'"),
+    (_no_replicas, "batch size 8 has no replicas"), (_zero_step, "seconds_per_step 0"),
+    (_nan_target, "target_value is nan"), (_no_batch_size, "records batch_size None"),
+])  # fmt: skip
+def test_a_damaged_document_is_one_line_in_report_and_compare_and_left_untouched(tmp_path, capsys, change, want):
+    directory = _damaged(tmp_path, change)
+    before = (directory / "sweep.json").read_bytes()
+    for argv in (["report", str(directory)], ["compare", str(directory), str(SMALL)]):
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and want in one_clean_line(err) and "is damaged" in err
+    assert (directory / "sweep.json").read_bytes() == before
+
+
+def test_untimed_results_say_not_timed_and_too_few_rounds_get_no_interval_or_star(tmp_path):
+    from jbatch.report.sweep import write_report
+
+    def untimed(doc):
+        for result in doc["batch_sizes"].values():
+            result.pop("timing", None)
+
+    def table(text):  # the rows, not the notes that explain the marks
+        return text.split("\n\n")[0]
+
+    text = table((write_report(_damaged(tmp_path, untimed))[0]).read_text())
+    assert "not timed" in text and "★" not in text
+
+    def two_rounds(doc):
+        doc["config"]["timing_rounds"] = 2
+        for result in doc["batch_sizes"].values():
+            result["timing"]["epoch_seconds"] = result["timing"]["epoch_seconds"][:2]
+            result["timing"]["rounds"] = 2
+
+    text = table((write_report(_damaged(tmp_path, two_rounds))[0]).read_text())
+    header = text.splitlines()[0]
+    assert "seconds to target (no interval: 2 timing rounds)" in header and "95%" not in header and "★" not in text
+
+
+@pytest.mark.parametrize(("argv", "want"), [
+    (["sweep", "--dataset", "mnist1d:²"], "mnist1d:N needs a number of training examples"),
+    (["study", "data-scaling", "--models", "nope"], "the data-scaling study has no model 'nope'"),
+])  # fmt: skip
+def test_bad_input_that_gave_a_traceback_is_one_line(tmp_path, capsys, argv, want):
+    line = refused_fast([*argv, "--results-dir", str(tmp_path)], capsys)
+    assert want in line and not any(tmp_path.iterdir())

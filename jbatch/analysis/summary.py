@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from jbatch.analysis.selection import best_replicas, best_setting, learning_rate_edge, replica_summary
+from jbatch.analysis.selection import HIGHER_IS_BETTER, best_replicas, best_setting, learning_rate_edge, replica_summary
 from jbatch.analysis.stats import mean_interval, product_interval, tie_set
 from jbatch.analysis.tradeoff import bootstrap, fit_steps
 from jbatch.errors import ConfigError
@@ -54,6 +54,7 @@ AGGREGATED = (
     "min_test_loss", "epoch_of_min_test_loss", "test_loss_rise", "train_test_gap",
 )  # fmt: skip
 LEVEL = 0.95  # every interval in the tables
+MIN_ROUNDS = 6  # timing rounds the median's 95% interval needs (the range of 6 covers 96.9%; of 5, 93.8%)
 
 
 def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_train: int) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
     for name in AGGREGATED:
         row[name] = spread([s.get(name) for s in at_best])
     reached = [s["steps_to_target"] for s in at_best if s["reached"]]
-    if reached and timing:
+    if reached and timing and timing.get("rounds", len(timing.get("epoch_seconds", ()))) >= MIN_ROUNDS:
         steps = mean_interval(reached, LEVEL, log=True)
         row["seconds_to_target_interval"] = list(product_interval(steps, tuple(timing["seconds_per_step_interval"])))
     return {"row": row, "replicas": summaries, "noise": noise_summary(result, row)}
@@ -205,7 +206,48 @@ def load_document(directory: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not a jbatch sweep document")
     if not doc["batch_sizes"]:
         raise ConfigError(f"{path} holds no finished batch size yet")
+    problem = damage(doc)
+    if problem:
+        raise ConfigError(f"{path} is damaged: {problem}; it was left untouched")
     return doc
+
+
+def damage(doc: dict[str, Any]) -> str | None:
+    """What makes a sweep document unusable for a report (None: nothing), checked once, on
+    load, so that every command says it in one line instead of failing somewhere inside.
+
+    Example:
+      >>> damage({"config": {"target_metric": "test_accuracy", "target_value": float("nan")}, "num_train": 10,
+      ...         "batch_sizes": {}})
+      'its target_value is nan, not a finite number'
+    """
+    cfg = doc.get("config")
+    if not isinstance(cfg, dict):
+        return "it has no config"
+    if cfg.get("target_metric") not in HIGHER_IS_BETTER:
+        return f"its target_metric is {cfg.get('target_metric')!r}, not one of {', '.join(HIGHER_IS_BETTER)}"
+    value = cfg.get("target_value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return f"its target_value is {value!r}, not a finite number"
+    if not isinstance(doc.get("num_train"), int) or doc["num_train"] < 1:
+        return f"its num_train is {doc.get('num_train')!r}, not a positive integer"
+    if not isinstance(doc.get("batch_sizes"), dict):
+        return "its batch_sizes is not a mapping"
+    for key, result in doc["batch_sizes"].items():
+        if not isinstance(result, dict):
+            return f"batch size {key} is not a result"
+        b = result.get("batch_size")
+        if isinstance(b, bool) or not isinstance(b, int) or str(b) != key:
+            return f"batch size {key} records batch_size {b!r}"
+        replicas = result.get("replicas")
+        if not isinstance(replicas, list) or not replicas or not all(isinstance(r, dict) for r in replicas):
+            return f"batch size {key} has no replicas"
+        timing = result.get("timing")
+        if timing is not None:
+            per_step = timing.get("seconds_per_step") if isinstance(timing, dict) else None
+            if isinstance(per_step, bool) or not isinstance(per_step, (int, float)) or not per_step > 0:
+                return f"batch size {key} has seconds_per_step {per_step!r}, not a positive number"
+    return None
 
 
 def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:

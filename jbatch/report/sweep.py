@@ -16,6 +16,7 @@ import numpy as np
 
 from jbatch.analysis.ladder import ladder, noise_along
 from jbatch.analysis.summary import (
+    MIN_ROUNDS,
     at_start,
     load_document,
     noise_averaged,
@@ -62,6 +63,8 @@ EDGE_MARKS = {"grid-low": "↓", "grid-high": "↑", "stable-edge": "‡"}
 def _cell(row: dict[str, Any], key: str, how: str, seeds: int = 0) -> str:
     value = row[key]
     if how in ("spread", "seconds"):
+        if how == "seconds" and value["n"] == 0 and row["steps_to_target"]["n"] and row["samples_per_second"] is None:
+            return "not timed"  # reached, but the timing rounds had not run (an interrupted sweep)
         if value["n"] == 0:
             return "not reached" if seeds else "-"
         text = table.spread(value["mean"], value["std"], value["n"])
@@ -160,7 +163,10 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
                     f"{cfg.get('extend_grid', 0)} half-decades): {'; '.join(extended) if extended else 'none'}.")
 
     steps = ladder_section(doc, ladder(doc), noise_along(doc, rows))
-    return "\n".join(table.markdown([h for _, h, _ in shown], body) + notes + time_section(doc, rows)
+    few = cfg.get("timing_rounds", MIN_ROUNDS) < MIN_ROUNDS  # no 95% interval of a median from so few rounds
+    plain = f"seconds to target (no interval: {cfg.get('timing_rounds')} timing rounds)"
+    heads = [plain if few and k == "seconds_to_target" else h for k, h, _ in shown]
+    return "\n".join(table.markdown(heads, body) + notes + time_section(doc, rows)
                      + noise_section(rows, fit) + steps) + "\n"
 
 

@@ -1,17 +1,18 @@
 """The results directory of a sweep, checked before anything trains and held by one writer.
 
-``check_results(results_dir, name)`` finds in seconds what would otherwise fail after a batch size
-has trained: a name that is not one path component (``--name ../x`` would write outside
-``--results-dir``), a directory that cannot be created (a path component is a file), one
-that cannot be written (permissions, a read-only file system: a probe file is written and
-removed), a document or table that is a directory, a document that cannot be read. Each is
-one ``ConfigError`` line.
+``check_results(results_dir, name)`` finds in seconds what would otherwise fail after a batch
+size has trained: a name that is not one path component (``--name ../x`` would write outside
+``--results-dir``), a directory that cannot be created (a path component is a file), one that
+cannot be written (permissions, a read-only file system: a probe file is written and removed
+in the nearest folder that exists; nothing is created), a document or table that is a
+directory, a document that cannot be read. Each is one ``ConfigError`` line.
 
 ``claim(directory)`` holds ``directory/.jbatch.lock`` while a sweep writes there, as asv and
 orbax do: the file holds the owner's pid, host, start time and command; a second sweep on
 the same directory is refused with one line naming the first, or waits for it (``wait``). A
-lock whose process is gone (same host, no such pid) is stale and taken over. The claim is
-re-entrant within a process (the command line claims early, the sweep claims again).
+lock whose process is gone (same host, no such pid, or a zombie) is stale and taken over.
+The claim is re-entrant within a process (the command line claims early, the sweep claims
+again); folders it made are removed again if the sweep left them empty.
 
 ``rescue(doc, name)`` keeps a document that could not be written where it can be: a file in
 the temporary directory, named in the error that follows (``FaultError``).
@@ -61,24 +62,25 @@ def _first_file(path: Path) -> Path | None:
 
 
 def check_results(results_dir: Path, name: str) -> Path:
-    """Checks (see the module's docstring) that a sweep can write ``results_dir/name``;
-    creates it and returns it."""
+    """Checks (see the module's docstring) that a sweep can write ``results_dir/name``,
+    creating nothing (the probe goes into the nearest folder that exists); returns the path."""
     check_name(name)
     directory = Path(results_dir) / name
     blocker = _first_file(directory)
     if blocker is not None:
         raise ConfigError(f"cannot make the results directory {directory}: {blocker} is a file, not a directory")
+    existing = next(p for p in [directory, *directory.parents] if p.exists())
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".jbatch-probe-")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".jbatch-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ConfigError(f"cannot write in the results directory {directory} ({e.strerror or e}); nothing was "
-                          "trained: choose another --results-dir or fix its permissions") from None  # fmt: skip
-    for name in WRITTEN:
-        if (directory / name).is_dir():
-            raise ConfigError(f"{directory / name} is a directory; the sweep writes a file there: move it away")
+        raise ConfigError(f"cannot write in {existing} ({e.strerror or e}), where the results directory "
+                          f"{directory} goes; nothing was trained: choose another --results-dir or fix its "
+                          "permissions") from None  # fmt: skip
+    for written in WRITTEN:
+        if (directory / written).is_dir():
+            raise ConfigError(f"{directory / written} is a directory; the sweep writes a file there: move it away")
     document = directory / DOCUMENT
     if document.exists():
         try:
@@ -155,6 +157,7 @@ def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[No
         finally:
             _held[key] -= 1
         return
+    made = [p for p in [directory, *directory.parents] if not p.exists()]  # removed again if left empty
     directory.mkdir(parents=True, exist_ok=True)
     told = False
     while not _try_lock(directory):
@@ -180,6 +183,9 @@ def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[No
         del _held[key]
         with contextlib.suppress(OSError):
             (directory / LOCK).unlink()
+        for p in made:  # a sweep refused before it wrote anything leaves nothing behind
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only if empty
 
 
 def rescue(doc: dict[str, Any], name: str, error: OSError, kept: str) -> FaultError:

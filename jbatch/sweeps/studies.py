@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jbatch.errors import ConfigError
 from jbatch.sweeps.config import SweepConfig
 
 SIZES = (4000, 16000, 64000)
@@ -30,5 +31,9 @@ def study_config(model: str, n: int, accelerator: bool = False) -> SweepConfig:
 
 
 def configs(models=MODELS, sizes=SIZES, accelerator: bool = False) -> list[SweepConfig]:
-    """Every sweep of the study, smallest size first."""
+    """Every sweep of the study, smallest size first; an unknown model is one clear line."""
+    unknown = [m for m in models if m not in GRIDS]
+    if unknown:
+        raise ConfigError(f"the data-scaling study has no model {', '.join(map(repr, unknown))}; it runs "
+                          f"{', '.join(MODELS)}")  # fmt: skip
     return [study_config(m, n, accelerator) for m in models for n in sizes]

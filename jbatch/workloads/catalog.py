@@ -42,7 +42,7 @@ def load_dataset(name: str) -> Dataset:
         return make_language(**LANGUAGES[name])
     if name.startswith("mnist1d:"):
         size = name.split(":", 1)[1]
-        if not size.isdigit():
+        if not (size.isascii() and size.isdigit()):  # "²".isdigit() is True; int() refuses it
             raise ConfigError(f"mnist1d:N needs a number of training examples, got {name!r}")
         return mnist1d.load(int(size))
     if name.split(":", 1)[0] == "shakespeare-char":
