@@ -321,3 +321,28 @@ def test_untimed_results_say_not_timed_and_too_few_rounds_get_no_interval_or_sta
 def test_bad_input_that_gave_a_traceback_is_one_line(tmp_path, capsys, argv, want):
     line = refused_fast([*argv, "--results-dir", str(tmp_path)], capsys)
     assert want in line and not any(tmp_path.iterdir())
+
+
+def test_the_mnist1d_cache_regenerates_from_any_damage_it_can_write_over_and_says_what_it_cannot(tmp_path, capsys):
+    import hashlib
+
+    import numpy as np
+
+    from jbatch.workloads import mnist1d
+
+    want = mnist1d.load(100, max_train=300, directory=tmp_path).x_train
+    assert "generating the MNIST-1D pool once" in capsys.readouterr().err  # said before the wait, not after
+    pool = next(tmp_path.glob("*.npz"))
+    garbage = b"not an npz at all"
+    pool.write_bytes(garbage)  # garbage whose checksum file matches
+    pool.with_suffix(".sha256").write_text(hashlib.sha256(garbage).hexdigest() + "\n")
+    np.testing.assert_array_equal(mnist1d.load(100, max_train=300, directory=tmp_path).x_train, want)
+    assert "cannot be used" in capsys.readouterr().err and pool.read_bytes() != garbage  # and rewritten
+    pool.unlink()
+    pool.mkdir()  # the cache path is a directory: regenerated, used, and the user told what to remove
+    np.testing.assert_array_equal(mnist1d.load(100, max_train=300, directory=tmp_path).x_train, want)
+    assert f"remove or fix {pool}" in capsys.readouterr().err
+    root = tmp_path / "root-is-a-file"
+    root.write_text("x")  # the cache root is a file
+    np.testing.assert_array_equal(mnist1d.load(100, max_train=300, directory=root).x_train, want)
+    assert "could not cache the pool" in capsys.readouterr().err and root.read_text() == "x"

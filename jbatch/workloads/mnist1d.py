@@ -6,7 +6,8 @@ the largest size supported, and split per class: the first 100 examples of each 
 (in a fixed random order) are the one test set of every size, and size N takes the next
 N / 10 of each class. Every size is class-balanced and a subset of every larger one, and
 the test set never changes. The pool is cached on disk with a SHA-256 of its file; a
-cache that is missing, unreadable or does not match its hash is regenerated, never used.
+cache that is missing, unreadable, not a file, garbage or does not match its hash is
+regenerated, never used; a cache that cannot be written is said and skipped.
 """
 
 from __future__ import annotations
@@ -44,25 +45,52 @@ def _generate(max_train: int, seed: int) -> dict[str, np.ndarray]:
     return {"x": x, "y": y}
 
 
+def _cached(path: Path, digest: Path, max_train: int) -> dict[str, np.ndarray] | None:
+    """The pool in ``path`` if it is whole: its SHA-256 matches and it loads as sequences with
+    one label each; None otherwise (missing, a directory, unreadable, garbage)."""
+    try:
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().strip():
+            print(f"jbatch: {path} does not match its SHA-256: regenerating it", file=sys.stderr)
+            return None
+        with np.load(path) as f:
+            pool = {k: np.asarray(f[k]) for k in ("x", "y")}
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # noqa: BLE001  any damage (a directory, garbage with a matching hash): regenerate
+        print(f"jbatch: the cached pool {path} cannot be used ({type(e).__name__}: {e}): regenerating it",
+              file=sys.stderr)  # fmt: skip
+        return None
+    if pool["x"].ndim != 2 or pool["y"].shape != (pool["x"].shape[0],) or len(pool["y"]) <= max_train:
+        print(f"jbatch: the cached pool {path} has the wrong shapes: regenerating it", file=sys.stderr)
+        return None
+    return pool
+
+
 def _pool(max_train: int, seed: int, directory: Path) -> dict[str, np.ndarray]:
     path = directory / f"mnist1d-pool-{max_train}-{seed}-v{VERSION}.npz"
     digest = path.with_suffix(".sha256")
-    if path.exists() and digest.exists():
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() == digest.read_text().strip():
-            with np.load(path) as f:
-                return {k: f[k] for k in ("x", "y")}
-        print(f"jbatch: {path} does not match its SHA-256: regenerating it", file=sys.stderr)
+    pool = _cached(path, digest, max_train)
+    if pool is not None:
+        return pool
+    print(f"jbatch: generating the MNIST-1D pool once ({max_train:,} training sequences and the test set, about "
+          f"two minutes on a 2-core CPU); every mnist1d:N is drawn from it (cached in {path})",
+          file=sys.stderr, flush=True)  # fmt: skip
     start = time.perf_counter()
     pool = _generate(max_train, seed)
-    print(f"jbatch: generated MNIST-1D pool of {len(pool['y'])} sequences in {time.perf_counter() - start:.1f}s "
-          f"(cached in {path})", file=sys.stderr)  # fmt: skip
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **pool)
-    digest.write_text(hashlib.sha256(tmp.read_bytes()).hexdigest() + "\n")
-    os.replace(tmp, path)
+    print(f"jbatch: generated MNIST-1D pool of {len(pool['y'])} sequences in {time.perf_counter() - start:.1f}s",
+          file=sys.stderr)  # fmt: skip
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **pool)
+        digest.write_text(hashlib.sha256(tmp.read_bytes()).hexdigest() + "\n")
+        os.replace(tmp, path)
+    except OSError as e:  # the pool is used all the same; only the cache is lost
+        print(f"jbatch: could not cache the pool ({e.strerror or e}: {e.filename or path}); it will be generated "
+              f"again next time: remove or fix {e.filename or path}", file=sys.stderr)  # fmt: skip
     return pool
 
 
