@@ -346,3 +346,17 @@ def test_the_mnist1d_cache_regenerates_from_any_damage_it_can_write_over_and_say
     root.write_text("x")  # the cache root is a file
     np.testing.assert_array_equal(mnist1d.load(100, max_train=300, directory=root).x_train, want)
     assert "could not cache the pool" in capsys.readouterr().err and root.read_text() == "x"
+
+
+def test_a_study_of_sizes_too_small_for_a_fit_is_still_written(tmp_path):
+    """``jbatch study data-scaling --sizes 10``: its sweep trains but no B_crit can be fitted;
+    the study's table, JSON and plot are written all the same (the plot's log axes failed)."""
+    from jbatch.report.datascaling import write_study
+
+    doc = json.loads((SMALL / "sweep.json").read_text())
+    doc["batch_sizes"] = {k: v for k, v in doc["batch_sizes"].items() if k in ("1", "8")}  # 2 sizes: no fit
+    (tmp_path / "mlp-10").mkdir()
+    (tmp_path / "mlp-10" / "sweep.json").write_text(json.dumps(doc))
+    written = write_study(tmp_path)
+    assert sorted(p.name for p in written) == ["data_scaling.png", "scaling.json", "table.csv", "table.md"]
+    assert "| mlp | 10 |" in (tmp_path / "table.md").read_text()

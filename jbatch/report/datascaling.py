@@ -86,8 +86,12 @@ def _plot(root: Path, rows: list[dict[str, Any]], laws: dict) -> Path:
             f, grid = laws[model]["b_crit"], np.geomspace(n.min(), n.max(), 50)
             ax.plot(grid, f["prefactor"] * grid ** f["exponent"], "-", color=f"C{i}", lw=1,
                     label=f"{model}: B_crit ∝ N^{f['exponent']:.2f}")  # fmt: skip
-    ax.set(xscale="log", yscale="log", xlabel="training sequences N", ylabel="batch size",
-           title="MNIST-1D: critical batch size against data")  # fmt: skip
+    ax.set(xlabel="training sequences N", ylabel="batch size", title="MNIST-1D: critical batch size against data")
+    if any(r["b_crit"] for r in rows):
+        ax.set(xscale="log", yscale="log")
+    else:  # nothing to draw on log axes (every size too small or too short for a fit): say so
+        ax.text(0.5, 0.5, "no sweep has a B_crit fit (fewer than 3 batch sizes reached the target)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=8)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
