@@ -73,6 +73,10 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a jbatch JSON file") from None
+    except OSError as e:  # permissions, an I/O error: named, in one line
+        raise ConfigError(f"cannot read {path} ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid JSON ({e}); it was left untouched") from None
 

@@ -51,6 +51,24 @@ def test_a_name_is_one_path_component_and_nothing_escapes_the_results_directory(
     assert not (tmp_path / "escape").exists() and not Path("/abs/escape").exists()
 
 
+def test_a_name_that_is_a_file_and_a_document_that_cannot_be_read_are_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "digits-mlp-sgd-quick").write_text("mine")  # --name (here the default) collides with a file
+    line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
+    assert "digits-mlp-sgd-quick is a file, not a directory" in line
+    (tmp_path / "d" / "sweep.json").mkdir(parents=True)
+    for argv in (["report", str(tmp_path / "d")], ["compare", str(tmp_path / "d"), str(tmp_path / "d")]):
+        assert "sweep.json is a directory, not a jbatch JSON file" in refused_fast(argv, capsys)
+    import jbatch.store
+
+    def denied(self, *a, **kw):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(jbatch.store.Path, "read_text", denied)
+    for argv in (["report", str(SMALL)], ["compare", str(SMALL), str(SMALL)]):
+        line = refused_fast(argv, capsys)
+        assert "cannot read" in line and "Permission denied" in line
+
+
 def test_an_unwritable_results_directory_is_refused_before_anything_trains(tmp_path, capsys, monkeypatch):
     def denied(*a, **kw):  # as a read-only file system or a directory of another user answers (root ignores chmod)
         raise PermissionError(13, "Permission denied")
