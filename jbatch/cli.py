@@ -464,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with deferred_interrupts():  # jax's native modules and backend, not cut off mid-initialisation
                 import jax
 
-                jax.devices()
+                if getattr(args, "num_processes", 1) == 1:  # several processes start the backend after their handshake
+                    jax.devices()
         return COMMANDS[args.command](args)
     except ConfigError as e:
         print(f"jbatch: error: {e}", file=sys.stderr)
