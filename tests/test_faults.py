@@ -133,14 +133,16 @@ def test_a_second_writer_asked_to_wait_waits_for_the_first(tmp_path, capsys):
 
 def test_two_sweeps_started_together_on_one_directory_one_refuses(tmp_path):
     runs = [_jbatch([*QUICK, "--batch-sizes", "64", "--results-dir", str(tmp_path)], tmp_path) for _ in range(2)]
-    results = [_finish(p, 300) for p in runs]
-    codes = sorted(code for code, _ in results)
-    assert codes == [0, 2], results
-    refused = next(err for code, err in results if code == 2)
-    assert "another sweep is writing" in one_clean_line(refused)
-    doc = json.loads((tmp_path / "digits-mlp-sgd-quick" / "sweep.json").read_text())
-    assert list(doc["batch_sizes"]) == ["64"]
-
+    deadline = time.time() + 120
+    while all(p.poll() is None for p in runs) and time.time() < deadline:
+        time.sleep(0.1)
+    loser = next(p for p in runs if p.poll() is not None)
+    winner = next(p for p in runs if p is not loser)
+    code, err = _finish(loser, 10)
+    assert code == 2 and "another sweep is writing" in one_clean_line(err)
+    assert winner.poll() is None, "the first writer goes on"
+    winner.send_signal(signal.SIGINT)  # no need to wait for its training
+    assert _finish(winner, 60)[0] == 130
 
 def test_a_failed_write_keeps_what_was_written_and_says_where_this_runs_work_is(tiny, tmp_path, monkeypatch):
     from jbatch.sweeps import driver
@@ -207,7 +209,7 @@ def _finish(proc, timeout):
 
 
 def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp_path):
-    args = [*QUICK, "--batch-sizes", "64,256,1437", "--results-dir", str(tmp_path)]
+    args = [*QUICK, "--batch-sizes", "64,256", "--results-dir", str(tmp_path)]
     document = tmp_path / "digits-mlp-sgd-quick" / "sweep.json"
     proc = _jbatch(args, tmp_path)
     deadline = time.time() + 240
@@ -227,7 +229,7 @@ def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp
     code, err = _finish(_jbatch(args, tmp_path), 300)
     assert code == 0, err
     done = json.loads(document.read_text())["batch_sizes"]
-    assert sorted(done, key=int) == ["64", "256", "1437"]
+    assert sorted(done, key=int) == ["64", "256"]
     for b in kept:  # what was finished is kept as it was
         assert done[b]["replicas"] == kept[b]["replicas"]
 
