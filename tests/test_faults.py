@@ -380,3 +380,12 @@ def test_a_study_of_sizes_too_small_for_a_fit_is_still_written(tmp_path):
     written = write_study(tmp_path)
     assert sorted(p.name for p in written) == ["data_scaling.png", "scaling.json", "table.csv", "table.md"]
     assert "| mlp | 10 |" in (tmp_path / "table.md").read_text()
+
+
+def test_compare_lists_the_batch_sizes_a_run_lacks(tmp_path, capsys):
+    def without_8(doc):
+        del doc["batch_sizes"]["8"]
+
+    code, out, err = run_cli(["compare", str(SMALL), str(_damaged(tmp_path, without_8))], capsys)
+    assert code == 0, err
+    assert "Only in [0]: B = 8 (not compared)." in out and "| 8 |" not in out
