@@ -267,7 +267,7 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trunk-steps", type=POSITIVE, default=200, help="steps of that run (default 200)")
     p.add_argument("--checkpoints", type=POSITIVE, default=4, help="branching points along it, log-spaced")
     p.add_argument("--examples", type=POSITIVE, default=None,
-                   help="examples each branch trains (default: 8 x the largest candidate)")
+                   help="examples each branch trains (default: 4 x the largest branch batch size)")
     p.add_argument("--multipliers", type=_ints, default=(1, 2, 4, 8, 16, 32, 64),
                    help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative loss tolerance of a branch (0.05)")
@@ -293,9 +293,11 @@ def _ints(text: str) -> tuple[int, ...]:
 def _advise(args: argparse.Namespace) -> int:
     from jbatch.core.batching import resolve_batch_size
     from jbatch.sweeps.advise import advise, check_against, check_candidates, markdown, write_advice
+    from jbatch.sweeps.resultsdir import check_results
     from jbatch.workloads.workload import for_config
 
     config = _base_config(args)
+    check_results(args.results_dir, f"advise-{config.results_name}")  # where the advice goes, before it runs
     if args.against is not None:
         check_against(args.against, config)  # before the data are loaded or anything trains
     workload = for_config(config)
