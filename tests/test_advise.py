@@ -42,6 +42,10 @@ def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     want = measured[doc["recommended"]] / measured[truth["fastest"]] if doc["recommended"] in measured else None
     assert truth["recommended_over_fastest"] == (pytest.approx(want) if want else None)
     assert truth["cost_fraction"] == pytest.approx(doc["cost"]["total"] / truth["seconds"])
+    est = doc["sweep_estimate"]  # the sweep it replaces, from the grid and the measured seconds per step
+    want_seconds = 2 * sum(max(cfg.budget_steps, cfg.budget_epochs * -(-300 // b)) * per_step[b] for b in sizes)
+    assert est["seconds"] == pytest.approx(want_seconds) and est["fraction"] == pytest.approx(
+        doc["cost"]["total"] / want_seconds)  # 1 learning rate x 2 seeds
     check = doc["warmup_check"]  # the warm-up trained to the sweep's target (tests/test_warmup_check.py)
     assert [p["batch_size"] for p in check["phases"]] == [p["batch_size"] for p in doc["warmup"]]
     assert len(check["seeds"]) == 2 and check["reference"]["batch_size"] == truth["fastest"]
@@ -50,6 +54,7 @@ def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     text = paths[1].read_text()
     assert f"Recommended fixed batch size: {doc['recommended']}" in text and "Against the sweep" in text
     assert "The warm-up trained to the target" in text and "Verdict on the steps" in text
+    assert "the full sweep it replaces would train for at least" in text
     assert text == markdown(json.loads(paths[0].read_text()))  # the report regenerates from the JSON
 
 

@@ -135,6 +135,27 @@ def trunk_learning_rate(fresh: Any, loss_fn: Any, train: Any, held_out: Any, bat
     return min(finite, key=finite.__getitem__), losses
 
 
+def sweep_estimate(config: SweepConfig, n: int, seconds_per_step: dict[int, float], cost: float) -> dict[str, Any]:
+    """What the full sweep this advice replaces would cost at least: every replica of its grid
+    (learning rates x other swept values x seeds) trained for its budget at every candidate,
+    at the measured seconds per step of one model (training only: no compilation, evaluation
+    or probes, so a lower bound), and the advice's cost as a fraction of it.
+
+    Example:
+      >>> from jbatch.sweeps.config import SweepConfig
+      >>> cfg = SweepConfig(learning_rates=(0.1, 1.0), seeds=(0,), budget_steps=100, budget_epochs=1)
+      >>> sweep_estimate(cfg, 1000, {10: 0.01, 1000: 0.5}, 5.0)  # 2 x (100 x 0.01 + 100 x 0.5)
+      {'seconds': 102.0, 'fraction': 0.049019607843137254, 'basis': 'training steps only (a lower bound)'}
+    """
+    from jbatch.sweeps.grid import replica_grid
+
+    replicas = len(replica_grid(config))
+    seconds = sum(replicas * budget_steps(config, steps_per_epoch(n, b, config.remainder)) * s
+                  for b, s in seconds_per_step.items())  # fmt: skip
+    return {"seconds": seconds, "fraction": cost / seconds if seconds else None,
+            "basis": "training steps only (a lower bound)"}  # fmt: skip
+
+
 def default_rule(optimizer: str) -> str:
     """The learning-rate rule of a branch at ``k`` times the trunk's batch size: linear for SGD
     and momentum (the step is the gradient times the rate: k times the examples per step is
@@ -260,6 +281,8 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
                  "total": time.perf_counter() - start},
         "metadata": environment_metadata(),  # the machine and software it was measured on
     }  # fmt: skip
+    doc["sweep_estimate"] = sweep_estimate(config, n, {b: timing[b]["seconds_per_step"] for b in sizes},
+                                           doc["cost"]["total"])  # fmt: skip
     if against is not None:
         truth = sweep_truth(Path(against), rec["batch_size"], config)
         truth["cost_fraction"] = doc["cost"]["total"] / truth["seconds"] if truth["seconds"] else None
@@ -292,7 +315,8 @@ def markdown(doc: dict[str, Any]) -> str:
     meta = doc.get("metadata") or {}
     lines += ["", f"Batch-size warm-up: {phases}.", "", *summary_lines(doc["branching"]), "",
               f"Cost: {cost['total']:.1f} s (timing {cost['timing']:.1f} s, trunk and branches "
-              f"{cost['branching']:.1f} s). Measured on {meta.get('device_kind', '?')} ({meta.get('cpu', '?')}), "
+              f"{cost['branching']:.1f} s){_estimate(doc)}. "
+              f"Measured on {meta.get('device_kind', '?')} ({meta.get('cpu', '?')}), "
               f"jax {meta.get('versions', {}).get('jax', '?')}, {meta.get('date', '?')}."]  # fmt: skip
     truth = doc.get("against")
     if truth:
@@ -307,6 +331,14 @@ def markdown(doc: dict[str, Any]) -> str:
 
         lines += ["", *markdown_lines(doc["warmup_check"])]
     return "\n".join(lines) + "\n"
+
+
+def _estimate(doc: dict[str, Any]) -> str:
+    est = doc.get("sweep_estimate")  # older advice documents have none
+    if not est or not est["fraction"]:
+        return ""
+    return (f"; the full sweep it replaces would train for at least {est['seconds']:.0f} s here (its grid's "
+            f"steps x these seconds per step): the advice cost {est['fraction']:.2g} of that")
 
 
 def _ci(ci: list[float] | None) -> str:
