@@ -156,23 +156,26 @@ def test_every_help_works(command, capsys):
     assert code == 0 and out.startswith("usage: jbatch") and not err
 
 
+USERMODELS = (  # a user's module: a BatchNorm + Dropout model and an optimizer whose rate goes into an optax schedule
+    "import optax\nfrom flax import nnx\n\n"
+    "class Net(nnx.Module):\n"
+    "    def __init__(self, seed):\n"
+    "        rngs = nnx.Rngs(seed)\n"
+    "        self.hidden, self.norm = nnx.Linear(64, 16, rngs=rngs), nnx.BatchNorm(16, rngs=rngs)\n"
+    "        self.drop, self.out = nnx.Dropout(0.2, rngs=rngs), nnx.Linear(16, 10, rngs=rngs)\n"
+    "    def __call__(self, x):\n"
+    "        return self.out(self.drop(nnx.relu(self.norm(self.hidden(x)))))\n\n"
+    "def make(seed):\n"
+    "    return Net(seed)\n\n"
+    "def sgd_warmup(learning_rate, momentum=0.9, warmup_steps=4):\n"
+    "    return optax.sgd(optax.linear_schedule(0.0, learning_rate, warmup_steps), momentum=momentum)\n"
+)
+
+
 def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, monkeypatch):
     """A user's model and optimizer factory by import path from the current directory (as
     ``python -m``, pytest and uvicorn find modules), with a schedule and micro-batches."""
-    (tmp_path / "usermodels.py").write_text(
-        "import optax\nfrom flax import nnx\n\n"
-        "class Net(nnx.Module):\n"
-        "    def __init__(self, seed):\n"
-        "        rngs = nnx.Rngs(seed)\n"
-        "        self.hidden, self.norm = nnx.Linear(64, 16, rngs=rngs), nnx.BatchNorm(16, rngs=rngs)\n"
-        "        self.drop, self.out = nnx.Dropout(0.2, rngs=rngs), nnx.Linear(16, 10, rngs=rngs)\n"
-        "    def __call__(self, x):\n"
-        "        return self.out(self.drop(nnx.relu(self.norm(self.hidden(x)))))\n\n"
-        "def make(seed):\n"
-        "    return Net(seed)\n\n"
-        "def sgd_warmup(learning_rate, momentum=0.9, warmup_steps=4):\n"
-        "    return optax.sgd(optax.linear_schedule(0.0, learning_rate, warmup_steps), momentum=momentum)\n"
-    )  # fmt: skip
+    (tmp_path / "usermodels.py").write_text(USERMODELS)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     out = tmp_path / "run.json"
@@ -195,20 +198,7 @@ def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, 
 def test_advise_takes_a_users_model_and_scheduled_optimizer_by_import_path(tmp_path, capsys, monkeypatch):
     """``jbatch advise`` on a model with BatchNorm and Dropout and an optimizer whose learning
     rate goes into an optax schedule, both from a module of the current directory."""
-    (tmp_path / "usermodels.py").write_text(
-        "import optax\nfrom flax import nnx\n\n"
-        "class Net(nnx.Module):\n"
-        "    def __init__(self, seed):\n"
-        "        rngs = nnx.Rngs(seed)\n"
-        "        self.hidden, self.norm = nnx.Linear(64, 16, rngs=rngs), nnx.BatchNorm(16, rngs=rngs)\n"
-        "        self.drop, self.out = nnx.Dropout(0.2, rngs=rngs), nnx.Linear(16, 10, rngs=rngs)\n"
-        "    def __call__(self, x):\n"
-        "        return self.out(self.drop(nnx.relu(self.norm(self.hidden(x)))))\n\n"
-        "def make(seed):\n"
-        "    return Net(seed)\n\n"
-        "def sgd_warmup(learning_rate, momentum=0.9, warmup_steps=4):\n"
-        "    return optax.sgd(optax.linear_schedule(0.0, learning_rate, warmup_steps), momentum=momentum)\n"
-    )  # fmt: skip
+    (tmp_path / "usermodels.py").write_text(USERMODELS)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     code, stdout, err = run(["advise", "--model", "usermodels:make", "--optimizer", "usermodels:sgd_warmup",

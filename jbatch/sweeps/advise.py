@@ -186,16 +186,19 @@ def check_against(directory: Path, config: SweepConfig) -> dict[str, Any]:
     return doc
 
 
-def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = None) -> dict[str, Any]:
+def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = None,
+                doc: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """What a finished sweep measured: its cost, its fastest set, and the recommendation's
     seconds to target over the fastest's (None where it did not time or reach it). A sweep
-    of another workload than ``config``'s is refused."""
+    of another workload than ``config``'s is refused; ``doc``: its document, already loaded."""
     from jbatch.analysis.stats import ratio_interval
     from jbatch.analysis.summary import load_document, summarize, sweep_fit, time_accounting
     from jbatch.analysis.tradeoff import interval_bounds
 
-    doc = check_against(directory, config) if config is not None else load_document(directory)
-    rows = [s["row"] for s in summarize(doc)]
+    if doc is None:
+        doc = check_against(directory, config) if config is not None else load_document(directory)
+    summaries = summarize(doc)
+    rows = [s["row"] for s in summaries]
     cost = sum((time_accounting(r) or {"wall": 0.0})["wall"] for r in doc["batch_sizes"].values())
     cost += (doc.get("checks") or {}).get("seconds", 0.0)  # as the sweep's "Sweep total"
     timed = {r["batch_size"]: r["seconds_to_target"]["mean"] for r in rows if r["seconds_to_target"]["n"]}
@@ -205,7 +208,7 @@ def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = 
     ratio_ci = None
     if ratio is not None and intervals.get(recommended) and intervals.get(fastest):
         ratio_ci = list(ratio_interval(tuple(intervals[recommended]), tuple(intervals[fastest])))
-    fit = sweep_fit(summarize(doc))
+    fit = sweep_fit(summaries)
     return {"directory": str(directory), "seconds": cost, "fastest": fastest,
             "fastest_set": [r["batch_size"] for r in rows if r["fastest"]], "seconds_to_target": timed,
             "recommended_over_fastest": ratio, "recommended_over_fastest_interval": ratio_ci,
@@ -225,8 +228,7 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     warm-up schedule is then trained to the sweep's target on every seed and set beside the
     sweep's fastest batch size (``warmup_check``); its time is not the advice's cost."""
     start = time.perf_counter()
-    if against is not None:
-        check_against(Path(against), config)  # before anything trains
+    swept = None if against is None else check_against(Path(against), config)  # before anything trains
     ds = wl.data
     n = ds.num_train
     sizes = sorted({resolve_batch_size(b, n) for b in config.batch_sizes})
@@ -284,14 +286,13 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     doc["sweep_estimate"] = sweep_estimate(config, n, {b: timing[b]["seconds_per_step"] for b in sizes},
                                            doc["cost"]["total"])  # fmt: skip
     if against is not None:
-        truth = sweep_truth(Path(against), rec["batch_size"], config)
+        truth = sweep_truth(Path(against), rec["batch_size"], doc=swept)
         truth["cost_fraction"] = doc["cost"]["total"] / truth["seconds"] if truth["seconds"] else None
         doc["against"] = truth
         if check:
-            from jbatch.analysis.summary import load_document
             from jbatch.sweeps.warmup_check import check_warmup
 
-            doc["warmup_check"] = check_warmup(config, wl, load_document(Path(against)), doc["warmup"])
+            doc["warmup_check"] = check_warmup(config, wl, swept, doc["warmup"])
     return doc
 
 
