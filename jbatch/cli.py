@@ -1,13 +1,14 @@
 """The ``jbatch`` command: parses arguments and calls the library, nothing more.
 
-Building the parser loads only the sweep's config (no jax); each command imports what it
-runs when it runs, so ``jbatch report``, ``claims`` and ``compare`` never start jax.
+Every sweep setting is a flag named by its key (``jbatch.config``); building the parser loads
+no jax, and each command imports what it runs when it runs, so ``jbatch report``, ``claims``
+and ``compare`` never start jax. The checks and writes of a sweep and of an advice live in
+``jbatch.sweeps.api`` (which ``jbatch.sweep`` and ``jbatch.advise`` call too).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import signal
@@ -17,31 +18,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from jbatch.config import GROUPS, SweepConfig, TrainConfig, key_of, load_config_file, quick, slug
 from jbatch.errors import ConfigError, FaultError, deferred_interrupts, on_sigint, one_line, reset_interrupt
-from jbatch.store import write_json
-from jbatch.sweeps.config import TRAINING_OPTIONS, SweepConfig, fitting, load_config_file, slug
-from jbatch.sweeps.config import quick as quickly
 from jbatch.sweeps.presets import PRESETS
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2 (no usage dump)."""
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _widths(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(",") if w.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers, got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be positive integers, got {text!r}")
-    return widths
-
-
 def _whole(least: int):
     """An argparse type: a whole number of at least ``least`` (one clear line otherwise)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -57,99 +48,12 @@ def _whole(least: int):
 POSITIVE, NATURAL = _whole(1), _whole(0)
 
 
-def _batch_size(text: str) -> int | str | None:
-    """'full' -> None, digits -> int; anything else goes on to the library, which explains."""
-    if text == "full":
-        return None
+def _batch_size(text: str) -> int | str:
+    """'full' stays 'full', digits become an int; anything else goes on to the library, which explains."""
     try:
         return int(text)
     except ValueError:
         return text
-
-
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train one model and print one line per epoch (the sweep's workload and "
-                                     "training options, at one batch size, learning rate and seed)")  # fmt: skip
-    _add_base(p)
-    shared = set(TRAINING_OPTIONS)
-    p.set_defaults(config_fields=config_flags(p, SweepConfig, only=shared))
-    p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
-    p.add_argument("--epochs", type=POSITIVE, default=20)
-    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
-    p.add_argument("--seed", type=NATURAL, default=0)
-    p.add_argument("--devices", type=POSITIVE, default=1, help="data parallel over this many local devices")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)")  # fmt: skip
-    p.add_argument("--sample", type=NATURAL, default=0, metavar="N",
-                   help="a character data set (shakespeare-char): write N characters with the trained model")
-    p.add_argument("--prompt", default="\n", help="with --sample: the text to continue (default: a new line)")
-    p.add_argument("--temperature", type=float, default=1.0, help="with --sample: divides the logits")
-
-
-def _add_base(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", help="a named sweep whose workload and settings to start from: digits-mlp-sgd (the "
-                                    "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ...")  # fmt: skip
-    p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
-
-
-def _base_config(args: argparse.Namespace, quick: bool = False):
-    """The ``SweepConfig`` that ``--preset``, ``--config``, ``--quick`` and the flags give."""
-    if args.preset is not None and args.preset not in PRESETS:
-        raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
-    base = PRESETS[args.preset] if args.preset else SweepConfig()
-    config = load_config_file(args.config, base) if args.config else base
-    if quick:
-        config = quickly(config)
-    flags = {name: getattr(args, name) for name in args.config_fields}
-    if getattr(args, "target", None):
-        flags["target_metric"], flags["target_value"] = args.target
-    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-    if quick and flags.get("name") is None:  # after the flags: named after the data, model and optimizer given
-        config = dataclasses.replace(config, name=f"{config.results_name}-quick")
-    return config
-
-
-def _train(args: argparse.Namespace) -> int:
-    from jbatch.sweeps.train import TrainConfig, train_and_evaluate, train_record
-    from jbatch.workloads.workload import resolve
-
-    config = TrainConfig.from_sweep(_base_config(args), batch_size=args.batch_size, epochs=args.epochs,
-                                    learning_rate=args.lr, seed=args.seed, devices=args.devices)  # fmt: skip
-
-    def show(e) -> None:
-        acc = lambda a: "   -  " if a is None else f"{a:6.4f}"  # noqa: E731
-        print(
-            f"epoch {e.epoch:3d}  iterations {e.iterations:5d}  train loss {e.train_loss:.4f}"
-            f" acc {acc(e.train_accuracy)}  test loss {e.test_loss:.4f} acc {acc(e.test_accuracy)}"
-            f"  {e.seconds:.3f}s",
-            flush=True,
-        )
-
-    workload = resolve(config.dataset, config.model, config.optimizer, config.loss or None, config.widths)
-    prompt = args.prompt.encode().decode("unicode_escape")  # --prompt '\n' is a new line, as the default
-    vocab = (workload.data.info or {}).get("vocab")
-    if args.sample and vocab is None:
-        raise ConfigError(f"--sample needs a character data set (shakespeare-char); {config.dataset} has no "
-                          "vocabulary")  # fmt: skip
-    if args.sample and (not args.temperature > 0 or set(prompt) - set(vocab)):
-        raise ConfigError(f"--sample needs a temperature > 0 (got {args.temperature}) and a prompt of the "
-                          f"vocabulary's characters (got {prompt!r})")  # fmt: skip
-    result = train_and_evaluate(config, on_epoch=show, workload=workload)
-    record = train_record(result)
-    if args.sample:
-        from jbatch.workloads.sample import generate
-
-        text = generate(result.state.model(), vocab, args.sample, workload.data.info["context"], prompt,
-                        config.seed, args.temperature)  # fmt: skip
-        record["sample"] = {"prompt": prompt, "characters": args.sample, "temperature": args.temperature,
-                            "seed": config.seed, "text": text}  # fmt: skip
-        print(f"sample ({args.sample} characters, temperature {args.temperature}, seed {config.seed}):\n{prompt}{text}")
-    out = args.out or Path("runs") / (
-        f"train-{slug(config.dataset)}-{slug(config.model)}-b{result.batch_size}-s{config.seed}.json"
-    )
-    write_json(out, record)
-    print(f"compile {result.compile_seconds['epoch']:.2f}s (epoch), wrote {out}")
-    return 0
 
 
 def _list(convert):
@@ -164,40 +68,125 @@ def _list(convert):
 
 
 def _target(text: str) -> tuple[str, float]:
-    metric, sep, value = text.partition("=")
+    metric, _, value = text.partition("=")
     try:
         return metric.strip(), float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"target must look like test_accuracy=0.95, got {text!r}") from None
 
 
-def config_flags(parser: argparse.ArgumentParser, cls: type, only: set[str] | None = None) -> list[str]:
-    """One flag per field of the config dataclass ``cls`` (``--budget-steps`` for
-    ``budget_steps``; ``only`` these fields), typed from its default, with the help its
+ITEMS = {int: NATURAL, float: float, "batch": _batch_size, "positive": POSITIVE}
+
+
+def config_flags(parser: argparse.ArgumentParser, groups: Sequence[str] = tuple(GROUPS)) -> list[str]:
+    """One flag per sweep setting of ``groups`` (and ``--name``), named by its key
+    (``--budget-steps`` for ``budget.steps``), typed from its default, with the help its
     ``setting`` carries; no default, so only what the user gave overrides the config.
-    Returns the field names."""
-    items = {int: NATURAL, float: float, "batch": _batch_size, "positive": POSITIVE}
-    names = []
-    for f in dataclasses.fields(cls):
-        if only is not None and f.name not in only:
-            continue
-        meta = f.metadata
-        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-        if isinstance(f.default, tuple):
-            kind = _list(items[meta["item"]])
-        else:
-            kind = NATURAL if type(f.default) is int else type(f.default)
+    Returns the keys."""
+    fields = [f for g in groups for f in dataclasses.fields(GROUPS[g])]
+    if "workload" in groups and "grid" in groups:
+        fields.insert(0, next(f for f in dataclasses.fields(SweepConfig) if f.name == "name"))
+    keys = []
+    for f in fields:
+        meta, key = f.metadata, key_of(f)
+        kind = _list(ITEMS[meta["item"]]) if isinstance(f.default, tuple) or "item" in meta else (
+            NATURAL if type(f.default) is int else type(f.default))  # fmt: skip
         extra = {"choices": meta["choices"]} if "choices" in meta else {}
         text = meta.get("help", "").replace("%", "%%")  # argparse formats help with %
-        parser.add_argument(flag, *meta.get("aliases", ()), dest=f.name, type=kind, help=text, **extra)
-        names.append(f.name)
-    return names
+        parser.add_argument("--" + key.replace("_", "-"), *meta.get("aliases", ()), dest=key, type=kind, help=text,
+                            **extra)  # fmt: skip
+        keys.append(key)
+    return keys
+
+
+def _add_base(p: argparse.ArgumentParser, groups: Sequence[str] = tuple(GROUPS)) -> None:
+    p.add_argument("--preset", help="a named sweep whose workload and settings to start from: digits-mlp-sgd (the "
+                                    "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ...")  # fmt: skip
+    p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
+    p.set_defaults(config_keys=config_flags(p, groups))
+
+
+def _base_config(args: argparse.Namespace, quick_run: bool = False) -> SweepConfig:
+    """The ``SweepConfig`` that ``--preset``, ``--config``, ``--quick`` and the flags give."""
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ConfigError(f"unknown preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    base = PRESETS[args.preset] if args.preset else SweepConfig()
+    config = load_config_file(args.config, base) if args.config else base
+    if quick_run:
+        config = quick(config)
+    flags = {key: getattr(args, key) for key in args.config_keys}
+    if getattr(args, "target", None):
+        flags["target_metric"], flags["target_value"] = args.target
+    config = config.replace(**{k: v for k, v in flags.items() if v is not None})
+    if quick_run and flags.get("name") is None:  # after the flags: named after the data, model and optimizer given
+        config = config.replace(name=f"{config.results_name}-quick")
+    return config
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one model and print one line per epoch (the sweep's workload and "
+                                     "training options, at one batch size, learning rate and seed)")  # fmt: skip
+    _add_base(p, ("workload", "training"))
+    for name in ("momentum", "b2", "weight_decay"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help=f"one {name} value")
+    p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
+    p.add_argument("--epochs", type=POSITIVE, default=20)
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate")
+    p.add_argument("--seed", type=NATURAL, default=0)
+    p.add_argument("--devices", type=POSITIVE, default=1, help="data parallel over this many local devices")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)")  # fmt: skip
+    p.add_argument("--sample", type=NATURAL, default=0, metavar="N",
+                   help="a character data set (shakespeare-char): write N characters with the trained model")
+    p.add_argument("--prompt", default="\n", help="with --sample: the text to continue (default: a new line)")
+    p.add_argument("--temperature", type=float, default=1.0, help="with --sample: divides the logits")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from jbatch.results import dump
+    from jbatch.sweeps.train import train_and_evaluate, train_record
+    from jbatch.workloads.workload import for_config
+
+    sweep = _base_config(args)
+    single = {k: getattr(args, k) for k in ("momentum", "b2", "weight_decay") if getattr(args, k) is not None}
+    config = TrainConfig.from_sweep(sweep, batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr,
+                                    seed=args.seed, devices=args.devices, **single)  # fmt: skip
+
+    def show(e) -> None:
+        acc = lambda a: "   -  " if a is None else f"{a:6.4f}"  # noqa: E731
+        print(f"epoch {e.epoch:3d}  iterations {e.iterations:5d}  train loss {e.train_loss:.4f}"
+              f" acc {acc(e.train_accuracy)}  test loss {e.test_loss:.4f} acc {acc(e.test_accuracy)}"
+              f"  {e.seconds:.3f}s", flush=True)  # fmt: skip
+
+    workload = for_config(sweep)
+    prompt = args.prompt.encode().decode("unicode_escape")  # --prompt '\n' is a new line, as the default
+    vocab = (workload.data.info or {}).get("vocab")
+    if args.sample and vocab is None:
+        raise ConfigError(f"--sample needs a character data set (shakespeare-char); {sweep.workload.dataset} has no "
+                          "vocabulary")  # fmt: skip
+    if args.sample and (not args.temperature > 0 or set(prompt) - set(vocab)):
+        raise ConfigError(f"--sample needs a temperature > 0 (got {args.temperature}) and a prompt of the "
+                          f"vocabulary's characters (got {prompt!r})")  # fmt: skip
+    result = train_and_evaluate(config, on_epoch=show, workload=workload)
+    record = train_record(result)
+    if args.sample:
+        from jbatch.workloads.sample import generate
+
+        text = generate(result.state.model(), vocab, args.sample, workload.data.info["context"], prompt,
+                        config.seed, args.temperature)  # fmt: skip
+        record.sample = {"prompt": prompt, "characters": args.sample, "temperature": args.temperature,
+                         "seed": config.seed, "text": text}  # fmt: skip
+        print(f"sample ({args.sample} characters, temperature {args.temperature}, seed {config.seed}):\n{prompt}{text}")
+    w = config.workload
+    out = args.out or Path("runs") / f"train-{slug(w.dataset)}-{slug(w.model)}-b{result.batch_size}-s{config.seed}.json"
+    dump(out, record, indent=1)
+    print(f"compile {result.compile_seconds['epoch']:.2f}s (epoch), wrote {out}")
+    return 0
 
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="measure convergence across batch sizes and publish tables under results/")
     _add_base(p)
-    p.set_defaults(config_fields=config_flags(p, SweepConfig))
     p.add_argument("--target", type=_target, help="both target settings at once: test_accuracy=0.95 or train_loss=0.05")
     p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
@@ -213,11 +202,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from jbatch.report.sweep import write_report
-    from jbatch.sweeps.driver import run_sweep
-    from jbatch.sweeps.progress import SweepLog
+    from jbatch.sweeps.api import run_sweep_config
 
-    config = _base_config(args, quick=args.quick)
+    config = _base_config(args, quick_run=args.quick)
     processes = None
     if args.num_processes > 1:
         from jbatch.sweeps.distributed import initialize
@@ -228,29 +215,11 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
-    from jbatch.sweeps.resultsdir import check_results, claim
-    from jbatch.workloads.workload import for_config, with_floor
-
-    directory = args.results_dir / config.results_name
-    first = processes is None or processes.index == 0
-    if first:
-        directory = check_results(args.results_dir, config.results_name)  # in seconds, before data and compilation
-    with claim(directory, wait=args.wait) if first else contextlib.nullcontext():
-        workload = for_config(config)  # names and import paths become values here, at the edge
-        if args.quick and args.batch_sizes is None:
-            config = fitting(config, workload.data.num_train)
-        config = with_floor(config, workload)
-        log = SweepLog()
-        directory, _ = run_sweep(config, args.results_dir, force=args.force, workload=workload, on_start=log.start,
-                                 on_done=log.done, processes=processes)  # fmt: skip
-        if not first:
-            print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
-            return 0
-        try:
-            write_report(directory)
-        except OSError as e:
-            raise FaultError(f"the sweep is kept in {directory}/sweep.json, but its tables could not be written "
-                             f"({e.strerror or e}); run `jbatch report {directory}` once they can") from None
+    directory, _ = run_sweep_config(config, args.results_dir, force=args.force, wait=args.wait, processes=processes,
+                                    fit_batch_sizes=args.quick and args.batch_sizes is None)  # fmt: skip
+    if processes is not None and processes.index != 0:
+        print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
+        return 0
     print((directory / "table.md").read_text())
     print(f"sweep wall time {time.perf_counter() - start:.1f}s; results in {directory}/")
     return 0
@@ -259,16 +228,15 @@ def _sweep(args: argparse.Namespace) -> int:
 def _add_advise(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("advise", help="recommend a batch size (and a batch-size warm-up) from timing rounds and "
                                       "branched short runs, at a fraction of a sweep's cost; the trunk's learning "
-                                      "rate is the middle of --lrs")  # fmt: skip
+                                      "rate is the grid's best short run")  # fmt: skip
     _add_base(p)
-    p.set_defaults(config_fields=config_flags(p, SweepConfig))
     p.add_argument("--trunk-batch", type=POSITIVE, default=None,
                    help="the small batch size of the one run that is branched (default: the smallest candidate)")
     p.add_argument("--trunk-steps", type=POSITIVE, default=200, help="steps of that run (default 200)")
     p.add_argument("--checkpoints", type=POSITIVE, default=4, help="branching points along it, log-spaced")
     p.add_argument("--examples", type=POSITIVE, default=None,
                    help="examples each branch trains (default: 4 x the largest branch batch size)")
-    p.add_argument("--multipliers", type=_ints, default=(1, 2, 4, 8, 16, 32, 64),
+    p.add_argument("--multipliers", type=_list(int), default=(1, 2, 4, 8, 16, 32, 64),
                    help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)")
     p.add_argument("--tolerance", type=float, default=0.05, help="relative loss tolerance of a branch (0.05)")
     p.add_argument("--lr-factors", type=_list(float), default=(1.0, 0.5, 0.25),
@@ -282,63 +250,34 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results-dir", type=Path, default=Path("runs"), help="where advise-<name>/ goes (default runs/)")
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a comma-separated list of integers, got {text!r}") from None
-    return values
-
-
 def _advise(args: argparse.Namespace) -> int:
-    from jbatch.core.batching import resolve_batch_size
-    from jbatch.sweeps.advise import advise, check_against, check_candidates, markdown, write_advice
-    from jbatch.sweeps.resultsdir import check_results
-    from jbatch.workloads.workload import for_config
+    from jbatch.report.advice import markdown
+    from jbatch.sweeps.api import run_advice_config
 
     config = _base_config(args)
-    check_results(args.results_dir, f"advise-{config.results_name}")  # where the advice goes, before it runs
-    if args.against is not None:
-        check_against(args.against, config)  # before the data are loaded or anything trains
-    workload = for_config(config)
-    check_candidates(config, workload.data.num_train)
-    trunk = args.trunk_batch or min(resolve_batch_size(b, workload.data.num_train) for b in config.batch_sizes)
-    doc = advise(config, workload, trunk_batch=trunk, trunk_steps=args.trunk_steps, checkpoints=args.checkpoints,
-                 examples=args.examples, multipliers=args.multipliers, tolerance=args.tolerance, rule=args.rule,
-                 lr_factors=args.lr_factors,
-                 against=args.against, check=not args.no_warmup_check)  # fmt: skip
-    directory = args.results_dir / f"advise-{config.results_name}"
-    write_advice(doc, directory)
+    doc = run_advice_config(config, args.results_dir, trunk_batch=args.trunk_batch, trunk_steps=args.trunk_steps,
+                            against=args.against, checkpoints=args.checkpoints, examples=args.examples,
+                            multipliers=args.multipliers, tolerance=args.tolerance, rule=args.rule,
+                            lr_factors=args.lr_factors, check=not args.no_warmup_check)  # fmt: skip
     print(markdown(doc))
-    print(f"wrote {directory}/advise.json and advise.md")
+    print(f"wrote {args.results_dir / f'advise-{config.results_name}'}/advise.json and advise.md")
     return 0
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="regenerate a results directory's tables and plots from its JSON")
-    p.add_argument("directory", type=Path, nargs="?", help="a sweep's results directory")
-    p.add_argument("--readme", type=Path, help="also refresh this README's <!-- table: DIR --> block")
+    p.add_argument("directory", type=Path, nargs="?", help="a sweep's (or an advice's) results directory")
     p.add_argument("--benchmark", type=Path, help="a pytest-benchmark JSON of bench/ to tabulate instead")
     p.add_argument("--out", type=Path, default=Path("results/throughput"), help="where --benchmark writes")
 
 
 def _report(args: argparse.Namespace) -> int:
-    from jbatch.report.sweep import update_readme, write_report
+    from jbatch.report import regenerate
 
-    if args.benchmark is not None:
-        from jbatch.report.throughput import write_throughput_report
-
-        for path in write_throughput_report(args.benchmark, args.out):
-            print(f"wrote {path}")
-        return 0
-    if args.directory is None:
+    if args.benchmark is None and args.directory is None:
         raise ConfigError("report needs a results directory, or --benchmark FILE")
-    for path in write_report(args.directory):
+    for path in regenerate(args.directory, benchmark=args.benchmark, out=args.out):
         print(f"wrote {path}")
-    if args.readme is not None:
-        if not update_readme(args.readme, args.directory):
-            raise ConfigError(f"{args.readme} has no '<!-- table: {args.directory.as_posix()} -->' block")
-        print(f"updated {args.readme}")
     return 0
 
 
@@ -348,39 +287,24 @@ def _add_claims(sub: argparse._SubParsersAction) -> None:
                    help="sweep results directories, primary workload first (default: the published ones)")  # fmt: skip
     p.add_argument("--advice", type=Path, nargs="*", default=None,
                    help="advice directories run --against a sweep (default: results/advise-<preset>/ that exist)")
+    p.add_argument("--c11", type=Path, default=None,
+                   help="claim C11's demonstration, a c11.json of bench/c11.py (default: results/c11/c11.json if it "
+                        "exists)")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("results/claims.md"))
 
 
 def _claims(args: argparse.Namespace) -> int:
     from jbatch.report.claims import write_claims
+    from jbatch.results import ADVICE, SWEEP
 
-    directories = args.directories or [
-        d for d in (Path("results") / name for name in PRESETS) if (d / "sweep.json").exists()
-    ]
+    published = Path("results")
+    directories = args.directories or [d for d in (published / name for name in PRESETS) if (d / SWEEP).exists()]
     if not directories:
         raise ConfigError("no sweep results found: run `jbatch sweep` first, or name the directories")
     advice = args.advice if args.advice is not None else [
-        d for d in (Path("results") / f"advise-{name}" for name in PRESETS) if (d / "advise.json").exists()
-    ]
-    print(f"wrote {write_claims(directories, args.out, advice)}")
-    return 0
-
-
-def _add_scaling(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scaling", help="throughput vs device count (fixed global and per-device batch)")
-    p.add_argument("--devices", type=_list(int), default=(1, 2, 4), help="device counts, e.g. 1,2,4")
-    p.add_argument("--global-batch", type=POSITIVE, default=512)
-    p.add_argument("--per-device-batch", type=POSITIVE, default=128)
-    p.add_argument("--workload", choices=("digits", "wide"), default="digits")
-    p.add_argument("--rounds", type=POSITIVE, default=5)
-    p.add_argument("--out", type=Path, default=Path("results/scaling"))
-
-
-def _scaling(args: argparse.Namespace) -> int:
-    from jbatch.sweeps.scaling import measure
-
-    path = measure(list(args.devices), args.global_batch, args.per_device_batch, args.workload, args.rounds, args.out)
-    print(path.read_text())
+        d for d in (published / f"advise-{name}" for name in PRESETS) if (d / ADVICE).exists()]  # fmt: skip
+    demo = args.c11 or next((p for p in [published / "c11" / "c11.json"] if p.exists()), None)
+    print(f"wrote {write_claims(directories, args.out, advice, demo)}")
     return 0
 
 
@@ -397,18 +321,12 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
 
 def _study(args: argparse.Namespace) -> int:
     from jbatch.report.datascaling import write_study
-    from jbatch.report.sweep import write_report
-    from jbatch.sweeps.driver import run_sweep
-    from jbatch.sweeps.progress import SweepLog
+    from jbatch.sweeps.api import run_sweep_config
     from jbatch.sweeps.studies import configs
-    from jbatch.workloads.workload import for_config
 
     for cfg in configs(tuple(args.models), tuple(args.sizes), args.accelerator):
         start = time.perf_counter()
-        log = SweepLog(cfg.name)
-        directory, _ = run_sweep(cfg, args.results_dir, force=args.force, workload=for_config(cfg),
-                                 on_start=log.start, on_done=log.done)  # fmt: skip
-        write_report(directory)
+        run_sweep_config(cfg, args.results_dir, force=args.force)
         print(f"{cfg.name}: {time.perf_counter() - start:.1f}s", flush=True)
     for path in write_study(args.results_dir):
         print(f"wrote {path}")
@@ -432,20 +350,14 @@ def _compare(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jbatch", description="Batch-size benchmarks for JAX training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train(sub)
-    _add_sweep(sub)
-    _add_report(sub)
-    _add_claims(sub)
-    _add_scaling(sub)
-    _add_compare(sub)
-    _add_study(sub)
-    _add_advise(sub)
+    for add in (_add_train, _add_sweep, _add_report, _add_claims, _add_compare, _add_study, _add_advise):
+        add(sub)
     return parser
 
 
-JAX_COMMANDS = ("train", "sweep", "scaling", "study", "advise")  # report, claims and compare never start jax
-COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "scaling": _scaling,
-            "compare": _compare, "study": _study, "advise": _advise}  # fmt: skip
+JAX_COMMANDS = ("train", "sweep", "study", "advise")  # report, claims and compare never start jax
+COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "compare": _compare,
+            "study": _study, "advise": _advise}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from jbatch.analysis.selection import HIGHER_IS_BETTER, best_replicas, series
-from jbatch.analysis.summary import batch_size_summary, sweep_fit
+from jbatch.analysis.selection import best_replicas, series
+from jbatch.analysis.summary import summarize, sweep_fit
+from jbatch.results.records import BatchSizeResult, SweepDocument
 
 LEVELS = 6
 
@@ -28,43 +29,40 @@ LEVELS = 6
 BEYOND = 2  # levels past the sweep's target, up to the best that 3 batch sizes reached
 
 
-def levels(doc: dict[str, Any], count: int = LEVELS) -> list[float]:
+def levels(doc: SweepDocument, count: int = LEVELS) -> list[float]:
     """``count`` levels of the target metric, evenly spaced from halfway between its median
     starting value and the target, to the target; then up to ``BEYOND`` levels past it, to
     the best value that at least three batch sizes reached (the third best of each batch
     size's best value), when that is past the target."""
-    cfg = doc["config"]
-    metric, target = cfg["target_metric"], cfg["target_value"]
-    higher = HIGHER_IS_BETTER[metric]
-    starts = [series(rep, metric)[1][0] for r in doc["batch_sizes"].values() for rep in r["replicas"]]
+    metric, target = doc.config.target.metric, doc.config.target.value
+    higher = doc.config.target.higher_is_better
+    starts = [values[0] for r in doc.results for rep in r.replicas if (values := series(rep, metric)[1])]
     starts = [v for v in starts if v is not None and math.isfinite(v)]
     if not starts:
         return [target]
     start = float(np.median(starts))
     out = [float(f"{v:.4g}") for v in np.linspace(start + (target - start) / 2, target, count)]
-    best = sorted((_best_value(r, metric, higher) for r in doc["batch_sizes"].values()), reverse=higher)
-    best = [v for v in best if v is not None]
+    best = sorted((v for r in doc.results if (v := _best_value(r, metric, higher)) is not None), reverse=higher)
     if len(best) >= 3 and (best[2] > target if higher else best[2] < target):
         step = (best[2] - target) / BEYOND
         out += [float(f"{target + step * (i + 1):.4g}") for i in range(BEYOND)]
     return [v for i, v in enumerate(out) if v not in out[:i]]
 
 
-def _best_value(result: dict[str, Any], metric: str, higher: bool) -> float | None:
-    values = [v for rep in result["replicas"] if not rep["diverged"] for v in series(rep, metric)[1]
+def _best_value(result: BatchSizeResult, metric: str, higher: bool) -> float | None:
+    values = [v for rep in result.replicas if not rep.diverged for v in series(rep, metric)[1]
               if v is not None and math.isfinite(v)]  # fmt: skip
     return (max if higher else min)(values, default=None)
 
 
-def ladder(doc: dict[str, Any], count: int = LEVELS) -> list[dict[str, Any]]:
+def ladder(doc: SweepDocument, count: int = LEVELS) -> list[dict[str, Any]]:
     """Per level: the fit of the trade-off (None with fewer than 3 batch sizes there), the
     batch sizes that reached it, and whether any best runs there were coarse-resolved."""
-    cfg, out = doc["config"], []
-    higher, target = HIGHER_IS_BETTER[cfg["target_metric"]], cfg["target_value"]
+    out = []
+    higher, target = doc.config.target.higher_is_better, doc.config.target.value
     beyond = lambda v: v > target if higher else v < target  # noqa: E731 (fine evaluations stop at the target)
-    results = sorted(doc["batch_sizes"].values(), key=lambda r: r["batch_size"])
     for level in levels(doc, count):
-        rows = [batch_size_summary(r, cfg["target_metric"], level, doc["num_train"]) for r in results]
+        rows = summarize(doc, level)
         fit = sweep_fit(rows)
         out.append({"level": level, "fit": fit, "reached": [s["row"]["batch_size"] for s in rows
                                                               if s["row"]["steps_to_target"]["n"]],
@@ -73,18 +71,16 @@ def ladder(doc: dict[str, Any], count: int = LEVELS) -> list[dict[str, Any]]:
     return out
 
 
-def noise_along(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def noise_along(doc: SweepDocument, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """B_simple at each checkpoint of each batch size's best setting, with the value the
     target metric had at that step (mean over seeds; the nearest evaluated point)."""
-    metric = doc["config"]["target_metric"]
+    metric = doc.config.target.metric
     out = []
     for s in rows:
         n = s["noise"]
         if not n:
             continue
-        result = doc["batch_sizes"][str(s["row"]["batch_size"])]
-
-        reps = best_replicas(result["replicas"], s["row"])
+        reps = best_replicas(doc.result(s["row"]["batch_size"]).replicas, s["row"])
         for step, b in zip(n["step"], n["b_simple"], strict=True):
             vals = []
             for rep in reps:

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-HIGHER_IS_BETTER = {"test_accuracy": True, "train_accuracy": True, "test_loss": False, "train_loss": False}
+from jbatch.config import HIGHER_IS_BETTER
+from jbatch.results.records import BatchSizeResult, Replica
 
 
 def first_reach(values: Sequence[float], target: float, higher: bool) -> int | None:
@@ -30,16 +31,10 @@ def first_reach(values: Sequence[float], target: float, higher: bool) -> int | N
     return None
 
 
-def counted_examples(result: dict[str, Any]) -> list[int]:
+def counted_examples(result: BatchSizeResult) -> list[int]:
     """Examples per epoch as the compiled program counted them: its count of loss terms
-    (``counted.examples_per_epoch``) over the terms per example (a sequence's tokens).
-
-    Example:
-      >>> counted_examples({"counted": {"examples_per_epoch": [65536, 65536]}, "tokens_per_example": 16})
-      [4096, 4096]
-    """
-    per = result.get("tokens_per_example", 1)
-    return [int(round(terms / per)) for terms in result["counted"]["examples_per_epoch"]]
+    (``counted.examples_per_epoch``) over the terms per example (a sequence's tokens)."""
+    return [int(round(terms / result.tokens_per_example)) for terms in result.counted.examples_per_epoch]
 
 
 def examples_at(step: int, steps_per_epoch: int, examples_per_epoch: Sequence[int], batch_size: int) -> int:
@@ -49,14 +44,15 @@ def examples_at(step: int, steps_per_epoch: int, examples_per_epoch: Sequence[in
     return int(sum(examples_per_epoch[:epochs])) + rest * batch_size
 
 
-def series(rep: dict[str, Any], key: str) -> tuple[list[int], list[float | None]]:
+def series(rep: Replica, key: str) -> tuple[list[int], list[float | None]]:
     """The steps and values of one metric of a replica, from its fine curve (the target's
-    split, mini-batch loss means) or its coarse one (the other split)."""
-    for part in ("curve", "coarse"):
-        c = rep.get(part, {})
-        if key in c:
-            return c["step"], c[key]
-    raise KeyError(key)
+    split, mini-batch loss means) or its coarse one (the other split); no points where it
+    has none (a regression's accuracy)."""
+    for curve in (rep.curve, rep.coarse):
+        values = curve.get(key)
+        if values is not None:
+            return curve.step, values
+    return [], []
 
 
 def _before(steps, values, until: int | None) -> tuple[list[int], list[float | None]]:
@@ -67,7 +63,7 @@ def _before(steps, values, until: int | None) -> tuple[list[int], list[float | N
     return [steps[i] for i in keep], [values[i] for i in keep]
 
 
-def _unstable_at(rep: dict[str, Any], after: int) -> int | None:
+def _unstable_at(rep: Replica, after: int) -> int | None:
     """The first step after ``after`` (the target step) at which the training loss, as
     evaluated or as the mean of the mini-batch losses since the last evaluation, exceeds the
     replica's starting loss (its training loss at step 0): a run that reached the target
@@ -77,32 +73,31 @@ def _unstable_at(rep: dict[str, Any], after: int) -> int | None:
     if start is None or not math.isfinite(start):
         return None
     points = list(zip(steps, train, strict=True))
-    if "minibatch_loss" in rep.get("curve", {}):
-        points += list(zip(*series(rep, "minibatch_loss"), strict=True))
-    until = rep["diverged_at_step"]
+    points += list(zip(*series(rep, "minibatch_loss"), strict=True))
+    until = rep.diverged_at_step
     rises = [s for s, v in points if s > after and (until is None or s < until) and v is not None and v > start]
     return min(rises, default=None)
 
 
-def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, target: float) -> dict[str, Any]:
+def replica_summary(rep: Replica, result: BatchSizeResult, metric: str, target: float) -> dict[str, Any]:
     """One replica's numbers, from points evaluated before any divergence: when it reached
     the target, whether it stayed stable afterwards (``_unstable_at``), and the overfitting
     marks of claim C9 (epoch of minimum test loss, rise after it, final gap)."""
-    until = rep["diverged_at_step"] if rep["diverged"] else None
+    until = rep.diverged_at_step if rep.diverged else None
     steps, values = _before(*series(rep, metric), until)
     hit = first_reach(values, target, HIGHER_IS_BETTER[metric])
     t_steps, test_loss = _before(*series(rep, "test_loss"), until)
     _, train_loss = _before(*series(rep, "train_loss"), until)
     loss = np.asarray([np.inf if v is None else v for v in test_loss], float)
     best = int(np.argmin(loss)) if loss.size else None
-    spe = result["steps_per_epoch"]
+    spe = result.steps_per_epoch
     final_test, final_train = (test_loss[-1] if test_loss else None), (train_loss[-1] if train_loss else None)
     out = {
-        "learning_rate": rep["learning_rate"],
+        "learning_rate": rep.learning_rate,
         "setting": setting(rep),
-        "seed": rep["seed"],
-        "diverged": rep["diverged"],
-        "diverged_at_step": rep["diverged_at_step"],
+        "seed": rep.seed,
+        "diverged": rep.diverged,
+        "diverged_at_step": rep.diverged_at_step,
         "reached": hit is not None,
         "steps_to_target": None,
         "epochs_to_target": None,
@@ -110,7 +105,7 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
         "tokens_to_target": None,
         "unstable_at_step": None,
         "coarse_steps": False,
-        "pruned_at_step": rep.get("pruned_at_step"),
+        "pruned_at_step": rep.pruned_at_step,
         "final_train_loss": final_train,
         "final_test_loss": final_test,
         "min_test_loss": None if best is None else float(loss[best]),
@@ -119,26 +114,24 @@ def replica_summary(rep: dict[str, Any], result: dict[str, Any], metric: str, ta
         "train_test_gap": _gap(final_test, final_train),
         "oscillation": oscillation(rep),
     }
-    try:
-        _, accuracy = _before(*series(rep, "test_accuracy"), until)
+    _, accuracy = _before(*series(rep, "test_accuracy"), until)
+    if rep.curve.get("test_accuracy") is not None or rep.coarse.get("test_accuracy") is not None:  # not a regression
         out["best_test_accuracy"] = max((v for v in accuracy if v is not None), default=None)
-        out["final_test_accuracy"] = accuracy[-1] if accuracy else None
-    except KeyError:  # a regression: no accuracy
-        pass
+        out["final_test_accuracy"] = accuracy[-1]
     if hit is not None:
         s = steps[hit]
         out["steps_to_target"] = s
         out["epochs_to_target"] = s / spe
-        out["examples_to_target"] = examples_at(s, spe, counted_examples(result), result["batch_size"])
-        out["tokens_to_target"] = out["examples_to_target"] * result.get("tokens_per_example", 1)
+        out["examples_to_target"] = examples_at(s, spe, counted_examples(result), result.batch_size)
+        out["tokens_to_target"] = out["examples_to_target"] * result.tokens_per_example
         out["unstable_at_step"] = _unstable_at(rep, s)
-        pruned = rep.get("pruned_at_step")
+        pruned = rep.pruned_at_step
         out["coarse_steps"] = pruned is not None and s > pruned  # found at a coarse point only
-    out["stable"] = not rep["diverged"] and out["unstable_at_step"] is None
+    out["stable"] = not rep.diverged and out["unstable_at_step"] is None
     return out
 
 
-def oscillation(rep: dict[str, Any]) -> float | None:
+def oscillation(rep: Replica) -> float | None:
     """How much of the objective's movement goes uphill: the training loss on the fixed
     sample (``curve.sample_loss``, evaluated at every fine point on the same rows, so
     sampling noise plays no part), the sum of its rises in log loss over the sum of all its
@@ -146,14 +139,15 @@ def oscillation(rep: dict[str, Any]) -> float | None:
     None: not measured, or it never moved (a model that does not train).
 
     Example:
-      >>> rep = {"diverged": False, "curve": {"step": [0, 1, 2, 3], "sample_loss": [4.0, 2.0, 4.0, 1.0]}}
+      >>> from jbatch.results.records import Curve
+      >>> rep = Replica(learning_rate=0.1, seed=0, curve=Curve(step=[0, 1, 2, 3], sample_loss=[4.0, 2.0, 4.0, 1.0]))
       >>> round(oscillation(rep), 3)  # log moves -0.69, +0.69, -1.39: 0.69 of 2.77 up
       0.25
     """
-    if "sample_loss" not in rep.get("curve", {}):
+    if rep.curve.sample_loss is None:
         return None
-    until = rep.get("diverged_at_step") if rep.get("diverged") else None
-    _, values = _before(rep["curve"]["step"], rep["curve"]["sample_loss"], until)
+    until = rep.diverged_at_step if rep.diverged else None
+    _, values = _before(rep.curve.step, rep.curve.sample_loss, until)
     logs = np.log([v for v in values if v is not None and v > 0])
     moves = np.diff(logs)
     total = float(np.abs(moves).sum())
@@ -199,21 +193,20 @@ def learning_rate_edge(summaries: list[dict[str, Any]], best: float) -> str | No
     return "stable-edge" if any(s["diverged"] for s in summaries if s["learning_rate"] == above) else None
 
 
-def setting(rep: dict[str, Any]) -> tuple:
+def setting(rep: Replica) -> tuple:
     """A replica's swept hyperparameters as a sortable key: the learning rate alone, or
     (name, value) pairs when more than the learning rate is swept (``hyperparameters``
     also holds per-batch-size values such as a schedule's budget: those are not swept)."""
-    swept = rep.get("swept")
-    if not swept:
-        return (("learning_rate", rep["learning_rate"]),)
-    return tuple(sorted((k, rep["hyperparameters"][k]) for k in swept))
+    if not rep.swept:
+        return (("learning_rate", rep.learning_rate),)
+    return tuple(sorted((k, rep.hyperparameters[k]) for k in rep.swept))
 
 
-def best_replicas(items: list[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
+def best_replicas(items: list, row: dict[str, Any]) -> list:
     """The members of ``items`` (a result's replicas, or their ``replica_summary``s) that
     belong to a table row's best setting: one per seed."""
     best = {"learning_rate": row["best_learning_rate"], **row.get("best_hyperparameters", {})}
-    return [r for r in items if dict(r["setting"] if "setting" in r else setting(r)) == best]
+    return [r for r in items if dict(r["setting"] if isinstance(r, dict) else setting(r)) == best]
 
 
 def best_setting(summaries: list[dict[str, Any]]) -> tuple:

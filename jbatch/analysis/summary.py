@@ -7,23 +7,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from jbatch.analysis.selection import HIGHER_IS_BETTER, best_replicas, best_setting, learning_rate_edge, replica_summary
+from jbatch.analysis.selection import best_replicas, best_setting, learning_rate_edge, replica_summary
 from jbatch.analysis.stats import mean_interval, product_interval, tie_set
 from jbatch.analysis.tradeoff import bootstrap, fit_steps
-from jbatch.errors import ConfigError
-from jbatch.store import DOCUMENT, read_json
+from jbatch.results.records import BatchSizeResult, Metadata, SweepDocument
 
 
-def result_metadata(doc: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+def result_metadata(doc: SweepDocument, result: BatchSizeResult) -> Metadata:
     """Where and with what ``result`` (one batch size) was measured: its own metadata, the
     document's where it has none (a resumed or ``--force``d sweep mixes runs, and the
     document keeps its first)."""
-    return result.get("metadata") or doc["metadata"]
+    return result.metadata or doc.metadata
 
 
 def regime(batch_size: int, num_train: int) -> str:
@@ -57,15 +56,15 @@ LEVEL = 0.95  # every interval in the tables
 MIN_ROUNDS = 6  # timing rounds the median's 95% interval needs (the range of 6 covers 96.9%; of 5, 93.8%)
 
 
-def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_train: int) -> dict[str, Any]:
+def batch_size_summary(result: BatchSizeResult, metric: str, target: float, num_train: int) -> dict[str, Any]:
     """The table row of one batch size: its best learning rate and, at that rate, every
     metric as a spread over seeds. Wall-clock time to target is steps to target times the
     single-model seconds per step measured in the interleaved timing rounds (compile
     excluded); its interval combines the seeds' t interval of steps with the rounds'
     interval of the median time per step. No timing yet (an interrupted sweep): no seconds."""
-    timing = result.get("timing")
-    per_step = timing["seconds_per_step"] if timing else None
-    summaries = [replica_summary(rep, result, metric, target) for rep in result["replicas"]]
+    timing = result.timing
+    per_step = timing.seconds_per_step if timing else None
+    summaries = [replica_summary(rep, result, metric, target) for rep in result.replicas]
     for s in summaries:
         s["seconds_to_target"] = None if s["steps_to_target"] is None or not timing else s["steps_to_target"] * per_step
     best = best_setting(summaries)
@@ -74,43 +73,43 @@ def batch_size_summary(result: dict[str, Any], metric: str, target: float, num_t
     others = {k: v for k, v in best if k != "learning_rate"}
     along = [s for s in summaries if all(dict(s["setting"]).get(k) == v for k, v in others.items())]
     row = {
-        "regime": regime(result["batch_size"], num_train),
-        "batch_size": result["batch_size"],
-        "tokens_per_batch": result["batch_size"] * result.get("tokens_per_example", 1),
-        "steps_per_epoch": result["steps_per_epoch"],
+        "regime": regime(result.batch_size, num_train),
+        "batch_size": result.batch_size,
+        "tokens_per_batch": result.batch_size * result.tokens_per_example,
+        "steps_per_epoch": result.steps_per_epoch,
         "best_learning_rate": lr,
         "best_hyperparameters": others,
-        "extended": sorted({r["learning_rate"] for r in result["replicas"] if r.get("extension")}),
+        "extended": sorted({r.learning_rate for r in result.replicas if r.extension}),
         "lr_edge": learning_rate_edge(along, lr),
         "reached": sum(s["reached"] for s in at_best),
         "stable": sum(s["stable"] for s in at_best),
         "coarse_steps": any(s.get("coarse_steps") for s in at_best),
         "seeds": len(at_best),
-        "samples_per_second": None if not timing else result["batch_size"] / per_step,
-        "seconds_per_epoch": None if not timing else timing["seconds_per_epoch"],
+        "samples_per_second": None if not timing else result.batch_size / per_step,
+        "seconds_per_epoch": None if not timing else timing.seconds_per_epoch,
         "diverged_fraction": sum(s["diverged"] for s in summaries) / len(summaries),
-        "budget_steps": result["budget_steps"],
+        "budget_steps": result.budget_steps,
         "efficiency": efficiency(time_accounting(result)),
         "seconds_to_target_interval": None,
     }
     for name in AGGREGATED:
         row[name] = spread([s.get(name) for s in at_best])
     reached = [s["steps_to_target"] for s in at_best if s["reached"]]
-    if reached and timing and timing.get("rounds", len(timing.get("epoch_seconds", ()))) >= MIN_ROUNDS:
+    if reached and timing and (timing.rounds or len(timing.epoch_seconds)) >= MIN_ROUNDS:
         steps = mean_interval(reached, LEVEL, log=True)
-        row["seconds_to_target_interval"] = list(product_interval(steps, tuple(timing["seconds_per_step_interval"])))
+        row["seconds_to_target_interval"] = list(product_interval(steps, tuple(timing.seconds_per_step_interval)))
     return {"row": row, "replicas": summaries, "noise": noise_summary(result, row)}
 
 
-def time_accounting(result: dict[str, Any]) -> dict[str, float] | None:
-    """Where a batch size's wall time went: the training phase's parts (``sweep.Clock``:
-    train, evaluate, noise, compile, other) plus its share of the interleaved timing (its
-    first call counts as compile, its rounds as ``timing``)."""
-    time = result.get("time")
-    if time is None:
+def time_accounting(result: BatchSizeResult) -> dict[str, float] | None:
+    """Where a batch size's wall time went: the training phase's parts (``sweeps.clock.Clock``:
+    train, evaluate, noise, compile, other; ``c11_demo`` in schema 1) plus its share of the
+    interleaved timing (its first call counts as compile, its rounds as ``timing``)."""
+    if result.time is None:
         return None
-    timing = result.get("timing") or {}
-    first, rounds = timing.get("first_call_seconds", 0.0), sum(timing.get("epoch_seconds", ()))
+    time = {k: v for k, v in msgspec.structs.asdict(result.time).items() if v is not None}
+    first = result.timing.first_call_seconds if result.timing else 0.0
+    rounds = sum(result.timing.epoch_seconds) if result.timing else 0.0
     return time | {"compile": time["compile"] + first, "timing": rounds, "wall": time["wall"] + first + rounds}
 
 
@@ -131,18 +130,17 @@ def fastest(rows: list[dict[str, Any]]) -> list[int]:
                    {r["batch_size"]: r["seconds_to_target"]["mean"] for r in timed})  # fmt: skip
 
 
-def noise_summary(result: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+def noise_summary(result: BatchSizeResult, row: dict[str, Any]) -> dict[str, Any] | None:
     """``B_simple`` along training at the row's best learning rate (mean over its seeds,
     diverged ones left out), its value at the checkpoint nearest the target, and its
     average along the way there (``along``: the geometric mean over the checkpoints up to
     the target, which are log-spaced, so an average over log time; McCandlish et al. 2018
     predict B_crit from the noise scale averaged along training, not from its end)."""
-    reps = [r for r in best_replicas(result["replicas"], row) if not r["diverged"]]
-    reps = [r for r in reps if r.get("noise", {}).get("step")]
+    reps = [r for r in best_replicas(result.replicas, row) if not r.diverged and r.noise and r.noise.step]
     if not reps:
         return None
-    steps = reps[0]["noise"]["step"]
-    values = np.array([[np.nan if v is None else v for v in r["noise"]["b_simple"]] for r in reps], float)
+    steps = reps[0].noise.step
+    values = np.array([[np.nan if v is None else v for v in r.noise.b_simple] for r in reps], float)
     with np.errstate(invalid="ignore"):
         mean = np.nanmean(values, 0) if np.isfinite(values).any() else np.full(len(steps), np.nan)
     target = row["steps_to_target"]["mean"]
@@ -198,66 +196,11 @@ def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return fit
 
 
-def load_document(directory: str | Path) -> dict[str, Any]:
-    """The sweep document of ``directory``, checked enough to report on."""
-    path = Path(directory) / DOCUMENT
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("kind") != "jbatch.sweep" or "batch_sizes" not in doc:
-        raise ConfigError(f"{path} is not a jbatch sweep document")
-    if not doc["batch_sizes"]:
-        raise ConfigError(f"{path} holds no finished batch size yet")
-    problem = damage(doc)
-    if problem:
-        raise ConfigError(f"{path} is damaged: {problem}; it was left untouched")
-    return doc
-
-
-def damage(doc: dict[str, Any]) -> str | None:
-    """What makes a sweep document unusable for a report (None: nothing), checked once, on
-    load, so that every command says it in one line instead of failing somewhere inside.
-
-    Example:
-      >>> damage({"config": {"target_metric": "test_accuracy", "target_value": float("nan")}, "num_train": 10,
-      ...         "batch_sizes": {}})
-      'its target_value is nan, not a finite number'
-    """
-    cfg = doc.get("config")
-    if not isinstance(cfg, dict):
-        return "it has no config"
-    if cfg.get("target_metric") not in HIGHER_IS_BETTER:
-        return f"its target_metric is {cfg.get('target_metric')!r}, not one of {', '.join(HIGHER_IS_BETTER)}"
-    value = cfg.get("target_value")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return f"its target_value is {value!r}, not a finite number"
-    if not isinstance(doc.get("num_train"), int) or doc["num_train"] < 1:
-        return f"its num_train is {doc.get('num_train')!r}, not a positive integer"
-    if not isinstance(doc.get("batch_sizes"), dict):
-        return "its batch_sizes is not a mapping"
-    for key, result in doc["batch_sizes"].items():
-        if not isinstance(result, dict):
-            return f"batch size {key} is not a result"
-        b = result.get("batch_size")
-        if isinstance(b, bool) or not isinstance(b, int) or str(b) != key:
-            return f"batch size {key} records batch_size {b!r}"
-        replicas = result.get("replicas")
-        if not isinstance(replicas, list) or not replicas or not all(isinstance(r, dict) for r in replicas):
-            return f"batch size {key} has no replicas"
-        timing = result.get("timing")
-        if timing is not None:
-            per_step = timing.get("seconds_per_step") if isinstance(timing, dict) else None
-            if isinstance(per_step, bool) or not isinstance(per_step, (int, float)) or not per_step > 0:
-                return f"batch size {key} has seconds_per_step {per_step!r}, not a positive number"
-    return None
-
-
-def summarize(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """One summary per finished batch size, smallest first; the fastest set marked."""
-    cfg = doc["config"]
-    results = sorted(doc["batch_sizes"].values(), key=lambda r: r["batch_size"])
-    try:
-        rows = [batch_size_summary(r, cfg["target_metric"], cfg["target_value"], doc["num_train"]) for r in results]
-    except (KeyError, TypeError, IndexError) as e:
-        raise ConfigError(f"the sweep document is incomplete or damaged ({type(e).__name__}: {e})") from None
+def summarize(doc: SweepDocument, target: float | None = None) -> list[dict[str, Any]]:
+    """One summary per finished batch size, smallest first, for the sweep's target (or
+    another ``target`` value of its metric); the fastest set marked."""
+    value = doc.config.target.value if target is None else target
+    rows = [batch_size_summary(r, doc.config.target.metric, value, doc.num_train) for r in doc.results]
     best = fastest(rows)
     for s in rows:
         s["row"]["fastest"] = s["row"]["batch_size"] in best

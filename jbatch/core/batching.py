@@ -21,7 +21,7 @@ from jbatch.errors import ConfigError
 Remainder = Literal["keep", "drop"]
 BatchSize = int | str | None  # an int, or None / "full" for full-batch descent
 
-REMAINDERS = ("keep", "drop")
+from jbatch.config import REMAINDERS  # noqa: E402  one home of the choice lists
 
 
 def resolve_batch_size(batch_size: BatchSize, num_examples: int) -> int:

@@ -1,9 +1,13 @@
-"""Compiles training programs: the one module that calls ``jax.jit`` on training code.
+"""Compiles programs: the one module of jbatch that calls ``jax.jit``.
 
 Everything else in jbatch is a pure function; here those functions are (optionally)
-``jax.vmap``-ed over replicas and compiled ahead of time, so compile time is measured on
-its own and a steady-state call can never silently recompile: an argument of a new shape
-is an error, not a new program.
+``jax.vmap``-ed over replicas and compiled ahead of time with jbatch's compiler options
+(``compile_program``), so compile time is measured on its own and a steady-state call can
+never silently recompile: an argument of a new shape is an error, not a new program.
+``Programs`` keeps compiled programs by what determines them (the function's key, such as
+its training step; the shapes and dtypes of its arguments; replicas and donation), so a
+sweep, its timing, ``jbatch advise``, its branches and the warm-up check build each program
+once and with the same options.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -105,11 +108,40 @@ def memory_of(compiled: Any) -> dict[str, int] | None:
     return {k.removesuffix("_in_bytes"): int(getattr(m, k, 0) or 0) for k in keys}
 
 
-def jit(fn: Callable[..., Any], donate_argnums: tuple[int, ...] = ()) -> Callable[..., Any]:
-    """``jax.jit`` with jbatch's compiler options, compiled on its first call (and on every
-    call with new shapes: what claim C11 counts). ``compile_program`` is the ahead-of-time
-    form that refuses new shapes."""
-    return jax.jit(fn, donate_argnums=donate_argnums, compiler_options=default_compiler_options())
+def signature(args: Any) -> tuple:
+    """What of ``args`` determines a compiled program: the tree (with its static parts, a
+    state's model graph and optimizer) and each leaf's shape and dtype."""
+    leaves, tree = jax.tree.flatten(args)
+    return tree, tuple((tuple(np.shape(v)), str(getattr(v, "dtype", None) or np.result_type(v)),
+                        getattr(v, "weak_type", False)) for v in leaves)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Programs:
+    """Compiled programs, each built once: ``get(key, fn, *args, ...)`` compiles ``fn`` for
+    ``args`` unless a program of the same ``key`` (what identifies ``fn``: a name and the
+    training step, loss or settings it closes over), argument ``signature``, replica axes,
+    grouping and donation is here already. Every program gets the same compiler options
+    (``default_compiler_options``, or ``options``); ``log`` keeps each compilation's key and
+    seconds, ``hits`` counts the programs found here instead."""
+
+    options: dict[str, Any] | None = None
+    log: list[tuple[Any, float]] = dataclasses.field(default_factory=list)
+    hits: int = 0
+    _programs: dict[tuple, Program] = dataclasses.field(default_factory=dict, repr=False)
+
+    def get(self, key: Any, fn: Callable[..., Any], *example_args: Any, in_axes: Sequence[Any] | None = None,
+            donate_argnums: tuple[int, ...] = (), replica_batch: int | None = None) -> Program:  # fmt: skip
+        full = (key, signature(example_args), None if in_axes is None else tuple(in_axes), tuple(donate_argnums),
+                replica_batch)  # fmt: skip
+        if full in self._programs:
+            self.hits += 1
+            return self._programs[full]
+        program = compile_program(fn, *example_args, in_axes=in_axes, donate_argnums=donate_argnums,
+                                  replica_batch=replica_batch, compiler_options=self.options)  # fmt: skip
+        self._programs[full] = program
+        self.log.append((key, program.compile_seconds))
+        return program
 
 
 def over_replicas(fn: Callable[..., Any], in_axes: tuple[Any, ...], replica_batch: int | None) -> Callable[..., Any]:
@@ -177,16 +209,3 @@ class CompileCounter:
 
     def __exit__(self, *exc: object) -> None:
         jax.monitoring.unregister_event_duration_listener(self._listen)
-
-
-def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """The float32 matmul rate jax reaches here: best of ``repeats`` ``n x n @ n x n``."""
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
-    f = jax.jit(lambda m: m @ m)
-    jax.block_until_ready(f(a))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(f(a))  # sync point: the clock is read after the result exists
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jbatch.core.step import Batch, StepFn, TrainState
+from jbatch.core.step import Batch, StepFn, TrainState, skipped
 
 # Cross-entropy starts near log(classes) (2.3 for 10 classes); a loss 1,000x its starting
 # value means logits hundreds of units wrong, and the updates that follow overflow float32
@@ -48,9 +48,11 @@ def init_guard() -> Guard:
 
 def make_checked_step(step: StepFn, explosion_factor: float = EXPLOSION_FACTOR):
     """Wraps ``step`` into ``checked((state, guard), batch) -> ((state, guard), metrics)``,
-    which records the first explosion in ``guard``. The update is applied regardless (the
-    chunk's ``settle`` undoes it), so the weights are still updated in place. The loss that
-    tripped the check is reported as it was; every later step of that replica reports NaN.
+    which records the first explosion in ``guard``. The update that is checked is applied
+    regardless (the chunk's ``settle`` undoes it), so the weights are still updated in place;
+    the loss that tripped the check is reported as it was. A replica already diverged skips
+    its steps (a real branch when replicas run one by one, a select under ``vmap``) and
+    reports NaN.
 
     Example:
       >>> import optax
@@ -58,19 +60,19 @@ def make_checked_step(step: StepFn, explosion_factor: float = EXPLOSION_FACTOR):
       >>> from jbatch.workloads.model import make_model
       >>> from jbatch.core.step import init_train_state, make_train_step
       >>> state = init_train_state(make_model("linear", 4, 3), optax.sgd(1e6))
-      >>> checked = jax.jit(make_checked_step(make_train_step(softmax_cross_entropy)))
+      >>> checked = make_checked_step(make_train_step(softmax_cross_entropy))
       >>> batch = Batch(jax.random.normal(jax.random.key(0), (8, 4)), jnp.arange(8) % 3)
       >>> carry = (state, init_guard())
       >>> for _ in range(3):
       ...     carry, m = checked(carry, batch)
-      >>> guard = carry[1]  # update 1 blew the loss up, as step 2 found
-      >>> bool(guard.diverged), int(guard.step), bool(jnp.isnan(m["loss"]))
-      (True, 1, True)
+      >>> guard = carry[1]  # update 1 blew the loss up, as step 2 found; step 3 was skipped
+      >>> bool(guard.diverged), int(guard.step), int(carry[0].step), bool(jnp.isnan(m["loss"]))
+      (True, 1, 2, True)
     """
     if not explosion_factor > 1:
         raise ValueError(f"explosion_factor must be > 1, got {explosion_factor}")
 
-    def checked(carry: tuple[TrainState, Guard], batch: Batch):
+    def update(carry: tuple[TrainState, Guard], batch: Batch):
         state, guard = carry
         new, metrics = step(state, batch)
         loss = metrics["loss"]
@@ -78,8 +80,11 @@ def make_checked_step(step: StepFn, explosion_factor: float = EXPLOSION_FACTOR):
         too_big = jnp.where(reference > 0, loss > explosion_factor * reference, False)
         exploded = ~guard.diverged & (~jnp.isfinite(loss) | too_big)
         out = Guard(guard.diverged | exploded, jnp.where(exploded, state.step, guard.step), reference)
-        metrics = metrics | {"loss": jnp.where(guard.diverged, jnp.nan, loss).astype(loss.dtype)}
         return (new, out), metrics
+
+    def checked(carry: tuple[TrainState, Guard], batch: Batch):
+        shape = jax.eval_shape(step, carry[0], batch)[1]
+        return jax.lax.cond(carry[1].diverged, lambda c: (c, skipped(shape)), lambda c: update(c, batch), carry)
 
     return checked
 

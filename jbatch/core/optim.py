@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jbatch.config import SCHEDULES
+from jbatch.core.engine import compile_program
 from jbatch.errors import ConfigError, user_line
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
@@ -56,11 +58,10 @@ def adamw(learning_rate: float, b1: float = 0.9, b2: float = 0.999, weight_decay
     return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
 
 
-# One explicit table; the CLI's --optimizer choices come from here (or an import path).
+# One explicit table of what ``jbatch.config.OPTIMIZERS`` names (or an import path).
 OPTIMIZERS: dict[str, OptimizerFactory] = {
     "sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam, "adamw": adamw,
 }  # fmt: skip
-SCHEDULES = ("constant", "linear", "cosine")
 
 
 def hyperparameters(factory: OptimizerFactory) -> dict[str, Any]:
@@ -283,8 +284,8 @@ def _proportionality_gap(factory, values, params, learning_rates, steps: int) ->
 
     gap = 0.0
     for lr in (min(learning_rates), max(learning_rates)):
-        given = jax.jit(moves, static_argnums=0)(factory(learning_rate=lr, **others))
-        scaled = jax.jit(moves, static_argnums=0)(inject(proportional(factory), {"learning_rate": lr} | others))
+        given = compile_program(lambda lr=lr: moves(factory(learning_rate=lr, **others)))()
+        scaled = compile_program(lambda lr=lr: moves(inject(proportional(factory), {"learning_rate": lr} | others)))()
         gap = max(gap, float(jnp.max(jnp.abs(given - scaled)) / jnp.maximum(jnp.max(jnp.abs(given)), 1e-30)))
     return gap
 

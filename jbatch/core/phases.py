@@ -27,16 +27,16 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbatch.core.batching import Remainder, epoch_batches, epoch_order, steps_per_epoch
-from jbatch.core.optim import set_learning_rate
-from jbatch.core.step import Batch, StepFn, TrainState
+from jbatch.config import RULES
+from jbatch.core.batching import Remainder, epoch_order, steps_per_epoch
+from jbatch.core.engine import Programs
+from jbatch.core.epoch import make_partial_epoch
+from jbatch.core.optim import get_learning_rate, set_learning_rate
+from jbatch.core.step import StepFn, TrainState
 from jbatch.errors import ConfigError, check_interrupt
-
-RULES = ("constant", "sqrt", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,37 +90,6 @@ def check_phases(phases: Sequence[Phase], num_examples: int) -> None:
                               "training examples and the steps at least 1")  # fmt: skip
 
 
-def make_partial_epoch(step: StepFn, num_examples: int, batch_size: int, remainder: Remainder = "keep") -> Callable:
-    """Returns ``epoch(state, (x, y), order, n, start) -> (state, {"loss": [steps]})``: the
-    Keras epoch of ``order`` at ``batch_size``, its batches ``start`` to ``n - 1`` applied (the
-    others' losses NaN). ``n`` and ``start`` are traced: one program for every part of an
-    epoch, so an epoch cut into pieces (to evaluate in between) is the same epoch."""
-    steps_per_epoch(num_examples, batch_size, remainder)
-    padded = remainder == "keep" and num_examples % batch_size != 0
-
-    def epoch(state: TrainState, data: tuple[jax.Array, jax.Array], order: jax.Array, n: jax.Array,
-              start: jax.Array):  # fmt: skip
-        x, y = data
-        idx, mask = epoch_batches(order, batch_size, remainder)
-        shape = jax.eval_shape(step, state, Batch(x[idx[0]], y[idx[0]], mask[0] if padded else None))[1]
-
-        def body(state, xs):
-            k, i, m = xs
-
-            def update(s):
-                return step(s, Batch(x[i], y[i], m if padded else None))
-
-            def skip(s):
-                return s, jax.tree.map(lambda v: jnp.full(v.shape, jnp.nan if v.dtype.kind == "f" else 0, v.dtype),
-                                       shape)  # fmt: skip
-
-            return jax.lax.cond((k >= start) & (k < n), update, skip, state)
-
-        return jax.lax.scan(body, state, (jnp.arange(idx.shape[0]), idx, mask))
-
-    return epoch
-
-
 @dataclasses.dataclass
 class PhaseRecord:
     """What one phase did: its batch size, learning rate, the epochs it visited (``epoch``
@@ -137,14 +106,14 @@ class PhaseRecord:
 def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases: Sequence[Phase], *,
                  base_learning_rate: float | None = None, rule: str = "sqrt",
                  learning_rates: Sequence[float] | None = None, seed: int = 0, remainder: Remainder = "keep",
-                 programs: dict | None = None, first_epoch: int = 0, every_examples: int | None = None,
+                 programs: Programs | None = None, first_epoch: int = 0, every_examples: int | None = None,
                  callback: Callable[[TrainState, int, int], bool] | None = None,
                  ) -> tuple[TrainState, list[PhaseRecord]]:  # fmt: skip
     """Trains ``state`` through ``phases`` (see the module's docstring) on ``data`` (``(x, y)``,
     the whole training split, on the device). The learning rates are ``learning_rates`` (one
     per phase), else ``phase_learning_rates(base_learning_rate, phases, rule)`` (the base
-    defaults to the state's current learning rate). ``programs`` (a dict) keeps the compiled
-    epoch of each batch size across calls; ``first_epoch`` numbers the first epoch (a run
+    defaults to the state's current learning rate). ``programs`` (``engine.Programs``) keeps
+    the compiled epochs across calls, one per step and batch size; ``first_epoch`` numbers the first epoch (a run
     continued in several calls passes the next one, so that no epoch order repeats).
     ``callback(state, step, examples)`` runs after every ``every_examples`` training examples
     (at least one step; where an epoch is cut for it, the rest of the epoch follows in the
@@ -170,20 +139,18 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
     check_phases(phases, n)
     if learning_rates is None:
         if base_learning_rate is None:
-            from jbatch.core.optim import get_learning_rate
-
             base_learning_rate = float(get_learning_rate(state.opt_state))
         learning_rates = phase_learning_rates(base_learning_rate, phases, rule)
     if len(learning_rates) != len(phases):
         raise ConfigError(f"{len(learning_rates)} learning rates for {len(phases)} phases")
-    programs = {} if programs is None else programs
+    programs = Programs() if programs is None else programs
     records, epoch, first, seen = [], first_epoch, int(state.step), 0
+    at = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731  a step number as the program takes it
     for p, lr in zip(phases, learning_rates, strict=True):
-        key = (p.batch_size, remainder)
-        if key not in programs:
-            programs[key] = jax.jit(make_partial_epoch(step, n, p.batch_size, remainder))
-        run = programs[key]
         state = state.replace(opt_state=set_learning_rate(state.opt_state, jnp.asarray(lr, jnp.float32)))
+        order = jnp.asarray(epoch_order(seed, epoch, n))
+        run = programs.get(("partial-epoch", step, p.batch_size, remainder),
+                           make_partial_epoch(step, n, p.batch_size, remainder), state, data, order, at(0), at(0))
         per_epoch = steps_per_epoch(n, p.batch_size, remainder)
         every = max(1, every_examples // p.batch_size) if every_examples else p.steps
         left, pos, since, losses, epochs, stop = p.steps, 0, 0, [], [], False
@@ -191,7 +158,7 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
             check_interrupt()  # a Ctrl-C a library swallowed (``jbatch.errors.on_sigint``): stop between calls
             take = min(left, per_epoch - pos, every - since)
             order = jnp.asarray(epoch_order(seed, epoch, n))
-            state, metrics = run(state, data, order, jnp.asarray(pos + take, jnp.int32), jnp.asarray(pos, jnp.int32))
+            state, metrics = run(state, data, order, at(pos + take), at(pos))
             losses.append(np.asarray(metrics["loss"])[pos : pos + take])
             if not epochs or epochs[-1] != epoch:
                 epochs.append(epoch)

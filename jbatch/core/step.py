@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from jbatch.core.loss import LossFn, correct_count
+from jbatch.core.loss import LossFn, correct_count, summed
 from jbatch.core.modes import apply, set_mode
 
 
@@ -73,12 +73,22 @@ def init_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> Tra
 StepFn = Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
 
 
+def skipped(metrics: dict[str, Any]) -> dict[str, jax.Array]:
+    """The metrics of a step that did not run, shaped as ``metrics`` (a ``jax.eval_shape``):
+    a NaN loss, zeros for the rest (so counts sum to what really ran)."""
+    return {k: jnp.full(v.shape, jnp.nan, v.dtype) if k == "loss" else jnp.zeros(v.shape, v.dtype)
+            for k, v in metrics.items()}  # fmt: skip
+
+
 def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
     """Returns the pure update ``step(state, batch) -> (state, {"loss", "examples"})``.
 
-    The model runs in train mode (``jbatch.core.modes``: Dropout on, BatchNorm on the statistics
-    of the batch's real rows). The loss is ``(sum, count)`` over the batch's real rows,
-    divided once: a padded last batch and B = 1 both get the exact mean loss and gradient
+    ``loss_fn(outputs, targets)`` gives one loss term per example (or token), as optax's
+    losses do (``optax.softmax_cross_entropy_with_integer_labels``). The model runs in train
+    mode (``jbatch.core.modes``: Dropout on, BatchNorm on the statistics of the batch's real
+    rows). The terms are summed over the batch's real rows and counted
+    (``jbatch.core.loss.summed``), and divided once: a padded last batch and B = 1 both get
+    the exact mean loss and gradient
     (and a BatchNorm model the exact update, padding kept out of its statistics). ``examples`` is that count,
     the number of real examples the update used, as the compiled program saw it. Works with
     any NNX model and any optax transformation held by ``state``.
@@ -93,21 +103,21 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
 
     Example:
       >>> import optax
-      >>> from jbatch.core.loss import softmax_cross_entropy
       >>> from jbatch.workloads.model import make_model
       >>> state = init_train_state(make_model("linear", 4, 3), optax.sgd(0.1))
-      >>> step = jax.jit(make_train_step(softmax_cross_entropy))
+      >>> step = make_train_step(optax.softmax_cross_entropy_with_integer_labels)  # pure: jit, vmap or scan it
       >>> state, m = step(state, Batch(jnp.ones((8, 4)), jnp.zeros(8, jnp.int32)))
       >>> int(state.step), m["loss"].shape
       (1, ())
     """
     if microbatch is not None and microbatch < 1:
         raise ValueError(f"microbatch must be at least 1, got {microbatch}")
+    total = summed(loss_fn)
 
     def summed_grad(state: TrainState, params: nnx.State, rest: nnx.State, batch: Batch):
         def objective(p: nnx.State):
             out, new_rest = apply(state.graphdef, p, rest, batch.x, "train", batch.mask)
-            s = loss_fn(out, batch.y, batch.mask)
+            s = total(out, batch.y, batch.mask)
             return s.total, (new_rest, s.count)
 
         return jax.value_and_grad(objective, has_aux=True)(params)
@@ -143,8 +153,8 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
 
             def objective(params: nnx.State) -> tuple[jax.Array, tuple[nnx.State, jax.Array]]:
                 out, rest = apply(state.graphdef, params, state.rest, batch.x, "train", batch.mask)
-                summed = loss_fn(out, batch.y, batch.mask)
-                return summed.mean(), (rest, summed.count)
+                s = total(out, batch.y, batch.mask)
+                return s.mean(), (rest, s.count)
 
             (loss, (rest, count)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
@@ -160,10 +170,11 @@ def make_eval_step(loss_fn: LossFn, classification: bool) -> Callable[[TrainStat
     classification) the number of correct predictions, of the model in eval mode (Dropout
     off, BatchNorm on its running averages: ``jbatch.core.modes``), so sums add across batches
     exactly and an evaluation does not depend on how the split is cut."""
+    total = summed(loss_fn)
 
     def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
         out, _ = apply(state.graphdef, state.params, state.rest, batch.x, "eval")
-        s = loss_fn(out, batch.y, batch.mask)
+        s = total(out, batch.y, batch.mask)
         sums = {"loss_sum": s.total, "count": s.count}
         if classification:
             sums["correct"] = correct_count(out, batch.y, batch.mask)

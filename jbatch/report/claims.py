@@ -23,10 +23,12 @@ import numpy as np
 
 from jbatch.analysis.selection import best_replicas, counted_examples
 from jbatch.analysis.stats import mean_interval
-from jbatch.analysis.summary import best_steps, fastest, load_document, noise_averaged, summarize, sweep_fit
+from jbatch.analysis.summary import best_steps, fastest, noise_averaged, summarize, sweep_fit
 from jbatch.analysis.tradeoff import interval_bounds
 from jbatch.report import table
 from jbatch.report.table import interval_text
+from jbatch.results import SweepDocument, differences, load, read_sweep
+from jbatch.results.records import AdviceDocument, BatchSizeResult, ShapeDemoDocument
 from jbatch.store import write_text
 
 Verdict = tuple[str, str, str]  # (verdict, numbers, plot)
@@ -54,19 +56,23 @@ NOISE_FACTOR = 2.0
 class Sweep:
     """One sweep document with its per-batch-size summaries and trade-off fit."""
 
-    def __init__(self, directory: Path, doc: dict[str, Any]):
+    def __init__(self, directory: Path, doc: SweepDocument):
         self.directory, self.doc = directory, doc
         self.rows = summarize(doc)
         self.fit = sweep_fit(self.rows)
         self.fastest = fastest(self.rows)
-        self.n = doc["num_train"]
+        self.n = doc.num_train
 
     @property
     def name(self) -> str:
-        return self.doc["name"]
+        return self.doc.name
 
-    def result(self, b: int) -> dict[str, Any]:
-        return self.doc["batch_sizes"][str(b)]
+    @property
+    def config(self):
+        return self.doc.config
+
+    def result(self, b: int) -> BatchSizeResult:
+        return self.doc.result(b)
 
     def row(self, b: int) -> dict[str, Any]:
         return next(s["row"] for s in self.rows if s["row"]["batch_size"] == b)
@@ -94,14 +100,14 @@ class Sweep:
         return self.row(b)[key]["mean"]
 
     def seconds_per_step(self, b: int) -> float:
-        return self.result(b)["timing"]["seconds_per_step"]
+        return self.result(b).timing.seconds_per_step
 
     def step_interval(self, b: int) -> tuple[float, float]:
-        return tuple(self.result(b)["timing"]["seconds_per_step_interval"])
+        return tuple(self.result(b).timing.seconds_per_step_interval)
 
     def cheaper(self, a: int, b: int, per: str = "step") -> bool:
         """Whether ``a``'s seconds per step (or per epoch) are below ``b``'s, intervals apart."""
-        scale = (lambda x: self.result(x)["steps_per_epoch"]) if per == "epoch" else (lambda x: 1)
+        scale = (lambda x: self.result(x).steps_per_epoch) if per == "epoch" else (lambda x: 1)
         return self.step_interval(a)[1] * scale(a) < self.step_interval(b)[0] * scale(b)
 
 
@@ -127,7 +133,7 @@ def c1(s: Sweep) -> Verdict:
     if not short:
         return "holds: every epoch used every training example", nums, s.plot("loss_curves.png")
     return (f"does not hold: epochs used fewer than N examples at B={sorted(short)} (remainder "
-            f"{s.doc['config']['remainder']!r})"), nums, s.plot("loss_curves.png")  # fmt: skip
+            f"{s.config.training.remainder!r})"), nums, s.plot("loss_curves.png")  # fmt: skip
 
 
 def c2(s: Sweep) -> Verdict:
@@ -207,7 +213,7 @@ def c5(s: Sweep) -> Verdict:
 
 
 def c6(s: Sweep) -> Verdict:
-    counted = {b: s.result(b)["counted"]["updates_per_epoch"] for b in s.sizes}
+    counted = {b: s.result(b).counted.updates_per_epoch for b in s.sizes}
     expected = {b: math.ceil(s.n / b) for b in s.sizes}
     wrong = {b: sorted({u for epoch in v for u in epoch} - {expected[b]}) for b, v in counted.items()
              if any(epoch != [expected[b]] for epoch in v)}  # fmt: skip
@@ -223,7 +229,7 @@ def c7(s: Sweep) -> Verdict:
     if s.fit is None:
         return "not measured (no trade-off fit)", "-", "-"
     small = [b for b in s.sizes if b <= max(s.fit["b_crit"], min(s.sizes[1:], default=1))]
-    per_epoch = [s.result(b)["timing"]["seconds_per_epoch"] for b in small]
+    per_epoch = [s.result(b).timing.seconds_per_epoch for b in small]
     osc = [s.oscillation(b) for b in small]
     # Endpoints, smallest B against the largest B <= B_crit, each with its interval.
     faster, calmer = s.cheaper(small[-1], small[0], per="epoch"), _differ(osc[0], osc[-1])
@@ -272,10 +278,10 @@ def c9(s: Sweep) -> Verdict:
     over, rows = [], []
     for b in s.sizes:
         r = s.row(b)
-        rise, at, end = r["test_loss_rise"]["mean"], r["epoch_of_min_test_loss"]["mean"], s.result(b)["budget_steps"]
+        rise, at, end = r["test_loss_rise"]["mean"], r["epoch_of_min_test_loss"]["mean"], s.result(b).budget_steps
         minimum = r["min_test_loss"]["mean"]
         over.append(rise is not None and bool(minimum) and rise > OVERFIT_RISE * minimum)
-        rows.append(f"B={b}: min test loss at epoch {_g(at)} of {_g(end / s.result(b)['steps_per_epoch'])}, "
+        rows.append(f"B={b}: min test loss at epoch {_g(at)} of {_g(end / s.result(b).steps_per_epoch)}, "
                     f"then +{_g(rise)}")  # fmt: skip
     verdict = ("holds" if all(over) else "does not hold" if not any(over) else
                "holds only when the run is long enough to overfit: " +
@@ -289,12 +295,12 @@ def c10(sweeps: list[Sweep]) -> Verdict:
     workloads' fastest sets share no batch size, or their B_crit intervals lie apart.
     Sweeps without a fastest set (nothing reached the target) take no part."""
     def optimizer(sw: Sweep) -> tuple:
-        cfg = sw.doc["config"]
-        return cfg["optimizer"], cfg.get("beta2_reference", 0), tuple(cfg.get("momentum") or ())
+        cfg = sw.config
+        return cfg.workload.optimizer, cfg.training.beta2_reference, tuple(cfg.grid.momentum)
 
     useful = [sw for sw in sweeps if sw.fastest]
     pairs = [(a, b) for i, a in enumerate(useful) for b in useful[i + 1:] if optimizer(a) == optimizer(b)
-             and any(a.doc["config"].get(k) != b.doc["config"].get(k) for k in WORKLOAD_KEYS)]  # fmt: skip
+             and differences(a.doc, b.doc, optimizer=False)]  # fmt: skip
     if not pairs:
         return "not measured: no two workloads swept with the same optimizer reached their targets", "-", "-"
     parts, differ = [], []
@@ -313,20 +319,32 @@ def c10(sweeps: list[Sweep]) -> Verdict:
     return verdict, "; ".join(parts), " ".join(sw.plot("best_lr.png") for sw in useful)
 
 
-def c11(s: Sweep) -> Verdict:
-    demos = {b: s.result(b).get("compilations") for b in s.sizes}
-    if any(d is None for d in demos.values()):
-        return "not measured (no compilation counts in this document)", "-", "-"
-    shapes_ok = all(d["plain_step_compilations"] == len(d["batch_shapes"]) for d in demos.values())
-    partial = [b for b, d in demos.items() if len(d["batch_shapes"]) > 1]
-    padded_ok = all(d.get("padded_epoch_compilations") == 1 and d.get("padded_epoch_round_compilations") == 0
-                    for d in demos.values())  # fmt: skip
+def shape_demo(s: Sweep, demo: ShapeDemoDocument | None = None) -> list[dict[str, Any]] | None:
+    """Claim C11's measurement per batch size: ``demo``'s (``bench/c11.py``), else what a
+    schema-1 sweep recorded at each of its batch sizes (the same measurement, made inside the
+    sweep then); None when neither has it."""
+    if demo is not None:
+        return [dict(batch_size=r.batch_size, shapes=r.batch_shapes, plain=r.plain_step_compilations,
+                     padded=r.padded_epoch_compilations, calls=r.padded_epoch_calls) for r in demo.rows]  # fmt: skip
+    legacy = {b: s.result(b).compilations for b in s.sizes}
+    if any(d is None or d.padded_epoch_compilations is None for d in legacy.values()):
+        return None
+    return [dict(batch_size=b, shapes=d.batch_shapes, plain=d.plain_step_compilations,
+                 padded=d.padded_epoch_compilations + (d.padded_epoch_round_compilations or 0),
+                 calls=d.padded_epoch_calls) for b, d in legacy.items()]  # fmt: skip
+
+
+def c11(s: Sweep, demo: ShapeDemoDocument | None = None) -> Verdict:
+    rows = shape_demo(s, demo)
+    if rows is None:
+        return "not measured (no compilation counts: run bench/c11.py)", "-", "-"
+    shapes_ok = all(d["plain"] == len(d["shapes"]) for d in rows)
+    partial = [d["batch_size"] for d in rows if len(d["shapes"]) > 1]
+    padded_ok = all(d["padded"] == 1 for d in rows)
     nums = ("a plain jax.jit step fed an epoch's unpadded batches compiled "
-            + ", ".join(f"{d['plain_step_compilations']}x at B={b} (batch sizes {d['batch_shapes']})"
-                        for b, d in demos.items())
+            + ", ".join(f"{d['plain']}x at B={d['batch_size']} (batch sizes {d['shapes']})" for d in rows)
             + "; jbatch's padded, masked epoch compiled "
-            + ", ".join(f"{d.get('padded_epoch_compilations')}x in {d.get('padded_epoch_calls')} epochs"
-                        for d in demos.values()))  # fmt: skip
+            + ", ".join(f"{d['padded']}x in {d['calls']} epochs" for d in rows))  # fmt: skip
     if shapes_ok and padded_ok and partial:
         verdict = "holds: one compilation per batch shape, and padding the last batch keeps one program"
     elif not shapes_ok:
@@ -339,17 +357,15 @@ def c11(s: Sweep) -> Verdict:
 
 
 CLAIMS: dict[str, Callable[..., Verdict]] = {
-    "C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9, "C11": c11,
+    "C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9,
 }  # fmt: skip
 
 
-def _pairs(sweeps: list[Sweep], same: tuple[str, ...], test) -> list[tuple[Sweep, Sweep]]:
-    """Pairs (a, b) of sweeps of one workload (equal config ``same`` fields) where ``test(a, b)``."""
+def _pairs(sweeps: list[Sweep], test, optimizer: bool = False) -> list[tuple[Sweep, Sweep]]:
+    """Pairs (a, b) of sweeps of one workload and target (``results.differences``; the
+    optimizer compared too when ``optimizer``) where ``test(a, b)``."""
     return [(a, b) for a in sweeps for b in sweeps if a is not b
-            and all(a.doc["config"].get(k) == b.doc["config"].get(k) for k in same) and test(a, b)]  # fmt: skip
-
-
-WORKLOAD_KEYS = ("dataset", "model", "widths", "target_metric", "target_value")
+            and not differences(a.doc, b.doc, optimizer=optimizer) and test(a, b)]  # fmt: skip
 
 
 def o1(sweeps: list[Sweep]) -> Verdict:
@@ -366,9 +382,8 @@ def o4(sweeps: list[Sweep]) -> Verdict:
 
 
 def _larger_b_crit(sweeps: list[Sweep], optimizers: tuple[str, ...], label: str) -> Verdict:
-    pairs = _pairs(sweeps, WORKLOAD_KEYS, lambda a, b: a.doc["config"]["optimizer"] == "sgd"
-                   and b.doc["config"]["optimizer"] in optimizers
-                   and not b.doc["config"].get("beta2_reference"))  # fmt: skip
+    pairs = _pairs(sweeps, lambda a, b: a.config.workload.optimizer == "sgd"
+                   and b.config.workload.optimizer in optimizers and not b.config.training.beta2_reference)  # fmt: skip
     pairs = [(a, b) for a, b in pairs if a.fit and b.fit]
     if not pairs:
         return f"not measured (no plain-SGD and {label} sweeps of one workload)", "-", "-"
@@ -379,11 +394,11 @@ def _larger_b_crit(sweeps: list[Sweep], optimizers: tuple[str, ...], label: str)
                    else "tie")  # fmt: skip
         outcomes.append(outcome)
         momenta = [b.row(x)["best_hyperparameters"].get("momentum") for x in b.sizes]
-        parts.append(f"{a.doc['config']['dataset']}: B_crit {_g(a.fit['b_crit'])} "
+        parts.append(f"{a.config.workload.dataset}: B_crit {_g(a.fit['b_crit'])} "
                      f"{interval_text(a.fit['interval'])} with SGD, {_g(b.fit['b_crit'])} "
                      f"{interval_text(b.fit['interval'])} with {label}"
                      + (f" (best momentum per B {momenta})" if label == "momentum" else ""))
-    each = ", ".join(f"{p[0].doc['config']['dataset']} {o}" for p, o in zip(pairs, outcomes, strict=True))
+    each = ", ".join(f"{p[0].config.workload.dataset} {o}" for p, o in zip(pairs, outcomes, strict=True))
     verdict = ("holds" if all(o == "larger" for o in outcomes) else
                "does not hold" if all(o == "smaller" for o in outcomes) else
                "not shown: the intervals overlap" if all(o == "tie" for o in outcomes) else
@@ -395,8 +410,8 @@ def o2(sweeps: list[Sweep]) -> Verdict:
     """Adam's best learning rate is not monotone in B (the "surge" of Li et al. 2024): it
     rises, peaks, then falls. Judged on the best learning rate per batch size of each Adam
     sweep without the beta2 rule; equal neighbours are flat, not a fall."""
-    adam = [s for s in sweeps if s.doc["config"]["optimizer"] in ("adam", "adamw")
-            and not s.doc["config"].get("beta2_reference")]  # fmt: skip
+    adam = [s for s in sweeps if s.config.workload.optimizer in ("adam", "adamw")
+            and not s.config.training.beta2_reference]  # fmt: skip
     if not adam:
         return "not measured (no Adam sweep)", "-", "-"
     parts, surges = [], []
@@ -427,8 +442,9 @@ def o3(sweeps: list[Sweep]) -> Verdict:
     average over every step so far until about its half-life, ``ln 0.5 / ln beta2`` steps
     (693 for 0.999), whatever beta2 is; runs that reach the target within ``POWER`` half-lives
     cannot tell the rule from its absence, and say so."""
-    pairs = _pairs(sweeps, (*WORKLOAD_KEYS, "optimizer", "batch_sizes"), lambda a, b: not a.doc["config"].get(
-        "beta2_reference") and b.doc["config"].get("beta2_reference"))  # fmt: skip
+    pairs = _pairs(sweeps, lambda a, b: a.config.grid.batch_sizes == b.config.grid.batch_sizes
+                   and not a.config.training.beta2_reference and b.config.training.beta2_reference,
+                   optimizer=True)  # fmt: skip
     if not pairs:
         return "not measured (no Adam sweeps with and without the beta2 rule)", "-", "-"
 
@@ -437,11 +453,11 @@ def o3(sweeps: list[Sweep]) -> Verdict:
         b = min(off.sizes)
         rows = off.row(b), on.row(b)
         steps = [s.row(b)["steps_to_target"] for s in (off, on)]
-        b2 = off.result(b)["replicas"][0]["hyperparameters"].get("b2", 0.999)
+        b2 = off.result(b).replicas[0].hyperparameters.get("b2", 0.999)
         half_life = math.log(0.5) / math.log(b2)
         if steps[0]["mean"] is not None and steps[0]["mean"] < POWER * half_life:
             outcomes.append("no power")
-            parts.append(f"{off.doc['config']['dataset']}, B={b}: the runs reach the target in {_g(steps[0]['mean'])} "
+            parts.append(f"{off.config.workload.dataset}, B={b}: the runs reach the target in {_g(steps[0]['mean'])} "
                          f"steps, within {POWER:g} half-lives of beta2 = {b2:g} ({_g(half_life)} steps): too short "
                          f"for the rule to matter")  # fmt: skip
             continue
@@ -451,7 +467,7 @@ def o3(sweeps: list[Sweep]) -> Verdict:
         slower = iv[0] and iv[1] and iv[1][0] > iv[0][1]
         outcomes.append("better" if more or faster else "worse" if slower or rows[1]["reached"] < rows[0]["reached"]
                         else "tie")  # fmt: skip
-        parts.append(f"{off.doc['config']['dataset']}, B={b}: without the rule {rows[0]['reached']}/"
+        parts.append(f"{off.config.workload.dataset}, B={b}: without the rule {rows[0]['reached']}/"
                      f"{rows[0]['seeds']} seeds reach it in "
                      f"{_g(steps[0]['mean'])} steps (best LR {_g(rows[0]['best_learning_rate'])}), with it "
                      f"{rows[1]['reached']}/{rows[1]['seeds']} in {_g(steps[1]['mean'])} (best LR "
@@ -477,15 +493,15 @@ def o5(sweeps: list[Sweep]) -> Verdict:
         along = noise_averaged(s.rows)
         if not s.fit or not along:
             continue
-        cfg = s.doc["config"]
-        sgd = cfg["optimizer"] == "sgd"
+        optimizer = s.config.workload.optimizer
+        sgd = optimizer == "sgd"
         bounds = interval_bounds(s.fit["interval"])
         lo, hi = (bounds[0] / along, bounds[1] / along) if bounds else (math.nan, math.nan)
         near = [x["noise"]["at_target"] for x in s.rows if x["noise"] and x["noise"].get("at_target")]
         if sgd and bounds:
             outcomes.append(lo <= NOISE_FACTOR and hi >= 1 / NOISE_FACTOR)
         label = ("" if sgd and bounds else " (no interval, not judged)" if sgd else
-                 f" ({cfg['optimizer']}, not judged)")  # fmt: skip
+                 f" ({optimizer}, not judged)")  # fmt: skip
         parts.append(f"{s.name}{label}: "
                      f"B_crit {_g(s.fit['b_crit'])} {interval_text(s.fit['interval'])}, B_simple averaged along "
                      f"training {_g(along)}, ratio {_g(s.fit['b_crit'] / along)}"
@@ -511,24 +527,28 @@ OPTIMIZER_CLAIMS = {"O1": ("Momentum extends the range of perfect scaling over p
                            "(McCandlish et al. 2018).", o5)}  # fmt: skip
 
 
-def verdicts(sweeps: list[Sweep]) -> dict[str, Verdict]:
-    """Every claim's verdict; C10 across all sweeps, the others on the first (primary)."""
+def verdicts(sweeps: list[Sweep], demo: ShapeDemoDocument | None = None) -> dict[str, Verdict]:
+    """Every claim's verdict; C10 across all sweeps, C11 from ``demo`` (or the primary
+    sweep's own record of it), the others on the first (primary) sweep."""
     out = {cid: fn(sweeps[0]) for cid, fn in CLAIMS.items()}
     out["C10"] = c10(sweeps)
+    out["C11"] = c11(sweeps[0], demo)
     return dict(sorted(out.items(), key=lambda kv: int(kv[0][1:])))
 
 
-def claims_markdown(sweeps: list[Sweep], advices: dict[str, dict[str, Any]] | None = None) -> str:
+def claims_markdown(sweeps: list[Sweep], advices: dict[str, AdviceDocument] | None = None,
+                    demo: ShapeDemoDocument | None = None) -> str:  # fmt: skip
     """``claims.md``: one row per claim."""
     lines = ["# The tutorial's claims, measured", "",
              f"Generated by `jbatch claims` from {', '.join(f'`{s.directory.name}/sweep.json`' for s in sweeps)}"
              + "".join(f", `advise-{name}/advise.json`" for name in advices or {})
+             + (", `c11/c11.json`" if demo is not None else "")
              + f" alone. Primary workload: `{sweeps[0].name}`. Oscillation = share of the training loss's movement "
              "that goes uphill, the loss evaluated on a fixed sample of training rows at every fine point of a run "
              "(no sampling noise: 0, it only falls; 0.5, as much up as down), mean ± std over the seeds at each "
              "batch size's best learning rate. Timing intervals are 95% within one run (interleaved rounds). "
              "Thresholds and their reasons are in `jbatch/claims.py`.", ""]  # fmt: skip
-    rows = [[cid, verdict, nums, plot] for cid, (verdict, nums, plot) in verdicts(sweeps).items()]
+    rows = [[cid, verdict, nums, plot] for cid, (verdict, nums, plot) in verdicts(sweeps, demo).items()]
     lines += table.markdown(["claim", "verdict", "numbers", "plot"], rows)
     field = [[cid, text, *fn(sweeps)] for cid, (text, fn) in OPTIMIZER_CLAIMS.items()]
     if advices:
@@ -543,11 +563,14 @@ def claims_markdown(sweeps: list[Sweep], advices: dict[str, dict[str, Any]] | No
     return "\n".join(lines) + "\n"
 
 
-def write_claims(directories: list[str | Path], out: str | Path, advice: list[str | Path] = ()) -> Path:
-    """Writes the claims report from the sweep directories (first one primary) and the
-    advice directories checked against sweeps (``jbatch.report.advice``)."""
+def write_claims(directories: list[str | Path], out: str | Path, advice: list[str | Path] = (),
+                 demo: str | Path | None = None) -> Path:  # fmt: skip
+    """Writes the claims report from the sweep directories (first one primary), the advice
+    directories checked against sweeps (``jbatch.report.advice``) and claim C11's
+    demonstration (``demo``: a ``c11.json`` of ``bench/c11.py``)."""
     from jbatch.report.advice import load_advice
 
-    sweeps = [Sweep(Path(d), load_document(d)) for d in directories]
+    sweeps = [Sweep(Path(d), read_sweep(d)) for d in directories]
     advices = {Path(d).name.removeprefix("advise-"): load_advice(d) for d in advice}
-    return write_text(out, claims_markdown(sweeps, advices))
+    shapes = None if demo is None else load(demo, ShapeDemoDocument)
+    return write_text(out, claims_markdown(sweeps, advices, shapes))

@@ -18,55 +18,55 @@ from typing import Any
 import numpy as np
 
 from jbatch.analysis.stats import excludes, mean_interval, median_interval, product_interval, ratio_interval
-from jbatch.analysis.summary import best_steps, load_document, result_metadata, summarize
+from jbatch.analysis.summary import best_steps, result_metadata, summarize
 from jbatch.errors import ConfigError
 from jbatch.report import table
 from jbatch.report.plot import _axes, _pyplot, _save
 from jbatch.report.throughput import load_benchmark
+from jbatch.results import SWEEP, Metadata, SweepDocument, differences, read_sweep
 from jbatch.store import write_bytes, write_text
-
-WORKLOAD = ("dataset", "model", "widths", "optimizer", "target_metric", "target_value", "remainder")
 
 
 def _kind(path: Path) -> str:
-    if path.is_dir() and (path / "sweep.json").exists():
+    if path.is_dir() and (path / SWEEP).exists():
         return "sweep"
     if path.is_file() and path.suffix == ".json":
         return "benchmark"
-    raise ConfigError(f"{path} is neither a sweep directory (with sweep.json) nor a benchmark JSON file")
+    raise ConfigError(f"{path} is neither a sweep directory (with {SWEEP}) nor a benchmark JSON file")
 
 
-def _header(name: str, meta: dict[str, Any]) -> str:
-    versions = meta.get("versions", {})
-    commit = meta.get("commit") or {}
-    return (f"`{name}`: {meta.get('device_kind')} ({meta.get('backend')}), CPU {meta.get('cpu')}, "
-            f"jax {versions.get('jax')}, {meta.get('date')}, commit {str(commit.get('id'))[:10]}"
-            f"{' (dirty)' if commit.get('dirty') else ''}")  # fmt: skip
+def _header(name: str, meta: Metadata) -> str:
+    return (f"`{name}`: {meta.device_kind} ({meta.backend}), CPU {meta.cpu}, jax {meta.versions.get('jax')}, "
+            f"{meta.date}, commit {str(meta.commit.id)[:10]}{' (dirty)' if meta.commit.dirty else ''}")  # fmt: skip
 
 
-def _latest(doc: dict[str, Any]) -> dict[str, Any]:
+def _latest(doc: SweepDocument) -> Metadata:
     """The metadata of the sweep's latest batch-size result (a ``--force``d sweep keeps its
     document's first metadata; each result records its own)."""
-    return max((result_metadata(doc, r) for r in doc["batch_sizes"].values()), key=lambda m: m.get("date", ""),
-               default=doc["metadata"])  # fmt: skip
+    return max((result_metadata(doc, r) for r in doc.batch_sizes.values()), key=lambda m: m.date,
+               default=doc.metadata)  # fmt: skip
+
+
+def _setting(doc: SweepDocument, key: str) -> Any:
+    return doc.num_train if key == "num_train" else doc.config.flat()[key]
 
 
 def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]], list[str], dict]:
-    """Header lines, CSV rows, Markdown lines and plot data of sweeps of one workload."""
-    docs = [load_document(d) for d in directories]
+    """Header lines, CSV rows, Markdown lines and plot data of sweeps of one workload (its
+    ``results.differences``, target included) and way of cutting batches."""
+    docs = [read_sweep(d) for d in directories]
     first = docs[0]
     for d, doc in zip(directories[1:], docs[1:], strict=True):
-        fields = [f for f in WORKLOAD if first["config"].get(f) != doc["config"].get(f)]
-        if "dataset" in fields and first.get("data_sha256") and first.get("data_sha256") == doc.get("data_sha256"):
-            fields.remove("dataset")  # the same arrays under two names (an .npz file, arrays passed in Python)
-        if first.get("num_train") != doc.get("num_train"):
-            fields.append("num_train")
+        fields = differences(first, doc)
+        if first.config.training.remainder != doc.config.training.remainder:
+            fields.append("remainder")
         if fields:
-            detail = "; ".join(f"{f}: {first['config'].get(f, first.get(f))!r} vs "
-                               f"{doc['config'].get(f, doc.get(f))!r}" for f in fields)  # fmt: skip
+            detail = "; ".join(f"{f}: {_setting(first, f)!r} vs {_setting(doc, f)!r}" for f in fields)
             raise ConfigError(f"{directories[0]} and {d} are not the same workload ({detail}); compare refuses")
-    def step_interval(doc: dict[str, Any], b: int) -> list[float] | None:
-        return (doc["batch_sizes"][str(b)].get("timing") or {}).get("seconds_per_step_interval")
+
+    def step_interval(doc: SweepDocument, b: int) -> list[float] | None:
+        timing = doc.result(b).timing
+        return timing.seconds_per_step_interval if timing else None
 
     rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": step_interval(doc, s["row"]["batch_size"]),
                                                   "seed_steps": best_steps(s)}
@@ -132,11 +132,11 @@ def compare_benchmarks(paths: list[Path]) -> tuple[list[str], list[list[Any]], l
     for p in paths:
         doc = load_benchmark(p)
         cases = {}
-        for b in doc["benchmarks"]:
-            e = b.get("extra_info", {})
+        for b in doc.benchmarks:
+            e = b.extra_info
             if "samples_per_round" not in e or "method" not in e:
                 continue
-            rounds = b["stats"].get("data") or [b["stats"]["median"]]
+            rounds = b.stats.get("data") or [b.stats["median"]]
             lo, hi = median_interval(rounds)
             n = e["samples_per_round"]
             cases[(e["workload"], e["method"], str(e["batch_size"]))] = (n / float(np.median(rounds)), (n / hi, n / lo))
@@ -159,7 +159,7 @@ def compare_benchmarks(paths: list[Path]) -> tuple[list[str], list[list[Any]], l
             ratios.append(v / vals[0][0])
         md.append(cells)
         out.append([*case, *(v for v, _ in vals), *ratios])
-    heads = [_header(f"[{i}] {p}", doc["machine_info"].get("jbatch", {})) for i, (p, (doc, _)) in
+    heads = [_header(f"[{i}] {p}", doc.machine_info.jbatch) for i, (p, (doc, _)) in
              enumerate(zip(paths, runs, strict=True))]  # fmt: skip
     return heads, out, table.markdown(header, md), {}
 

@@ -6,18 +6,16 @@ from typing import Any
 
 import numpy as np
 
-from jbatch.analysis.selection import HIGHER_IS_BETTER
 from jbatch.analysis.tradeoff import interval_bounds
 from jbatch.report import table
 from jbatch.report.plot import _pyplot, _save
 from jbatch.report.table import interval_text
+from jbatch.results import SweepDocument
 
 
-def ladder_section(doc: dict[str, Any], lad: list[dict[str, Any]], along: list[dict[str, Any]]) -> list[str]:
+def ladder_section(doc: SweepDocument, lad: list[dict[str, Any]], along: list[dict[str, Any]]) -> list[str]:
     """The Markdown of the ladder: one row per level, then B_simple along training."""
-
-    cfg = doc["config"]
-    higher = HIGHER_IS_BETTER[cfg["target_metric"]]
+    target = doc.config.target
     body = []
     for step in lad:
         f = step["fit"]
@@ -29,8 +27,8 @@ def ladder_section(doc: dict[str, Any], lad: list[dict[str, Any]], along: list[d
         body.append([table.num(step["level"]), crit, interval_text(f["interval"]),
                      table.num(f["s_min"], 3), str(len(step["reached"])),
                      ("coarse " if step["coarse"] else "") + (", ".join(map(str, f["bounds"])) or "-")])  # fmt: skip
-    lines = ["", f"## Critical batch size against the target ({cfg['target_metric']} "
-                 f"{'>=' if higher else '<='} each level)", "",
+    lines = ["", f"## Critical batch size against the target ({target.metric} "
+                 f"{'>=' if target.higher_is_better else '<='} each level)", "",
              *table.markdown(["level", "B_crit", "95% interval", "S_min", "batch sizes there", "bounds / resolution"],
                              body), "",
              "Each level picks each batch size's best setting for that level and fits S(B) again (no new training). "
@@ -44,7 +42,7 @@ def ladder_section(doc: dict[str, Any], lad: list[dict[str, Any]], along: list[d
     return lines
 
 
-def plot_ladder(directory, doc: dict[str, Any], lad: list[dict[str, Any]], along: list[dict[str, Any]]):
+def plot_ladder(directory, doc: SweepDocument, lad: list[dict[str, Any]], along: list[dict[str, Any]]):
     """``ladder.png``: B_crit (with its interval) and B_simple against the target level."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -62,9 +60,9 @@ def plot_ladder(directory, doc: dict[str, Any], lad: list[dict[str, Any]], along
         if q:
             ax.plot(*zip(*q, strict=True), ".", color=f"C{i}", alpha=0.8, label=f"B_simple along training, B={b}")
     ax.set_yscale("log")
-    ax.set_xlabel(doc["config"]["target_metric"])
+    ax.set_xlabel(doc.config.target.metric)
     ax.set_ylabel("batch size")
-    ax.set_title(f"{doc['name']}: critical batch size against the target", fontsize=10)
+    ax.set_title(f"{doc.name}: critical batch size against the target", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)

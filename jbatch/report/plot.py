@@ -12,6 +12,7 @@ from jbatch.analysis.selection import best_replicas, series
 from jbatch.analysis.tradeoff import examples_curve as tradeoff_examples
 from jbatch.analysis.tradeoff import steps_curve as tradeoff_steps
 from jbatch.report.table import interval_text
+from jbatch.results import SweepDocument
 from jbatch.store import write_bytes
 
 
@@ -82,7 +83,7 @@ def seconds_to_target(directory: Path, rows: list[dict[str, Any]], title: str) -
     return _save(fig, directory / "seconds_to_target.png")
 
 
-def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], title: str) -> Path:
+def loss_curves(directory: Path, doc: SweepDocument, rows: list[dict[str, Any]], title: str) -> Path:
     """Train and test loss vs epoch at each batch size's best learning rate (seed mean, at
     the points where every seed was evaluated). The y axis spans the bulk of the values
     (up to 1.5x their 98th percentile): a spike beyond it is drawn as a triangle on the top
@@ -92,14 +93,14 @@ def loss_curves(directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]]
     drawn: list[tuple[Any, np.ndarray, np.ndarray, str]] = []
     for i, s in enumerate(rows):
         r = s["row"]
-        result = doc["batch_sizes"][str(r["batch_size"])]
-        reps = best_replicas(result["replicas"], r)
+        result = doc.result(r["batch_size"])
+        reps = best_replicas(result.replicas, r)
         for ax, key in zip(axes, ("train_loss", "test_loss"), strict=True):
             steps = np.asarray(series(reps[0], key)[0], float)
             values = np.array([[np.nan if v is None else v for v in series(x, key)[1]] for x in reps], float)
             keep = np.all(np.isfinite(values), 0)
             if keep.any():
-                epochs, mean = steps[keep] / result["steps_per_epoch"], values[:, keep].mean(0)
+                epochs, mean = steps[keep] / result.steps_per_epoch, values[:, keep].mean(0)
                 ax.plot(epochs, mean, color=f"C{i}",
                         label=f"{r['regime']} B={r['batch_size']} (lr {r['best_learning_rate']:.3g})")  # fmt: skip
                 drawn.append((ax, epochs, mean, f"C{i}"))
@@ -192,11 +193,11 @@ def noise_scale(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any]
 
 
 def write_plots(
-    directory: Path, doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None
+    directory: Path, doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str, Any] | None
 ) -> list[Path]:
     """Every plot of a sweep directory (``fit``: ``summary.sweep_fit`` of ``rows``)."""
-    cfg = doc["config"]
-    title = f"{cfg['dataset']} / {cfg['model']} / {cfg['optimizer']}: {cfg['target_metric']} {cfg['target_value']}"
+    wl, target = doc.config.workload, doc.config.target
+    title = f"{wl.dataset} / {wl.model} / {wl.optimizer}: {target.metric} {target.value}"
     curve = []
     if fit is not None:
         sizes = [s["row"]["batch_size"] for s in rows]
@@ -207,6 +208,6 @@ def write_plots(
         tradeoff(directory, rows, fit, title),
         noise_scale(directory, rows, fit, title),
         seconds_to_target(directory, rows, title),
-        loss_curves(directory, doc, rows, f"{cfg['dataset']} / {cfg['model']}"),
+        loss_curves(directory, doc, rows, f"{wl.dataset} / {wl.model}"),
         best_lr(directory, rows, title),
     ]

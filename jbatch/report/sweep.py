@@ -18,7 +18,6 @@ from jbatch.analysis.ladder import ladder, noise_along
 from jbatch.analysis.summary import (
     MIN_ROUNDS,
     at_start,
-    load_document,
     noise_averaged,
     result_metadata,
     summarize,
@@ -29,6 +28,7 @@ from jbatch.report import table
 from jbatch.report.ladder import ladder_section, plot_ladder
 from jbatch.report.plot import write_plots  # matplotlib itself is imported only when plotting
 from jbatch.report.table import interval_text
+from jbatch.results import SweepDocument, read_sweep
 from jbatch.store import write_text
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
@@ -97,46 +97,47 @@ def _target_columns(name: str) -> bool:
     return name.endswith("_to_target")
 
 
-def measured_on(doc: dict[str, Any]) -> str:
+def measured_on(doc: SweepDocument) -> str:
     """Where and with what the batch sizes were measured: each result's own metadata (a
     resumed or ``--force``d sweep mixes runs), the document's where a result has none."""
-    metas = [result_metadata(doc, r) for r in doc["batch_sizes"].values()] or [doc["metadata"]]
-    meta = max(metas, key=lambda m: m["date"])
-    dates = sorted({m["date"] for m in metas})
-    commits = sorted({str(m["commit"]["id"])[:10] + (" (with uncommitted changes)" if m["commit"].get("dirty") else "")
+    metas = [result_metadata(doc, r) for r in doc.batch_sizes.values()] or [doc.metadata]
+    meta = max(metas, key=lambda m: m.date)
+    dates = sorted({m.date for m in metas})
+    commits = sorted({str(m.commit.id)[:10] + (" (with uncommitted changes)" if m.commit.dirty else "")
                       for m in metas})  # fmt: skip
     when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
-    return (f"Measured on {meta['device_kind']} ({meta['backend']}, {meta['device_count']} device(s)), "
-            f"CPU {meta['cpu']}, jax {meta['versions']['jax']}, flax {meta['versions']['flax']}, "
-            f"optax {meta['versions']['optax']}, {when}, commit {', '.join(commits)}.")
+    v = meta.versions
+    return (f"Measured on {meta.device_kind} ({meta.backend}, {meta.device_count} device(s)), "
+            f"CPU {meta.cpu}, jax {v.get('jax')}, flax {v.get('flax')}, optax {v.get('optax')}, {when}, "
+            f"commit {', '.join(commits)}.")
 
 
-def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
+def markdown_table(doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
     """``table.md``: the table, then the notes that say how to read it, where the sweep's
     time went, and the critical batch size."""
-    cfg = doc["config"]
+    cfg = doc.config
+    wl, grid, training, target, m = cfg.workload, cfg.grid, cfg.training, cfg.target, cfg.measurement
     tokens = any(s["row"]["tokens_per_batch"] != s["row"]["batch_size"] for s in rows)  # sequences: count tokens
     shown = [c for c in COLUMNS if c[2] not in ("skip", "interval")  # the CSV has every column
              and (tokens or c[0] not in ("tokens_to_target", "tokens_per_batch"))]  # fmt: skip
     body = [[_cell(s["row"], key, how, s["row"]["seeds"] if _target_columns(key) else 0) for key, _, how in shown]
             for s in rows]  # fmt: skip
-    higher = cfg["target_metric"].endswith("accuracy")
-    ev = next(iter(doc["batch_sizes"].values())).get("evaluation", {})
+    ev = next(iter(doc.batch_sizes.values())).evaluation
     notes = [
         "",
-        f"Sweep `{doc['name']}`: {cfg['dataset']} ({doc['num_train']} training examples), "
-        f"model {cfg['model']}, optimizer {cfg['optimizer']}, seeds {cfg['seeds']}, "
-        f"learning-rate grid {cfg['learning_rates']}" + "".join(
-            f", {k} grid {cfg[k]}" for k in ("momentum", "b2", "weight_decay") if cfg.get(k)) + (
-            f", beta2 rescaled per batch size to keep its half-life at B={cfg['beta2_reference']}"
-            if cfg.get("beta2_reference") else "") + (
-            f", {cfg['schedule']} schedule over each budget (warm-up {cfg['warmup']}, final {cfg['final_fraction']})"
-            if cfg.get("schedule", "constant") != "constant" or cfg.get("warmup") else "") + ".",
-        f"Target: {cfg['target_metric']} {'>=' if higher else '<='} {cfg['target_value']}. Each batch size is "
+        f"Sweep `{doc.name}`: {wl.dataset} ({doc.num_train} training examples), "
+        f"model {wl.model}, optimizer {wl.optimizer}, seeds {list(grid.seeds)}, "
+        f"learning-rate grid {list(grid.learning_rates)}" + "".join(
+            f", {k} grid {list(getattr(grid, k))}" for k in ("momentum", "b2", "weight_decay") if getattr(grid, k)) + (
+            f", beta2 rescaled per batch size to keep its half-life at B={training.beta2_reference}"
+            if training.beta2_reference else "") + (
+            f", {training.schedule} schedule over each budget (warm-up {training.warmup}, final "
+            f"{training.final_fraction})" if training.schedule != "constant" or training.warmup else "") + ".",
+        f"Target: {target.metric} {'>=' if target.higher_is_better else '<='} {target.value}. Each batch size is "
         "shown at its own best learning rate (most seeds reaching the target and staying stable, then most "
         "reaching it, then fewest mean steps, then lowest final test loss); to-target columns are mean ± sample "
         "std (ddof=1) over the seeds that reached it (n/seeds when not all did). Steps to target are resolved to "
-        f"the fine evaluation cadence of the {ev.get('fine', 'target')} split (about {cfg['evals']} points per "
+        f"the fine evaluation cadence of the {ev.fine} split (about {m.evals} points per "
         "run, single steps early on for large batches), evaluated until a replica reaches the target or can no "
         "longer be the best; '(coarse)' marks a row whose steps are only resolved to the coarse cadence.",
         "A mark on the best LR says the grid, not the data, limits it, so that row's to-target numbers are "
@@ -144,54 +145,55 @@ def markdown_table(doc: dict[str, Any], rows: list[dict[str, Any]], fit: dict[st
         "(its loss became non-finite or exceeded 1000x its first value); '(k/n stable)': only k of its n runs "
         "stayed stable (no divergence, training loss never back above its starting value after the target).",
         "Seconds to target = steps to target x the single-model seconds per step, median of "
-        f"{cfg.get('timing_rounds', '?')} timing rounds interleaved over the batch sizes (compile excluded); "
+        f"{m.timing_rounds} timing rounds interleaved over the batch sizes (compile excluded); "
         "[95% in this run] combines the seeds' t interval of steps (on their logarithms: positive, asymmetric; "
         "none, [0, ∞], with one seed) with the rounds' interval of the median, which covers timing noise within "
         "this run (the rounds are interleaved), not a rerun on another day; ★ marks the "
         "fastest set: the batch sizes whose interval overlaps the fastest one's. samples/s and s/epoch come "
         "from the same rounds. Diverged (grid): the share of all (learning rate x seed) replicas that diverged.",
-        f"Every metric is also evaluated at {cfg.get('coarse_evals', '?')} log-spaced points; the "
-        f"{ev.get('coarse', 'other')} split on a fixed subsample of {ev.get('coarse_examples', '?')} of its "
-        f"{ev.get('coarse_of', '?')} examples"
-        + (f"; the training loss on a fixed sample of {ev['sample_examples']} training rows at every fine point "
-           "(oscillation)." if ev.get("sample_examples") else "."),
+        f"Every metric is also evaluated at {m.coarse_evals} log-spaced points; the "
+        f"{ev.coarse} split on a fixed subsample of {ev.coarse_examples} of its {ev.coarse_of} examples"
+        + (f"; the training loss on a fixed sample of {ev.sample_examples} training rows at every fine point "
+           "(oscillation)." if ev.sample_examples else "."),
         measured_on(doc),
     ]
     extended = [f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
                 for s in rows if s["row"].get("extended")]  # fmt: skip
     notes.insert(4, "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
-                    f"{cfg.get('extend_grid', 0)} half-decades): {'; '.join(extended) if extended else 'none'}.")
+                    f"{grid.extend_grid} half-decades): {'; '.join(extended) if extended else 'none'}.")
 
     steps = ladder_section(doc, ladder(doc), noise_along(doc, rows))
-    few = cfg.get("timing_rounds", MIN_ROUNDS) < MIN_ROUNDS  # no 95% interval of a median from so few rounds
-    plain = f"seconds to target (no interval: {cfg.get('timing_rounds')} timing rounds)"
+    few = m.timing_rounds < MIN_ROUNDS  # no 95% interval of a median from so few rounds
+    plain = f"seconds to target (no interval: {m.timing_rounds} timing rounds)"
     heads = [plain if few and k == "seconds_to_target" else h for k, h, _ in shown]
     return "\n".join(table.markdown(heads, body) + notes + time_section(doc, rows)
                      + noise_section(rows, fit) + steps) + "\n"
 
 
-def time_section(doc: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
-    """Where each batch size's wall time went, and the sweep's efficiency at it."""
+def time_section(doc: SweepDocument, rows: list[dict[str, Any]]) -> list[str]:
+    """Where each batch size's wall time went, and the sweep's efficiency at it. A schema-1
+    sweep also ran claim C11's demonstration at every batch size: its column shows that."""
+    accounts = [(s, t) for s in rows if (t := time_accounting(doc.result(s["row"]["batch_size"]))) is not None]
+    demo = any("c11_demo" in t for _, t in accounts)
+    columns = [k for k in TIME_COLUMNS if demo or k != "c11_demo"]
     body, total = [], 0.0
-    for s in rows:
-        t = time_accounting(doc["batch_sizes"][str(s["row"]["batch_size"])])
-        if t is None:
-            continue
+    for s, t in accounts:
         total += t["wall"]
-        cells = (table.num(t[k], 3) if k in t else "-" if k == "c11_demo" else table.num(0.0) for k in TIME_COLUMNS)
+        cells = (table.num(t[k], 3) if k in t else "-" if k == "c11_demo" else table.num(0.0) for k in columns)
         body.append([str(s["row"]["batch_size"]), *cells,
                      table.percent(s["row"]["efficiency"])])  # fmt: skip
     if not body:
         return []
-    checks = (doc.get("checks") or {}).get("seconds")
+    checks = doc.checks.seconds if doc.checks else None
     total += checks or 0.0
+    c11 = ("c11_demo: claim C11's demonstration (a plain jax.jit step compiled for each batch shape of an epoch; "
+           "'-' where it was counted in compile, before it had a column); " if demo else "")  # fmt: skip
     return ["", "## Where the time went (seconds)", "",
-            *table.markdown(["B", *TIME_COLUMNS, "efficiency"], body), "",
+            *table.markdown(["B", *columns, "efficiency"], body), "",
             "train: the compiled training calls alone, timed around blocking calls; evaluate: the fine and coarse "
             "evaluations; noise: the noise probes (best learning rate only); compile: building every program "
-            "the sweep runs; c11_demo: claim C11's demonstration (a plain jax.jit step compiled for each batch "
-            "shape of an epoch; '-' where it was counted in compile, before it had a column); timing: the "
-            "interleaved timing rounds; efficiency = train / (wall - compile - c11_demo). "
+            f"the sweep runs; {c11}timing: the interleaved timing rounds; efficiency = train / (wall - compile"
+            f"{' - c11_demo' if demo else ''}). "
             + (f"The pre-check before any training (every kind of program once, on a tiny batch): "
                f"{table.num(checks, 3)} s. " if checks else "") + f"Sweep total {table.num(total, 3)} s."]  # fmt: skip
 
@@ -283,28 +285,10 @@ def csv_table(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def update_readme(readme: str | Path, directory: str | Path) -> bool:
-    """Replaces the README block between ``<!-- table: DIR -->`` and ``<!-- /table -->``
-    with ``DIR/table.md``, so the README never holds a hand-typed figure. Returns whether
-    the README has such a block."""
-    readme, directory = Path(readme), Path(directory)
-    text = readme.read_text()
-    marker = f"<!-- table: {directory.as_posix().rstrip('/')} -->"
-    if marker not in text:
-        return False
-    head, rest = text.split(marker, 1)
-    _, tail = rest.split("<!-- /table -->", 1)
-    table = (directory / "table.md").read_text()
-    write_text(readme, f"{head}{marker}\n{table}<!-- /table -->{tail}")
-    return True
-
-
 def write_report(directory: str | Path) -> list[Path]:
     """Regenerates ``table.md``, ``table.csv`` and the plots of ``directory`` from its JSON."""
-
-
     directory = Path(directory)
-    doc = load_document(directory)
+    doc = read_sweep(directory)
     rows = summarize(doc)
     fit = sweep_fit(rows)
     written = [

@@ -17,7 +17,8 @@ from jbatch.analysis.stats import excludes, median_interval, ratio_interval
 from jbatch.errors import ConfigError
 from jbatch.report import table
 from jbatch.report.plot import _pyplot, _save
-from jbatch.store import read_json, write_bytes, write_text
+from jbatch.results import BenchmarkDocument, load
+from jbatch.store import write_bytes, write_text
 
 JBATCH = "jbatch-scan"
 PEERS = ("flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager", "torch-compile")
@@ -36,26 +37,25 @@ def mfu(samples_per_second: float, flops_per_example: float, peak_gflops: float)
     return samples_per_second * flops_per_example / 1e9 / peak_gflops
 
 
-def load_benchmark(path: str | Path) -> dict[str, Any]:
-    doc = read_json(path)
-    if not isinstance(doc, dict) or "benchmarks" not in doc or "machine_info" not in doc:
-        raise ConfigError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' / 'machine_info')")
-    rows = [b for b in doc["benchmarks"] if "method" in b.get("extra_info", {}) or b.get("extra_info", {}).get("kind")
-            in TEXT_KINDS]  # fmt: skip
+def load_benchmark(path: str | Path) -> BenchmarkDocument:
+    """A pytest-benchmark JSON of ``bench/`` (through the results contract), refused in one
+    line when it holds none of jbatch's throughput benchmarks."""
+    doc = load(path, BenchmarkDocument)
+    rows = [b for b in doc.benchmarks if "method" in b.extra_info or b.extra_info.get("kind") in TEXT_KINDS]
     if not rows:
         raise ConfigError(f"{path} holds no jbatch throughput benchmark (run: pytest bench --benchmark-only)")
     return doc
 
 
-def measurements(doc: dict[str, Any]) -> dict[tuple[str, str, Any], dict[str, Any]]:
+def measurements(doc: BenchmarkDocument) -> dict[tuple[str, str, Any], dict[str, Any]]:
     """``(workload, method, batch size) -> numbers``; samples/s from the median round, and
     its spread from the fastest and slowest rounds."""
     out = {}
-    for b in doc["benchmarks"]:
-        e = b.get("extra_info", {})
+    for b in doc.benchmarks:
+        e = b.extra_info
         if "samples_per_second" not in e or "method" not in e or e.get("kind"):  # test_scaling, time to target
             continue
-        s = b["stats"]
+        s = b.stats
         n = e["samples_per_round"]
         out[(e["workload"], e["method"], e["batch_size"])] = {
             "samples_per_second": n / s["median"],
@@ -123,17 +123,17 @@ def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
 CONVERGENCE_METHODS = ("jbatch", "flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager")
 
 
-def convergence(doc: dict[str, Any]) -> dict[tuple[str, str, int | None], dict[str, Any]]:
+def convergence(doc: BenchmarkDocument) -> dict[tuple[str, str, int | None], dict[str, Any]]:
     """``(regime, method, seed) -> numbers`` of the time-to-target cases: each case's rounds
     (all of one seed, so their spread is timing noise), their median with its
     order-statistic interval, the steps it took and jbatch's profile. (A run from before
     the cases had a seed each has seed None: its rounds were different seeds.)"""
     out = {}
-    for b in doc["benchmarks"]:
-        e = b.get("extra_info", {})
+    for b in doc.benchmarks:
+        e = b.extra_info
         if e.get("kind") != "time-to-target":
             continue
-        rounds = b["stats"].get("data") or [b["stats"]["median"]]
+        rounds = b.stats.get("data") or [b.stats["median"]]
         reached = e["reached"] if isinstance(e["reached"], list) else [e["reached"]] * len(rounds)
         out[(e["regime"], e["method"], e.get("seed"))] = {
             "median": float(np.median(rounds)), "interval": median_interval(rounds), "rounds": len(rounds),
@@ -144,7 +144,7 @@ def convergence(doc: dict[str, Any]) -> dict[tuple[str, str, int | None], dict[s
     return out
 
 
-def convergence_section(doc: dict[str, Any]) -> list[str]:
+def convergence_section(doc: BenchmarkDocument) -> list[str]:
     """Seconds to target per regime, seed and method, each peer's ratio to jbatch on the same
     seed with its interval, each method's fastest regimes, and jbatch's profile."""
     c = convergence(doc)
@@ -226,13 +226,13 @@ TEXT_KINDS = ("text-throughput", "text-to-target")  # bench/test_shakespeare.py
 TEXT_JBATCH = ("jbatch-scan", "jbatch")
 
 
-def text_section(doc: dict[str, Any]) -> list[str]:
+def text_section(doc: BenchmarkDocument) -> list[str]:
     """nanoGPT's setting on Shakespeare (``bench/test_shakespeare.py``): per method, tokens/s
     and seconds to the validation target from interleaved rounds (median, order-statistic
     interval), and each peer's ratio to jbatch with its interval; '(tie)' when it holds 1."""
     lines = []
-    for b in doc["benchmarks"]:
-        e = b.get("extra_info", {})
+    for b in doc.benchmarks:
+        e = b.extra_info
         if e.get("kind") not in TEXT_KINDS:
             continue
         seconds = {m: np.asarray(v, float) for m, v in e["seconds"].items()}
@@ -276,12 +276,12 @@ def text_section(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(doc: dict[str, Any]) -> str:
+def markdown(doc: BenchmarkDocument) -> str:
     m = measurements(doc)
     if not m:
         return "# Training throughput\n\n" + "\n".join(convergence_section(doc) + text_section(doc))
     peak = session_peak(m)
-    meta = doc["machine_info"].get("jbatch", {})
+    meta = doc.machine_info.jbatch
     lines = ["# Training throughput", ""]
     for workload in WORKLOADS:
         methods, sizes = _grid(m, workload)
@@ -326,15 +326,15 @@ def markdown(doc: dict[str, Any]) -> str:
         "benchmark); the second MFU bar divides by the rate measured just before and after the benchmark's own "
         "rounds instead, which cancels slow phases of a shared machine. All numbers come from one pytest-benchmark "
         "run: compare within it, as ratios.",
-        f"Measured on {meta.get('device_kind')} ({meta.get('backend')}), CPU {meta.get('cpu')}, "
-        f"{meta.get('cpu_count')} cores, jax {meta.get('versions', {}).get('jax')}, "
-        f"peers {meta.get('peer_versions')}, {doc.get('datetime')}, commit "
-        f"{str(doc.get('commit_info', {}).get('id'))[:10]}.",
+        f"Measured on {meta.device_kind} ({meta.backend}), CPU {meta.cpu}, "
+        f"{meta.cpu_count} cores, jax {meta.versions.get('jax')}, "
+        f"peers {meta.peer_versions}, {doc.datetime}, commit "
+        f"{str(doc.commit_info.get('id'))[:10]}.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def plot(doc: dict[str, Any], path: Path) -> Path:
+def plot(doc: BenchmarkDocument, path: Path) -> Path:
     plt = _pyplot()
     m = measurements(doc)
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
@@ -368,16 +368,16 @@ def write_throughput_report(benchmark_json: str | Path, out: str | Path) -> list
     paths = [copy, write_text(out / "table.md", markdown(doc))]
     if measurements(doc):
         paths.append(plot(doc, out / "throughput.png"))
-    if any(b.get("extra_info", {}).get("kind") == "text-to-target" for b in doc["benchmarks"]):
+    if any(b.extra_info.get("kind") == "text-to-target" for b in doc.benchmarks):
         paths.append(text_curves(doc, out / "curves.png"))
     return paths
 
 
-def text_curves(doc: dict[str, Any], path: Path) -> Path:
+def text_curves(doc: BenchmarkDocument, path: Path) -> Path:
     """Each method's validation-loss curve in the Shakespeare time-to-target case (one model
     trained three ways: the curves lie on one another)."""
     plt = _pyplot()
-    e = next(b["extra_info"] for b in doc["benchmarks"] if b.get("extra_info", {}).get("kind") == "text-to-target")
+    e = next(b.extra_info for b in doc.benchmarks if b.extra_info.get("kind") == "text-to-target")
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, (m, curve) in enumerate(e["curves"].items()):
         steps = [e["every"] * (k + 1) for k in range(len(curve))]

@@ -16,14 +16,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from jbatch.config import GROUPS, KEYS, TrainConfig, key_of
+from jbatch.config import GROUPS, KEYS, SweepConfig, TrainConfig, key_of
 from jbatch.errors import ConfigError
 from jbatch.results.records import (
     KINDS,
     SCHEMA_VERSION,
     AdviceDocument,
     BenchmarkDocument,
-    Document,
     SweepDocument,
 )
 from jbatch.store import write_bytes
@@ -207,17 +206,18 @@ WORKLOAD = tuple(f.name for f in dataclasses.fields(GROUPS["workload"]))  # what
 TARGET = ("metric", "value")
 
 
-def differences(a: SweepDocument | AdviceDocument, b: SweepDocument | AdviceDocument, *, target: bool = True,
-                optimizer: bool = True) -> list[str]:  # fmt: skip
+def differences(a: Any, b: Any, *, target: bool = True, optimizer: bool = True) -> list[str]:
     """The settings in which two documents' workloads differ, by flat key (empty: the same
     workload): the ``workload`` group (without the optimizer when ``optimizer`` is False),
-    and the target when ``target``. Two data sets under different names whose arrays are
-    the same (an ``.npz`` file, arrays passed in Python) are the same data set; sweeps of
+    and the target when ``target``. ``a`` and ``b`` are sweep or advice documents, or a
+    ``SweepConfig`` (a run about to start). Two data sets under different names whose arrays
+    are the same (an ``.npz`` file, arrays passed in Python) are the same data set; sweeps of
     different training-set sizes differ in ``num_train``."""
+    ca, cb = (x if isinstance(x, SweepConfig) else x.config for x in (a, b))
     names = [n for n in WORKLOAD if optimizer or n != "optimizer"]
-    fields = [(a.config.workload, b.config.workload, n, key_of(_field("workload", n))) for n in names]
+    fields = [(ca.workload, cb.workload, n, key_of(_field("workload", n))) for n in names]
     if target:
-        fields += [(a.config.target, b.config.target, n, key_of(_field("target", n))) for n in TARGET]
+        fields += [(ca.target, cb.target, n, key_of(_field("target", n))) for n in TARGET]
     out = [key for x, y, name, key in fields if getattr(x, name) != getattr(y, name)]
     sha = [getattr(d, "data_sha256", None) for d in (a, b)]
     if "dataset" in out and sha[0] and sha[0] == sha[1]:

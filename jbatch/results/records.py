@@ -244,6 +244,15 @@ class SweepDocument(Document, kw_only=True, tag_field="kind", tag="jbatch.sweep"
         return sorted(self.batch_sizes.values(), key=lambda r: r.batch_size)
 
 
+class SweepPart(Document, kw_only=True, tag_field="kind", tag="jbatch.sweep-part"):
+    """``<results>/<name>/parts/process-<i>.json``: what process ``index`` of a multi-process
+    sweep trained, until process 0 merges it into the sweep document."""
+
+    index: int
+    metadata: Metadata
+    batch_sizes: dict[str, BatchSizeResult] = {}
+
+
 # ``jbatch advise``
 
 
@@ -526,6 +535,6 @@ class BenchmarkDocument(msgspec.Struct, kw_only=True):
     version: str | None = None
 
 
-DOCUMENTS = (SweepDocument, AdviceDocument, TrainDocument, DataScalingDocument, ScalingDocument,
+DOCUMENTS = (SweepDocument, SweepPart, AdviceDocument, TrainDocument, DataScalingDocument, ScalingDocument,
              ReplicaCoresDocument, ShapeDemoDocument)  # fmt: skip
 KINDS = {cls.__struct_config__.tag: cls for cls in DOCUMENTS}

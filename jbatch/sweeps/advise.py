@@ -22,27 +22,22 @@ fastest's (``jbatch.analysis.summary``).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
+from jbatch.config import SweepConfig
 from jbatch.core.batching import resolve_batch_size, steps_per_epoch
-from jbatch.core.optim import set_hyperparameters
 from jbatch.core.phases import Phase, train_phases
-from jbatch.core.step import init_train_state
 from jbatch.errors import ConfigError
-from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints, summary_lines
-from jbatch.sweeps.cadence import budget_steps
-from jbatch.sweeps.config import SweepConfig
+from jbatch.results import SweepDocument, differences, read_sweep, records
+from jbatch.results.records import AdviceCost, AdviceDocument, Against, StepTiming, SweepEstimate
+from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints
 from jbatch.sweeps.metadata import environment_metadata
-from jbatch.sweeps.optimizer import sweep_optimizer
+from jbatch.sweeps.session import Session
 from jbatch.sweeps.timing import step_timing, time_steps
-from jbatch.workloads.data import to_device
 from jbatch.workloads.workload import Workload
 
 TIMED_EXAMPLES = 2048  # a timing round's steps at B: at most this many examples (and 4 to 32 steps)
@@ -107,53 +102,49 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
     return phases
 
 
-def trunk_learning_rate(fresh: Any, loss_fn: Any, train: Any, held_out: Any, batch_size: int, steps: int,
-                        learning_rates: Any, seed: int) -> tuple[float, dict[str, float]]:  # fmt: skip
+def trunk_learning_rate(session: Session, fresh: Any, batch_size: int, steps: int, learning_rates: Any,
+                        seed: int) -> tuple[float, dict[str, float | None]]:  # fmt: skip
     """The grid's learning rate of lowest held-out loss after the trunk's ``steps`` at
     ``batch_size`` (one seed): branches measure B* around a tuned small-batch run, as Merrill
     et al. do; the middle of a wide grid can be 10x too large (digits: 0.1 where B = 1's best is
-    0.01) or diverge. ``fresh(seed, lr)`` is a new state; every rate shares one program.
-    Returns the rate and every rate's loss (NaN: diverged)."""
-    from jbatch.core.epoch import make_evaluate
-    from jbatch.core.step import make_eval_step, make_train_step
-
+    0.01) or diverge. ``fresh(seed, lr)`` is a new state; every rate shares one program (the
+    session's). Returns the rate and every rate's loss (None: diverged)."""
     rates = sorted(float(v) for v in learning_rates)
     if len(rates) == 1:
         return rates[0], {}
-    step, programs = make_train_step(loss_fn), {}
-    evaluate = jax.jit(make_evaluate(make_eval_step(loss_fn, classification=False)))
-    losses = {}
+    losses: dict[str, float | None] = {}
     for lr in rates:
-        state, _ = train_phases(fresh(seed, lr), step, train, [Phase(batch_size, steps)], learning_rates=[lr],
-                                seed=seed, programs=programs)  # fmt: skip
-        loss = float(evaluate(state, held_out)["loss"])
-        losses[f"{lr:g}"] = loss if np.isfinite(loss) else float("nan")
-    finite = {lr: losses[f"{lr:g}"] for lr in rates if np.isfinite(losses[f"{lr:g}"])}
+        state, _ = train_phases(fresh(seed, lr), session.step, session.train, [Phase(batch_size, steps)],
+                                learning_rates=[lr], seed=seed, programs=session.programs)  # fmt: skip
+        loss = float(session.evaluation(state, session.test)(state, session.test)["loss"])
+        losses[f"{lr:g}"] = loss if np.isfinite(loss) else None
+    finite = {lr: losses[f"{lr:g}"] for lr in rates if losses[f"{lr:g}"] is not None}
     if not finite:
         raise ConfigError(f"every learning rate of the grid diverged in the trunk (B = {batch_size}, {steps} steps): "
                           "give smaller --lrs or a larger --trunk-batch")  # fmt: skip
     return min(finite, key=finite.__getitem__), losses
 
 
-def sweep_estimate(config: SweepConfig, n: int, seconds_per_step: dict[int, float], cost: float) -> dict[str, Any]:
+def sweep_estimate(config: SweepConfig, n: int, seconds_per_step: dict[int, float], cost: float) -> SweepEstimate:
     """What the full sweep this advice replaces would cost at least: every replica of its grid
     (learning rates x other swept values x seeds) trained for its budget at every candidate,
     at the measured seconds per step of one model (training only: no compilation, evaluation
     or probes, so a lower bound), and the advice's cost as a fraction of it.
 
     Example:
-      >>> from jbatch.sweeps.config import SweepConfig
-      >>> cfg = SweepConfig(learning_rates=(0.1, 1.0), seeds=(0,), budget_steps=100, budget_epochs=1)
-      >>> sweep_estimate(cfg, 1000, {10: 0.01, 1000: 0.5}, 5.0)  # 2 x (100 x 0.01 + 100 x 0.5)
-      {'seconds': 102.0, 'fraction': 0.049019607843137254, 'basis': 'training steps only (a lower bound)'}
+      >>> cfg = SweepConfig.of(learning_rates=(0.1, 1.0), seeds=(0,), budget_steps=100, budget_epochs=1)
+      >>> e = sweep_estimate(cfg, 1000, {10: 0.01, 1000: 0.5}, 5.0)  # 2 x (100 x 0.01 + 100 x 0.5)
+      >>> e.seconds, round(e.fraction, 4), e.basis
+      (102.0, 0.049, 'training steps only (a lower bound)')
     """
     from jbatch.sweeps.grid import replica_grid
 
     replicas = len(replica_grid(config))
-    seconds = sum(replicas * budget_steps(config, steps_per_epoch(n, b, config.remainder)) * s
+    remainder = config.training.remainder
+    seconds = sum(replicas * config.budget.steps_at(steps_per_epoch(n, b, remainder)) * s
                   for b, s in seconds_per_step.items())  # fmt: skip
-    return {"seconds": seconds, "fraction": cost / seconds if seconds else None,
-            "basis": "training steps only (a lower bound)"}  # fmt: skip
+    return SweepEstimate(seconds=seconds, fraction=cost / seconds if seconds else None,
+                         basis="training steps only (a lower bound)")  # fmt: skip
 
 
 def default_rule(optimizer: str) -> str:
@@ -169,38 +160,28 @@ def default_rule(optimizer: str) -> str:
     return "linear" if optimizer in ("sgd", "momentum") else "sqrt"
 
 
-WORKLOAD_KEYS = ("dataset", "model", "optimizer", "widths", "loss")
-
-
-def check_against(directory: Path, config: SweepConfig) -> dict[str, Any]:
+def check_against(directory: Path, config: SweepConfig) -> SweepDocument:
     """The finished sweep of ``directory``, refused (one line) when it is of another workload
-    than ``config``'s: checked before anything trains."""
-    from jbatch.analysis.summary import load_document
-
-    doc = load_document(directory)
-    mine = json.loads(json.dumps(dataclasses.asdict(config)))
-    differ = [k for k in WORKLOAD_KEYS if doc["config"].get(k) != mine.get(k)]
+    than ``config``'s (``results.differences``): checked before anything trains."""
+    doc = read_sweep(directory)
+    differ = differences(doc, config, target=False)
     if differ:
         raise ConfigError(f"{directory} is a sweep of another workload ({', '.join(differ)} differ): "
                           "the advice can only be checked against its own workload's sweep")  # fmt: skip
     return doc
 
 
-def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = None,
-                doc: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def sweep_truth(directory: Path, recommended: int, doc: SweepDocument) -> Against:
     """What a finished sweep measured: its cost, its fastest set, and the recommendation's
-    seconds to target over the fastest's (None where it did not time or reach it). A sweep
-    of another workload than ``config``'s is refused; ``doc``: its document, already loaded."""
+    seconds to target over the fastest's (None where it did not time or reach it)."""
     from jbatch.analysis.stats import ratio_interval
-    from jbatch.analysis.summary import load_document, summarize, sweep_fit, time_accounting
+    from jbatch.analysis.summary import summarize, sweep_fit, time_accounting
     from jbatch.analysis.tradeoff import interval_bounds
 
-    if doc is None:
-        doc = check_against(directory, config) if config is not None else load_document(directory)
     summaries = summarize(doc)
     rows = [s["row"] for s in summaries]
-    cost = sum((time_accounting(r) or {"wall": 0.0})["wall"] for r in doc["batch_sizes"].values())
-    cost += (doc.get("checks") or {}).get("seconds", 0.0)  # as the sweep's "Sweep total"
+    cost = sum((time_accounting(r) or {"wall": 0.0})["wall"] for r in doc.batch_sizes.values())
+    cost += (doc.checks.seconds or 0.0) if doc.checks else 0.0  # as the sweep's "Sweep total"
     timed = {r["batch_size"]: r["seconds_to_target"]["mean"] for r in rows if r["seconds_to_target"]["n"]}
     fastest = min(timed, key=timed.__getitem__) if timed else None
     ratio = None if fastest is None or recommended not in timed else timed[recommended] / timed[fastest]
@@ -209,153 +190,92 @@ def sweep_truth(directory: Path, recommended: int, config: SweepConfig | None = 
     if ratio is not None and intervals.get(recommended) and intervals.get(fastest):
         ratio_ci = list(ratio_interval(tuple(intervals[recommended]), tuple(intervals[fastest])))
     fit = sweep_fit(summaries)
-    return {"directory": str(directory), "seconds": cost, "fastest": fastest,
-            "fastest_set": [r["batch_size"] for r in rows if r["fastest"]], "seconds_to_target": timed,
-            "recommended_over_fastest": ratio, "recommended_over_fastest_interval": ratio_ci,
-            "b_crit": None if fit is None else fit["b_crit"],
-            "b_crit_interval": None if fit is None else interval_bounds(fit["interval"])}  # fmt: skip
+    bounds = None if fit is None else interval_bounds(fit["interval"])
+    return Against(directory=str(directory), seconds=cost, fastest=fastest,
+                   fastest_set=[r["batch_size"] for r in rows if r["fastest"]],
+                   seconds_to_target={str(b): v for b, v in timed.items()}, recommended_over_fastest=ratio,
+                   recommended_over_fastest_interval=ratio_ci, b_crit=None if fit is None else fit["b_crit"],
+                   b_crit_interval=None if bounds is None else list(bounds))  # fmt: skip
 
 
 def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: int, checkpoints: int = 4,
            examples: int | None = None, multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
            tolerance: float = 0.05, rule: str | None = None, lr_factors: tuple[float, ...] = (1.0, 0.5, 0.25),
-           timing_rounds: int = 7,
-           against: Path | None = None, check: bool = True) -> dict[str, Any]:  # fmt: skip
+           timing_rounds: int = 7, against: Path | None = None, swept: SweepDocument | None = None,
+           check: bool = True, session: Session | None = None) -> AdviceDocument:  # fmt: skip
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
     grid; the branches' learning rates follow ``rule``, by default ``default_rule``.
-    Returns the advice document. With ``against`` (and ``check``), the
-    warm-up schedule is then trained to the sweep's target on every seed and set beside the
-    sweep's fastest batch size (``warmup_check``); its time is not the advice's cost."""
+    Returns the advice document. With ``against`` (the sweep's directory; ``swept`` its
+    document, already loaded and checked: ``check_against``) and ``check``, the warm-up
+    schedule is then trained to the sweep's target on every seed and set beside the
+    sweep's fastest batch size (``warmup_check``); its time is not the advice's cost.
+    ``session``: one to share compiled programs with (a sweep's, in the same process)."""
     start = time.perf_counter()
-    swept = None if against is None else check_against(Path(against), config)  # before anything trains
-    ds = wl.data
-    n = ds.num_train
-    sizes = sorted({resolve_batch_size(b, n) for b in config.batch_sizes})
+    if against is not None and swept is None:
+        swept = check_against(Path(against), config)  # before anything trains
+    session = session or Session.open(config, wl)
+    n = wl.data.num_train
+    sizes = sorted({resolve_batch_size(b, n) for b in config.grid.batch_sizes})
     b0 = resolve_batch_size(trunk_batch, n)
-    rule = rule or default_rule(config.optimizer)
+    rule = rule or default_rule(config.workload.optimizer)
     multipliers = tuple(k for k in multipliers if k * b0 <= max(sizes)) or (1,)  # B* above every candidate: moot
     examples = examples or 4 * b0 * max(multipliers)
     checkpoint_steps = plan_checkpoints(trunk_steps, checkpoints)
-    train, held_out = to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test)
-    optimizer = sweep_optimizer(config, wl, {})
     values: dict[str, float] = {}
-    if "budget" in optimizer.values:  # a schedule (cosine): it spans the sweep's budget at the trunk's batch size
-        values["budget"] = float(budget_steps(config, steps_per_epoch(n, b0, config.remainder)))
+    if "budget" in session.optimizer.values:  # a schedule (cosine): it spans the sweep's budget at the trunk's size
+        values["budget"] = float(config.budget.steps_at(steps_per_epoch(n, b0, config.training.remainder)))
 
     def fresh(seed: int, lr: float):
-        state = init_train_state(wl.model(seed), optimizer.tx)
-        return state.replace(opt_state=set_hyperparameters(state.opt_state, {**values, "learning_rate": lr}))
+        return session.fresh(seed, {**values, "learning_rate": lr})
 
     t_bracket = time.perf_counter()
-    lr, bracket = trunk_learning_rate(fresh, wl.loss, train, held_out, b0, trunk_steps, config.learning_rates,
-                                      seed=config.seeds[0])  # fmt: skip
+    lr, bracket = trunk_learning_rate(session, fresh, b0, trunk_steps, config.grid.learning_rates,
+                                      seed=config.grid.seeds[0])  # fmt: skip
     bracket_seconds = time.perf_counter() - t_bracket
     plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=checkpoint_steps, examples=examples,
-                      multipliers=multipliers, tolerance=tolerance, rule=rule, seeds=tuple(config.seeds),
+                      multipliers=multipliers, tolerance=tolerance, rule=rule, seeds=tuple(config.grid.seeds),
                       lr_factors=tuple(lr_factors))  # fmt: skip
     plan.check(n)
 
     t0 = time.perf_counter()
-    timed = time_steps(lambda: fresh(0, lr), wl.loss, train, sizes, timing_rounds, config.remainder,
-                       max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in sizes})  # fmt: skip
+    timed = time_steps(session, sizes, timing_rounds, max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in sizes},
+                       init=lambda: fresh(0, lr))  # fmt: skip
     timing = {b: step_timing(timed[b]) for b in sizes}
     t1 = time.perf_counter()
-    branched = local_critical_batch(lambda seed: fresh(seed, lr), wl.loss, train, held_out, plan)
+    branched = local_critical_batch(session, lambda seed: fresh(seed, lr), plan)
     t2 = time.perf_counter()
-    later = branched["checkpoints"][len(branched["checkpoints"]) // 2 :]
-    b_crit = float(np.median([e["b_star_median"] for e in later]))
-    censored = any(e["censored_median"] for e in later)
-    b_simple = float(np.exp(np.mean(np.log([max(e["b_simple_median"], 1e-12) for e in branched["checkpoints"][1:]
-                                            or branched["checkpoints"]]))))  # fmt: skip
-    rec = recommend({b: timing[b]["seconds_per_step"] for b in sizes}, b0, b_crit)
-    doc = {
-        "kind": "jbatch.advise", "config": json.loads(json.dumps(dataclasses.asdict(config))),
-        "candidates": sizes, "trunk_batch": b0, "learning_rate": lr,
-        "timing": {str(b): timing[b] for b in sizes}, "branching": branched,
-        "b_crit": b_crit, "b_crit_censored": censored, "b_simple_along_training": b_simple,
-        "recommended": rec["batch_size"],
-        "relative_steps": {str(b): v for b, v in rec["relative_steps"].items()},
-        "relative_seconds": {str(b): v for b, v in rec["relative_seconds"].items()},
-        "warmup": warmup_schedule(branched["checkpoints"], sizes, b0, rec["batch_size"]),
-        "trunk_learning_rates": bracket,
-        "cost": {"learning_rate": bracket_seconds, "timing": t1 - t0, "branching": t2 - t1,
-                 "total": time.perf_counter() - start},
-        "metadata": environment_metadata(),  # the machine and software it was measured on
-    }  # fmt: skip
-    doc["sweep_estimate"] = sweep_estimate(config, n, {b: timing[b]["seconds_per_step"] for b in sizes},
-                                           doc["cost"]["total"])  # fmt: skip
+    later = branched.checkpoints[len(branched.checkpoints) // 2 :]
+    b_crit = float(np.median([e.b_star_median for e in later]))
+    censored = any(e.censored_median for e in later)
+    b_simple = float(np.exp(np.mean(np.log([max(e.b_simple_median, 1e-12) for e in branched.checkpoints[1:]
+                                            or branched.checkpoints]))))  # fmt: skip
+    per_step = {b: timing[b].seconds_per_step for b in sizes}
+    rec = recommend(per_step, b0, b_crit)
+    total = time.perf_counter() - start
+    doc = AdviceDocument(
+        config=config, candidates=sizes, trunk_batch=b0, learning_rate=lr,
+        timing={str(b): StepTiming(seconds_per_step=t.seconds_per_step,
+                                   seconds_per_step_interval=t.seconds_per_step_interval,
+                                   seconds_per_epoch=t.seconds_per_epoch, rounds=t.rounds, timed_steps=t.timed_steps)
+                for b, t in timing.items()},
+        branching=branched, b_crit=b_crit, b_crit_censored=censored, b_simple_along_training=b_simple,
+        recommended=rec["batch_size"], relative_steps={str(b): v for b, v in rec["relative_steps"].items()},
+        relative_seconds={str(b): v for b, v in rec["relative_seconds"].items()},
+        warmup=[records.Phase(**p) for p in warmup_schedule(
+            [{"step": e.step, "b_star_median": e.b_star_median} for e in branched.checkpoints], sizes, b0,
+            rec["batch_size"])],
+        trunk_learning_rates=bracket,
+        cost=AdviceCost(learning_rate=bracket_seconds, timing=t1 - t0, branching=t2 - t1, total=total),
+        metadata=environment_metadata(),  # the machine and software it was measured on
+        sweep_estimate=sweep_estimate(config, n, per_step, total),
+    )  # fmt: skip
     if against is not None:
-        truth = sweep_truth(Path(against), rec["batch_size"], doc=swept)
-        truth["cost_fraction"] = doc["cost"]["total"] / truth["seconds"] if truth["seconds"] else None
-        doc["against"] = truth
+        truth = sweep_truth(Path(against), rec["batch_size"], swept)
+        truth.cost_fraction = total / truth.seconds if truth.seconds else None
+        doc.against = truth
         if check:
             from jbatch.sweeps.warmup_check import check_warmup
 
-            doc["warmup_check"] = check_warmup(config, wl, swept, doc["warmup"])
+            doc.warmup_check = check_warmup(session, swept, doc.warmup)
     return doc
-
-
-def markdown(doc: dict[str, Any]) -> str:
-    """The advice as a short report."""
-    rec, cost = doc["recommended"], doc["cost"]
-    lines = ["# Batch-size advice", "",
-             f"**Recommended fixed batch size: {rec}** (B_crit from the branches: {doc['b_crit']:g}"
-             f"{', a lower bound' if doc['b_crit_censored'] else ''}; noise scale B_simple averaged along the run: "
-             f"{doc['b_simple_along_training']:.3g}).", "",
-             "| B | seconds/step [interval] | predicted steps / B0's | predicted seconds / recommended's |",
-             "|---|---|---|---|"]  # fmt: skip
-    for b in doc["candidates"]:
-        t = doc["timing"][str(b)]
-        lo, hi = t["seconds_per_step_interval"]
-        rel_steps, rel_seconds = doc["relative_steps"][str(b)], doc["relative_seconds"][str(b)]
-        per_step = f"{t['seconds_per_step']:.4g} [{lo:.4g}, {hi:.4g}]"
-        lines.append(f"| {b} | {per_step} | {rel_steps:.3g} | {rel_seconds:.3g} |")
-    phases = " -> ".join(f"{p['batch_size']} ({p['steps']} steps)" if p["steps"] else f"{p['batch_size']} (then on)"
-                         for p in doc["warmup"])  # fmt: skip
-    meta = doc.get("metadata") or {}
-    lines += ["", f"Batch-size warm-up: {phases}.", "", *summary_lines(doc["branching"]), "",
-              f"Cost: {cost['total']:.1f} s (timing {cost['timing']:.1f} s, trunk and branches "
-              f"{cost['branching']:.1f} s){_estimate(doc)}. "
-              f"Measured on {meta.get('device_kind', '?')} ({meta.get('cpu', '?')}), "
-              f"jax {meta.get('versions', {}).get('jax', '?')}, {meta.get('date', '?')}."]  # fmt: skip
-    truth = doc.get("against")
-    if truth:
-        ratio = truth["recommended_over_fastest"]
-        lines += ["", f"Against the sweep `{truth['directory']}` ({truth['seconds']:.0f} s; the advice cost "
-                  f"{truth['cost_fraction']:.2f} of it): its fastest batch size {truth['fastest']} (fastest set "
-                  f"{truth['fastest_set']}); the recommendation's measured seconds to target over the fastest's: "
-                  + ("not measured (not one of its batch sizes, or it missed the target)" if ratio is None
-                     else f"{ratio:.2f} {_ci(truth.get('recommended_over_fastest_interval'))}") + "."]  # fmt: skip
-    if doc.get("warmup_check"):
-        from jbatch.sweeps.warmup_check import markdown_lines
-
-        lines += ["", *markdown_lines(doc["warmup_check"])]
-    return "\n".join(lines) + "\n"
-
-
-def _estimate(doc: dict[str, Any]) -> str:
-    est = doc.get("sweep_estimate")  # older advice documents have none
-    if not est or not est["fraction"]:
-        return ""
-    return (f"; the full sweep it replaces would train for at least {est['seconds']:.0f} s here (its grid's "
-            f"steps x these seconds per step): the advice cost {est['fraction']:.2g} of that")
-
-
-def _ci(ci: list[float] | None) -> str:
-    return "" if not ci else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
-
-
-def write_advice(doc: dict[str, Any], directory: Path) -> list[Path]:
-    from jbatch.store import write_json, write_text
-
-    directory.mkdir(parents=True, exist_ok=True)
-    return [write_json(directory / "advise.json", doc), write_text(directory / "advise.md", markdown(doc))]
-
-
-def check_candidates(config: SweepConfig, n: int) -> None:
-    """One clear line for candidate batch sizes that do not fit the data."""
-    for b in config.batch_sizes:
-        resolve_batch_size(b, n)
-    if not config.learning_rates:
-        raise ConfigError("advise needs a learning rate (the trunk's): --lrs")

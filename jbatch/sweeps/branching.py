@@ -26,19 +26,21 @@ batch size for the trunk and every branch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
-import jax
+import msgspec
 import numpy as np
 
-from jbatch.core.epoch import make_evaluate
+from jbatch.config import RULES
 from jbatch.core.guard import EXPLOSION_FACTOR
-from jbatch.core.loss import LossFn
-from jbatch.core.phases import RULES, Phase, phase_learning_rates, train_phases
-from jbatch.core.step import TrainState, make_eval_step, make_train_step
+from jbatch.core.phases import Phase, phase_learning_rates, train_phases
+from jbatch.core.step import TrainState
 from jbatch.errors import ConfigError
+from jbatch.results.records import Branching
 from jbatch.sweeps.noise import gradient_moments
+from jbatch.sweeps.session import Session
 
 AVERAGED = 3  # the last evaluations of a branch whose held-out losses are averaged
 
@@ -99,24 +101,29 @@ def b_star(losses: dict[int, float], tolerance: float) -> int:
     return best
 
 
-def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossFn, train: tuple[Any, Any],
-                         held_out: tuple[Any, Any], plan: BranchPlan,
-                         on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Runs ``plan`` (see the module's docstring): ``init_state(seed)`` is a fresh
-    ``TrainState`` whose optimizer injects its learning rate; ``train`` and ``held_out`` are
-    ``(x, y)`` on the device. Returns ``{"plan", "checkpoints": [...]}``, one entry per
-    checkpoint with the trunk's step, examples and held-out loss, each branch's loss per
-    batch size and seed, ``b_star`` per seed (and ``censored``) and ``b_simple`` per seed."""
+def local_critical_batch(session: Session, init_state: Callable[[int], TrainState], plan: BranchPlan,
+                         on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> Branching:  # fmt: skip
+    """Runs ``plan`` (see the module's docstring) on the session's workload: ``init_state(seed)``
+    is a fresh ``TrainState`` whose optimizer injects its learning rate; the branches are
+    compared on the session's test split. Returns one entry per checkpoint with the trunk's
+    step, examples and held-out loss, each branch's loss per batch size and seed, ``b_star``
+    per seed (and ``censored``) and ``b_simple`` per seed. Every program is the session's."""
+    train, held_out = session.train, session.test
     n = int(train[0].shape[0])
     plan.check(n)
-    step = make_train_step(loss_fn)
-    evaluate = jax.jit(make_evaluate(make_eval_step(loss_fn, classification=False)))  # the loss is what B* compares
-    moments = jax.jit(lambda state, data: gradient_moments(state, data, loss_fn, group=1, population=False))
+    step, programs, loss_fn = session.step, session.programs, session.workload.loss
+
+    def evaluate(state: TrainState) -> float:  # the held-out loss: what B* compares
+        return float(session.evaluation(state, held_out)(state, held_out)["loss"])
+
+    def moments(state: TrainState, data: Any) -> float:
+        probe = functools.partial(gradient_moments, loss_fn=loss_fn, group=1, population=False)
+        return float(programs.get(("moments", loss_fn), probe, state, data)(state, data)["b_simple"])
+
     probe = min(plan.noise_examples, n)
     rows = np.random.default_rng(0).permutation(n)[:probe]
     noise_data = (train[0][rows], train[1][rows])
     sizes = [k * plan.batch_size for k in plan.multipliers if k * plan.batch_size <= n]
-    programs: dict = {}
     out = [{"step": c, "examples": c * plan.batch_size, "loss": {}, "branches": {str(b): {} for b in sizes},
             "factors": {str(b): {} for b in sizes}, "b_star": {}, "censored": {}, "b_simple": {}}
            for c in plan.checkpoints]  # fmt: skip
@@ -129,13 +136,13 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
                                               programs=programs)  # fmt: skip
                 epoch, done = records[-1].epochs[-1] + 1, c
             entry = out[i]
-            entry["loss"][str(seed)] = float(evaluate(state, held_out)["loss"])
+            entry["loss"][str(seed)] = evaluate(state)
             loss, first = entry["loss"][str(seed)], out[0]["loss"][str(seed)]
             if not np.isfinite(loss) or loss > EXPLOSION_FACTOR * abs(first):  # the sweep's divergence rule
                 raise ConfigError(f"the trunk (B = {plan.batch_size}, lr {plan.learning_rate:g}, seed {seed}) diverged "
                                   f"by step {c} (held-out loss {loss:.3g}): nothing to branch from; give a smaller "
                                   "learning rate or a larger trunk batch size")  # fmt: skip
-            entry["b_simple"][str(seed)] = float(moments(state, noise_data)["b_simple"])
+            entry["b_simple"][str(seed)] = moments(state, noise_data)
             losses = {}
             for b in sizes:
                 rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)],
@@ -146,7 +153,7 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
                     steps = max(1, round(plan.examples / b))
 
                     def record(s, *_, seen=seen):
-                        seen.append(float(evaluate(s, held_out)["loss"]))
+                        seen.append(evaluate(s))
 
                     train_phases(state, step, train, [Phase(b, steps)], learning_rates=[rule_lr * factor],
                                  seed=10_000 + 1_000 * seed + i, programs=programs,
@@ -165,23 +172,7 @@ def local_critical_batch(init_state: Callable[[int], TrainState], loss_fn: LossF
         entry["b_star_median"] = b_star(pooled, plan.tolerance)  # of the seeds' median losses
         entry["censored_median"] = entry["b_star_median"] == sizes[-1] and len(sizes) > 1
         entry["b_simple_median"] = float(np.median(list(entry["b_simple"].values())))
-    return {"plan": dataclasses.asdict(plan), "batch_sizes": sizes, "checkpoints": out}
-
-
-def summary_lines(result: dict[str, Any]) -> list[str]:
-    """A Markdown table of ``B*`` and ``B_simple`` along the trunk."""
-    plan = result["plan"]
-    lines = [f"Local critical batch size (branches of {plan['examples']} examples from a B = {plan['batch_size']} "
-             f"trunk at lr {plan['learning_rate']:g}, {plan['rule']} rule, tolerance {plan['tolerance']:g}):", "",
-             "| trunk step | held-out loss | B* per seed | B* of the median losses | B_simple per seed |",
-             "|---|---|---|---|---|"]
-    for e in result["checkpoints"]:
-        stars = ", ".join(f"{b}{'+' if e['censored'][s] else ''}" for s, b in e["b_star"].items())
-        simple = ", ".join(f"{v:.3g}" for v in e["b_simple"].values())
-        loss = float(np.median(list(e["loss"].values())))
-        lines.append(f"| {e['step']} | {loss:.4g} | {stars} | {e['b_star_median']:g} | {simple} |")
-    lines += ["", "'+': the largest batch size tried was within the tolerance (a lower bound)."]
-    return lines
+    return msgspec.convert({"plan": dataclasses.asdict(plan), "batch_sizes": sizes, "checkpoints": out}, Branching)
 
 
 def plan_checkpoints(total_steps: int, count: int) -> tuple[int, ...]:

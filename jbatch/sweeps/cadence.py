@@ -13,7 +13,6 @@ from collections.abc import Callable
 import numpy as np
 
 from jbatch.core.batching import epoch_batches, epoch_order
-from jbatch.sweeps.config import SweepConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,10 +122,6 @@ def with_coarse(lay: Layout, count: int) -> Layout:
     """
     chosen = log_spaced(lay, count) | {lay.num_chunks - 1}
     return dataclasses.replace(lay, coarse=tuple(c in chosen for c in range(lay.num_chunks)))
-
-
-def budget_steps(config: SweepConfig, steps_per_epoch: int) -> int:
-    return max(config.budget_steps, config.budget_epochs * steps_per_epoch)
 
 
 def chunk_batches(

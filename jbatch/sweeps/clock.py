@@ -12,6 +12,7 @@ from typing import Any
 
 from jbatch.core.engine import CompileCounter, timed_call
 from jbatch.errors import one_line
+from jbatch.results.records import BatchSizeResult, TimeSpent
 
 TIME_PARTS = ("train", "evaluate", "noise", "compile", "other")
 
@@ -42,20 +43,20 @@ class Clock:
         self.parts[part] += seconds
         return out
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> TimeSpent:
         wall = time.perf_counter() - self.start
         self.compiles.__exit__()
         parts = {k: self.parts[k] for k in TIME_PARTS if k not in ("other", "compile")}
         parts["compile"] = self.building + self.compiles.seconds - self.inside
-        return parts | {"other": wall - sum(parts.values()), "wall": wall}
+        return TimeSpent(**parts, other=wall - sum(parts.values()), wall=wall)
 
 
-def attempt(result: dict[str, Any], what: str, fn: Callable[..., Any], *args: Any) -> Any:
+def attempt(result: BatchSizeResult, what: str, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)``, or None when it raises: the failure is recorded in
-    ``result["failures"][what]`` as one line, so a batch size already trained is not lost
+    ``result.failures[what]`` as one line, so a batch size already trained is not lost
     to what comes after its training (noise probes, replays, timing)."""
     try:
         return fn(*args)
     except Exception as e:  # noqa: BLE001  recorded, and reported by the sweep, instead of losing the training
-        result.setdefault("failures", {})[what] = one_line(e)
+        result.failures[what] = one_line(e)
         return None

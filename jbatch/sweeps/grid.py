@@ -13,18 +13,24 @@ from typing import Any
 import numpy as np
 
 from jbatch.analysis.selection import best_setting, rank, replica_summary, setting
-from jbatch.sweeps.config import SweepConfig
+from jbatch.config import SweepConfig
+from jbatch.results.records import METRICS, BatchSizeResult, Replica
 
 
 def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     """Every replica of a batch size: each combination of the swept hyperparameters
     (``SweepConfig.axes``: learning rate first), with each seed."""
-    axes = config.axes()
+    axes = config.grid.axes()
     combos = itertools.product(*axes.values())
-    return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.seeds]
+    return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.grid.seeds]
 
 
-def settle_best(result: dict[str, Any], config: SweepConfig, replay: Callable[[list[int]], None]) -> tuple:
+def _summaries(config: SweepConfig, result: BatchSizeResult) -> list[dict[str, Any]]:
+    target = config.target
+    return [replica_summary(r, result, target.metric, target.value) for r in result.replicas]
+
+
+def settle_best(result: BatchSizeResult, config: SweepConfig, replay: Callable[[list[int]], None]) -> tuple:
     """The best setting and its replicas' indices, once no pruned run can change the choice.
 
     A pruned replica's steps to target come from a coarse point, later than the truth; the
@@ -34,7 +40,7 @@ def settle_best(result: dict[str, Any], config: SweepConfig, replay: Callable[[l
     ranking is made again, until none is left (each replica is replayed at most once)."""
     replayed: set[int] = set()
     while True:
-        summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+        summaries = _summaries(config, result)
         best = best_setting(summaries)
         by: dict[tuple, list[int]] = {}
         for r, s in enumerate(summaries):
@@ -49,11 +55,11 @@ def settle_best(result: dict[str, Any], config: SweepConfig, replay: Callable[[l
         replay(todo)
 
 
-def settled_bound(config: SweepConfig, result: dict[str, Any]) -> float:
+def settled_bound(config: SweepConfig, result: BatchSizeResult) -> float:
     """The fewest mean steps to target of a setting of ``result`` whose every seed reached
     the target (``recorder.Watch.best`` of a finished run; a target reached at a coarse
     point counts at that later step, so the bound is never tighter than the truth)."""
-    summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+    summaries = _summaries(config, result)
     by: dict[tuple, list[dict[str, Any]]] = {}
     for s in summaries:
         by.setdefault(s["setting"], []).append(s)
@@ -62,37 +68,37 @@ def settled_bound(config: SweepConfig, result: dict[str, Any]) -> float:
     return min(done, default=math.inf)
 
 
-def missing(config: SweepConfig, result: dict[str, Any]) -> int:
+def missing(config: SweepConfig, result: BatchSizeResult) -> int:
     """How many replicas of ``config``'s grid a batch size's ``result`` lacks (a grown grid)."""
-    have = {(setting(rep), rep["seed"]) for rep in result["replicas"]}
+    have = {(setting(rep), rep.seed) for rep in result.replicas}
     return sum((tuple(sorted(h.items())), seed) not in have for h, seed in replica_grid(config))
 
 
-def merge_replay(original: dict[str, Any], replay: dict[str, Any]) -> None:
+def merge_replay(original: Replica, replay: Replica) -> None:
     """Fills the fine points a pruned replica skipped with those of its replay (the same
     trajectory from where it was pruned, evaluated at every fine point up to the target), in
     place."""
-    steps = replay["curve"]["step"]
-    at = original["curve"]["step"].index(steps[0])  # a replay starts where its run was pruned
-    assert original["curve"]["step"][at : at + len(steps)] == steps, "a replay follows the same cadence"
-    for key, values in replay["curve"].items():
-        if key in ("step", "epoch"):
+    steps = replay.curve.step
+    at = original.curve.step.index(steps[0])  # a replay starts where its run was pruned
+    assert original.curve.step[at : at + len(steps)] == steps, "a replay follows the same cadence"
+    for key in METRICS:
+        values, mine = replay.curve.get(key), original.curve.get(key)
+        if values is None or mine is None:
             continue
-        mine = original["curve"][key]
         for i, v in enumerate(values, start=at):
             if mine[i] is None:
                 mine[i] = v
-    original["pruned_at_step"] = None
-    original["replayed_until"] = steps[-1]
+    original.pruned_at_step = None
+    original.replayed_until = steps[-1]
 
 
-def extension(config: SweepConfig, result: dict[str, Any], points: int) -> list[dict[str, float]]:
+def extension(config: SweepConfig, result: BatchSizeResult, points: int) -> list[dict[str, float]]:
     """Where the learning-rate grid must widen (Shallue et al. 2018 compare batch sizes at
     their best learning rate, which is only found if the grid brackets it): when the best
     setting's learning rate is the lowest or the highest tried with its other values, the
     next ``points`` half-decades beyond it, as settings; none when it is interior (a run
     beyond it exists: it was worse, diverged or missed the target)."""
-    summaries = [replica_summary(r, result, config.target_metric, config.target_value) for r in result["replicas"]]
+    summaries = _summaries(config, result)
     best = dict(best_setting(summaries))
     others = {k: v for k, v in best.items() if k != "learning_rate"}
     tried = sorted({s["learning_rate"] for s in summaries

@@ -15,6 +15,8 @@ from typing import Any
 
 import jax
 
+from jbatch.results.records import Commit, Metadata
+
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy")
 
 
@@ -36,7 +38,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def git_commit(path: str | Path = ".") -> dict[str, Any]:
+def git_commit(path: str | Path = ".") -> Commit:
     """The commit of the checkout at ``path`` and whether its code had local changes
     (changes under ``results/``, where runs write their output, do not count)."""
 
@@ -49,7 +51,7 @@ def git_commit(path: str | Path = ".") -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results") if commit else None
-    return {"id": commit, "dirty": bool(status) if status is not None else None}
+    return Commit(id=commit, dirty=bool(status) if status is not None else None)
 
 
 def device_info() -> dict[str, Any]:
@@ -64,16 +66,16 @@ def device_info() -> dict[str, Any]:
     }
 
 
-def environment_metadata(repo: str | Path | None = None) -> dict[str, Any]:
+def environment_metadata(repo: str | Path | None = None) -> Metadata:
     """The full metadata block: software, device, machine, XLA flags, date and commit."""
     repo = Path(repo) if repo is not None else Path(__file__).resolve().parent.parent
-    return {
-        "versions": {p: _version(p) for p in _PACKAGES} | {"python": platform.python_version()},
+    return Metadata(
+        versions={p: _version(p) for p in _PACKAGES} | {"python": platform.python_version()},
         **device_info(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(repo),
-    }
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+        platform=platform.platform(),
+        xla_flags=os.environ.get("XLA_FLAGS", ""),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        commit=git_commit(repo),
+    )

@@ -15,12 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbatch.core.engine import compile_program, replica_group
-from jbatch.core.loss import LossFn
+from jbatch.core.engine import replica_group
+from jbatch.core.loss import LossFn, summed
 from jbatch.core.modes import apply
 from jbatch.core.step import TrainState
+from jbatch.results.records import NoiseCurve, NoiseEstimate
 from jbatch.sweeps.cadence import fixed_subsample
-from jbatch.sweeps.config import SweepConfig
 from jbatch.sweeps.recorder import rounded
 
 UNROLL = 8  # group gradients per loop iteration: on a 2-core CPU the loop's own cost was about a third of a probe
@@ -65,7 +65,7 @@ def gradient_moments(
       >>> from jbatch.core.step import init_train_state
       >>> s = init_train_state(make_model("linear", 2, 1), optax.sgd(0.1))
       >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]); y = jnp.array([[1.0], [2.0], [0.0]])
-      >>> m = jax.jit(lambda s: gradient_moments(s, (x, y), mean_squared_error))(s)
+      >>> m = gradient_moments(s, (x, y), mean_squared_error)
       >>> sorted(m)
       ['b_simple', 'grad_sq', 'trace_sigma']
     """
@@ -73,10 +73,11 @@ def gradient_moments(
     n = x.shape[0]
     b = max(1, min(group, n // 2))
     m = n // b
+    total_loss = summed(loss_fn)
 
     def group_loss(params, rest, xg, yg):
         out, rest = apply(state.graphdef, params, rest, xg, "probe")
-        return loss_fn(out, yg, None).mean(), rest
+        return total_loss(out, yg, None).mean(), rest
 
     grad = jax.grad(group_loss, has_aux=True)
 
@@ -99,27 +100,32 @@ def gradient_moments(
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}
 
 
-def probe_replicas(checkpoints, chosen, train, loss_fn, config: SweepConfig, cache, clock) -> dict[str, Any]:
+def probe_replicas(session, checkpoints: list[tuple[int, Any]], chosen: list[int],
+                   clock) -> tuple[list[NoiseCurve], NoiseEstimate]:  # fmt: skip
     """The gradient noise scale of the replicas ``chosen`` at every checkpoint (``(step,
     stacked host states)``), on a fixed shuffled subsample of at most ``noise_examples``
     training examples (all of them, when there are no more), from ``noise_groups`` group
-    gradients (``gradient_moments``, unrolled ``noise_unroll`` groups per loop iteration)."""
+    gradients (``gradient_moments``, unrolled ``noise_unroll`` groups per loop iteration);
+    compiled once per sweep (``session.programs``)."""
+    m = session.config.measurement
+    train = session.train
     n = int(train[0].shape[0])
-    rows = fixed_subsample(n, config.noise_examples, seed=1)
+    rows = fixed_subsample(n, m.noise_examples, seed=1)
     order = np.random.default_rng(2).permutation(n if rows is None else len(rows))  # a random partition into groups
     rows = order if rows is None else rows[order]
     data = tuple(a[rows] for a in train)
-    group = max(1, len(rows) // config.noise_groups)
-    probe = functools.partial(gradient_moments, loss_fn=loss_fn, group=group, population=len(rows) == n,
-                              unroll=config.noise_unroll)
+    group = max(1, len(rows) // m.noise_groups)
+    population = len(rows) == n
+    probe = functools.partial(gradient_moments, loss_fn=session.workload.loss, group=group, population=population,
+                              unroll=m.noise_unroll)  # fmt: skip
     pick = lambda s: jax.tree.map(lambda v: v[np.asarray(chosen)], s)  # noqa: E731  host arrays: no device op
-    key = ("probe", len(chosen), int(data[0].shape[0]), config.noise_unroll)
-    if key not in cache:
-        with clock.compiling():
-            cache[key] = compile_program(probe, pick(checkpoints[0][1]), data, in_axes=(0, None),
-                                         replica_batch=replica_group(len(data[0])))  # fmt: skip
-    values = [jax.device_get(clock.call("noise", cache[key], pick(state), data)) for _, state in checkpoints]
+    key = ("probe", session.workload.loss, group, population, m.noise_unroll)
+    with clock.compiling():
+        program = session.programs.get(key, probe, pick(checkpoints[0][1]), data, in_axes=(0, None),
+                                       replica_batch=replica_group(len(data[0])))  # fmt: skip
+    values = [jax.device_get(clock.call("noise", program, pick(state), data)) for _, state in checkpoints]
     steps = [s for s, _ in checkpoints]
     keys = ("b_simple", "grad_sq", "trace_sigma")
-    replicas = [{"step": steps} | {k: [rounded(v[k][i]) for v in values] for k in keys} for i in range(len(chosen))]
-    return {"replicas": replicas, "examples": int(data[0].shape[0]), "group": group}
+    curves = [NoiseCurve(step=steps, **{k: [rounded(v[k][i]) for v in values] for k in keys})
+              for i in range(len(chosen))]  # fmt: skip
+    return curves, NoiseEstimate(examples=int(data[0].shape[0]), group=group, of=n)

@@ -6,17 +6,14 @@ its optimizer here too, as a one-point sweep.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from flax import nnx
 
+from jbatch.config import SweepConfig
 from jbatch.core.batching import steps_per_epoch
 from jbatch.core.optim import beta2_for_batch, hyperparameters, inject, sweepable, with_schedule
-from jbatch.core.step import init_train_state
 from jbatch.errors import ConfigError
-from jbatch.sweeps.cadence import budget_steps
-from jbatch.sweeps.config import SweepConfig
 from jbatch.workloads.workload import Workload
 
 PROPORTIONAL_STEPS = 2000  # at most this many updates check that a factory's update is proportional to its lr
@@ -38,50 +35,35 @@ def optimizer_for(config: SweepConfig, wl: Workload) -> SweepOptimizer:
     every other argument of the factory stays a Python constant. A factory that cannot
     give each replica its own values is a ``ConfigError`` here, before any training."""
     known = hyperparameters(wl.optimizer)
-    axes = config.axes()
+    axes = config.grid.axes()
     for name in axes:
         if name not in known:
             raise ConfigError(f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; "
                               f"it takes {', '.join(known)}")  # fmt: skip
     values = {k: v[0] for k, v in axes.items()}
-    if config.beta2_reference:
+    training = config.training
+    if training.beta2_reference:
         if "b2" not in known:
             raise ConfigError(f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
                               f"takes {', '.join(known)}")  # fmt: skip
         values.setdefault("b2", known["b2"])
     params = nnx.state(nnx.eval_shape(lambda: wl.model(0)), nnx.Param)  # shapes only: nothing runs
     n = wl.data.num_train
-    longest = max(budget_steps(config, steps_per_epoch(n, b, config.remainder)) for b in config.batch_sizes)
-    base, how = sweepable(wl.optimizer, values, params, config.learning_rates, min(longest, PROPORTIONAL_STEPS))
-    factory = with_schedule(base, config.schedule, config.warmup, config.final_fraction)
+    longest = max(config.budget.steps_at(steps_per_epoch(n, b, training.remainder)) for b in config.grid.batch_sizes)
+    base, how = sweepable(wl.optimizer, values, params, config.grid.learning_rates, min(longest, PROPORTIONAL_STEPS))
+    factory = with_schedule(base, training.schedule, training.warmup, training.final_fraction)
     if factory is not base:
         values["budget"] = 1.0
     return SweepOptimizer(inject(factory, values), values, how)
 
 
-def replica_values(config: SweepConfig, wl: Workload, hyper: dict[str, float], batch_size: int,
-                   budget: int, start: dict[str, float]) -> dict[str, float]:  # fmt: skip
+def replica_values(config: SweepConfig, hyper: dict[str, float], batch_size: int, budget: int,
+                   start: dict[str, float]) -> dict[str, float]:  # fmt: skip
     """One replica's injected hyperparameters at ``batch_size``: its swept values, the
     budget of the schedule, and beta2 by the half-life rule (from the swept or default b2)."""
     values = dict(hyper)
     if "budget" in start:
         values["budget"] = float(budget)
-    if config.beta2_reference:
-        values["b2"] = beta2_for_batch(hyper.get("b2", start["b2"]), batch_size, config.beta2_reference)
+    if config.training.beta2_reference:
+        values["b2"] = beta2_for_batch(hyper.get("b2", start["b2"]), batch_size, config.training.beta2_reference)
     return values
-
-
-def sweep_optimizer(config: SweepConfig, wl: Workload, cache: dict) -> SweepOptimizer:
-    """``optimizer_for``, once per sweep (``cache``): its transformation is a static part
-    of every program, so the batch sizes must share the very object."""
-    if "tx" not in cache:
-        cache["tx"] = optimizer_for(config, wl)
-    return cache["tx"]
-
-
-def init_single(config: SweepConfig, wl: Workload, cache: dict | None = None) -> Callable[[], Any]:
-    """A fresh single-model training state (seed 0, the grid's first values), for timing
-    and demonstrations."""
-    cache = {} if cache is None else cache
-    tx = sweep_optimizer(config, wl, cache).tx
-    return lambda: init_train_state(wl.model(0), tx)

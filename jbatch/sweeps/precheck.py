@@ -15,22 +15,20 @@ exact (micro-batches of a BatchNorm model) is returned, to be recorded in the do
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbatch.core.epoch import make_evaluate, make_train_chunk
+from jbatch.core.engine import Programs
+from jbatch.core.epoch import make_chunk, make_evaluate
 from jbatch.core.guard import init_guard, settle
 from jbatch.core.modes import min_rows, noting
 from jbatch.core.replica import stack_host
-from jbatch.core.step import init_train_state, make_eval_step, make_train_step
+from jbatch.core.step import make_eval_step
 from jbatch.errors import ConfigError, one_line
-from jbatch.sweeps.config import SweepConfig
+from jbatch.results.records import Checks
 from jbatch.sweeps.noise import gradient_moments
-from jbatch.sweeps.optimizer import sweep_optimizer
-from jbatch.workloads.workload import Workload, build
+from jbatch.sweeps.session import Session
 
 
 def row_counts(num_examples: int, batch_size: int, remainder: str, microbatch: int = 0) -> set[int]:
@@ -47,21 +45,19 @@ def row_counts(num_examples: int, batch_size: int, remainder: str, microbatch: i
     return counts
 
 
-def precheck(config: SweepConfig, wl: Workload, sizes: list[int], cache: dict) -> dict[str, Any]:
+def precheck(session: Session, sizes: list[int]) -> Checks:
     """Runs the sweep's programs once on a tiny batch for every seed (see the module's
-    docstring); a failure is a ``ConfigError`` naming what failed. Fills ``cache`` with the
-    optimizer and each seed's initial state (the sweep reuses them) and returns what the
-    sweep document records: how the learning rate enters the optimizer, whether the model
-    keeps batch statistics, and what is not exact."""
-    opt = sweep_optimizer(config, wl, cache)
-    initial = cache.setdefault("initial", {})
-    for seed in config.seeds:
-        if seed not in initial:
-            initial[seed] = init_train_state(build(wl, seed), opt.tx)
+    docstring); a failure is a ``ConfigError`` naming what failed. Builds each seed's
+    initial state (the sweep reuses them) and returns what the sweep document records: how
+    the learning rate enters the optimizer, whether the model keeps batch statistics, and
+    what is not exact."""
+    config, wl = session.config, session.workload
+    for seed in config.grid.seeds:
+        session.initial_state(seed)
     rows = min(3, wl.data.num_train)
     x, y = (jnp.asarray(a[:rows]) for a in (wl.data.x_train, wl.data.y_train))
     idx, mask = np.asarray([list(range(rows)) + [0]]), np.asarray([[True] * rows + [False]])  # one padding row
-    chunk = make_train_chunk(make_train_step(wl.loss, config.microbatch or None), whole=False)
+    chunk = make_chunk(session.step, whole=False)
 
     def train(state):
         (end, after), out = chunk((state, init_guard()), (x, y), idx, mask, np.ones(1, bool))
@@ -69,15 +65,19 @@ def precheck(config: SweepConfig, wl: Workload, sizes: list[int], cache: dict) -
 
     evaluate = make_evaluate(make_eval_step(wl.loss, wl.classification), batch_size=2)
     programs = {
-        "training (train mode)": jax.jit(train),
-        "evaluation (eval mode)": jax.jit(lambda s: evaluate(s, (x, y))["loss"]),
-        "the gradient-noise probe": jax.jit(lambda s: gradient_moments(s, (x, y), wl.loss)["grad_sq"]),
-    }
+        "training (train mode)": (("precheck-train", session.step_key), train),
+        "evaluation (eval mode)": (("precheck-evaluate", wl.loss, wl.classification),
+                                   lambda s: evaluate(s, (x, y))["loss"]),
+        "the gradient-noise probe": (("precheck-probe", wl.loss),
+                                     lambda s: gradient_moments(s, (x, y), wl.loss)["grad_sq"]),
+    }  # fmt: skip
+    own = Programs(options=session.programs.options)  # its own: BatchNorm's notes come while these trace
     with noting() as notes:
-        for seed in config.seeds:
-            for what, program in programs.items():
+        for seed in config.grid.seeds:
+            state = session.initial_state(seed)
+            for what, (key, fn) in programs.items():
                 try:
-                    out = jax.block_until_ready(program(initial[seed]))
+                    out = jax.block_until_ready(own.get(key, fn, state)(state))
                 except Exception as e:  # noqa: BLE001  the user's model or optimizer failed: say where, in one line
                     raise ConfigError(f"the pre-check failed in {what}, seed {seed}: {one_line(e)}") from None
                 loss = out[0] if isinstance(out, tuple) else out
@@ -87,24 +87,25 @@ def precheck(config: SweepConfig, wl: Workload, sizes: list[int], cache: dict) -
                 if what.startswith("training"):  # a replay stacks kept host copies (typed RNG keys included)
                     jax.device_put(stack_host([jax.device_get(out[1])] * 2))
     need = min_rows(notes)
+    training = config.training
     for b in sizes:
-        fewest = min(row_counts(wl.data.num_train, b, config.remainder, config.microbatch))
+        fewest = min(row_counts(wl.data.num_train, b, training.remainder, training.microbatch))
         if fewest < need:
             layer = next(n["layer"] for n in notes if n["values_per_row"] == 1).removeprefix("RowMasked")
             how = (f"leave B = {b} out" if fewest == b else
-                   f"its last {'micro-' if config.microbatch else ''}batch holds {fewest} real row: choose another "
-                   f"batch size{', or remainder drop' if config.remainder == 'keep' else ''}")  # fmt: skip
+                   f"its last {'micro-' if training.microbatch else ''}batch holds {fewest} real row: choose another "
+                   f"batch size{', or remainder drop' if training.remainder == 'keep' else ''}")  # fmt: skip
             raise ConfigError(f"batch size {b}: the model's {layer} normalises over the batch's rows alone (one value "
                               f"per feature per row), so a batch of one real row gives it zero variance: its output "
                               f"would not depend on its input and no gradient would pass below it (PyTorch refuses "
                               f"such a batch); {how}, or normalise without the batch (LayerNorm, "
                               "GroupNorm)")  # fmt: skip
     inexact = []
-    if notes and config.microbatch:
-        inexact.append(f"micro-batches of {config.microbatch} rows: each is normalised with its own batch statistics "
+    if notes and training.microbatch:
+        inexact.append(f"micro-batches of {training.microbatch} rows: each is normalised with its own batch statistics "
                        "and updates the running averages, so an update is not the one-shot batch's (as gradient "
                        "accumulation in any framework)")  # fmt: skip
     if any(not n["rows_masked"] for n in notes):
         inexact.append("a BatchNorm's input does not have the batch's rows first, so the padding rows of a partial "
                        "batch may enter its statistics")  # fmt: skip
-    return {"learning_rate": opt.learning_rate, "batch_statistics": bool(notes), "inexact": inexact}
+    return Checks(learning_rate=session.optimizer.learning_rate, batch_statistics=bool(notes), inexact=inexact)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jbatch.sweeps.config import SweepConfig
+from jbatch.config import SweepConfig
 
 _MNIST1D = dict(
     dataset="mnist1d",
@@ -27,7 +27,7 @@ def _lm(name: str, **kw) -> SweepConfig:
     base = dict(name=name, dataset="markov", model="transformer", batch_sizes=(1, 4, 16, 64, 256), seeds=(0, 1),
                 target_metric="test_loss", target_over_floor=0.1, budget_steps=300, budget_epochs=1,
                 schedule="cosine", warmup=0.05, final_fraction=0.1, noise_checkpoints=6)  # fmt: skip
-    return SweepConfig(**(base | kw))
+    return SweepConfig.of(**(base | kw))
 
 
 _LM_ADAM = tuple(float(f"{10**e:.4g}") for e in np.arange(-3.5, -0.99, 0.5))  # 3.162e-4 ... 0.1
@@ -47,29 +47,29 @@ _ADAM_LRS = tuple(float(f"{10**e:.4g}") for e in np.arange(-4, -0.49, 0.5))  # 1
 PRESETS: dict[str, SweepConfig] = {
     "digits-mlp-sgd": SweepConfig(),
     # An MLP plateaus near 65-70% test accuracy on MNIST-1D (Greydanus 2020): target 55%.
-    "mnist1d-mlp-sgd": SweepConfig(model="mlp", target_value=0.55, **_MNIST1D),
+    "mnist1d-mlp-sgd": SweepConfig.of(model="mlp", target_value=0.55, **_MNIST1D),
     # The CNN reaches 80-90%; a full-batch CNN step is slow on CPU: a smaller grid and budget.
-    "mnist1d-cnn-sgd": SweepConfig(
+    "mnist1d-cnn-sgd": SweepConfig.of(
         model="cnn",
         target_value=0.75,
         **(_MNIST1D | {"learning_rates": (0.03162, 0.1, 0.3162, 1.0), "budget_steps": 300, "budget_epochs": 4}),
     ),  # fmt: skip
     # MNIST-1D at 40,000 training sequences (jbatch.workloads.mnist1d, the fixed 1,000-sequence test set),
     # one seed: the sweep whose evaluation cost grows with N while its training does not.
-    "mnist1d40k-mlp-sgd": SweepConfig(
+    "mnist1d40k-mlp-sgd": SweepConfig.of(
         name="mnist1d40k-mlp-sgd", dataset="mnist1d:40000", model="mlp", batch_sizes=(1, 16, 256, 4096, "full"),
         learning_rates=(0.01, 0.1, 1.0), seeds=(0,), target_value=0.6, budget_steps=300, budget_epochs=1,
     ),
     # The optimizers batch-size studies use (issue 11): momentum swept (Shallue et al. 2018 found it
     # extends perfect scaling), and Adam with beta2 as it is and rescaled to keep its half-life
     # in examples from B = 64 (Marek et al. 2025).
-    "digits-mlp-momentum": SweepConfig(name="digits-mlp-momentum", optimizer="momentum", momentum=(0.9, 0.99)),
-    "digits-mlp-adam": SweepConfig(name="digits-mlp-adam", optimizer="adam", learning_rates=_ADAM_LRS),
-    "digits-mlp-adam-b2rule": SweepConfig(name="digits-mlp-adam-b2rule", optimizer="adam", learning_rates=_ADAM_LRS,
+    "digits-mlp-momentum": SweepConfig.of(name="digits-mlp-momentum", optimizer="momentum", momentum=(0.9, 0.99)),
+    "digits-mlp-adam": SweepConfig.of(name="digits-mlp-adam", optimizer="adam", learning_rates=_ADAM_LRS),
+    "digits-mlp-adam-b2rule": SweepConfig.of(name="digits-mlp-adam-b2rule", optimizer="adam", learning_rates=_ADAM_LRS,
                                           beta2_reference=64),
-    "mnist1d-mlp-momentum": SweepConfig(name="mnist1d-mlp-momentum", model="mlp", target_value=0.55,
+    "mnist1d-mlp-momentum": SweepConfig.of(name="mnist1d-mlp-momentum", model="mlp", target_value=0.55,
                                         **(_MNIST1D | {"optimizer": "momentum", "momentum": (0.9, 0.99)})),
-    "mnist1d-mlp-adam": SweepConfig(name="mnist1d-mlp-adam", model="mlp", target_value=0.55,
+    "mnist1d-mlp-adam": SweepConfig.of(name="mnist1d-mlp-adam", model="mlp", target_value=0.55,
                                     **(_MNIST1D | {"optimizer": "adam", "learning_rates": _ADAM_LRS[1:]})),
     # A language model (issue 13): the transformer on a Markov language whose entropy is known.
     "markov-transformer-adam": _lm("markov-transformer-adam", optimizer="adam", learning_rates=_LM_ADAM),
@@ -82,7 +82,7 @@ PRESETS: dict[str, SweepConfig] = {
                                          batch_sizes=(1, 8, 64, 512, 4096), seeds=(0, 1, 2)),
     # nanoGPT's CPU setting as one run (B = 12, lr 1e-3, 2,000 steps; a 1.8-nat target near its end, so the
     # validation split is evaluated at every point of the curve).
-    "shakespeare-char-nanogpt-cpu": SweepConfig(name="shakespeare-char-nanogpt-cpu", batch_sizes=(12,),
+    "shakespeare-char-nanogpt-cpu": SweepConfig.of(name="shakespeare-char-nanogpt-cpu", batch_sizes=(12,),
                                                 learning_rates=(1e-3,), seeds=(0,), target_value=1.8,
                                                 budget_steps=2000, evals=40, noise_checkpoints=3, noise_examples=1024,
                                                 **_SHAKESPEARE),  # fmt: skip
@@ -90,7 +90,7 @@ PRESETS: dict[str, SweepConfig] = {
     # fit in about 20 minutes here: the same grid on 24,000 windows and 100 steps took 47), each batch size for at
     # least one epoch of 8,192 windows (524,288 tokens, a third of nanoGPT's CPU run) and 64 steps; B = 1,024
     # (65,536 tokens a step) is the largest that fits that time here (the full batch, 8,192, does not).
-    "shakespeare-char-transformer-adamw": SweepConfig(
+    "shakespeare-char-transformer-adamw": SweepConfig.of(
         name="shakespeare-char-transformer-adamw", batch_sizes=(1, 4, 16, 64, 256, 1024),
         learning_rates=(1e-3, 3.162e-3, 1e-2), seeds=(0, 1), target_value=2.5, budget_steps=64, evals=20,
         noise_checkpoints=4, noise_examples=1024,
@@ -98,7 +98,7 @@ PRESETS: dict[str, SweepConfig] = {
     # nanoGPT's GPU setting, for an accelerator (bench/accelerator.sh): context 256, width 384, 6 layers, 6 heads,
     # B = 64, 5,000 iterations (its 1.47 in about 3 minutes on an A100; it also has dropout 0.2, jbatch's
     # transformer none): 320,000 windows at random offsets, one epoch at B = 64.
-    "shakespeare-char-nanogpt-gpu": SweepConfig(name="shakespeare-char-nanogpt-gpu", batch_sizes=(64,),
+    "shakespeare-char-nanogpt-gpu": SweepConfig.of(name="shakespeare-char-nanogpt-gpu", batch_sizes=(64,),
                                                 learning_rates=(1e-3,), seeds=(0,), target_value=1.5,
                                                 budget_steps=5000, evals=50, noise_checkpoints=4,
                                                 noise_examples=4096,
@@ -106,7 +106,7 @@ PRESETS: dict[str, SweepConfig] = {
                                                                   "model": "nanogpt-gpu"})),  # fmt: skip
     # and its batch-size sweep on an accelerator: the GPU model, B from 4 to 4,096 windows of 256 characters
     # (a million tokens a step), each for an epoch of 65,536 windows and at least 200 steps.
-    "shakespeare-char-nanogpt-gpu-sweep": SweepConfig(
+    "shakespeare-char-nanogpt-gpu-sweep": SweepConfig.of(
         name="shakespeare-char-nanogpt-gpu-sweep", batch_sizes=(4, 16, 64, 256, 1024, 4096),
         learning_rates=(3.162e-4, 1e-3, 3.162e-3), seeds=(0, 1), target_value=1.8, budget_steps=200, evals=40,
         noise_checkpoints=4, noise_examples=4096,

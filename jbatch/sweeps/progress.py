@@ -7,9 +7,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-# what ``run.attempt`` records a failure of, in words
-STAGES = {"noise": "the gradient-noise probe", "replay": "the replay of a pruned best",
-          "shape_demo": "the shape demonstration (claim C11)", "timing": "the timing rounds"}  # fmt: skip
+# what ``clock.attempt`` records a failure of, in words
+STAGES = {"noise": "the gradient-noise probe", "replay": "the replay of a pruned best", "timing": "the timing rounds"}
 
 
 class Progress:
@@ -42,9 +41,9 @@ class Progress:
 
 
 class SweepLog:
-    """What a running sweep says (``study.run_sweep``'s ``on_start`` and ``on_done``): a
+    """What a running sweep says (``driver.run_sweep``'s ``on_start`` and ``on_done``): a
     line for a batch size already in the results, a ``Progress`` while one trains, and a
-    line for each failure recorded after its training (``run.attempt``)."""
+    line for each failure recorded after its training (``clock.attempt``)."""
 
     def __init__(self, label: str = "", stream: TextIO | None = None):
         self.label = f"{label} " if label else ""
@@ -57,7 +56,7 @@ class SweepLog:
             return None
         return Progress(f"{self.label}B={batch_size}")
 
-    def done(self, batch_size: int, result: dict[str, Any]) -> None:
-        for stage, line in result.get("failures", {}).items():
+    def done(self, batch_size: int, result: Any) -> None:
+        for stage, line in result.failures.items():
             print(f"{self.label}B={batch_size}: {STAGES.get(stage, stage)} failed; the training is kept, the "
                   f"failure is recorded in sweep.json: {line}", file=self.stream, flush=True)  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jbatch.results.records import Counted, Curve, Replica
 from jbatch.sweeps.cadence import Layout
 
 
@@ -21,7 +22,7 @@ class Watch:
     not those of a learning rate that can no longer be the best: once some learning rate
     has every seed at the target (mean ``S*`` steps), another whose unreached seeds would
     need, even reaching it right now, more than ``S*`` steps on average can neither reach
-    it with more seeds nor in fewer steps (``summary.best_learning_rate``); an extension
+    it with more seeds nor in fewer steps (``selection.rank``); an extension
     round of the grid starts from the best of the earlier rounds (``bound``). Such replicas
     are still evaluated at the coarse points; ``pruned_at`` records when they stopped, so a
     target they reach later is known to the coarse resolution only (and the report says so
@@ -104,7 +105,7 @@ class Recorder:
     def coarse(self, step: int, metrics: dict[str, Any]) -> None:
         self.coarse_points.append({"step": step, "metrics": jax.device_get(metrics)})
 
-    def counted(self, guard: Any) -> dict[str, Any]:
+    def counted(self, guard: Any) -> Counted:
         """What the compiled program counted per epoch: the loss terms of real examples used
         (``examples_per_epoch``: examples, or tokens for a sequence loss; ``summary.counted_examples``
         turns them into examples), and updates
@@ -113,8 +114,8 @@ class Recorder:
         stable = ~np.asarray(guard.diverged)
         ends = self.updates[:, stable]
         per_epoch = np.diff(np.concatenate([np.zeros((1, ends.shape[1]), np.int64), ends]), axis=0)
-        return {"examples_per_epoch": self.examples.tolist(),
-                "updates_per_epoch": [sorted(set(row.tolist())) for row in per_epoch]}  # fmt: skip
+        return Counted(examples_per_epoch=self.examples.tolist(),
+                       updates_per_epoch=[sorted(set(row.tolist())) for row in per_epoch])
 
 
 def rounded(v: float) -> float | None:
@@ -124,35 +125,25 @@ def rounded(v: float) -> float | None:
     return float(f"{v:.6g}") if math.isfinite(v) else None
 
 
-def _series(points: list[dict[str, Any]], split: str, r: int, spe: int) -> dict[str, list]:
+def _curve(points: list[dict[str, Any]], split: str, r: int, spe: int) -> Curve:
     steps = [p["step"] for p in points]
-    out = {"step": steps, "epoch": [s / spe for s in steps]}
-    for metric in points[0]["metrics"] if points else ():  # a replay records no coarse points
-        out[f"{split}_{metric}"] = [rounded(p["metrics"][metric][r]) for p in points]
-    return out
+    metrics = {f"{split}_{metric}": [rounded(p["metrics"][metric][r]) for p in points]
+               for metric in (points[0]["metrics"] if points else ())}  # a replay records no coarse points
+    return Curve(step=steps, epoch=[s / spe for s in steps], **metrics)
 
 
-def result_document(grid, values, record: Recorder, guard, batch_size: int, lay: Layout) -> dict[str, Any]:
+def replicas(grid: list, values: list[dict[str, float]], record: Recorder, guard: Any, lay: Layout) -> list[Replica]:
+    """The result's record of each replica slot: its swept values (``grid``: (values, seed)),
+    every injected value, its fine and coarse curves and whether (and where) it diverged."""
     spe = lay.steps_per_epoch
-    replicas = []
+    out = []
     for r, ((hyper, seed), injected) in enumerate(zip(grid, values, strict=True)):
-        lr = hyper["learning_rate"]
-        curve = _series(record.fine_points, record.fine_split, r, spe)
-        curve["minibatch_loss"] = [rounded(p["minibatch"][r]) for p in record.fine_points]
+        curve = _curve(record.fine_points, record.fine_split, r, spe)
+        curve.minibatch_loss = [rounded(p["minibatch"][r]) for p in record.fine_points]
         if any(p["sample"] is not None for p in record.fine_points):
-            curve["sample_loss"] = [None if p["sample"] is None else rounded(p["sample"][r])
-                                    for p in record.fine_points]  # fmt: skip
+            curve.sample_loss = [None if p["sample"] is None else rounded(p["sample"][r]) for p in record.fine_points]
         diverged = bool(guard.diverged[r])
-        replicas.append({
-            "learning_rate": lr, "hyperparameters": injected, "swept": sorted(hyper), "seed": seed, "curve": curve,
-            "coarse": _series(record.coarse_points, record.coarse_split, r, spe), "diverged": diverged,
-            "diverged_at_step": int(guard.step[r]) if diverged else None,
-        })  # fmt: skip
-    return {
-        "batch_size": batch_size,
-        "steps_per_epoch": spe,
-        "budget_steps": lay.total_steps,
-        "chunk_steps": lay.chunk_steps,
-        "evaluations": {"fine": len(record.fine_points), "coarse": len(record.coarse_points)},
-        "replicas": replicas,
-    }
+        out.append(Replica(learning_rate=hyper["learning_rate"], hyperparameters=injected, swept=sorted(hyper),
+                           seed=seed, curve=curve, coarse=_curve(record.coarse_points, record.coarse_split, r, spe),
+                           diverged=diverged, diverged_at_step=int(guard.step[r]) if diverged else None))  # fmt: skip
+    return out

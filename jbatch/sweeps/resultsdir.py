@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from jbatch.errors import ConfigError, FaultError
-from jbatch.store import DOCUMENT, write_json
+from jbatch.results import SWEEP, dump
 
 LOCK = ".jbatch.lock"
-WRITTEN = (DOCUMENT, "table.md", "table.csv")  # what a sweep writes (plots are named per sweep: checked as a class)
+WRITTEN = (SWEEP, "table.md", "table.csv")  # what a sweep writes (plots are named per sweep: checked as a class)
 _held: dict[Path, int] = {}
 
 
@@ -81,7 +81,7 @@ def check_results(results_dir: Path, name: str) -> Path:
     for written in WRITTEN:
         if (directory / written).is_dir():
             raise ConfigError(f"{directory / written} is a directory; the sweep writes a file there: move it away")
-    document = directory / DOCUMENT
+    document = directory / SWEEP
     if document.exists():
         try:
             with open(document, "rb") as f:
@@ -188,12 +188,12 @@ def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[No
                 p.rmdir()  # only if empty
 
 
-def rescue(doc: dict[str, Any], name: str, error: OSError, kept: str) -> FaultError:
+def rescue(doc: Any, name: str, error: OSError, kept: str) -> FaultError:
     """Writes ``doc`` to the temporary directory (when it can) and returns the one-line
     ``FaultError`` saying what was kept where, to raise instead of ``error``."""
     where = "nowhere else (the temporary directory failed too)"
     try:
-        path = write_json(Path(tempfile.gettempdir()) / f"jbatch-rescue-{name}-{os.getpid()}.json", doc, indent=None)
+        path = dump(Path(tempfile.gettempdir()) / f"jbatch-rescue-{name}-{os.getpid()}.json", doc)
         where = f"{path} (copy it over the document once it can be written, to keep this run's work)"
     except OSError:
         pass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from jbatch.config import SweepConfig
 from jbatch.errors import ConfigError
-from jbatch.sweeps.config import SweepConfig
 
 SIZES = (4000, 16000, 64000)
 
@@ -23,7 +23,7 @@ def study_config(model: str, n: int, accelerator: bool = False) -> SweepConfig:
     """The sweep of ``model`` at ``n`` training sequences: sized for this 2-core CPU, or,
     with ``accelerator``, for a GPU (wider MLP, more seeds, larger batch sizes)."""
     sizes = (1, 8, 64, 512, 4096, 16384) if accelerator else (1, 8, 64, 512, 2048)  # the same B at every N
-    return SweepConfig(
+    return SweepConfig.of(
         name=f"{model}-{n}", dataset=f"mnist1d:{n}", model=model, widths=(512, 512) if accelerator else (256, 256),
         batch_sizes=tuple(b for b in sizes if b <= n), learning_rates=GRIDS[model],
         seeds=(0, 1, 2) if accelerator else (0, 1), target_value=TARGETS[model], budget_steps=400, budget_epochs=3,

@@ -110,7 +110,8 @@ def conv_as_matmul(conv: nnx.Conv, x: jax.Array) -> jax.Array:
 ModelFactory = Callable[..., nnx.Module]
 
 # One explicit table of built-in models; the CLI's --model choices come from here.
-MODELS: dict[str, ModelFactory] = {"linear": Linear, "mlp": MLP, "cnn": CNN}
+# The builders of ``jbatch.config.MODELS``' feed-forward models (the transformers are ``workloads.transformer``'s).
+BUILDERS: dict[str, ModelFactory] = {"linear": Linear, "mlp": MLP, "cnn": CNN}
 
 
 def make_model(
@@ -130,8 +131,8 @@ def make_model(
       >>> m(jnp.zeros((2, 64))).shape
       (2, 10)
     """
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}, or an import path pkg.mod:factory")
+    if name not in BUILDERS:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(BUILDERS)}, or an import path pkg.mod:factory")
     if widths is not None and (not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
                                                  for w in widths)):  # fmt: skip
         raise ConfigError(f"widths must be positive whole numbers, got {list(widths)}")
@@ -142,4 +143,4 @@ def make_model(
         if spatial_shape is None:
             raise ConfigError("model 'cnn' needs a data set with a spatial shape")
         return CNN(in_features, outputs, spatial_shape, rngs=rngs)
-    return MODELS[name](in_features, outputs, rngs=rngs)
+    return BUILDERS[name](in_features, outputs, rngs=rngs)

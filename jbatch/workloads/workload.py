@@ -23,12 +23,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jbatch.core.loss import LOSSES, LossFn, LossSum
-from jbatch.core.optim import (
-    OPTIMIZERS,
-    OptimizerFactory,
-    hyperparameters,
-)
+from jbatch.config import MODELS
+from jbatch.core.loss import LOSSES, TASK_LOSS, LossFn, LossSum, summed
+from jbatch.core.optim import OPTIMIZERS, OptimizerFactory, hyperparameters
 from jbatch.errors import ConfigError, one_line
 from jbatch.workloads.catalog import load_dataset
 from jbatch.workloads.data import Dataset, fingerprint
@@ -45,7 +42,7 @@ class Workload:
     Attributes:
       model: ``seed -> nnx.Module``; replicas with the same seed start from the same weights.
       data: the train/test arrays (``jbatch.workloads.data.Dataset``).
-      loss: ``loss(outputs, targets, mask) -> LossSum`` (summed over real rows).
+      loss: ``loss(outputs, targets) -> [B]``, one term per example (or token), as optax's losses.
       classification: whether accuracy is a metric (arg-max of the outputs against labels).
       optimizer: ``factory(learning_rate=..., **hyperparameters) -> optax transformation``.
       optimizer_name: how the optimizer is recorded (a built-in name or an import path).
@@ -128,9 +125,13 @@ def check(wl: Workload) -> None:
         kind = f"{ds.outputs} classes" if wl.classification else f"targets of shape {tuple(ds.y_train.shape[1:])}"
         raise ConfigError(f"the model's output shape {tuple(out.shape[1:])} does not fit {kind}: expected "
                           f"{tuple(want[1:])} per row")  # fmt: skip
-    summed = jax.eval_shape(wl.loss, out, y, None)
-    if not isinstance(summed, LossSum):
-        raise ConfigError(f"the loss returned a {type(summed).__name__}, not a jbatch LossSum (sum, count)")
+    try:
+        total = jax.eval_shape(summed(wl.loss), out, y, None)
+    except Exception as e:  # noqa: BLE001  the user's loss failed on the model's outputs: say so, in one line
+        raise ConfigError(f"the loss cannot take the model's outputs {tuple(out.shape[1:])} and the targets "
+                          f"{tuple(y.shape[1:])} per row: {one_line(e)}") from None  # fmt: skip
+    if not isinstance(total, LossSum):
+        raise ConfigError(f"the loss returned a {type(total).__name__}, not one term per example")
 
 
 # width, depth, heads; nanogpt-cpu / -gpu: the sizes of nanoGPT's shakespeare_char CPU and GPU settings
@@ -139,7 +140,9 @@ TRANSFORMERS = {"transformer": (32, 2, 2), "transformer-wide": (256, 4, 8), "nan
 
 
 def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFactory:
-    """``seed -> model`` for one of jbatch's models on ``ds``."""
+    """``seed -> model`` for one of jbatch's models (``jbatch.config.MODELS``) on ``ds``."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known: {', '.join(MODELS)}, or an import path pkg.mod:factory")
     if name in TRANSFORMERS:
         if ds.x_train.ndim != 2 or not np.issubdtype(ds.x_train.dtype, np.integer):
             raise ConfigError(f"model {name!r} needs token sequences [N, T] of integer ids, got {ds.x_train.shape}")
@@ -157,7 +160,8 @@ def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer
       arrays ``(x_train, y_train, x_test, y_test)`` (integer ``y``: classification);
     * ``model``: ``linear``/``mlp``/``cnn``, an import path, or a factory ``seed -> module``;
     * ``optimizer``: a name of ``optim.OPTIMIZERS``, an import path, or a factory;
-    * ``loss``: ``"cross_entropy"``/``"mse"`` or a callable; by default the data's task.
+    * ``loss``: ``"cross_entropy"``/``"mse"``, an import path, or a per-example function
+      ``(outputs, targets) -> [B]`` (an optax loss); by default the data's task's.
     """
     ds = _dataset(dataset)
     model_fn = (builtin_model(model, ds, tuple(widths)) if isinstance(model, str) and ":" not in model
@@ -171,35 +175,37 @@ def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer
     else:
         opt_fn, opt_name = optimizer, f"{optimizer.__module__}:{getattr(optimizer, '__qualname__', optimizer)}"
     hyperparameters(opt_fn)  # takes a learning rate
-    names = {"cross_entropy": "classification", "mse": "regression"}
-    if loss is None or isinstance(loss, str):
-        task = names.get(loss, ds.task) if loss is not None else ds.task
-        if loss is not None and loss not in names:
-            raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(names)}, or a callable")
-        loss_fn, classification = LOSSES[task], task == "classification"
+    if loss is None or isinstance(loss, str) and ":" not in loss:
+        name = TASK_LOSS[ds.task] if loss is None else loss
+        if name not in LOSSES:
+            raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, an import path pkg.mod:fn, or a "
+                              "per-example function (outputs, targets) -> [B]")  # fmt: skip
+        loss_fn, classification = LOSSES[name], name == "cross_entropy"
     else:
-        loss_fn, classification = loss, ds.task == "classification"
+        loss_fn = import_path(loss, "loss") if isinstance(loss, str) else loss
+        classification = ds.task == "classification"
     wl = Workload(model_fn, ds, loss_fn, classification, opt_fn, opt_name)
     check(wl)
     return wl
 
 
 def for_config(config: Any, dataset: Dataset | None = None) -> Workload:
-    """The workload a ``SweepConfig`` names (dataset, model, optimizer, loss, widths);
-    ``dataset`` in place of the named one (tests, notebooks)."""
-    return resolve(dataset if dataset is not None else config.dataset, config.model, config.optimizer,
-                   config.loss or None, config.widths)  # fmt: skip
+    """The workload a config's ``workload`` group names (dataset, model, optimizer, loss,
+    widths); ``dataset`` in place of the named one (tests, notebooks)."""
+    w = config.workload
+    return resolve(dataset if dataset is not None else w.dataset, w.model, w.optimizer, w.loss or None, w.widths)
 
 
 def with_floor(config: Any, wl: Workload) -> Any:
     """``config`` with ``target_value`` set to the data's exact loss floor plus
     ``target_over_floor`` (languages, ``jbatch.workloads.language``), unchanged when that is 0."""
-    if not config.target_over_floor:
+    target = config.target
+    if not target.over_floor:
         return config
     floor = (wl.data.info or {}).get("floor")
-    if floor is None or not config.target_metric.endswith("loss"):
+    if floor is None or not target.metric.endswith("loss"):
         raise ConfigError("target_over_floor needs a loss target and a data set with a known floor (a language)")
-    return dataclasses.replace(config, target_value=float(f"{floor + config.target_over_floor:.4f}"))
+    return config.replace(target_value=float(f"{floor + target.over_floor:.4f}"))
 
 
 def _dataset(dataset: str | Dataset | tuple) -> Dataset:

@@ -1,6 +1,6 @@
-"""The MLP throughput workloads (``bench/``, ``jbatch scaling``): an MLP shape and its
-float32 data, the model with jbatch's initialisation and its weights as NumPy arrays (the
-peers copy them)."""
+"""The MLP throughput workloads of the benchmarks: an MLP shape and its float32 data, the
+model with jbatch's initialisation and its weights as NumPy arrays (the peers copy them),
+a compiled epoch as a ``Runner``, and the machine's float32 matmul peak."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import time
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -92,3 +95,16 @@ def epoch_runner(epoch: Callable[..., Any], state: Any, data: Any, order: Any, n
         return jax.block_until_ready(metrics)
 
     return Runner(run, n, steps_per_epoch(n, b), program.compile_seconds)
+
+
+def matmul_peak_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """The float32 matmul rate jax reaches here: best of ``repeats`` ``n x n @ n x n``."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
+    f = compile_program(lambda m: m @ m, a)
+    jax.block_until_ready(f(a))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(f(a))  # sync point: the clock is read after the result exists
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
