@@ -78,13 +78,19 @@ def _target(text: str) -> tuple[str, float]:
 ITEMS = {int: NATURAL, float: float, "batch": _batch_size, "positive": POSITIVE}
 
 
+TRAIN_GROUPS = ("workload", "training", "grid:momentum,b2,weight_decay")  # a run: one value of each swept one
+
+
 def config_flags(parser: argparse.ArgumentParser, groups: Sequence[str] = tuple(GROUPS)) -> list[str]:
-    """One flag per sweep setting of ``groups`` (and ``--name``), named by its key
-    (``--budget-steps`` for ``budget.steps``), typed from its default, with the help its
-    ``setting`` carries; no default, so only what the user gave overrides the config.
-    Returns the keys."""
-    fields = [f for g in groups for f in dataclasses.fields(GROUPS[g])]
-    if "workload" in groups and "grid" in groups:
+    """One flag per sweep setting of ``groups`` (``"grid:momentum,b2"``: those fields only;
+    and ``--name`` with every group), named by its key (``--budget-steps`` for
+    ``budget.steps``), typed from its default, with the help its ``setting`` carries; no
+    default, so only what the user gave overrides the config. Returns the keys."""
+    fields = []
+    for g in groups:
+        group, _, only = g.partition(":")
+        fields += [f for f in dataclasses.fields(GROUPS[group]) if not only or f.name in only.split(",")]
+    if set(groups) >= set(GROUPS):
         fields.insert(0, next(f for f in dataclasses.fields(SweepConfig) if f.name == "name"))
     keys = []
     for f in fields:
@@ -126,9 +132,7 @@ def _base_config(args: argparse.Namespace, quick_run: bool = False) -> SweepConf
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one model and print one line per epoch (the sweep's workload and "
                                      "training options, at one batch size, learning rate and seed)")  # fmt: skip
-    _add_base(p, ("workload", "training"))
-    for name in ("momentum", "b2", "weight_decay"):
-        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help=f"one {name} value")
+    _add_base(p, TRAIN_GROUPS)
     p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
     p.add_argument("--epochs", type=POSITIVE, default=20)
     p.add_argument("--lr", type=float, default=0.1, help="learning rate")
@@ -148,9 +152,8 @@ def _train(args: argparse.Namespace) -> int:
     from jbatch.workloads.workload import for_config
 
     sweep = _base_config(args)
-    single = {k: getattr(args, k) for k in ("momentum", "b2", "weight_decay") if getattr(args, k) is not None}
     config = TrainConfig.from_sweep(sweep, batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr,
-                                    seed=args.seed, devices=args.devices, **single)  # fmt: skip
+                                    seed=args.seed, devices=args.devices)  # fmt: skip
 
     def show(e) -> None:
         acc = lambda a: "   -  " if a is None else f"{a:6.4f}"  # noqa: E731

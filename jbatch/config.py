@@ -383,6 +383,23 @@ class TrainConfig:
     devices: int = 1  # > 1: data parallel over this many local devices (jbatch.core.parallel)
 
     @classmethod
+    def of(cls, **settings: Any) -> TrainConfig:
+        """A run from flat settings: the ``workload`` and ``training`` groups' fields by name,
+        and this run's own (``batch_size``, ``epochs``, ...).
+
+        Example:
+          >>> TrainConfig.of(dataset="linreg", model="linear", batch_size="full").workload.dataset
+          'linreg'
+        """
+        groups: dict[str, dict[str, Any]] = {"workload": {}, "training": {}}
+        for name in list(settings):
+            for group in groups:
+                if name in {f.name for f in dataclasses.fields(GROUPS[group])}:
+                    value = settings.pop(name)
+                    groups[group][name] = tuple(value) if isinstance(value, list) else value
+        return cls(workload=WorkloadSpec(**groups["workload"]), training=Training(**groups["training"]), **settings)
+
+    @classmethod
     def from_sweep(cls, sweep: SweepConfig, **run: Any) -> TrainConfig:
         """The run of ``sweep``'s workload and training options given by ``run``
         (``batch_size``, ``epochs``, ``learning_rate``, ``seed``, ``devices``, ...). A grid

@@ -4,6 +4,7 @@ keeps its single device. Exits non-zero with a message when a check fails."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 
@@ -78,10 +79,11 @@ def main() -> None:
     print("ok: 3 vmapped replicas on 4 devices equal 3 single-device runs")
 
     # 4. jbatch train --devices 4 gives the single-device result.
-    from jbatch.sweeps.train import TrainConfig, train_and_evaluate
+    from jbatch.config import TrainConfig
+from jbatch.sweeps.train import train_and_evaluate
 
-    cfg = TrainConfig(epochs=2, batch_size=30, widths=(32,))
-    one, four = train_and_evaluate(cfg), train_and_evaluate(TrainConfig(**{**cfg.__dict__, "devices": 4}))
+    cfg = TrainConfig.of(epochs=2, batch_size=30, widths=(32,))
+    one, four = train_and_evaluate(cfg), train_and_evaluate(dataclasses.replace(cfg, devices=4))
     np.testing.assert_allclose([e.train_loss for e in one.epochs], [e.train_loss for e in four.epochs], rtol=2e-5)
     print("ok: train_and_evaluate on 4 devices equals 1 device")
 
@@ -100,7 +102,7 @@ def main() -> None:
             return self.out(jax.nn.relu(self.norm(self.hidden(x))))
 
     wl = resolve(ds, Normed, "sgd")
-    one, four = (train_and_evaluate(TrainConfig(**{**cfg.__dict__, "devices": d}), workload=wl) for d in (1, 4))
+    one, four = (train_and_evaluate(dataclasses.replace(cfg, devices=d), workload=wl) for d in (1, 4))
     np.testing.assert_allclose([e.train_loss for e in one.epochs], [e.train_loss for e in four.epochs], rtol=2e-5)
     assert_trees_close(one.state.rest, four.state.rest, rtol=2e-5, atol=2e-6)  # the running averages too
     print("ok: a BatchNorm model on 4 devices (padded batches) equals 1 device")

@@ -4,15 +4,16 @@ of fewest predicted seconds from the measured seconds per step and the branches'
 warm-up follows B* along the run, the check against the sweep reads its measured seconds, and
 what cannot be advised is one clear line."""
 
-import json
 import statistics
 from pathlib import Path
 
 import pytest
 
-from jbatch.analysis.summary import load_document, summarize
+from jbatch.analysis.summary import summarize
 from jbatch.errors import ConfigError
-from jbatch.sweeps.advise import advise, markdown, predicted_ratio, sweep_truth, write_advice
+from jbatch.report.advice import markdown, write_advice
+from jbatch.results import read_advice, read_sweep
+from jbatch.sweeps.advise import advise, check_against, predicted_ratio
 from jbatch.workloads.workload import for_config
 from tests.helpers import tiny_config
 
@@ -23,45 +24,46 @@ def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0, 1))
     doc = advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=40, checkpoints=3, examples=400,
                  multipliers=(1, 2, 4, 8), timing_rounds=3, against=SMALL)  # fmt: skip
-    sizes = doc["candidates"]
-    assert sizes == [8, 32, 100] and doc["recommended"] in sizes
-    per_step = {b: doc["timing"][str(b)]["seconds_per_step"] for b in sizes}
-    predicted = {b: predicted_ratio(b, 8, doc["b_crit"]) * per_step[b] for b in sizes}
-    assert doc["recommended"] == min(predicted, key=predicted.get)
-    assert doc["relative_seconds"][str(doc["recommended"])] == 1.0
-    stars = [e["b_star_median"] for e in doc["branching"]["checkpoints"]]
-    assert [e["step"] for e in doc["branching"]["checkpoints"]] == [0, 1, 40]  # log-spaced from 1% of the run
-    assert all(s in (8, 16, 32, 64) for e in doc["branching"]["checkpoints"] for s in e["b_star"].values())
-    assert doc["b_crit"] == statistics.median(stars[1:])  # the later half of the checkpoints
-    warm = [p["batch_size"] for p in doc["warmup"]]
-    assert warm == sorted(warm) and warm[-1] >= doc["recommended"] and doc["warmup"][-1]["steps"] == 0
-    truth = doc["against"]
-    rows = {s["row"]["batch_size"]: s["row"] for s in summarize(load_document(SMALL))}
+    sizes = doc.candidates
+    assert sizes == [8, 32, 100] and doc.recommended in sizes
+    per_step = {b: doc.timing[str(b)].seconds_per_step for b in sizes}
+    predicted = {b: predicted_ratio(b, 8, doc.b_crit) * per_step[b] for b in sizes}
+    assert doc.recommended == min(predicted, key=predicted.get)
+    assert doc.relative_seconds[str(doc.recommended)] == 1.0
+    stars = [e.b_star_median for e in doc.branching.checkpoints]
+    assert [e.step for e in doc.branching.checkpoints] == [0, 1, 40]  # log-spaced from 1% of the run
+    assert all(s in (8, 16, 32, 64) for e in doc.branching.checkpoints for s in e.b_star.values())
+    assert doc.b_crit == statistics.median(stars[1:])  # the later half of the checkpoints
+    warm = [p.batch_size for p in doc.warmup]
+    assert warm == sorted(warm) and warm[-1] >= doc.recommended and doc.warmup[-1].steps == 0
+    truth = doc.against
+    rows = {s["row"]["batch_size"]: s["row"] for s in summarize(read_sweep(SMALL))}
     measured = {b: r["seconds_to_target"]["mean"] for b, r in rows.items() if r["seconds_to_target"]["n"]}
-    assert truth["seconds_to_target"] == measured and truth["fastest"] == min(measured, key=measured.get)
-    want = measured[doc["recommended"]] / measured[truth["fastest"]] if doc["recommended"] in measured else None
-    assert truth["recommended_over_fastest"] == (pytest.approx(want) if want else None)
-    assert truth["cost_fraction"] == pytest.approx(doc["cost"]["total"] / truth["seconds"])
-    est = doc["sweep_estimate"]  # the sweep it replaces, from the grid and the measured seconds per step
-    want_seconds = 2 * sum(max(cfg.budget_steps, cfg.budget_epochs * -(-300 // b)) * per_step[b] for b in sizes)
-    assert est["seconds"] == pytest.approx(want_seconds) and est["fraction"] == pytest.approx(
-        doc["cost"]["total"] / want_seconds)  # 1 learning rate x 2 seeds
-    check = doc["warmup_check"]  # the warm-up trained to the sweep's target (tests/test_warmup_check.py)
-    assert [p["batch_size"] for p in check["phases"]] == [p["batch_size"] for p in doc["warmup"]]
-    assert len(check["seeds"]) == 2 and check["reference"]["batch_size"] == truth["fastest"]
+    assert truth.seconds_to_target == {str(b): v for b, v in measured.items()}
+    assert truth.fastest == min(measured, key=measured.get)
+    want = measured[doc.recommended] / measured[truth.fastest] if doc.recommended in measured else None
+    assert truth.recommended_over_fastest == (pytest.approx(want) if want else None)
+    assert truth.cost_fraction == pytest.approx(doc.cost.total / truth.seconds)
+    est = doc.sweep_estimate  # the sweep it replaces, from the grid and the measured seconds per step
+    want_seconds = 2 * sum(max(cfg.budget.steps, cfg.budget.epochs * -(-300 // b)) * per_step[b] for b in sizes)
+    assert est.seconds == pytest.approx(want_seconds) and est.fraction == pytest.approx(
+        doc.cost.total / want_seconds)  # 1 learning rate x 2 seeds
+    check = doc.warmup_check  # the warm-up trained to the sweep's target (tests/test_warmup_check.py)
+    assert [p.batch_size for p in check.phases] == [p.batch_size for p in doc.warmup]
+    assert len(check.seeds) == 2 and check.reference["batch_size"] == truth.fastest
     paths = write_advice(doc, tmp_path / "advice")
-    assert json.loads(paths[0].read_text())["recommended"] == doc["recommended"]
+    assert read_advice(tmp_path / "advice") == doc  # through the contract, the same record
     text = paths[1].read_text()
-    assert f"Recommended fixed batch size: {doc['recommended']}" in text and "Against the sweep" in text
+    assert f"Recommended fixed batch size: {doc.recommended}" in text and "Against the sweep" in text
     assert "The warm-up trained to the target" in text and "Verdict on the steps" in text
     assert "the full sweep it replaces would train for at least" in text
-    assert text == markdown(json.loads(paths[0].read_text()))  # the report regenerates from the JSON
+    assert text == markdown(read_advice(tmp_path / "advice"))  # the report regenerates from the JSON
 
 
 def test_a_sweep_of_another_workload_is_refused_and_a_bad_plan_is_one_line(tiny):
     cfg = tiny_config(widths=(16,), batch_sizes=(8, 32), learning_rates=(0.3,), seeds=(0,))
     with pytest.raises(ConfigError, match="another workload \\(widths differ\\)"):
-        sweep_truth(SMALL, 8, cfg)
+        check_against(SMALL, cfg)
     with pytest.raises(ConfigError, match="multipliers must start at 1"):
         advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=10, multipliers=(2, 4))
 
@@ -83,9 +85,8 @@ def test_jbatch_advise_from_python_on_arrays_and_a_model_function(tiny, tmp_path
     doc = jbatch.advise(Net, data, "sgd", batch_sizes=(8, 32), learning_rates=(0.1,), seeds=(0,), trunk_steps=10,
                         checkpoints=2, multipliers=(1, 4), examples=64, timing_rounds=3,
                         results_dir=tmp_path)  # fmt: skip
-    assert doc["trunk_batch"] == 8 and doc["learning_rate"] == 0.1 and doc["recommended"] in (8, 32)
-    assert doc["branching"]["batch_sizes"] == [8, 32] and doc["config"]["model"].endswith("Net")
-    written = json.loads(next(tmp_path.glob("advise-*/advise.json")).read_text())
-    assert written["recommended"] == doc["recommended"]
+    assert doc.trunk_batch == 8 and doc.learning_rate == 0.1 and doc.recommended in (8, 32)
+    assert doc.branching.batch_sizes == [8, 32] and doc.config.workload.model.endswith("Net")
+    assert read_advice(next(tmp_path.glob("advise-*"))).recommended == doc.recommended
     with pytest.raises(ConfigError, match="unknown sweep setting"):
         jbatch.advise(Net, data, batch_sizes=(8,), learning_rates=(0.1,), trunk_stepz=3, results_dir=tmp_path)

@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from jbatch.report.claims import Sweep, verdicts, write_claims
+from jbatch.results import AdviceDocument, Replica, SweepDocument, convert
 
 DATA = Path(__file__).parent / "data" / "sweep_small"
+ADVICE = Path(__file__).parent.parent / "results" / "advise-digits-mlp-sgd" / "advise.json"
 
 
 @pytest.fixture
 def doc():
+    """The recorded sweep as its JSON (schema 1, as written then): each test changes a
+    measurement in it, and the claims read it through the results contract."""
     return json.loads((DATA / "sweep.json").read_text())
 
 
@@ -22,7 +26,7 @@ def _sweep(doc, tmp_path, name="s"):
     d = tmp_path / name
     d.mkdir(exist_ok=True)
     (d / "sweep.json").write_text(json.dumps(doc))
-    return Sweep(d, doc)
+    return Sweep(d, convert(doc, SweepDocument))
 
 
 def _verdicts(doc, tmp_path, name="s"):
@@ -98,9 +102,9 @@ def test_oscillation_is_zero_for_a_model_that_does_not_train(doc, tmp_path):
     from jbatch.analysis.selection import oscillation
 
     rep = _result(doc, 1)["replicas"][0]
-    assert 0 <= oscillation(rep) < 0.5
+    assert 0 <= oscillation(convert(rep, Replica)) < 0.5
     rep["curve"]["sample_loss"] = [2.3] * len(rep["curve"]["step"])
-    assert oscillation(rep) is None
+    assert oscillation(convert(rep, Replica)) is None
 
 
 def test_c4_gains_its_speed_part_when_b1_is_slower_to_the_target(doc, tmp_path):
@@ -181,8 +185,7 @@ def test_c10_compares_distinct_workloads_with_one_optimizer(doc, tmp_path):
     )  # another optimizer: a difference could be the optimizer's
     same = _variant(doc, tmp_path, "d", dataset="other")
     assert verdicts([one, same])["C10"][0] == "does not hold: the workloads agree"
-    other = copy.deepcopy(doc)
-    other["config"]["dataset"] = "other"
+    other = _variant_doc(doc, "e", dataset="other")
     _time_step(other, other["num_train"], 1e-12)  # another fastest batch size
     assert verdicts([one, _sweep(other, tmp_path, "e")])["C10"][0].startswith("holds")
     empty = copy.deepcopy(other)
@@ -193,6 +196,7 @@ def test_c10_compares_distinct_workloads_with_one_optimizer(doc, tmp_path):
 
 
 def test_c11_flips_when_a_new_shape_does_not_compile_or_padding_does(doc, tmp_path):
+    """From a schema-1 sweep's own record of the demonstration (it ran inside the sweep then)."""
     assert _verdicts(doc, tmp_path)["C11"][0].startswith("holds")
     bad = copy.deepcopy(doc)
     demo = _result(bad, 8)["compilations"]
@@ -203,11 +207,39 @@ def test_c11_flips_when_a_new_shape_does_not_compile_or_padding_does(doc, tmp_pa
     assert _verdicts(doc, tmp_path)["C11"][0].startswith("does not hold for jbatch's padded epoch")
 
 
-def _variant(doc, tmp_path, name, **config):
+def test_c11_comes_from_bench_c11s_document_when_given(doc, tmp_path):
+    from jbatch.results.records import ShapeDemoDocument
+
+    s = _sweep(doc, tmp_path)
+    meta = convert(doc, SweepDocument).metadata
+    rows = [{"batch_size": 8, "batch_shapes": [4, 8], "plain_step_compilations": 2, "padded_epoch_compilations": 1,
+             "padded_epoch_calls": 3}]  # fmt: skip
+    shapes = convert({"kind": "jbatch.c11", "dataset": "tiny", "num_train": 300, "rows": rows, "metadata": {}},
+                     ShapeDemoDocument)  # fmt: skip
+    assert meta is not None and verdicts([s], shapes)["C11"][1].startswith("a plain jax.jit step fed an epoch's "
+                                                                           "unpadded batches compiled 2x at B=8")
+    assert verdicts([s], shapes)["C11"][0].startswith("holds")
+    rows[0]["padded_epoch_compilations"] = 3  # the padded epoch recompiled in its later calls
+    shapes = convert({"kind": "jbatch.c11", "dataset": "tiny", "num_train": 300, "rows": rows, "metadata": {}},
+                     ShapeDemoDocument)  # fmt: skip
+    assert verdicts([s], shapes)["C11"][0].startswith("does not hold for jbatch's padded epoch")
+    legacy = copy.deepcopy(doc)
+    for result in legacy["batch_sizes"].values():
+        del result["compilations"]  # a sweep of schema 2 no longer runs the demonstration
+    assert _verdicts(legacy, tmp_path)["C11"][0].startswith("not measured")
+
+
+def _variant_doc(doc, name, **config):
     other = copy.deepcopy(doc)
     other["name"] = name
     other["config"] |= config
-    return _sweep(other, tmp_path, name)
+    if "dataset" in config:  # another data set: other arrays
+        other["data_sha256"] = f"{config['dataset']}-arrays"
+    return other
+
+
+def _variant(doc, tmp_path, name, **config):
+    return _sweep(_variant_doc(doc, name, **config), tmp_path, name)
 
 
 def test_o1_momentum_extends_perfect_scaling_when_b_crit_is_larger(doc, tmp_path):
@@ -243,12 +275,12 @@ def test_o4_adam_against_sgd_ignores_the_beta2_rule_sweep(doc, tmp_path):
 def test_o2_adam_surge_or_monotone(doc, tmp_path):
     from jbatch.report.claims import o2
 
-    adam = _variant(doc, tmp_path, "adam", optimizer="adam")
-    assert o2([adam])[0].startswith("not shown: no fall at this resolution")  # best LR 0.03, then 0.3
-    for rep in adam.doc["batch_sizes"]["300"]["replicas"]:  # full batch: only the smallest rate reaches it now
+    raw = _variant_doc(doc, "adam", optimizer="adam")
+    assert o2([_sweep(raw, tmp_path, "adam")])[0].startswith("not shown: no fall at this resolution")  # 0.03, then 0.3
+    for rep in raw["batch_sizes"]["300"]["replicas"]:  # full batch: only the smallest rate reaches it now
         c = rep["curve"]
         c["test_accuracy"] = [0.1] + [0.9 if rep["learning_rate"] == 0.03 else 0.1] * (len(c["test_accuracy"]) - 1)
-    adam = _sweep(adam.doc, tmp_path, "adam")
+    adam = _sweep(raw, tmp_path, "adam")
     assert o2([adam])[0] == "holds: it rises, then falls"
 
 
@@ -261,16 +293,16 @@ def test_o3_beta2_rule_helps_when_b1_reaches_faster(doc, tmp_path):
             rep["coarse"]["step"] = [100 * st for st in rep["coarse"]["step"]]
         return d
 
-    off = _variant(doc, tmp_path, "off", optimizer="adam")
-    same = _variant(doc, tmp_path, "on", optimizer="adam", beta2_reference=64)
-    assert o3([off, same])[0].startswith("not testable here")  # a few dozen steps: beta2 cannot matter
-    off, same = _sweep(long(off.doc), tmp_path, "off"), _sweep(long(same.doc), tmp_path, "on")
-    assert o3([off, same])[0].startswith("not shown")
-    faster = copy.deepcopy(same.doc)
+    off = _variant_doc(doc, "off", optimizer="adam")
+    same = _variant_doc(doc, "on", optimizer="adam", beta2_reference=64)
+    assert o3([_sweep(off, tmp_path, "off"), _sweep(same, tmp_path, "on")])[0].startswith("not testable here")
+    off, same = long(off), long(same)  # a few dozen steps above: beta2 cannot matter; now it can
+    assert o3([_sweep(off, tmp_path, "off"), _sweep(same, tmp_path, "on")])[0].startswith("not shown")
+    faster = copy.deepcopy(same)
     for rep in faster["batch_sizes"]["1"]["replicas"]:
         c = rep["curve"]
         c["test_accuracy"] = [0.1] + [0.9] * (len(c["test_accuracy"]) - 1)  # at the target from the first point on
-    assert o3([off, _sweep(faster, tmp_path, "on")])[0] == "holds"
+    assert o3([_sweep(off, tmp_path, "off"), _sweep(faster, tmp_path, "on")])[0] == "holds"
 
 
 def test_o5_b_crit_against_the_noise_scale_averaged_along_training(doc, tmp_path):
@@ -289,12 +321,15 @@ def test_o5_b_crit_against_the_noise_scale_averaged_along_training(doc, tmp_path
     assert o5([adam])[0].startswith("not measured") and "adam, not judged" in o5([adam])[1]
 
 
-def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0):
-    """An advice document checked against a sweep, with a warm-up check whose steps interval
-    lies below, across or above the fixed batch size's."""
+def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0, raw=False):
+    """An advice document checked against a sweep (a published one, changed), with a warm-up
+    check whose steps interval lies below, across or above the fixed batch size's; its JSON
+    when ``raw``, else its record."""
     lo, hi = {"fewer": (40, 60), "tie": (80, 120), "more": (150, 170)}[verdict_steps]
     spread = lambda v, a, b: {"values": [v, v], "n": 2, "of": 2, "mean": v, "interval": [a, b]}  # noqa: E731
-    check = {"phases": [{"batch_size": 8, "steps": 10, "learning_rate": 0.1}, {"batch_size": 64, "steps": 90,
+    base = json.loads(ADVICE.read_text())
+    check = base["warmup_check"] | {
+             "phases": [{"batch_size": 8, "steps": 10, "learning_rate": 0.1}, {"batch_size": 64, "steps": 90,
                                                                               "learning_rate": 1.0}],
              "reference": {"batch_size": 64}, "higher_is_better": True,
              "steps_to_target": {"warmup": spread((lo + hi) / 2, lo, hi), "fixed": spread(100, 90, 110),
@@ -303,12 +338,14 @@ def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0):
                                    "ratio_interval": [0.8, 1.2]},
              "final": {"warmup": spread(0.5 if final_worse else 0.9, 0.45 if final_worse else 0.88, 0.55 if
                                         final_worse else 0.92), "fixed": spread(0.9, 0.88, 0.92)}}  # fmt: skip
-    return {"kind": "jbatch.advise", "recommended": 64, "b_crit": 48.0, "b_crit_censored": True,
-            "b_simple_along_training": 55.0, "warmup": [{"batch_size": 8, "steps": 10}, {"batch_size": 64, "steps": 0}],
-            "cost": {"total": 10.0}, "warmup_check": check,
-            "against": {"seconds": 10.0 / cost, "cost_fraction": cost, "fastest": 64, "fastest_set": [8, 64],
-                        "recommended_over_fastest": ratio, "recommended_over_fastest_interval": [0.5, 2.0],
-                        "b_crit": 100.0, "b_crit_interval": [80.0, 120.0]}}  # fmt: skip
+    doc = base | {"recommended": 64, "b_crit": 48.0, "b_crit_censored": True, "b_simple_along_training": 55.0,
+                  "warmup": [{"batch_size": 8, "steps": 10}, {"batch_size": 64, "steps": 0}],
+                  "cost": base["cost"] | {"total": 10.0}, "warmup_check": check,
+                  "against": base["against"] | {
+                      "seconds": 10.0 / cost, "cost_fraction": cost, "fastest": 64, "fastest_set": [8, 64],
+                      "recommended_over_fastest": ratio, "recommended_over_fastest_interval": [0.5, 2.0],
+                      "b_crit": 100.0, "b_crit_interval": [80.0, 120.0]}}  # fmt: skip
+    return doc if raw else convert(doc, AdviceDocument)
 
 
 def test_o6_follows_the_warmups_steps_and_final_quality():
@@ -331,13 +368,13 @@ def test_claims_with_advice_name_them_and_add_o6_and_the_table(tmp_path):
 
     d = tmp_path / "advise-w"
     d.mkdir()
-    (d / "advise.json").write_text(json.dumps(_advice("fewer")))
+    (d / "advise.json").write_text(json.dumps(_advice("fewer", raw=True)))
     text = write_claims([DATA], tmp_path / "claims.md", [d]).read_text()
     assert "`advise-w/advise.json`" in text.splitlines()[2]
     assert (
         "| O6 | " in text and "## `jbatch advise` against the sweeps" in text and "| w | 10 s / 100 s = 0.1 |" in text
     )
-    unchecked = _advice("fewer")
+    unchecked = _advice("fewer", raw=True)
     del unchecked["against"]
     (d / "advise.json").write_text(json.dumps(unchecked))
     with pytest.raises(ConfigError, match="was not run --against a sweep"):

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from jbatch.results import load, read_advice
 from tests.helpers import run_cli as run
 
 
@@ -184,11 +185,11 @@ def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, 
                              "--batch-size", "50", "--epochs", "2", "--lr", "0.3", "--out", str(out)],
                             capsys)  # fmt: skip
     assert code == 0, err
-    record = json.loads(out.read_text())
-    config = record["config"]
-    assert (config["model"], config["momentum"], config["schedule"], config["microbatch"]) == (
+    record = load(out)
+    config = record.config
+    assert (config.workload.model, config.momentum, config.training.schedule, config.training.microbatch) == (
         "usermodels:make", 0.5, "cosine", 16)
-    assert record["epochs"][-1]["test_accuracy"] > 0.5 and stdout.count("\nepoch") + stdout.startswith("epoch") == 2
+    assert record.epochs[-1].test_accuracy > 0.5 and stdout.count("\nepoch") + stdout.startswith("epoch") == 2
     code, _, err = run(["train", "--model", "elsewhere:make", "--out", str(out)], capsys)
     assert code == 2 and "no module 'elsewhere' in the current directory" in err
     code, _, err = run(["train", "--optimizer", "momentum", "--momentum", "0.9,0.99", "--out", str(out)], capsys)
@@ -206,7 +207,7 @@ def test_advise_takes_a_users_model_and_scheduled_optimizer_by_import_path(tmp_p
                              "--checkpoints", "2", "--multipliers", "1,4", "--examples", "64", "--results-dir",
                              str(tmp_path / "runs")], capsys)  # fmt: skip
     assert code == 0, err
-    doc = json.loads(next((tmp_path / "runs").glob("advise-*/advise.json")).read_text())
-    assert doc["config"]["model"] == "usermodels:make" and doc["recommended"] in (8, 32)
-    assert set(doc["trunk_learning_rates"]) == {"0.01", "0.1"} and doc["learning_rate"] in (0.01, 0.1)
-    assert [e["step"] for e in doc["branching"]["checkpoints"]] == [0, 20] and "Recommended fixed batch size" in stdout
+    doc = read_advice(next((tmp_path / "runs").glob("advise-*")))
+    assert doc.config.workload.model == "usermodels:make" and doc.recommended in (8, 32)
+    assert set(doc.trunk_learning_rates) == {"0.01", "0.1"} and doc.learning_rate in (0.01, 0.1)
+    assert [e.step for e in doc.branching.checkpoints] == [0, 20] and "Recommended fixed batch size" in stdout

@@ -11,7 +11,8 @@ from jbatch.core.loss import mean_squared_error, softmax_cross_entropy
 from jbatch.core.optim import make_optimizer, set_learning_rate
 from jbatch.core.replica import init_replicas, replica_orders, unstack
 from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
-from jbatch.sweeps.train import TrainConfig, train_and_evaluate
+from jbatch.config import TrainConfig
+from jbatch.sweeps.train import train_and_evaluate
 from jbatch.workloads.data import make_linear_regression
 from jbatch.workloads.model import make_model
 from tests.helpers import assert_trees_close
@@ -88,7 +89,7 @@ def test_vmap_over_4_seeds_and_2_learning_rates_equals_8_separate_runs(small):
 def test_full_batch_descent_reaches_least_squares_optimum():
     ds = make_linear_regression()
     result = train_and_evaluate(
-        TrainConfig(
+        TrainConfig.of(
             dataset="linreg",
             model="linear",
             batch_size="full",
@@ -108,7 +109,7 @@ def test_stochastic_descent_does_not_reach_it_exactly():
     # Contrast for the test above (claim C4): at a constant learning rate B=1 keeps wandering.
     ds = make_linear_regression()
     result = train_and_evaluate(
-        TrainConfig(dataset="linreg", model="linear", batch_size=1, epochs=5, learning_rate=0.05),
+        TrainConfig.of(dataset="linreg", model="linear", batch_size=1, epochs=5, learning_rate=0.05),
         dataset=ds,
     )
     w = np.asarray(result.state.params["out"]["kernel"])
@@ -138,7 +139,7 @@ def test_regression_evaluation_has_no_accuracy():
 
 
 def test_default_digits_run_learns(digits):
-    result = train_and_evaluate(TrainConfig(epochs=10), dataset=digits)
+    result = train_and_evaluate(TrainConfig.of(epochs=10), dataset=digits)
     assert result.epochs[-1].test_accuracy > 0.95
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss
     assert [e.iterations for e in result.epochs] == [45] * 10  # ceil(1437 / 32)

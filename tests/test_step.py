@@ -8,7 +8,7 @@ import optax
 import pytest
 from flax import nnx
 
-from jbatch.core.loss import mean_squared_error, softmax_cross_entropy
+from jbatch.core.loss import mean_squared_error, softmax_cross_entropy, summed
 from jbatch.core.optim import get_learning_rate, make_optimizer, set_learning_rate
 from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
 from jbatch.workloads.model import make_model
@@ -45,7 +45,7 @@ def test_masked_gradient_equals_exact_gradient():
     graphdef, params = nnx.split(model, nnx.Param)
 
     def loss(p, xb, yb, mask=None):
-        return softmax_cross_entropy(nnx.merge(graphdef, p)(xb), yb, mask).mean()
+        return summed(softmax_cross_entropy)(nnx.merge(graphdef, p)(xb), yb, mask).mean()
 
     grad = jax.jit(jax.grad(loss))
     g_pad = grad(params, x, y, jnp.arange(20) < 7)
@@ -128,3 +128,56 @@ def test_eval_step_sums_are_exact_under_a_mask():
     assert_trees_close(masked, exact)
     logits = state.model()(x[:11])
     assert float(exact["correct"]) == float(jnp.sum(jnp.argmax(logits, -1) == y[:11]))
+
+
+def test_a_loss_is_any_per_example_function_as_optax_writes_them():
+    x, y = _problem()
+    state = init_train_state(make_model("mlp", 64, 10, widths=(16,)), make_optimizer("sgd", 0.1))
+    mask = jnp.arange(20) < 13
+    ours, m_ours = make_train_step(softmax_cross_entropy)(state, Batch(x, y, mask))
+    theirs, m_theirs = make_train_step(optax.softmax_cross_entropy_with_integer_labels)(state, Batch(x, y, mask))
+    assert_trees_close(m_ours, m_theirs)
+    assert_trees_close(ours.params, theirs.params)
+    assert float(m_theirs["examples"]) == 13.0  # jbatch applied the mask and counted the real rows
+
+    def l2(outputs, targets):  # optax.l2_loss of a scalar output per row: [B]
+        return optax.l2_loss(outputs[:, 0], targets)
+
+    reg = init_train_state(make_model("linear", 64, 1), make_optimizer("sgd", 0.01))
+    target = x[:, 0]
+    _, m = make_train_step(l2)(reg, Batch(x, target))
+    out = reg.model()(x)[:, 0]
+    np.testing.assert_allclose(float(m["loss"]), float(jnp.mean(0.5 * (out - target) ** 2)), rtol=1e-5)
+
+
+def test_mean_squared_error_refuses_outputs_and_targets_of_different_shapes():
+    predictions, targets = jnp.array([[1.0], [2.0], [3.0]]), jnp.array([1.0, 2.0, 4.0])
+    with pytest.raises(ValueError, match=r"predictions of shape \(3, 1\) and targets of shape \(3,\) differ"):
+        mean_squared_error(predictions, targets)  # broadcast, it would sum a 3 x 3 error: 21, not 1
+    assert float(summed(mean_squared_error)(predictions, targets[:, None]).total) == 1.0
+
+
+def test_a_loss_that_takes_the_mean_itself_is_refused_with_its_shapes():
+    x, y = _problem()
+    state = init_train_state(make_model("linear", 64, 10), make_optimizer("sgd", 0.1))
+
+    def mean_loss(logits, labels):  # a scalar: jbatch could not mask or count it
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    with pytest.raises(ValueError, match=r"returned shape \(\) for outputs of shape \(20, 10\): it must give one term"):
+        make_train_step(mean_loss)(state, Batch(x, y))
+
+
+def test_a_loss_of_jbatch_0_1_taking_the_mask_still_works_with_a_deprecation_warning():
+    x, y = _problem()
+    state = init_train_state(make_model("linear", 64, 10), make_optimizer("sgd", 0.1))
+
+    def old(logits, labels, mask=None):  # 0.1's signature: (outputs, targets, mask) -> LossSum
+        return summed(softmax_cross_entropy)(logits, labels, mask)
+
+    with pytest.warns(DeprecationWarning, match="takes a mask and returns a LossSum"):
+        step = make_train_step(old)
+    mask = jnp.arange(20) < 9
+    _, m_old = step(state, Batch(x, y, mask))
+    _, m_new = make_train_step(softmax_cross_entropy)(state, Batch(x, y, mask))
+    assert_trees_close(m_old, m_new)

@@ -14,7 +14,8 @@ from jbatch.errors import ConfigError
 from jbatch.store import DOCUMENT
 from jbatch.sweeps.cadence import chunk_batches, epoch_tables, layout, probe_chunks
 from jbatch.sweeps.config import config_from_mapping
-from jbatch.sweeps.train import TrainConfig, train_and_evaluate
+from jbatch.config import TrainConfig
+from jbatch.sweeps.train import train_and_evaluate
 from tests.helpers import run_size, sweep, tiny_config
 
 
@@ -150,7 +151,7 @@ def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on
         assert bad["diverged"]
         # the exact update, from a plain run of the same batches (per-step losses of train_and_evaluate)
         epochs = result["budget_steps"] // result["steps_per_epoch"]
-        plain = train_and_evaluate(TrainConfig(dataset="tiny", widths=(16,), batch_size=b, epochs=epochs,
+        plain = train_and_evaluate(TrainConfig.of(dataset="tiny", widths=(16,), batch_size=b, epochs=epochs,
                                                learning_rate=lr), dataset=tiny)  # fmt: skip
         losses = [v for e in plain.epochs for v in e.step_losses]
         assert bad["diverged_at_step"] == _first_exploded_update(losses)
@@ -198,7 +199,7 @@ def plain_run(tiny):
 
     @functools.cache
     def run(b, lr, seed):
-        return train_and_evaluate(TrainConfig(dataset="tiny", widths=(16,), batch_size=b, epochs=3, learning_rate=lr,
+        return train_and_evaluate(TrainConfig.of(dataset="tiny", widths=(16,), batch_size=b, epochs=3, learning_rate=lr,
                                               seed=seed, optimizer="momentum"), dataset=tiny)  # fmt: skip
 
     return run

@@ -89,7 +89,7 @@ def replica_summary(rep: Replica, result: BatchSizeResult, metric: str, target: 
     t_steps, test_loss = _before(*series(rep, "test_loss"), until)
     _, train_loss = _before(*series(rep, "train_loss"), until)
     loss = np.asarray([np.inf if v is None else v for v in test_loss], float)
-    best = int(np.argmin(loss)) if loss.size else None
+    best = int(np.argmin(loss)) if np.isfinite(loss).any() else None  # none: never measured finite
     spe = result.steps_per_epoch
     final_test, final_train = (test_loss[-1] if test_loss else None), (train_loss[-1] if train_loss else None)
     out = {

@@ -23,6 +23,7 @@ from jbatch.results.records import (
     SCHEMA_VERSION,
     AdviceDocument,
     BenchmarkDocument,
+    Document,
     SweepDocument,
 )
 from jbatch.store import write_bytes
@@ -91,7 +92,7 @@ def convert(obj: Any, kind: type[T] | None = None, where: str = "the document") 
     if cls is BenchmarkDocument:
         if "benchmarks" not in obj or "machine_info" not in obj:
             raise ConfigError(f"{where} is not a pytest-benchmark JSON file (no 'benchmarks' / 'machine_info')")
-    else:
+    elif issubclass(cls, Document):
         tag = cls.__struct_config__.tag
         if obj.get("kind") != tag:
             raise ConfigError(f"{where} is not a {describe(cls)} (its kind is {obj.get('kind')!r}, not {tag!r})")
@@ -105,7 +106,21 @@ def convert(obj: Any, kind: type[T] | None = None, where: str = "the document") 
     try:
         return msgspec.convert(obj, cls)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{where} is damaged: {_field_error(e)}; it was left untouched") from None
+        raise ConfigError(f"{where} is damaged: {_field_error(_locate(obj, cls, e))}; it was left untouched") from None
+
+
+def _locate(obj: dict[str, Any], cls: type, error: msgspec.ValidationError) -> msgspec.ValidationError:
+    """msgspec names a mapping's entries ``[...]``; a document's batch sizes are named by
+    their key instead (``batch_sizes.8.batch_size``), found by checking them one by one."""
+    if "batch_sizes[...]" not in str(error) or not isinstance(obj.get("batch_sizes"), dict):
+        return error
+    entry = {f.name: f.type for f in msgspec.structs.fields(cls)}.get("batch_sizes")
+    for key, value in obj["batch_sizes"].items():
+        try:
+            msgspec.convert({key: value}, entry)
+        except msgspec.ValidationError as e:
+            return msgspec.ValidationError(str(e).replace("`$[...]", f"`$.batch_sizes.{key}"))
+    return error
 
 
 def describe(cls: type) -> str:
