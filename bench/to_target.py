@@ -32,7 +32,7 @@ from jbatch.core.optim import make_optimizer
 from jbatch.core.step import init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
 from jbatch.sweeps.cadence import budget_steps, layout
-from jbatch.sweeps.config import SweepConfig
+from jbatch.config import SweepConfig
 from jbatch.sweeps.recorder import rounded
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "digits-mlp-sgd"
@@ -61,7 +61,7 @@ def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
     from jbatch.analysis.summary import load_document, summarize
 
     doc = load_document(results)
-    cfg = SweepConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
+    cfg = SweepConfig.of(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
     n = doc["num_train"]
     b = resolve_batch_size(REGIMES[regime], n)
     row = next((s["row"] for s in summarize(doc) if s["row"]["batch_size"] == b), None)

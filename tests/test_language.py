@@ -88,12 +88,12 @@ def test_a_language_sweep_counts_examples_not_tokens(tmp_path):
     """The compiled program counts loss terms (tokens); examples per epoch and to target are
     sequences: N per epoch, and steps x B to target (the report once gave tokens there)."""
     from jbatch.analysis.selection import counted_examples, replica_summary
-    from jbatch.sweeps.config import SweepConfig
+    from jbatch.config import SweepConfig
     from jbatch.workloads.workload import for_config, with_floor
     from tests.helpers import sweep
 
     ds = make_language(train_sequences=64, test_sequences=32, length=8, vocab=8, order=1, branching=2, seed=1)
-    cfg = SweepConfig(name="lm", dataset="tiny-lm", model="transformer", optimizer="adam", batch_sizes=(16,),
+    cfg = SweepConfig.of(name="lm", dataset="tiny-lm", model="transformer", optimizer="adam", batch_sizes=(16,),
                       learning_rates=(0.01,), seeds=(0,), target_metric="test_loss", target_over_floor=0.8,
                       budget_steps=24, budget_epochs=1, evals=24, noise_checkpoints=0, extend_grid=0)  # fmt: skip
     cfg = with_floor(cfg, for_config(cfg, ds))

@@ -2,21 +2,29 @@
 changes no steps to target, ties are ties, blow-ups after the target are found, and
 ``jbatch compare`` refuses what it cannot compare."""
 
-import dataclasses
 import json
 import time
 
+import msgspec
 import numpy as np
 import pytest
 
 from jbatch.analysis.selection import best_setting, replica_summary
 from jbatch.analysis.stats import median_interval, tie_set
 from jbatch.analysis.summary import fastest, time_accounting
+from jbatch.config import SweepConfig
 from jbatch.errors import ConfigError
 from jbatch.report.compare import compare
+from jbatch.results import BatchSizeResult, Replica, SweepDocument, convert
 from jbatch.sweeps.clock import TIME_PARTS
-from jbatch.sweeps.config import SweepConfig
-from tests.helpers import run_size, sweep, tiny_config
+from tests.helpers import run_size, session, sweep, tiny_config
+
+
+def _result(replicas, **kw):
+    """A batch size's record around ``replicas`` (JSON values), the rest as small as it can be."""
+    base = {"batch_size": 1, "steps_per_epoch": 1, "budget_steps": 60, "counted": {"examples_per_epoch": [1] * 60,
+                                                                                   "updates_per_epoch": []}}
+    return convert(base | kw | {"replicas": replicas}, BatchSizeResult)
 
 
 def best_lr(summaries):
@@ -34,17 +42,14 @@ def _config(**kw):
 def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
     """A delay planted in the noise probes lands in "noise" (not in "other" or elsewhere),
     no part is negative (none counted twice), and the wall is the wall a user waits."""
-    import jbatch.sweeps.noise
-    from jbatch.core.engine import Program
+    from jbatch.core.engine import Program, Programs
     from jbatch.sweeps.batch import run_batch_size
-    from jbatch.sweeps.noise import gradient_moments
-    from jbatch.workloads.workload import for_config
 
-    real, delay, probes = jbatch.sweeps.noise.compile_program, 0.6, []  # well above "other" loaded (0.5 s seen)
+    real, delay, probes = Programs.get, 0.6, []  # well above "other" loaded (0.5 s seen)
 
-    def planted(fn, *args, **kw):
-        program = real(fn, *args, **kw)
-        if getattr(fn, "func", None) is not gradient_moments:
+    def planted(self, key, *args, **kw):
+        program = real(self, key, *args, **kw)
+        if key[0] != "probe":
             return program
 
         def slow(*a):
@@ -54,26 +59,26 @@ def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
 
         return Program(slow, program.compile_seconds, program.memory)
 
-    monkeypatch.setattr(jbatch.sweeps.noise, "compile_program", planted)
-    workload = for_config(_config(), tiny)
+    monkeypatch.setattr(Programs, "get", planted)
+    where = session(_config(), tiny)
     start = time.perf_counter()
-    result = run_batch_size(_config(), workload, 8)
+    result = run_batch_size(where, 8)
     outside = time.perf_counter() - start
-    t = result["time"]
-    assert set(t) == {*TIME_PARTS, "wall"} and probes
-    assert all(t[k] >= 0 for k in TIME_PARTS)  # "other" is the rest: negative would mean double counting
-    assert t["noise"] >= delay * len(probes) and t["other"] < delay * len(probes)
-    assert t["wall"] == pytest.approx(outside, rel=0.05)  # the recorded wall is the wall a user waits
-    assert t["train"] > 0 and t["evaluate"] > 0 and t["compile"] > 0
+    t = result.time
+    assert probes and t.c11_demo is None
+    assert all(getattr(t, k) >= 0 for k in TIME_PARTS)  # "other" is the rest: negative would mean double counting
+    assert t.noise >= delay * len(probes) and t.other < delay * len(probes)
+    assert t.wall == pytest.approx(outside, rel=0.05)  # the recorded wall is the wall a user waits
+    assert t.train > 0 and t.evaluate > 0 and t.compile > 0
 
 
 def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
     cfg = _config(batch_sizes=(8,), learning_rates=(0.01, 0.03, 0.3, 1.0), seeds=(0, 1, 2))
     lean = run_size(cfg, tiny, 8)
     full = run_size(cfg, tiny, 8, prune=False)  # every replica at every fine point: the reference
-    lean_s = [replica_summary(r, lean, "test_accuracy", 0.7) for r in lean["replicas"]]
-    full_s = [replica_summary(r, full, "test_accuracy", 0.7) for r in full["replicas"]]
-    assert any(r["pruned_at_step"] is not None for r in lean["replicas"])  # something was skipped
+    lean_s = [replica_summary(r, lean, "test_accuracy", 0.7) for r in lean.replicas]
+    full_s = [replica_summary(r, full, "test_accuracy", 0.7) for r in full.replicas]
+    assert any(r.pruned_at_step is not None for r in lean.replicas)  # something was skipped
     for a, b in zip(lean_s, full_s, strict=True):
         if not a["coarse_steps"]:
             assert a["steps_to_target"] == b["steps_to_target"], (a["learning_rate"], a["seed"])
@@ -81,8 +86,8 @@ def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
     best = best_lr(full_s)
     assert [a["steps_to_target"] for a in lean_s if a["learning_rate"] == best] == [
         b["steps_to_target"] for b in full_s if b["learning_rate"] == best]  # fmt: skip
-    skipped = sum(v is None for r in lean["replicas"] for v in r["curve"]["test_accuracy"])
-    assert skipped > sum(v is None for r in full["replicas"] for v in r["curve"]["test_accuracy"])
+    skipped = sum(v is None for r in lean.replicas for v in r.curve.test_accuracy)
+    assert skipped > sum(v is None for r in full.replicas for v in r.curve.test_accuracy)
 
 
 def test_median_interval_and_tie_set_on_synthetic_timings():
@@ -111,9 +116,9 @@ def _spiked(after_target: bool):
 
 
 def test_a_blow_up_after_the_target_is_instability_and_loses_the_best_learning_rate():
-    result = {"steps_per_epoch": 1, "batch_size": 1, "counted": {"examples_per_epoch": [1] * 60}}
-    spiked = replica_summary(_spiked(True), result, "test_accuracy", 0.8)
-    calm = replica_summary(_spiked(False), result, "test_accuracy", 0.8)
+    result = _result([_spiked(True)])
+    spiked = replica_summary(convert(_spiked(True), Replica), result, "test_accuracy", 0.8)
+    calm = replica_summary(convert(_spiked(False), Replica), result, "test_accuracy", 0.8)
     assert spiked["reached"] and spiked["steps_to_target"] == 20 and spiked["unstable_at_step"] == 40
     assert not spiked["stable"] and calm["stable"] and calm["unstable_at_step"] is None
     slower = dict(calm, learning_rate=0.3, setting=(("learning_rate", 0.3),), steps_to_target=30)
@@ -124,8 +129,10 @@ def test_loss_plot_keeps_a_spike_from_flattening_the_others(tmp_path):
     from jbatch.report.plot import loss_curves
 
     calm = dict(_spiked(False), learning_rate=0.5)
-    doc = {"batch_sizes": {"1": {"steps_per_epoch": 1, "replicas": [_spiked(True)]},
-                           "2": {"steps_per_epoch": 1, "replicas": [calm]}}}  # fmt: skip
+    doc = convert({"kind": "jbatch.sweep", "name": "spike", "config": {}, "num_train": 2, "metadata": {},
+                   "device": {"backend": "cpu", "device_kind": "cpu"},
+                   "batch_sizes": {str(b): msgspec.to_builtins(_result([rep], batch_size=b))
+                                   for b, rep in ((1, _spiked(True)), (2, calm))}}, SweepDocument)  # fmt: skip
     rows = [{"row": {"batch_size": b, "best_learning_rate": lr, "regime": "x"}} for b, lr in ((1, 1.0), (2, 0.5))]
     path = loss_curves(tmp_path, doc, rows, "spike")
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -178,7 +185,8 @@ def test_compare_calls_runs_apart_only_when_the_seeds_steps_say_so(two_runs, tmp
     one = tmp_path / "one"
     one.mkdir()
     doc["batch_sizes"]["8"]["replicas"] = [r for r in doc["batch_sizes"]["8"]["replicas"] if r["seed"] == 0]
-    (one / "sweep.json").write_text(json.dumps(doc | {"config": doc["config"] | {"seeds": [0]}}))
+    doc["config"]["grid"]["seeds"] = [0]
+    (one / "sweep.json").write_text(json.dumps(doc))
     rows = {line.split("|")[1].strip(): line for line in compare([a, one]).splitlines() if line.startswith("| ")}
     assert not rows["8"].rstrip(" |").endswith("apart")  # one seed: no interval of steps, nothing is apart
 
@@ -188,8 +196,8 @@ def test_compare_refuses_other_workloads_kinds_and_single_runs(two_runs, tmp_pat
     other = tmp_path / "other"
     other.mkdir()
     doc = json.loads((b / "sweep.json").read_text())
-    doc["config"]["target_value"] = 0.9
-    doc["config"]["model"] = "cnn"
+    doc["config"]["target"]["value"] = 0.9
+    doc["config"]["workload"]["model"] = "cnn"
     (other / "sweep.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match=r"not the same workload \(model: 'mlp' vs 'cnn'; target_value: 0.7 vs 0.9\)"):
         compare([a, other])
@@ -204,8 +212,8 @@ def test_compare_refuses_other_workloads_kinds_and_single_runs(two_runs, tmp_pat
 
 
 def test_a_sweeps_accounted_time_is_the_time_it_took(tiny, tmp_path):
-    """Every batch size's accounted wall (its run, the C11 demonstration, its share of the
-    timing rounds) and the pre-check add up to the sweep's own wall, within 10%."""
+    """Every batch size's accounted wall (its run and its share of the timing rounds) and
+    the pre-check add up to the sweep's own wall, within 10%."""
     from jbatch.workloads.workload import for_config
 
     cfg = _config(batch_sizes=(8, "full"), learning_rates=(0.3,), seeds=(0, 1), noise_checkpoints=0)
@@ -215,7 +223,7 @@ def test_a_sweeps_accounted_time_is_the_time_it_took(tiny, tmp_path):
     start = time.perf_counter()
     _, doc = run_sweep(cfg, tmp_path, workload=workload)
     outside = time.perf_counter() - start
-    accounted = sum(time_accounting(r)["wall"] for r in doc["batch_sizes"].values()) + doc["checks"]["seconds"]
+    accounted = sum(time_accounting(r)["wall"] for r in doc.batch_sizes.values()) + doc.checks.seconds
     assert accounted == pytest.approx(outside, rel=0.1)
 
 
@@ -234,17 +242,16 @@ def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch, kept):
     merge = jbatch.sweeps.batch.merge_replay
 
     def watched(original, replay):
-        replays.append(original["learning_rate"])
-        starts.append((original["pruned_at_step"], replay["curve"]["step"][0]))
+        replays.append(original.learning_rate)
+        starts.append((original.pruned_at_step, replay.curve.step[0]))
         merge(original, replay)
 
     monkeypatch.setattr(jbatch.sweeps.batch, "merge_replay", watched)
-    cfg = dataclasses.replace(SweepConfig(), seeds=(0,), learning_rates=(0.1, 0.3162, 1.0, 3.162), noise_checkpoints=0,
-                              extend_grid=0)  # fmt: skip
+    cfg = SweepConfig.of(seeds=(0,), learning_rates=(0.1, 0.3162, 1.0, 3.162), noise_checkpoints=0, extend_grid=0)
     lean, full = run_size(cfg, digits, 16), run_size(cfg, digits, 16, prune=False)
     assert replays  # the case this test is for happened
     assert all(pruned > 0 and first == (pruned if kept else 0) for pruned, first in starts)
-    lean_s, full_s = ([replica_summary(r, x, "test_accuracy", 0.95) for r in x["replicas"]] for x in (lean, full))
+    lean_s, full_s = ([replica_summary(r, x, "test_accuracy", 0.95) for r in x.replicas] for x in (lean, full))
     best = best_lr(full_s)
     assert best_lr(lean_s) == best and replays == [best]
     assert [s["steps_to_target"] for s in lean_s if s["learning_rate"] == best] == [
@@ -291,15 +298,15 @@ def test_pruned_settings_are_replayed_until_the_best_stays_the_best():
     truth = {1: reach_at(15), 2: reach_at(25)}
     a = rep(1.0, reach_at(10), None, 0.3)
     a["coarse"]["train_loss"] = [2.0, 3.0, 0.4]  # above its starting loss after the target: unstable
-    result = {"steps_per_epoch": 100, "batch_size": 1, "counted": {"examples_per_epoch": [1] * 10},
-              "replicas": [a, rep(0.1, seen(truth[1]), 10, 0.5), rep(0.3, seen(truth[2]), 10, 0.4)]}  # fmt: skip
+    result = _result([a, rep(0.1, seen(truth[1]), 10, 0.5), rep(0.3, seen(truth[2]), 10, 0.4)], steps_per_epoch=100,
+                     counted={"examples_per_epoch": [1] * 10, "updates_per_epoch": []})  # fmt: skip
     replayed = []
 
     def replay(todo):
         for r in todo:
             replayed.append(r)
-            result["replicas"][r]["curve"]["test_accuracy"] = truth[r]
-            result["replicas"][r]["pruned_at_step"] = None
+            result.replicas[r].curve.test_accuracy = truth[r]
+            result.replicas[r].pruned_at_step = None
 
-    best, chosen = settle_best(result, SweepConfig(target_value=0.8), replay)
+    best, chosen = settle_best(result, SweepConfig.of(target_value=0.8), replay)
     assert best == (("learning_rate", 0.1),) and chosen == [1] and sorted(replayed) == [1, 2]

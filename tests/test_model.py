@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import pytest
 
 from jbatch.errors import ConfigError
-from jbatch.workloads.model import CNN, MODELS, make_model
+from jbatch.workloads.model import BUILDERS, CNN, make_model
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_bad_model_choices():
         make_model("cnn", 4, 2)
     with pytest.raises(ConfigError, match="does not divide 65 features"):
         make_model("cnn", 65, 2, spatial_shape=(8, 8))
-    assert set(MODELS) == {"linear", "mlp", "cnn"} and MODELS["cnn"] is CNN
+    assert set(BUILDERS) == {"linear", "mlp", "cnn"} and BUILDERS["cnn"] is CNN
 
 
 @pytest.mark.parametrize(("spatial", "stride"), [((40,), 1), ((40,), 2), ((8, 8), 1), ((8, 8), 2), ((7, 9), 2)])

@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 from jbatch.core.batching import epoch_order
+from jbatch.core.engine import Programs
 from jbatch.core.loss import softmax_cross_entropy
 from jbatch.core.optim import get_learning_rate, set_learning_rate
 from jbatch.core.phases import Phase, examples_seen, parse_phases, phase_learning_rates, train_phases
@@ -83,17 +84,37 @@ def test_phases_equal_running_them_by_hand(tiny):
 
 def test_one_program_per_batch_size_whatever_the_phase_length(tiny):
     x, y = jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)
-    programs = {}
+    programs = Programs()
     phases = (Phase(32, 3), Phase(64, 5), Phase(32, 25), Phase(64, 1))  # whole and cut epochs at each size
+    step = make_train_step(softmax_cross_entropy)
     with jax.numpy_dtype_promotion("standard"):
-        state, records = train_phases(fresh(), make_train_step(softmax_cross_entropy), (x, y), phases,
-                                      learning_rates=[0.03, 0.06, 0.03, 0.01], programs=programs)  # fmt: skip
-    assert sorted(programs) == [(32, "keep"), (64, "keep")]
-    assert all(p._cache_size() == 1 for p in programs.values())
+        state, records = train_phases(fresh(), step, (x, y), phases, learning_rates=[0.03, 0.06, 0.03, 0.01],
+                                      programs=programs)  # fmt: skip
+    assert [key for key, _ in programs.log] == [("partial-epoch", step, 32, "keep"), ("partial-epoch", step, 64, "keep")]
+    assert programs.hits == 2  # the second phase at each size: its program was there
     assert [len(r.loss) for r in records] == [3, 5, 25, 1]
     assert np.isfinite(np.concatenate([r.loss for r in records])).all()
     assert int(state.step) == 34
     assert examples_seen(phases, 300) == 3 * 32 + 300 + (2 * 300 + 5 * 32) + 64  # 5 batches of 64: one epoch
+
+
+def test_programs_are_kept_by_their_step_so_a_shared_cache_never_runs_another_loss(tiny):
+    """A cache reused with another step (another loss, or micro-batches) builds that step's
+    program: the run is the one a fresh cache gives, not the first step's."""
+    x, y = jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)
+
+    def squared(logits, labels):  # another loss on the same shapes
+        return jnp.sum(jnp.square(jax.nn.softmax(logits) - jax.nn.one_hot(labels, 10)), -1)
+
+    shared = Programs()
+    with jax.numpy_dtype_promotion("standard"):
+        train_phases(fresh(), make_train_step(softmax_cross_entropy), (x, y), PHASES[:1], programs=shared)
+        reused, _ = train_phases(fresh(), make_train_step(squared), (x, y), PHASES[:1], programs=shared)
+        alone, _ = train_phases(fresh(), make_train_step(squared), (x, y), PHASES[:1])
+        other, _ = train_phases(fresh(), make_train_step(softmax_cross_entropy), (x, y), PHASES[:1])
+    assert_trees_close(reused.params, alone.params)
+    assert not np.allclose(np.asarray(reused.params["out"]["kernel"]), np.asarray(other.params["out"]["kernel"]))
+    assert len(shared.log) == 2 and shared.hits == 0
 
 
 def test_a_callback_between_steps_changes_nothing_and_can_stop_the_run(tiny):

@@ -1,10 +1,12 @@
 """``jbatch report`` regenerates the same tables from the JSON alone; bad documents are
 clear errors."""
 
+from pathlib import Path
+
 import pytest
 
-from jbatch.store import DOCUMENT
-from jbatch.sweeps.config import SweepConfig
+from jbatch.config import SweepConfig
+from jbatch.results import SWEEP as DOCUMENT
 from tests.helpers import run_cli as run
 from tests.helpers import sweep, tiny_config
 
@@ -99,21 +101,25 @@ def test_a_plot_with_nothing_to_draw_says_so_instead_of_failing(tmp_path):
 
 
 def test_quick_keeps_the_ends_of_the_configs_own_grid():
-    from jbatch.sweeps.config import quick
+    from jbatch.config import quick
 
-    adam = SweepConfig(optimizer="adam", learning_rates=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
-    assert quick(adam).learning_rates == (1e-4, 1e-3, 3e-3, 3e-2)
-    assert quick(SweepConfig(learning_rates=(0.1, 1.0))).learning_rates == (0.1, 1.0)
+    adam = SweepConfig.of(optimizer="adam", learning_rates=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))
+    assert quick(adam).grid.learning_rates == (1e-4, 1e-3, 3e-3, 3e-2)
+    assert quick(SweepConfig.of(learning_rates=(0.1, 1.0))).grid.learning_rates == (0.1, 1.0)
 
 
 def test_the_measured_line_names_the_runs_of_the_results_not_the_documents_first():
     from jbatch.report.sweep import measured_on
+    from jbatch.results import Metadata, convert, read_sweep
 
     base = {"device_kind": "cpu", "backend": "cpu", "device_count": 1, "cpu": "x",
             "versions": {"jax": "1", "flax": "2", "optax": "3"}}  # fmt: skip
-    old = base | {"date": "2026-01-01", "commit": {"id": "a" * 40, "dirty": False}}
-    new = base | {"date": "2026-02-01", "commit": {"id": "b" * 40, "dirty": True}}
-    doc = {"metadata": old, "batch_sizes": {"1": {"metadata": new}, "8": {"metadata": new}}}  # all redone (--force)
+    old = convert(base | {"date": "2026-01-01", "commit": {"id": "a" * 40, "dirty": False}}, Metadata)
+    new = convert(base | {"date": "2026-02-01", "commit": {"id": "b" * 40, "dirty": True}}, Metadata)
+    doc = read_sweep(Path(__file__).parent / "data" / "sweep_small")
+    doc.metadata = old
+    for result in doc.batch_sizes.values():  # all redone (--force)
+        result.metadata = new
     assert measured_on(doc).endswith("2026-02-01, commit bbbbbbbbbb (with uncommitted changes).")
-    doc["batch_sizes"]["8"]["metadata"] = old  # one kept from the first run (a resume)
+    doc.batch_sizes["8"].metadata = old  # one kept from the first run (a resume)
     assert "2026-01-01 to 2026-02-01, commit aaaaaaaaaa, bbbbbbbbbb (with uncommitted changes)." in measured_on(doc)

@@ -1,12 +1,12 @@
 """Scale: exact gradient accumulation, nested MNIST-1D sizes with a checked cache, B_crit
 against the target from one sweep, and the power law against the data size."""
 
-import json
 import shutil
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import msgspec
 import numpy as np
 import pytest
 
@@ -74,14 +74,15 @@ def test_nested_sizes_are_subsets_with_one_test_set_and_a_checked_cache(tmp_path
 
 def test_b_crit_against_the_target_from_one_sweep():
     from jbatch.analysis.ladder import ladder, levels
+    from jbatch.results import read_sweep
 
-    doc = json.loads((DATA / "sweep.json").read_text())
-    target = doc["config"]["target_value"]
+    doc = read_sweep(DATA)
+    target = doc.config.target.value
     lv = levels(doc, 4)
     assert lv[3] == target and lv[0] < lv[3]
     assert len(lv) == 6 and target < lv[4] < lv[5]  # past the target, to the best 3 batch sizes reached
-    best = sorted(max(v for rep in r["replicas"] for v in rep["curve"]["test_accuracy"] if v is not None)
-                  for r in doc["batch_sizes"].values())[-3]  # fmt: skip
+    best = sorted(max(v for rep in r.replicas for v in rep.curve.test_accuracy if v is not None)
+                  for r in doc.batch_sizes.values())[-3]  # fmt: skip
     assert lv[5] == pytest.approx(best, rel=1e-3)
     steps = ladder(doc, 4)
     assert [s["coarse"] for s in steps][4:] == [True, True]  # past the target only coarse points remain
@@ -98,13 +99,14 @@ def test_power_law_and_the_data_scaling_table(tmp_path):
     from jbatch.report.datascaling import verdict, write_study
 
     f = power_law(np.array([4e3, 1.6e4, 6.4e4]), np.array([100.0, 200.0, 400.0]), np.full(3, 0.05))
-    assert f["exponent"] == pytest.approx(0.5, abs=1e-6) and 0 < f["low"] < 0.5 < f["high"]
+    assert f.exponent == pytest.approx(0.5, abs=1e-6) and 0 < f.low < 0.5 < f.high
     n, v, sigma = np.array([4e3, 1.6e4, 6.4e4]), np.array([100.0, 260.0, 350.0]), np.array([0.05, 0.2, 0.1])
     rng = np.random.default_rng(0)  # all draws at once: the same interval as refitting draw by draw
     ks = [np.polyfit(np.log(n), np.log(v) + rng.normal(0, sigma), 1)[0] for _ in range(2000)]
-    assert [power_law(n, v, sigma)[k] for k in ("low", "high")] == pytest.approx(np.percentile(ks, [2.5, 97.5]))
+    law = power_law(n, v, sigma)
+    assert [law.low, law.high] == pytest.approx(np.percentile(ks, [2.5, 97.5]))
     assert verdict({"b_crit": f}).startswith("holds")
-    assert verdict({"b_crit": f | {"low": -0.1}}).startswith("not shown")
+    assert verdict({"b_crit": msgspec.structs.replace(f, low=-0.1)}).startswith("not shown")
     for n in (4000, 16000):
         shutil.copytree(DATA, tmp_path / f"mlp-{n}")
     paths = write_study(tmp_path)

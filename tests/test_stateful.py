@@ -14,6 +14,7 @@ from flax import nnx
 import jbatch
 from jbatch.core.epoch import make_evaluate
 from jbatch.core.loss import softmax_cross_entropy
+from jbatch.core.optim import set_learning_rate
 from jbatch.core.replica import stack_host
 from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
@@ -129,28 +130,28 @@ def test_a_recurrent_model_sweeps_with_the_default_measurements(images, tmp_path
                        seeds=[0, 1], target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=40,
                        budget_epochs=2, evals=20, progress=False, report=False,
                        noise_unroll=1)  # fmt: skip
-    assert doc["checks"]["learning_rate"] == "scaled"  # the schedule compares the learning rate in Python
-    assert not doc["checks"]["batch_statistics"] and not doc["checks"]["inexact"]
-    for b, result in doc["batch_sizes"].items():
-        assert "failures" not in result, (b, result["failures"])
-        assert any(r.get("noise") for r in result["replicas"]), b  # the probes ran on the best's checkpoints
-        for rep in result["replicas"][:1]:  # step 0 is evaluated in eval mode, on the initial model
-            state = init_train_state(model(rep["seed"]), optax.sgd(0.1))
-            assert rep["curve"]["test_loss"][0] == pytest.approx(_eval_loss(state, data[2], data[3], 2048), rel=1e-5)
-    assert max(a for r in doc["batch_sizes"]["32"]["replicas"] for a in r["curve"]["test_accuracy"] if a) > 0.5
+    assert doc.checks.learning_rate == "scaled"  # the schedule compares the learning rate in Python
+    assert not doc.checks.batch_statistics and not doc.checks.inexact
+    for b, result in doc.batch_sizes.items():
+        assert not result.failures, (b, result.failures)
+        assert any(r.noise for r in result.replicas), b  # the probes ran on the best's checkpoints
+        for rep in result.replicas[:1]:  # step 0 is evaluated in eval mode, on the initial model
+            state = init_train_state(model(rep.seed), optax.sgd(0.1))
+            assert rep.curve.test_loss[0] == pytest.approx(_eval_loss(state, data[2], data[3], 2048), rel=1e-5)
+    assert max(a for r in doc.batch_sizes["32"].replicas for a in r.curve.test_accuracy if a) > 0.5
 
 
 def test_schedule_factory_updates_as_optax_built_outside(images):
     """jbatch's replica at learning rate 0.03 takes the steps optax's own adamw takes."""
-    from jbatch.sweeps.config import SweepConfig
+    from jbatch.config import SweepConfig
     from jbatch.sweeps.optimizer import optimizer_for
     from jbatch.workloads.workload import resolve
 
     wl = resolve(images, make_convnet, adamw_cosine)
-    opt = optimizer_for(SweepConfig(batch_sizes=(16,), learning_rates=(0.003, 0.03)), wl)
+    opt = optimizer_for(SweepConfig.of(batch_sizes=(16,), learning_rates=(0.003, 0.03)), wl)
     assert opt.learning_rate == "scaled"
     params = nnx.state(make_convnet(0), nnx.Param)
-    ours = jbatch.set_learning_rate(opt.tx.init(params), 0.03)
+    ours = set_learning_rate(opt.tx.init(params), 0.03)
     reference = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, 0.03, 5, 60))
     theirs = reference.init(params)
     p, q = params, params
@@ -163,14 +164,14 @@ def test_schedule_factory_updates_as_optax_built_outside(images):
 
 
 def test_numeric_defaults_stay_python_constants_and_the_rest_is_injected(images):
-    from jbatch.sweeps.config import SweepConfig
+    from jbatch.config import SweepConfig
     from jbatch.sweeps.optimizer import optimizer_for
     from jbatch.workloads.workload import resolve
 
     def momentum_warmup(learning_rate, momentum=0.9, warmup_steps=3):  # warmup_steps is compared in Python
         return optax.sgd(optax.linear_schedule(0.0, 1.0, warmup_steps) if warmup_steps > 0 else 1.0, momentum=momentum)
 
-    opt = optimizer_for(SweepConfig(batch_sizes=(16,), momentum=(0.5, 0.9)), resolve(images, make_convnet,
+    opt = optimizer_for(SweepConfig.of(batch_sizes=(16,), momentum=(0.5, 0.9)), resolve(images, make_convnet,
                                                                                      momentum_warmup))
     assert opt.learning_rate == "injected" and set(opt.values) == {"learning_rate", "momentum"}
 
@@ -251,20 +252,21 @@ class ConvNorm(nnx.Module):
     ],
 )  # fmt: skip
 def test_the_precheck_fails_in_seconds_and_writes_nothing(images, tmp_path, model, settings, message):
-    from jbatch.sweeps.config import SweepConfig
+    from jbatch.config import SweepConfig
     from jbatch.sweeps.precheck import precheck
+    from jbatch.sweeps.session import Session
     from jbatch.workloads.workload import resolve
 
     data = (images[0][:191], images[1][:191], images[2], images[3])
     wl = resolve(data, model, "momentum")
     settings = {"batch_sizes": [16, "full"]} | settings
-    config = SweepConfig(seeds=(0, 1), **{k: tuple(v) for k, v in settings.items()})
-    sizes = [b if b != "full" else 191 for b in config.batch_sizes]
+    config = SweepConfig.of(seeds=(0, 1), **{k: tuple(v) for k, v in settings.items()})
+    sizes = [b if b != "full" else 191 for b in config.grid.batch_sizes]
     if message is None:
-        assert precheck(config, wl, sizes, {})["batch_statistics"]
+        assert precheck(Session.open(config, wl), sizes).batch_statistics
         return
     with pytest.raises(ConfigError, match=message):
-        precheck(config, wl, sizes, {})
+        precheck(Session.open(config, wl), sizes)
     with pytest.raises(ConfigError, match=message):  # through the sweep: before any file is written
         jbatch.sweep(model=model, data=data, optimizer="momentum", results_dir=tmp_path, seeds=[0, 1],
                      progress=False, **settings)  # fmt: skip
@@ -281,7 +283,7 @@ def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeyp
     doc = jbatch.sweep(model="mlp", data=images, batch_sizes=[16, 64], learning_rates=[0.1], seeds=[0],
                        target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=20, budget_epochs=1,
                        widths=(16,), extend_grid=0, noise_unroll=1)  # fmt: skip
-    stored = json.loads((tmp_path / doc["name"] / "sweep.json").read_text())
+    stored = json.loads((tmp_path / doc.name / "sweep.json").read_text())
     for b in ("16", "64"):
         assert stored["batch_sizes"][b]["failures"]["noise"].startswith("RuntimeError: probe exploded")
         assert stored["batch_sizes"][b]["replicas"][0]["curve"]["test_accuracy"]  # the training is there

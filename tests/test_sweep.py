@@ -5,16 +5,17 @@ import dataclasses
 import functools
 import json
 
+import msgspec
 import numpy as np
 import pytest
 
 from jbatch.analysis.selection import best_setting, first_reach, replica_summary, series
+from jbatch.config import TrainConfig, from_mapping
 from jbatch.core.batching import steps_per_epoch
 from jbatch.errors import ConfigError
-from jbatch.store import DOCUMENT
+from jbatch.results import SWEEP as DOCUMENT
+from jbatch.results import BatchSizeResult, Replica, convert
 from jbatch.sweeps.cadence import chunk_batches, epoch_tables, layout, probe_chunks
-from jbatch.sweeps.config import config_from_mapping
-from jbatch.config import TrainConfig
 from jbatch.sweeps.train import train_and_evaluate
 from tests.helpers import run_size, sweep, tiny_config
 
@@ -85,11 +86,13 @@ def _replica(values, lr=0.1, diverged_at=None, metric="test_accuracy"):
     steps = [10 * (i + 1) for i in range(len(values))]
     curve = {"step": steps, "epoch": [s / 10 for s in steps], metric: values,
              "train_loss": [1.0] * len(values), "test_loss": [1.0 - 0.01 * i for i in range(len(values))]}  # fmt: skip
-    return {"learning_rate": lr, "seed": 0, "curve": curve, "diverged": diverged_at is not None,
-            "diverged_at_step": diverged_at}  # fmt: skip
+    return convert({"learning_rate": lr, "seed": 0, "curve": curve, "diverged": diverged_at is not None,
+                    "diverged_at_step": diverged_at}, Replica)  # fmt: skip
 
 
-RESULT = {"steps_per_epoch": 10, "counted": {"examples_per_epoch": [95] * 5}, "batch_size": 10}
+RESULT = convert({"steps_per_epoch": 10, "counted": {"examples_per_epoch": [95] * 5, "updates_per_epoch": []},
+                  "batch_size": 10, "budget_steps": 50, "replicas": [{"learning_rate": 0.1, "seed": 0, "curve": {}}]},
+                 BatchSizeResult)  # fmt: skip
 
 
 def test_target_is_the_first_crossing():
@@ -141,34 +144,34 @@ def _first_exploded_update(losses):
 def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on(tiny, b, replica_batch):
     cfg = _config(learning_rates=(0.01, 3.0, 1e4), budget_steps=30)
     result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)  # frozen replicas evaluated too
-    by_lr = {r["learning_rate"]: r for r in result["replicas"]}
+    by_lr = {r.learning_rate: r for r in result.replicas}
     good = by_lr[0.01]
     _, train_loss = series(good, "train_loss")
-    assert not good["diverged"] and all(np.isfinite(train_loss))
+    assert not good.diverged and all(np.isfinite(train_loss))
     assert train_loss[-1] < train_loss[0]
     for lr in (3.0, 1e4):
         bad = by_lr[lr]
-        assert bad["diverged"]
+        assert bad.diverged
         # the exact update, from a plain run of the same batches (per-step losses of train_and_evaluate)
-        epochs = result["budget_steps"] // result["steps_per_epoch"]
+        epochs = result.budget_steps // result.steps_per_epoch
         plain = train_and_evaluate(TrainConfig.of(dataset="tiny", widths=(16,), batch_size=b, epochs=epochs,
                                                learning_rate=lr), dataset=tiny)  # fmt: skip
         losses = [v for e in plain.epochs for v in e.step_losses]
-        assert bad["diverged_at_step"] == _first_exploded_update(losses)
+        assert bad.diverged_at_step == _first_exploded_update(losses)
         # frozen: every evaluation after its divergence sees the same finite weights
         for key in ("train_loss", "test_loss", "test_accuracy"):
             steps, values = series(bad, key)
             frozen = np.array([v for st, v in zip(steps, values, strict=True)
-                               if st > bad["diverged_at_step"] and v is not None], float)  # fmt: skip
+                               if st > bad.diverged_at_step and v is not None], float)  # fmt: skip
             assert len(frozen) >= 2, (lr, key)
             assert np.all(np.isfinite(frozen)), (lr, key, frozen)
             assert np.all(frozen == frozen[0])
-        assert bad["curve"]["minibatch_loss"][-1] is None  # a frozen replica trains nothing
+        assert bad.curve.minibatch_loss[-1] is None  # a frozen replica trains nothing
     if replica_batch == "auto":  # a sweep evaluates a frozen replica no more: its later points would repeat
-        lean = {r["learning_rate"]: r for r in run_size(cfg, tiny, b)["replicas"]}
+        lean = {r.learning_rate: r for r in run_size(cfg, tiny, b).replicas}
         for lr in (3.0, 1e4):
             after = [v for key in ("train_loss", "test_loss") for st, v in zip(*series(lean[lr], key), strict=True)
-                     if st > lean[lr]["diverged_at_step"]]  # fmt: skip
+                     if st > lean[lr].diverged_at_step]  # fmt: skip
             assert after and all(v is None for v in after)
 
 
@@ -177,20 +180,20 @@ def test_a_non_finite_first_loss_freezes_at_the_initial_state(tiny):
     x[:] = 3e38  # finite inputs whose very first forward pass overflows
     huge = dataclasses.replace(tiny, x_train=x)
     result = run_size(_config(learning_rates=(0.1,)), huge, 300)
-    rep = result["replicas"][0]
-    assert rep["diverged"] and rep["diverged_at_step"] == 0
+    rep = result.replicas[0]
+    assert rep.diverged and rep.diverged_at_step == 0
 
 
 def test_the_program_counts_examples_and_updates_per_epoch(tiny):
     for b, drop in ((32, "keep"), (32, "drop"), (300, "keep")):
         result = run_size(_config(remainder=drop, budget_steps=1, budget_epochs=2), tiny, b)
-        counted = result["counted"]
+        counted = result.counted
         if drop == "keep":
-            assert counted["examples_per_epoch"] == [300, 300]
-            assert counted["updates_per_epoch"] == [[-(-300 // b)]] * 2
+            assert counted.examples_per_epoch == [300, 300]
+            assert counted.updates_per_epoch == [[-(-300 // b)]] * 2
         else:
-            assert counted["examples_per_epoch"] == [288, 288]  # 9 full batches of 32
-            assert counted["updates_per_epoch"] == [[9], [9]]
+            assert counted.examples_per_epoch == [288, 288]  # 9 full batches of 32
+            assert counted.updates_per_epoch == [[9], [9]]
 
 
 @pytest.fixture(scope="module")
@@ -216,24 +219,24 @@ def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run,
     cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
                   optimizer="momentum", noise_checkpoints=3, noise_unroll=1, target_value=1.01)  # fmt: skip
     result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
-    assert result["chunk_steps"] == (7 if b == 16 else 3)  # B=32: calls of 1 to 3 steps, up to the next evaluation
-    assert result["replica_batch"] == (1 if replica_batch == "auto" else None)
-    assert len(result["replicas"]) == 4
-    probed = [rep for rep in result["replicas"] if "noise" in rep]  # the best learning rate's seeds
-    assert len(probed) == 2 and all(len(r["noise"]["step"]) == 3 and all(v > 0 for v in r["noise"]["b_simple"])
+    assert result.chunk_steps == (7 if b == 16 else 3)  # B=32: calls of 1 to 3 steps, up to the next evaluation
+    assert result.replica_batch == (1 if replica_batch == "auto" else None)
+    assert len(result.replicas) == 4
+    probed = [rep for rep in result.replicas if rep.noise]  # the best learning rate's seeds
+    assert len(probed) == 2 and all(len(r.noise.step) == 3 and all(v > 0 for v in r.noise.b_simple)
                                     for r in probed)  # fmt: skip
-    start = {seed: _evaluate_fresh(cfg, tiny, seed) for seed in cfg.seeds}  # step 0 is evaluated once per seed
+    start = {seed: _evaluate_fresh(cfg, tiny, seed) for seed in cfg.grid.seeds}  # step 0 is evaluated once per seed
     assert abs(start[0]["test"] - start[1]["test"]) > 1e-3 * start[0]["test"]  # so a mix-up of seeds shows
-    for rep in result["replicas"]:  # six significant digits stored
-        np.testing.assert_allclose(rep["curve"]["test_loss"][0], start[rep["seed"]]["test"], rtol=1e-5)
-        np.testing.assert_allclose(rep["coarse"]["train_loss"][0], start[rep["seed"]]["train"], rtol=1e-5)
-        plain = plain_run(b, rep["learning_rate"], rep["seed"])
-        ends = [i for i, e in enumerate(rep["curve"]["epoch"]) if float(e).is_integer() and e > 0]
-        assert [rep["curve"]["epoch"][i] for i in ends] == [1.0, 2.0, 3.0]
+    for rep in result.replicas:  # six significant digits stored
+        np.testing.assert_allclose(rep.curve.test_loss[0], start[rep.seed]["test"], rtol=1e-5)
+        np.testing.assert_allclose(rep.coarse.train_loss[0], start[rep.seed]["train"], rtol=1e-5)
+        plain = plain_run(b, rep.learning_rate, rep.seed)
+        ends = [i for i, e in enumerate(rep.curve.epoch) if float(e).is_integer() and e > 0]
+        assert [rep.curve.epoch[i] for i in ends] == [1.0, 2.0, 3.0]
         for i, e in zip(ends, plain.epochs, strict=True):
             # lax.map and vmap reassociate float32 sums differently: equal to rounding, not bit for bit
-            np.testing.assert_allclose(rep["curve"]["test_loss"][i], e.test_loss, rtol=2e-5)
-            np.testing.assert_allclose(rep["curve"]["test_accuracy"][i], e.test_accuracy, rtol=1e-6)
+            np.testing.assert_allclose(rep.curve.test_loss[i], e.test_loss, rtol=2e-5)
+            np.testing.assert_allclose(rep.curve.test_accuracy[i], e.test_accuracy, rtol=1e-6)
 
 
 def _evaluate_fresh(cfg, ds, seed):
@@ -280,8 +283,8 @@ def test_kill_between_batch_sizes_then_resume_redoes_nothing(tiny, tmp_path):
     again = json.loads(path.read_text())
     kept = ("replicas", "counted", "time", "budget_steps")  # training untouched; the timing covers both sizes now
     assert {k: again["batch_sizes"]["32"][k] for k in kept} == {k: first["batch_sizes"]["32"][k] for k in kept}
-    assert "timing" not in first["batch_sizes"]["32"]  # killed before the interleaved timing of the sizes
-    assert {len(r["timing"]["epoch_seconds"]) for r in again["batch_sizes"].values()} == {cfg.timing_rounds}
+    assert first["batch_sizes"]["32"]["timing"] is None  # killed before the interleaved timing of the sizes
+    assert {len(r["timing"]["epoch_seconds"]) for r in again["batch_sizes"].values()} == {cfg.measurement.timing_rounds}
     assert set(again["batch_sizes"]) == {"32", "300"}
 
     calls.clear()
@@ -318,7 +321,8 @@ def test_other_config_or_device_is_refused_and_nothing_is_overwritten(tiny, tmp_
     import jbatch.sweeps.driver
 
     real = jbatch.sweeps.driver.environment_metadata
-    monkeypatch.setattr(jbatch.sweeps.driver, "environment_metadata", lambda: real() | {"device_kind": "NVIDIA H100"})
+    monkeypatch.setattr(jbatch.sweeps.driver, "environment_metadata",
+                        lambda: msgspec.structs.replace(real(), device_kind="NVIDIA H100"))  # fmt: skip
     with pytest.raises(ConfigError, match="results from different devices are not mixed"):
         sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
     assert path.read_bytes() == before
@@ -352,15 +356,18 @@ def test_bad_sweeps_are_refused(tiny, tmp_path, change, message):
     assert not (tmp_path / "t").exists()
 
 
-def test_config_file_mapping():
-    cfg = config_from_mapping({"batch_sizes": [1, 8, "full"], "seeds": [0, 1], "target_value": 1})
-    assert cfg.batch_sizes == (1, 8, "full") and cfg.seeds == (0, 1) and cfg.target_value == 1.0
-    with pytest.raises(ConfigError, match="unknown sweep setting"):
-        config_from_mapping({"batchsize": [1]})
-    with pytest.raises(ConfigError, match="'seeds' must be a list"):
-        config_from_mapping({"seeds": 3})
-    with pytest.raises(ConfigError, match="'budget_steps' must be a int"):
-        config_from_mapping({"budget_steps": "many"})
+def test_config_file_mapping_takes_flat_keys_or_groups():
+    cfg = from_mapping({"batch_sizes": [1, 8, "full"], "seeds": [0, 1], "target_value": 1})
+    assert cfg.grid.batch_sizes == (1, 8, "full") and cfg.grid.seeds == (0, 1) and cfg.target.value == 1.0
+    assert from_mapping({"grid": {"batch_sizes": [1, 8, "full"], "seeds": [0, 1]}, "target": {"value": 1}}) == cfg
+    with pytest.raises(ConfigError, match="unknown sweep setting 'batchsize'"):
+        from_mapping({"batchsize": [1]})
+    with pytest.raises(ConfigError, match="unknown grid setting"):
+        from_mapping({"grid": {"seed": [1]}})
+    with pytest.raises(ConfigError, match="sweep setting 'seeds': Expected `array`, got `int`"):
+        from_mapping({"seeds": 3})
+    with pytest.raises(ConfigError, match="sweep setting 'budget_steps': Expected `int`, got `str`"):
+        from_mapping({"budget_steps": "many"})
 
 
 def test_noise_checkpoints_are_log_spaced_evaluations():
@@ -381,9 +388,9 @@ def test_a_document_from_before_a_setting_existed_still_resumes(tiny, tmp_path):
     sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
     path = tmp_path / "t" / DOCUMENT
     doc = json.loads(path.read_text())
-    del doc["config"]["microbatch"]
+    del doc["config"]["training"]["microbatch"]
     path.write_text(json.dumps(doc))
     _, again = sweep(_config(batch_sizes=(32,)), tmp_path, tiny)  # resumed: nothing to redo
-    assert again["batch_sizes"] == doc["batch_sizes"] and again["config"]["microbatch"] == 0
+    assert msgspec.to_builtins(again.batch_sizes) == doc["batch_sizes"] and again.config.training.microbatch == 0
     with pytest.raises(ConfigError, match=r"another config \(microbatch: 0 there, 8 now"):
         sweep(_config(batch_sizes=(32,), microbatch=8), tmp_path, tiny)

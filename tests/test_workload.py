@@ -17,7 +17,7 @@ import jbatch
 from jbatch.core.engine import CompileCounter
 from jbatch.core.optim import beta2_for_batch, get_learning_rate, inject, schedule_factor, with_schedule
 from jbatch.errors import ConfigError
-from jbatch.sweeps.config import SweepConfig
+from jbatch.config import SweepConfig
 from jbatch.workloads.workload import resolve
 from tests.helpers import run_cli, run_size
 
@@ -97,7 +97,7 @@ def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, cap
 
 
 def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
-    small = SweepConfig(name="h", dataset="tiny", widths=(16,), optimizer="momentum", learning_rates=(0.1,),
+    small = SweepConfig.of(name="h", dataset="tiny", widths=(16,), optimizer="momentum", learning_rates=(0.1,),
                         seeds=(0,), target_value=0.5, budget_steps=20, budget_epochs=1, evals=5,
                         noise_checkpoints=0, extend_grid=0)  # fmt: skip
     big = small.__class__(**{**small.__dict__, "learning_rates": (0.01, 0.1, 0.3), "momentum": (0.5, 0.9, 0.99)})
@@ -135,7 +135,7 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
     assert beta2_for_batch(0.95, 512, 512) == pytest.approx(0.95)
     half = lambda b2, batch: np.log(0.5) / np.log(b2) * batch  # noqa: E731  half-life in examples
     assert half(beta2_for_batch(0.95, 1, 512), 1) == pytest.approx(half(0.95, 512))
-    cfg = SweepConfig(name="b", dataset="tiny", widths=(16,), optimizer="adam", learning_rates=(1e-3,), seeds=(0,),
+    cfg = SweepConfig.of(name="b", dataset="tiny", widths=(16,), optimizer="adam", learning_rates=(1e-3,), seeds=(0,),
                       target_value=0.5, budget_steps=10, budget_epochs=1, evals=5, noise_checkpoints=0,
                       beta2_reference=300, extend_grid=0)  # fmt: skip
     with jax.numpy_dtype_promotion("standard"):  # optax's adam: b2 ** count
@@ -221,7 +221,7 @@ def _result(reps):
 def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
     from jbatch.sweeps.grid import extension
 
-    cfg = SweepConfig(target_value=0.5, learning_rates=tuple(sorted({r["learning_rate"] for r in reps})))
+    cfg = SweepConfig.of(target_value=0.5, learning_rates=tuple(sorted({r["learning_rate"] for r in reps})))
     more = extension(cfg, _result(reps), 2)
     assert [m["learning_rate"] for m in more] == expected
 
@@ -229,7 +229,7 @@ def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
 def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny, tmp_path):
     from tests.helpers import sweep
 
-    cfg = SweepConfig(name="x", dataset="tiny", widths=(16,), batch_sizes=(32,), learning_rates=(0.003, 0.01),
+    cfg = SweepConfig.of(name="x", dataset="tiny", widths=(16,), batch_sizes=(32,), learning_rates=(0.003, 0.01),
                       seeds=(0, 1), target_value=0.5, budget_steps=40, budget_epochs=1, evals=10,
                       noise_checkpoints=2, noise_unroll=1, extend_grid=3)  # fmt: skip
     run_size(cfg, tiny, 32)  # warms JAX's caches of eager operations (model initialisation)

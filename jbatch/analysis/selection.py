@@ -117,7 +117,7 @@ def replica_summary(rep: Replica, result: BatchSizeResult, metric: str, target: 
     _, accuracy = _before(*series(rep, "test_accuracy"), until)
     if rep.curve.get("test_accuracy") is not None or rep.coarse.get("test_accuracy") is not None:  # not a regression
         out["best_test_accuracy"] = max((v for v in accuracy if v is not None), default=None)
-        out["final_test_accuracy"] = accuracy[-1]
+        out["final_test_accuracy"] = accuracy[-1] if accuracy else None
     if hit is not None:
         s = steps[hit]
         out["steps_to_target"] = s

@@ -76,7 +76,7 @@ def open_document(directory: Path, session: Session, meta: Metadata) -> SweepDoc
 
 def _shown(value: Any) -> Any:
     """A setting or record as its JSON shows it (lists, mappings)."""
-    return msgspec.to_builtins(value)
+    return msgspec.json.decode(msgspec.json.encode(value))
 
 
 def run_sweep(

@@ -3,7 +3,7 @@ tests read (about 30 s): ``python -m tests.data.make_sweep_small``."""
 
 from pathlib import Path
 
-from jbatch.sweeps.config import SweepConfig
+from jbatch.config import SweepConfig
 from jbatch.workloads.data import Dataset, load_digits
 from tests.helpers import sweep
 
