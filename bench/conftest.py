@@ -58,13 +58,13 @@ def full(request) -> bool:
 def matmul_peak() -> dict:
     """The float32 matmul peak jax reaches in this session (measured once, at the start;
     each benchmark re-measures briefly so the report can use the session's best)."""
-    from jbatch.core.engine import matmul_peak_gflops
+    from bench.workloads import matmul_peak_gflops
 
     return {"gflops": matmul_peak_gflops(repeats=20)}
 
 
 @pytest.fixture(scope="session")
 def workloads() -> dict:
-    from jbatch.workloads.throughput import make_workload
+    from bench.workloads import make_workload
 
     return {name: make_workload(name) for name in ("digits", "wide")}

@@ -23,8 +23,8 @@ import jax
 import numpy as np
 
 from bench.runners import LanguageWorkload
+from bench.workloads import Runner
 from jbatch.core.batching import epoch_order
-from jbatch.workloads.throughput import Runner
 
 # nanoGPT's shakespeare_char optimizer (its config and train.py defaults), as the preset has it
 LEARNING_RATE, BETAS, WEIGHT_DECAY, WARMUP, FINAL = 1e-3, (0.9, 0.99), 0.1, 0.05, 0.1
@@ -199,11 +199,11 @@ class NanoGPTLoop:
 
 def jbatch_text_epoch(wl: TextWorkload, batch_size: int) -> Runner:
     """jbatch's scan-fused epoch of the transformer with the preset's AdamW and schedule."""
+    from bench.workloads import epoch_runner
     from jbatch.core.engine import fast_unroll
     from jbatch.core.epoch import make_epoch
     from jbatch.core.loss import softmax_cross_entropy
     from jbatch.core.step import init_train_state, make_train_step
-    from jbatch.workloads.throughput import epoch_runner
 
     n = wl.num_examples
     epoch = make_epoch(make_train_step(softmax_cross_entropy), n, batch_size, unroll=fast_unroll(batch_size))
@@ -243,7 +243,7 @@ class JbatchTextToTarget:
 
     def __init__(self, wl: TextWorkload, c: TextCase):
         from jbatch.core.engine import compile_program
-        from jbatch.core.epoch import make_evaluate, make_train_chunk
+        from jbatch.core.epoch import make_chunk, make_evaluate
         from jbatch.core.guard import init_guard
         from jbatch.core.loss import softmax_cross_entropy
         from jbatch.core.step import init_train_state, make_eval_step, make_train_step
@@ -256,7 +256,7 @@ class JbatchTextToTarget:
         self.active = jax.device_put(np.ones((c.every,), bool))
         self.tx = _tx(c.budget)  # one object: the compiled programs take its state's structure
         state = init_train_state(wl.model(0), self.tx)
-        chunk = make_train_chunk(make_train_step(softmax_cross_entropy), whole=False)
+        chunk = make_chunk(make_train_step(softmax_cross_entropy), whole=False)
         self.chunk = compile_program(chunk, (state, init_guard()), self.data, self.idx[0], self.mask[0], self.active)
         self.evaluate = compile_program(make_evaluate(make_eval_step(softmax_cross_entropy, True)), state, self.val)
         self.compile_seconds = self.chunk.compile_seconds + self.evaluate.compile_seconds

@@ -3,7 +3,7 @@ weights, same data and batch order, SGD with momentum 0.9, float32. Flax NNX bot
 tutorial writes the loop and in the fast form its performance guide recommends; PyTorch
 eager and (in the --full grid) under ``torch.compile``.
 
-Each ``make_*`` returns a ``jbatch.workloads.throughput.Runner`` whose ``run()`` trains on
+Each ``make_*`` returns a ``bench.workloads.Runner`` whose ``run()`` trains on
 ``samples`` examples and returns only when the work is done. Optional packages (keras,
 torch) are imported here, on demand: ``pytest.importorskip`` turns their absence into a
 skip with a reason.
@@ -20,8 +20,8 @@ import numpy as np
 
 from bench.runners import mlp_weights
 from bench.to_target import reached
+from bench.workloads import LEARNING_RATE, MOMENTUM, MLPWorkload, Runner, Weights
 from jbatch.core.batching import epoch_order, resolve_batch_size
-from jbatch.workloads.throughput import LEARNING_RATE, MOMENTUM, MLPWorkload, Runner, Weights
 
 
 def _order(wl: MLPWorkload, b: int, samples: int) -> tuple[np.ndarray, int]:

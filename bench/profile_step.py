@@ -20,13 +20,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bench.workloads import LEARNING_RATE, MOMENTUM, make_workload
 from jbatch.core.batching import epoch_order
 from jbatch.core.engine import compile_program, default_compiler_options, fast_unroll
 from jbatch.core.epoch import make_epoch
 from jbatch.core.loss import softmax_cross_entropy
 from jbatch.core.replica import init_replicas, replica_orders
 from jbatch.core.step import init_train_state, make_train_step
-from jbatch.workloads.throughput import LEARNING_RATE, MOMENTUM, make_workload
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ def main() -> None:
     import optax
     from jax.sharding import PartitionSpec as P
 
+    from bench.workloads import LEARNING_RATE, MOMENTUM, make_workload
     from jbatch.core.batching import epoch_order
     from jbatch.core.engine import compile_program, fast_unroll
     from jbatch.core.epoch import make_epoch
@@ -51,7 +52,6 @@ def main() -> None:
     from jbatch.core.step import init_train_state, make_train_step
     from jbatch.store import write_json
     from jbatch.sweeps.metadata import environment_metadata
-    from jbatch.workloads.throughput import LEARNING_RATE, MOMENTUM, make_workload
 
     wl = make_workload("digits")
     n, k, cores = wl.num_examples, args.replicas, jax.local_device_count()

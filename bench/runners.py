@@ -17,6 +17,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from bench.workloads import LEARNING_RATE, MOMENTUM, MLPWorkload, Runner, Weights, device_data, epoch_runner
 from jbatch.core.batching import epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.core.engine import compile_program, fast_unroll, replica_group
 from jbatch.core.epoch import make_epoch
@@ -24,7 +25,6 @@ from jbatch.core.loss import softmax_cross_entropy
 from jbatch.core.optim import make_optimizer
 from jbatch.core.replica import init_replicas, replica_orders
 from jbatch.core.step import Batch, init_train_state, make_train_step
-from jbatch.workloads.throughput import LEARNING_RATE, MOMENTUM, MLPWorkload, Runner, Weights, device_data, epoch_runner
 
 
 def mlp_weights(params: Any) -> Weights:

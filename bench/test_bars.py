@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from jbatch.core.engine import matmul_peak_gflops
+from bench.workloads import matmul_peak_gflops
 from jbatch.report.throughput import PEERS, bars
 
 CASES = {"digits": (1, 32, 512, "full"), "wide": (512, 2048)}

@@ -107,7 +107,7 @@ def test_a_peer_steps_as_fast_to_the_target_as_in_its_throughput_case(benchmark,
     import numpy as np
 
     from bench.peers import PEERS
-    from jbatch.workloads.throughput import make_workload
+    from bench.workloads import make_workload
 
     runner = runner_for("stochastic", method, digits_data)
     loop = PEERS[method](make_workload("digits"), 1, 1000)

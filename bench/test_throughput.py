@@ -16,7 +16,7 @@ import time
 import pytest
 
 from bench.runners import jbatch_epoch, jbatch_step_loop, plain_scan
-from jbatch.core.engine import matmul_peak_gflops
+from bench.workloads import matmul_peak_gflops
 from jbatch.report.throughput import mfu
 
 BATCH_SIZES = (1, 8, 32, 128, 512, 2048, "full")

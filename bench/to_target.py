@@ -25,14 +25,13 @@ import numpy as np
 from jbatch.analysis.summary import result_metadata
 from jbatch.core.batching import epoch_batches, epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.core.engine import compile_program, timed_call
-from jbatch.core.epoch import make_evaluate, make_train_chunk
+from jbatch.core.epoch import make_chunk, make_evaluate
 from jbatch.core.guard import init_guard
 from jbatch.core.loss import softmax_cross_entropy
 from jbatch.core.optim import make_optimizer
 from jbatch.core.step import init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
-from jbatch.sweeps.cadence import budget_steps, layout
-from jbatch.config import SweepConfig
+from jbatch.sweeps.cadence import layout
 from jbatch.sweeps.recorder import rounded
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "digits-mlp-sgd"
@@ -58,27 +57,28 @@ class Case:
 
 def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
     """The case of ``regime`` from the committed sweep in ``results``."""
-    from jbatch.analysis.summary import load_document, summarize
+    from jbatch.analysis.summary import summarize
+    from jbatch.results import read_sweep
 
-    doc = load_document(results)
-    cfg = SweepConfig.of(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["config"].items()})
-    n = doc["num_train"]
+    doc = read_sweep(results)
+    cfg = doc.config
+    n = doc.num_train
     b = resolve_batch_size(REGIMES[regime], n)
     row = next((s["row"] for s in summarize(doc) if s["row"]["batch_size"] == b), None)
     if row is None:
         raise ConfigError(f"{results} has no batch size {b} for regime {regime!r}")
-    spe = steps_per_epoch(n, b, cfg.remainder)
-    lay = layout(spe, budget_steps(cfg, spe), cfg.evals, b)
+    spe = steps_per_epoch(n, b, cfg.training.remainder)
+    lay = layout(spe, cfg.budget.steps_at(spe), cfg.measurement.evals, b)
     ends = lay.chunk_ends()
     marks = tuple(int(e) for e, ev in zip(ends, lay.evaluate, strict=True) if ev)
-    return Case(regime, b, row["best_learning_rate"], cfg.target_value, n, spe, lay.total_steps, marks,
+    return Case(regime, b, row["best_learning_rate"], cfg.target.value, n, spe, lay.total_steps, marks,
                 f"{results.name}/sweep.json, commit {_commit(doc, b)}")  # fmt: skip
 
 
-def _commit(doc: dict[str, Any], b: int) -> str:
+def _commit(doc: Any, b: int) -> str:
     """The commit that measured batch size ``b`` (its own metadata; a --force'd sweep keeps
     the document's first)."""
-    return str(result_metadata(doc, doc["batch_sizes"][str(b)])["commit"]["id"])[:10]
+    return str(result_metadata(doc, doc.result(b)).commit.id)[:10]
 
 
 def reached(accuracy: Any, c: Case) -> bool:
@@ -143,7 +143,7 @@ class JbatchRunner:
         state = init_train_state(model(0), self.tx)
         self.width = int(max(np.diff((0, *c.marks))))
         self.whole = c.batch_size == c.num_train
-        chunk = make_train_chunk(make_train_step(softmax_cross_entropy), whole=self.whole)
+        chunk = make_chunk(make_train_step(softmax_cross_entropy), whole=self.whole)
         evaluate = make_evaluate(make_eval_step(softmax_cross_entropy, True))
         needed = correct_needed(c.target, int(test[0].shape[0]))
         marks = jnp.asarray(c.marks, jnp.int32)

@@ -5,10 +5,9 @@ a compiled epoch as a ``Runner``, and the machine's float32 matmul peak."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
-
-import time
 
 import jax
 import jax.numpy as jnp

@@ -80,7 +80,7 @@ def main() -> None:
 
     # 4. jbatch train --devices 4 gives the single-device result.
     from jbatch.config import TrainConfig
-from jbatch.sweeps.train import train_and_evaluate
+    from jbatch.sweeps.train import train_and_evaluate
 
     cfg = TrainConfig.of(epochs=2, batch_size=30, widths=(32,))
     one, four = train_and_evaluate(cfg), train_and_evaluate(dataclasses.replace(cfg, devices=4))

@@ -99,10 +99,10 @@ def test_a_language_sweep_counts_examples_not_tokens(tmp_path):
     cfg = with_floor(cfg, for_config(cfg, ds))
     with jax.numpy_dtype_promotion("standard"):  # optax's Adam raises an injected float b1 to an int count
         _, doc = sweep(cfg, tmp_path, ds)
-    result = doc["batch_sizes"]["16"]
-    assert result["tokens_per_example"] == 8
+    result = doc.result(16)
+    assert result.tokens_per_example == 8
     assert counted_examples(result) == [64] * 6  # 24 steps: six epochs of 4 batches
-    s = replica_summary(result["replicas"][0], result, "test_loss", cfg.target_value)
+    s = replica_summary(result.replicas[0], result, "test_loss", cfg.target.value)
     assert s["steps_to_target"] is not None and s["steps_to_target"] > 4  # reached after the first epoch
     assert s["examples_to_target"] == 16 * s["steps_to_target"]
     assert s["tokens_to_target"] == 8 * s["examples_to_target"]

@@ -36,13 +36,13 @@ def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_pa
     with jax.numpy_dtype_promotion("standard"):  # what users run with (optax's schedules need it)
         exec(compile(code, "README.md", "exec"), namespace)
     doc = namespace["doc"]
-    assert sorted(doc["batch_sizes"], key=int) == ["16", "256"]
-    assert {k: doc["checks"][k] for k in ("learning_rate", "batch_statistics", "inexact")} == {
-        "learning_rate": "scaled", "batch_statistics": True, "inexact": []}  # fmt: skip
-    for result in doc["batch_sizes"].values():  # BatchNorm and Dropout through every part, noise probes included
-        assert "failures" not in result and any(r.get("noise") for r in result["replicas"])
-    assert (tmp_path / "runs" / doc["name"] / "table.md").exists()
-    assert doc["name"].endswith("-make-net-adamw-cosine") and doc["name"] in capsys.readouterr().out
+    assert sorted(doc.batch_sizes, key=int) == ["16", "256"]
+    assert (doc.checks.learning_rate, doc.checks.batch_statistics, doc.checks.inexact) == ("scaled", True, [])
+    for result in doc.batch_sizes.values():  # BatchNorm and Dropout through every part, noise probes included
+        assert not result.failures and any(r.noise for r in result.replicas)
+    assert doc.config.workload.loss == "optax.losses._classification:softmax_cross_entropy_with_integer_labels"
+    assert (tmp_path / "runs" / doc.name / "table.md").exists()
+    assert doc.name.endswith("-make-net-adamw-cosine") and doc.name in capsys.readouterr().out
 
 
 def test_the_readme_layout_lists_every_module_of_each_package_and_no_other():

@@ -2,17 +2,18 @@
 report tabulates a recorded pytest-benchmark JSON, and missing peers skip with a reason."""
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import msgspec
 import pytest
 
 from jbatch.core.engine import timed_call
 from jbatch.errors import ConfigError
 from jbatch.report.throughput import bars, markdown, measurements, write_throughput_report
+from jbatch.results import BenchmarkDocument, convert, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,15 +61,16 @@ def test_timed_call_waits_for_a_slow_computation():
 
 
 def _case(workload, method, b, samples, median, fastest, slowest, flops=1e6, peak=200.0, around=100.0):
-    return {"extra_info": {"workload": workload, "method": method, "batch_size": b, "samples_per_round": samples,
+    return {"name": f"test_throughput[{workload}-{method}-{b}]", "extra_info": {"workload": workload, "method": method, "batch_size": b, "samples_per_round": samples,
                            "samples_per_second": samples / median, "compile_seconds": 0.5,
                            "flops_per_example": flops, "matmul_peak_gflops_session": peak,
                            "matmul_peak_gflops_before": around, "matmul_peak_gflops_now": around},
             "stats": {"median": median, "min": fastest, "max": slowest, "rounds": 5}}  # fmt: skip
 
 
-def _doc(cases):
-    return {"benchmarks": cases, "machine_info": {"jbatch": {}}, "commit_info": {}, "datetime": "today"}
+def _doc(cases, raw=False):
+    doc = {"benchmarks": cases, "machine_info": {"jbatch": {}}, "commit_info": {}, "datetime": "today"}
+    return doc if raw else convert(doc, BenchmarkDocument)
 
 
 def test_report_tabulates_hand_computed_numbers(tmp_path):
@@ -96,7 +98,7 @@ def test_report_tabulates_hand_computed_numbers(tmp_path):
     assert got["wide B>=512: jbatch-scan MFU vs the matmul rate measured around it (worst case)"] == (
         pytest.approx(1.0), "met")  # fmt: skip
     path = tmp_path / "b.json"
-    path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(msgspec.to_builtins(doc)))
     written = write_throughput_report(path, tmp_path / "out")
     assert [p.name for p in written] == ["benchmark.json", "table.md", "throughput.png"]
     assert (tmp_path / "out" / "table.md").read_text() == text
@@ -109,24 +111,10 @@ def test_report_refuses_a_file_that_is_not_a_benchmark(tmp_path):
         write_throughput_report(bad, tmp_path / "out")
 
 
-@pytest.mark.parametrize(("peer", "module"), [("torch-eager", "torch"), ("keras-fit", "keras")])
-def test_missing_peer_skips_with_a_reason(peer, module, monkeypatch):
-    from bench.peers import PEERS
-
-    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
-    import numpy as np
-
-    from jbatch.workloads.throughput import MLPWorkload as Workload
-
-    wl = Workload("t", (4, 3, 2), np.zeros((8, 4), np.float32), np.zeros(8, np.int32))
-    with pytest.raises(pytest.skip.Exception, match=r"peer: pip install -e '\.\[peers\]'"):
-        PEERS[peer](wl, 4, 8)
-
-
 def _text_case(kind, seconds, **extra):
     e = {"kind": kind, "workload": "shakespeare-char", "batch_size": 12, "seconds": seconds,
          "compile_seconds": dict.fromkeys(seconds, 1.5)} | extra  # fmt: skip
-    return {"stats": {"median": 1.0}, "extra_info": e}
+    return {"name": f"test_text[{kind}]", "stats": {"median": 1.0}, "extra_info": e}
 
 
 def test_report_tabulates_the_shakespeare_cases_with_ratios_and_ties(tmp_path):
@@ -141,8 +129,8 @@ def test_report_tabulates_the_shakespeare_cases_with_ratios_and_ties(tmp_path):
                         steps_to_target={"jbatch": 1000, "torch-nanogpt": None}, target=2.0, budget=2000,
                         every=100, curves={"jbatch": [2.5, 2.1, 1.99], "torch-nanogpt": [2.5, 2.1, 1.99]})  # fmt: skip
     path = tmp_path / "b.json"
-    path.write_text(json.dumps(_doc([through, target])))
-    text = markdown(json.loads(path.read_text()))
+    path.write_text(json.dumps(_doc([through, target], raw=True)))
+    text = markdown(load(path))
     row = next(line for line in text.splitlines() if line.startswith("| flax-nnx-loop"))
     assert "| 38.4k [34.9k, 42.7k] | 2.00x [" in row and "(tie)" not in row, row  # 1200 x 64 / 2.0 s
     torch_row = next(line for line in text.splitlines() if line.startswith("| torch-nanogpt") and "1.04" in line)

@@ -7,67 +7,68 @@ import jax
 import numpy as np
 import pytest
 
-from jbatch.analysis.summary import load_document
 from jbatch.core.epoch import make_evaluate
 from jbatch.core.optim import get_learning_rate
 from jbatch.core.phases import Phase, examples_seen, train_phases
 from jbatch.core.step import init_train_state, make_eval_step, make_train_step
 from jbatch.errors import ConfigError
-from jbatch.sweeps.optimizer import sweep_optimizer
-from jbatch.sweeps.warmup_check import check_warmup, reference, verdict
+from jbatch.report.advice import verdict
+from jbatch.results import convert, read_sweep, records
+from jbatch.sweeps.warmup_check import check_warmup, reference
 from jbatch.workloads.data import to_device
-from jbatch.workloads.workload import for_config
-from tests.helpers import tiny_config
+from tests.helpers import session, tiny_config
 from tests.test_advise import SMALL
 
-WARMUP = [{"batch_size": 8, "steps": 30}, {"batch_size": 32, "steps": 0}]
+WARMUP = [records.Phase(batch_size=8, steps=30), records.Phase(batch_size=32, steps=0)]
 
 
 def test_the_warmup_is_trained_to_the_target_as_by_hand(tiny):
     cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0, 1))
-    wl = for_config(cfg, tiny)
-    doc = load_document(SMALL)
+    where = session(cfg, tiny)
+    wl = where.workload
+    doc = read_sweep(SMALL)
     ref = reference(doc)
-    check = check_warmup(cfg, wl, doc, WARMUP, seeds=(0,), every_examples=40)
-    lrs = [p["learning_rate"] for p in check["phases"]]
-    assert [p["batch_size"] for p in check["phases"]] == [8, 32]
+    check = check_warmup(where, doc, WARMUP, seeds=(0,), every_examples=40)
+    lrs = [p.learning_rate for p in check.phases]
+    assert [p.batch_size for p in check.phases] == [8, 32]
     assert lrs == [ref["settings"][8]["learning_rate"], ref["settings"][32]["learning_rate"]]  # re-tuned per phase
-    phases = [Phase(p["batch_size"], p["steps"]) for p in check["phases"]]
+    phases = [Phase(p.batch_size, p.steps) for p in check.phases]
     assert (
         examples_seen(phases, 300)
         >= ref["budget_examples"]
         > examples_seen([phases[0], Phase(32, phases[1].steps - 1)], 300)
     )
-    seed = check["seeds"][0]
-    assert seed["steps_to_target"] is not None, "the tiny digits reach 75% in the B = 100 run's budget"
-    curve = np.asarray(seed["curve"])
-    hit = int(np.argmax(curve[:, 2] >= cfg.target_value))
-    assert curve[hit, 0] == seed["steps_to_target"] and (curve[:hit, 2] < cfg.target_value).all()
+    seed = check.seeds[0]
+    assert seed.steps_to_target is not None, "the tiny digits reach 75% in the B = 100 run's budget"
+    curve = np.asarray(seed.curve)
+    target = doc.config.target.value
+    hit = int(np.argmax(curve[:, 2] >= target))
+    assert curve[hit, 0] == seed.steps_to_target and (curve[:hit, 2] < target).all()
     # by hand: the same phases, cut where the check found the target, evaluated once
-    steps, left, cut = seed["steps_to_target"], seed["steps_to_target"], []
+    steps, left, cut = seed.steps_to_target, seed.steps_to_target, []
     for p in phases:
         if left:
             cut.append(Phase(p.batch_size, min(left, p.steps)))
             left -= cut[-1].steps
     with jax.numpy_dtype_promotion("standard"):
-        state = init_train_state(wl.model(0), sweep_optimizer(cfg, wl, {}).tx)
+        state = init_train_state(wl.model(0), where.optimizer.tx)
         state, records = train_phases(state, make_train_step(wl.loss), to_device(tiny.x_train, tiny.y_train), cut,
                                       learning_rates=lrs[: len(cut)], seed=0)  # fmt: skip
         accuracy = make_evaluate(make_eval_step(wl.loss, True))(state, to_device(tiny.x_test, tiny.y_test))["accuracy"]
     assert int(state.step) == steps and float(get_learning_rate(state.opt_state)) == pytest.approx(lrs[len(cut) - 1])
     assert float(accuracy) == pytest.approx(curve[hit, 2], abs=1e-6)
-    assert seed["examples_to_target"] == examples_seen(cut, 300)
-    per_step = {int(b): r["timing"]["seconds_per_step"] for b, r in doc["batch_sizes"].items()}
-    assert seed["seconds_to_target"] == pytest.approx(sum(r.steps * per_step[r.batch_size] for r in records))
-    fixed = check["steps_to_target"]["fixed"]
-    assert check["reference"]["batch_size"] == ref["batch_size"] and fixed["values"] == ref["steps_to_target"]
-    assert check["steps_to_target"]["ratio"] == pytest.approx(seed["steps_to_target"] / fixed["mean"])
+    assert seed.examples_to_target == examples_seen(cut, 300)
+    per_step = {r.batch_size: r.timing.seconds_per_step for r in doc.results}
+    assert seed.seconds_to_target == pytest.approx(sum(r.steps * per_step[r.batch_size] for r in records))
+    fixed = check.steps_to_target.fixed
+    assert check.reference["batch_size"] == ref["batch_size"] and fixed.values == ref["steps_to_target"]
+    assert check.steps_to_target.ratio == pytest.approx(seed.steps_to_target / fixed.mean)
 
 
 def test_a_warmup_over_batch_sizes_the_sweep_did_not_run_is_one_line(tiny):
     cfg = tiny_config(widths=(32,), batch_sizes=(8, 32), learning_rates=(0.3,), seeds=(0,))
     with pytest.raises(ConfigError, match=r"batch sizes the sweep did not run \(\[16\]\)"):
-        check_warmup(cfg, for_config(cfg, tiny), load_document(SMALL), [{"batch_size": 16, "steps": 0}])
+        check_warmup(session(cfg, tiny), read_sweep(SMALL), [records.Phase(batch_size=16, steps=0)])
 
 
 def spread(values, lo, hi, of=None):
@@ -84,22 +85,25 @@ def spread(values, lo, hi, of=None):
 ])  # fmt: skip
 def test_the_verdict_can_come_out_each_way(warm, final, want):
     check = {
+        "phases": [], "metric": "test_accuracy", "target": 0.9, "every_examples": 1, "budget_examples": 1,
+        "seeds": [], "reference": {}, "seconds": 0.0, "higher_is_better": True,
         "steps_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
+        "seconds_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
+        "examples_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
         "final": {"warmup": final, "fixed": spread([0.9, 0.91], 0.85, 0.95)},
-        "higher_is_better": True,
-    }
-    assert verdict(check) == want
+    }  # fmt: skip
+    assert verdict(convert(check, records.WarmupCheck)) == want
 
 
 def test_a_warmup_of_one_batch_size_retraces_the_sweeps_own_runs(tiny):
     """A "warm-up" that is the reference batch size from the start is the sweep's own run of it
     (same initial weights, data order and learning rate): the check must end each seed at the
     final value the sweep recorded, which ties it to what the sweep measured."""
-    doc = load_document(SMALL)
+    doc = read_sweep(SMALL)
     cfg = tiny_config(widths=(32,), batch_sizes=(1, 8, 32, 100, "full"), learning_rates=(0.03, 0.3, 3.0),
                       seeds=(0, 1, 2, 3))  # fmt: skip
     ref = reference(doc)
-    check = check_warmup(cfg, for_config(cfg, tiny), doc, [{"batch_size": ref["batch_size"], "steps": 0}])
-    assert [p["batch_size"] for p in check["phases"]] == [ref["batch_size"]]
-    assert [s["final"] for s in check["seeds"]] == pytest.approx(ref["final"], abs=1e-6)
+    check = check_warmup(session(cfg, tiny), doc, [records.Phase(batch_size=ref["batch_size"], steps=0)])
+    assert [p.batch_size for p in check.phases] == [ref["batch_size"]]
+    assert [s.final for s in check.seeds] == pytest.approx(ref["final"], abs=1e-6)
     assert verdict(check) == "tie"  # the same runs, evaluated at other points

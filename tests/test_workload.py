@@ -14,10 +14,11 @@ import pytest
 from flax import nnx
 
 import jbatch
+from jbatch.config import SweepConfig
 from jbatch.core.engine import CompileCounter
 from jbatch.core.optim import beta2_for_batch, get_learning_rate, inject, schedule_factor, with_schedule
 from jbatch.errors import ConfigError
-from jbatch.config import SweepConfig
+from jbatch.results import BatchSizeResult, convert, read_sweep
 from jbatch.workloads.workload import resolve
 from tests.helpers import run_cli, run_size
 
@@ -54,11 +55,11 @@ def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsy
                        learning_rates=[0.03, 0.3], seeds=[0, 1], target=("test_accuracy", 0.6), results_dir=tmp_path,
                        budget_steps=30, budget_epochs=1, evals=20, noise_checkpoints=2, noise_unroll=1, extend_grid=0,
                        report=False)  # the CLI writes it below (the README example checks the default)  # fmt: skip
-    directory = tmp_path / doc["name"]
-    assert json.loads((directory / "sweep.json").read_text()) == json.loads(json.dumps(doc))
-    assert set(doc["batch_sizes"]) == {"16", "256"}
-    assert doc["config"]["model"] == "tests.test_workload:make_residual_cnn"
-    accuracy = [v for res in doc["batch_sizes"].values() for r in res["replicas"] for v in r["curve"]["test_accuracy"]]
+    directory = tmp_path / doc.name
+    assert read_sweep(directory) == doc
+    assert set(doc.batch_sizes) == {"16", "256"}
+    assert doc.config.workload.model == "tests.test_workload:make_residual_cnn"
+    accuracy = [v for res in doc.batch_sizes.values() for r in res.replicas for v in r.curve.test_accuracy]
     assert max(v for v in accuracy if v is not None) > 0.6  # it learned
     assert run_cli(["report", str(directory)], capsys)[0] == 0
     assert run_cli(["claims", str(directory), "--out", str(tmp_path / "claims.md")], capsys)[0] == 0
@@ -92,15 +93,15 @@ def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, cap
                               "--results-dir", str(tmp_path)],
                              capsys)  # fmt: skip
     assert code == 0, err
-    doc = json.loads((tmp_path / "images-make-lion" / "sweep.json").read_text())
-    assert doc["config"]["optimizer"] == "mymodels:lion" and set(doc["batch_sizes"]) == {"16", "256"}
+    doc = read_sweep(tmp_path / "images-make-lion")
+    assert doc.config.workload.optimizer == "mymodels:lion" and set(doc.batch_sizes) == {"16", "256"}
 
 
 def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
     small = SweepConfig.of(name="h", dataset="tiny", widths=(16,), optimizer="momentum", learning_rates=(0.1,),
                         seeds=(0,), target_value=0.5, budget_steps=20, budget_epochs=1, evals=5,
                         noise_checkpoints=0, extend_grid=0)  # fmt: skip
-    big = small.__class__(**{**small.__dict__, "learning_rates": (0.01, 0.1, 0.3), "momentum": (0.5, 0.9, 0.99)})
+    big = small.replace(learning_rates=(0.01, 0.1, 0.3), momentum=(0.5, 0.9, 0.99))
     counts = []
     for cfg in (small, big, small, big):  # the first two warm JAX's caches of eager operations
         with CompileCounter() as c:
@@ -108,10 +109,10 @@ def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
         counts.append(c.count)
     counts = counts[2:]
     assert counts[0] == counts[1]  # 9 settings x 1 seed: the same programs as 1 setting
-    momenta = {r["hyperparameters"]["momentum"] for r in result["replicas"]}
-    assert momenta == {0.5, 0.9, 0.99} and len(result["replicas"]) == 9
-    loss = {(r["learning_rate"], r["hyperparameters"]["momentum"]): r["curve"]["minibatch_loss"][-1]
-            for r in result["replicas"]}  # fmt: skip
+    momenta = {r.hyperparameters["momentum"] for r in result.replicas}
+    assert momenta == {0.5, 0.9, 0.99} and len(result.replicas) == 9
+    loss = {(r.learning_rate, r.hyperparameters["momentum"]): r.curve.minibatch_loss[-1]
+            for r in result.replicas}  # fmt: skip
     assert len(set(loss.values())) == 9  # every setting trained differently
 
 
@@ -140,8 +141,8 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
                       beta2_reference=300, extend_grid=0)  # fmt: skip
     with jax.numpy_dtype_promotion("standard"):  # optax's adam: b2 ** count
         for b in (1, 300):
-            rep = run_size(cfg, tiny, b)["replicas"][0]
-            assert rep["hyperparameters"]["b2"] == pytest.approx(0.999 ** (b / 300))
+            rep = run_size(cfg, tiny, b).replicas[0]
+            assert rep.hyperparameters["b2"] == pytest.approx(0.999 ** (b / 300))
 
 
 @pytest.mark.parametrize(
@@ -205,7 +206,8 @@ def _rep(lr, steps, diverged=False, seed=0):
 
 
 def _result(reps):
-    return {"steps_per_epoch": 1, "batch_size": 1, "counted": {"examples_per_epoch": [1] * 100}, "replicas": reps}
+    return convert({"steps_per_epoch": 1, "batch_size": 1, "budget_steps": 80, "replicas": reps,
+                    "counted": {"examples_per_epoch": [1] * 100, "updates_per_epoch": []}}, BatchSizeResult)
 
 
 @pytest.mark.parametrize(
@@ -234,30 +236,24 @@ def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny
                       noise_checkpoints=2, noise_unroll=1, extend_grid=3)  # fmt: skip
     run_size(cfg, tiny, 32)  # warms JAX's caches of eager operations (model initialisation)
     with CompileCounter() as once:
-        run_size(dataclass_replace(cfg, extend_grid=0), tiny, 32)
+        run_size(cfg.replace(extend_grid=0), tiny, 32)
     with CompileCounter() as extended:
         result = run_size(cfg, tiny, 32)
     assert extended.count == once.count  # the added learning rates ran in the same programs
-    added = sorted({r["learning_rate"] for r in result["replicas"] if r["extension"]})
+    added = sorted({r.learning_rate for r in result.replicas if r.extension})
     assert added and min(added) > 0.01 and len(added) <= 3
-    assert all(r["extension"] == 0 for r in result["replicas"] if r["learning_rate"] in (0.003, 0.01))
+    assert all(r.extension == 0 for r in result.replicas if r.learning_rate in (0.003, 0.01))
     from jbatch.analysis.summary import batch_size_summary
 
-    row = batch_size_summary(result | {"timing": None}, "test_accuracy", 0.5, 300)["row"]
+    row = batch_size_summary(result, "test_accuracy", 0.5, 300)["row"]
     assert row["extended"] == added and row["best_learning_rate"] > 0.01  # the optimum was past the old edge
     _, doc = sweep(cfg, tmp_path, tiny)
     again = json.loads((tmp_path / "x" / "sweep.json").read_text())
     assert [r["learning_rate"] for r in again["batch_sizes"]["32"]["replicas"]] == [
-        r["learning_rate"] for r in result["replicas"]]  # fmt: skip
+        r.learning_rate for r in result.replicas]  # fmt: skip
     calls = []
     sweep(cfg, tmp_path, tiny, on_start=lambda b, s: calls.append(s))
     assert calls == [True]  # resumed: the extended batch size is finished, not redone
-
-
-def dataclass_replace(cfg, **kw):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **kw)
 
 
 @pytest.mark.slow
@@ -273,21 +269,21 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
               extend_grid=0)  # fmt: skip
     first = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3], report=False, **kw)
     digest = fingerprint(*(a.astype(np.float32 if a.ndim > 1 else np.int32) for a in arrays))
-    assert first["name"] == f"data-{digest[:8]}-mlp-sgd" and first["data_sha256"] == digest
+    assert first.name == f"data-{digest[:8]}-mlp-sgd" and first.data_sha256 == digest
     assert "B=8: " in capsys.readouterr().err  # progress, as the CLI shows it
     seen = []
     real = jbatch.sweeps.driver.run_batch_size
 
     def spy(*args, previous=None, **kwargs):
-        seen.append(len(previous["replicas"]) if previous else 0)
+        seen.append(len(previous.replicas) if previous else 0)
         return real(*args, previous=previous, **kwargs)
 
     monkeypatch.setattr(jbatch.sweeps.driver, "run_batch_size", spy)
     grown = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3, 1.0], progress=False, **kw)
     assert seen == [1, 1] and not capsys.readouterr().out  # each batch size kept its finished run; silent
-    for b, result in grown["batch_sizes"].items():
-        old, new = first["batch_sizes"][b]["replicas"], result["replicas"]
-        assert [r["learning_rate"] for r in new] == [0.3, 1.0] and new[0] == old[0]
+    for b, result in grown.batch_sizes.items():
+        old, new = first.batch_sizes[b].replicas, result.replicas
+        assert [r.learning_rate for r in new] == [0.3, 1.0] and new[0] == old[0]
     np.savez(tmp_path / "mine.npz", x_train=arrays[0], y_train=arrays[1], x_test=arrays[2], y_test=arrays[3])
     code, _, err = run_cli(["sweep", "--dataset", str(tmp_path / "mine.npz"), "--widths", "16", "--batch-sizes",
                             "8,full", "--lrs", "0.3,1.0", "--seeds", "0", "--target", "test_accuracy=0.6",
@@ -295,7 +291,7 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
                             "2", "--noise-unroll", "1", "--extend-grid", "0", "--results-dir", str(tmp_path)],
                            capsys)  # fmt: skip
     assert code == 0, err
-    code, out, err = run_cli(["compare", str(tmp_path / grown["name"]), str(tmp_path / "mine-mlp-sgd")], capsys)
+    code, out, err = run_cli(["compare", str(tmp_path / grown.name), str(tmp_path / "mine-mlp-sgd")], capsys)
     assert code == 0 and "| 8 |" in out, err  # one workload: the same arrays under two names
 
 
@@ -308,7 +304,7 @@ def test_quick_picks_batch_sizes_that_fit_a_small_data_set(tmp_path, capsys, mon
     seen = []
 
     def stop(config, *args, **kw):
-        seen.append(config.batch_sizes)
+        seen.append(config.grid.batch_sizes)
         raise ConfigError("stopped before training")
 
     monkeypatch.setattr(jbatch.sweeps.driver, "run_sweep", stop)

@@ -7,7 +7,7 @@ from jbatch.config import SweepConfig
 from jbatch.workloads.data import Dataset, load_digits
 from tests.helpers import sweep
 
-CONFIG = SweepConfig(
+CONFIG = SweepConfig.of(
     name="sweep_small", dataset="tiny", widths=(32,), batch_sizes=(1, 8, 32, 100, "full"),
     learning_rates=(0.03, 0.3, 3.0), seeds=(0, 1, 2, 3), target_value=0.75, budget_steps=60, budget_epochs=3, evals=20,
     noise_checkpoints=4, extend_grid=0,

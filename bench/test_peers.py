@@ -7,7 +7,7 @@ import pytest
 
 from bench.peers import PEERS
 from bench.runners import jbatch_step_loop, mlp_loss
-from jbatch.workloads.throughput import MLPWorkload, make_workload
+from bench.workloads import MLPWorkload, make_workload
 
 
 @pytest.fixture(scope="module")
@@ -41,3 +41,13 @@ def test_every_peer_reaches_jbatchs_weights_and_loss(small, reference, peer, b):
     loss, start = mlp_loss(got, small.x, small.y), mlp_loss(small.weights(0), small.x, small.y)
     assert loss == pytest.approx(mlp_loss(want, small.x, small.y), abs=1e-6)
     assert abs(loss - start) > 1e-3  # four steps really moved the weights
+
+
+@pytest.mark.parametrize(("peer", "module"), [("torch-eager", "torch"), ("keras-fit", "keras")])
+def test_missing_peer_skips_with_a_reason(peer, module, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    wl = MLPWorkload("t", (4, 3, 2), np.zeros((8, 4), np.float32), np.zeros(8, np.int32))
+    with pytest.raises(pytest.skip.Exception, match=r"peer: pip install -e '\.\[peers\]'"):
+        PEERS[peer](wl, 4, 8)

@@ -1,6 +1,6 @@
-"""Test-wide JAX settings: strict dtype promotion (as equinox's tests), float32 throughout, and one
-persistent compilation cache per session, empty at its start (a program that several tests
-build compiles once)."""
+"""Test-wide JAX settings for ``tests/``, ``bench/`` and the doctests of ``jbatch/``: strict dtype
+promotion (as equinox's tests), float32 throughout, one persistent compilation cache per session,
+empty at its start (a program that several tests build compiles once), and the shared data sets."""
 
 import jax
 import pytest

@@ -24,9 +24,9 @@ def swept(tiny, tmp_path_factory):
 def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
     directory, doc, ds = swept
     c = case(regime, results=directory)
-    result = doc["batch_sizes"][str(c.batch_size)]
-    want = {r["seed"]: replica_summary(r, result, "test_accuracy", 0.7)["steps_to_target"] for r in result["replicas"]}
-    model_of = lambda seed: make_model("mlp", 64, 10, seed=seed, widths=TINY.widths)  # noqa: E731
+    result = doc.result(c.batch_size)
+    want = {r.seed: replica_summary(r, result, "test_accuracy", 0.7)["steps_to_target"] for r in result.replicas}
+    model_of = lambda seed: make_model("mlp", 64, 10, seed=seed, widths=TINY.workload.widths)  # noqa: E731
     runner = JbatchRunner(c, model_of, (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
                           (jax.device_put(ds.x_test), jax.device_put(ds.y_test)))  # fmt: skip
     for seed in (0, 1):
