@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jbatch.core.engine import compile_program
 from jbatch.errors import ConfigError
 
 
@@ -35,7 +36,6 @@ def sample(model: nnx.Module, prompt: np.ndarray, length: int, context: int, see
                           f"prompt tokens, length {length}, temperature {temperature}")  # fmt: skip
     graphdef, state = nnx.split(model)
 
-    @jax.jit
     def run(state, buffer, n, key):
         net = nnx.merge(graphdef, state)
 
@@ -52,7 +52,8 @@ def sample(model: nnx.Module, prompt: np.ndarray, length: int, context: int, see
 
     buffer = np.zeros(context, np.int32)
     buffer[: prompt.size] = prompt
-    return np.asarray(run(state, jnp.asarray(buffer), jnp.asarray(prompt.size, jnp.int32), jax.random.key(seed)))
+    args = (state, jnp.asarray(buffer), jnp.asarray(prompt.size, jnp.int32), jax.random.key(seed))
+    return np.asarray(compile_program(run, *args)(*args))
 
 
 def generate(model: nnx.Module, vocab: str, length: int, context: int, prompt: str = "\n", seed: int = 0,
