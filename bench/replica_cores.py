@@ -50,7 +50,8 @@ def main() -> None:
     from jbatch.core.parallel import batch_sharding, data_mesh, replicated
     from jbatch.core.replica import init_replicas, replica_orders
     from jbatch.core.step import init_train_state, make_train_step
-    from jbatch.store import write_json
+    from jbatch.results import convert, dump
+    from jbatch.results.records import ReplicaCoresDocument
     from jbatch.sweeps.metadata import environment_metadata
 
     wl = make_workload("digits")
@@ -113,9 +114,10 @@ def main() -> None:
                      "weight_traffic_gb_per_s": rate * rewritten / 1e9, "seconds": seconds[name]})  # fmt: skip
     doc = {"kind": "jbatch.replica_cores", "batch_size": 1, "steps_per_round": n, "bytes_rewritten_per_step": rewritten,
            "rows": rows, "rewrite_gb_per_s": ceiling, "rewrite_bytes": buf.nbytes,
-           "rewrite_seconds": {name: seconds[name] for name in streams},
-           "metadata": environment_metadata()}  # fmt: skip
-    write_json(args.out, doc)
+           "rewrite_seconds": {name: seconds[name] for name in streams}}  # fmt: skip
+    record = convert(doc | {"metadata": {}}, ReplicaCoresDocument)  # through the results contract
+    record.metadata = environment_metadata()
+    dump(args.out, record, indent=1)
     print(f"digits MLP, B=1, momentum SGD; a step reads and writes {rewritten / 1e6:.2f} MB of parameters and momentum")
     for r in rows:
         print(f"  {r['variant']:55s} {r['samples_per_second'] / 1e3:6.1f}k samples/s  {r['vs_one_replica']:.2f}x  "

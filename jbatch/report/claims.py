@@ -86,7 +86,7 @@ class Sweep:
 
     def oscillation(self, b: int) -> tuple[float, float]:
         """Mean and sample std over seeds of the objective's oscillation at the best
-        setting (``summary.oscillation``: the share of the fixed training sample's loss
+        setting (``selection.oscillation``: the share of the fixed training sample's loss
         movement that goes uphill; 0: it only falls, 0.5: as much up as down); NaN where it
         was not measured."""
         s = next(x for x in self.rows if x["row"]["batch_size"] == b)

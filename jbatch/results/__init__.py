@@ -2,10 +2,10 @@
 
 Typed records for a sweep, a batch size, a replica, its curves, timing, where the time went,
 advice, training runs, studies and bench's measurements (``records``), and ``load`` /
-``dump`` (``document``): every reader and every writer goes through them, so ``jbatch
-report``, ``claims``, ``compare``, ``advise --against`` and a resuming sweep accept and
-refuse exactly the same documents, and a refusal is one line naming the file and the field.
-Imports no jax, flax or optax.
+``dump`` (``document``): every reader and every writer goes through them, so jbatch report,
+claims, compare, advise --against and a resuming sweep accept and refuse exactly the same
+documents, and a refusal is one line naming the file and the field. Imports no jax, flax or
+optax.
 """
 
 from jbatch.results.document import (

@@ -21,7 +21,6 @@ from jbatch.config import HIGHER_IS_BETTER, SweepConfig, TrainConfig
 SCHEMA_VERSION = 2  # 2: the config in groups (workload, training, grid, target, budget, measurement)
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
-NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 Values = list[float | None]  # a curve's values; None where not measured or not finite
 
 

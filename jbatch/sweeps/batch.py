@@ -151,7 +151,7 @@ class BatchSize:
         return self.batch_size == n and self.config.training.remainder == "keep"
 
     def program(self, key: tuple, fn: Callable[..., Any], *args: Any, in_axes: tuple, donate=()) -> Program:
-        """A program of this batch size's replica slots, built once per sweep (``session.programs``)."""
+        """A program of this batch size's replica slots, built once per sweep (the session's ``engine.Programs``)."""
         with self.clock.compiling():
             return self.session.programs.get(key, fn, *args, in_axes=in_axes, donate_argnums=donate,
                                              replica_batch=self.group)  # fmt: skip

@@ -67,7 +67,7 @@ def initialize(
 
 def barrier(name: str, processes: Processes, directory: Path, poll_s: float = 0.5) -> None:
     """Waits until every process has reached ``name`` (its marker is in ``directory``);
-    raises ``TimeoutError`` after ``processes.barrier_timeout`` seconds."""
+    raises ``TimeoutError`` after ``Processes.barrier_timeout`` seconds."""
     if processes.count == 1:
         return
     directory.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from jbatch.results.records import METRICS, BatchSizeResult, Replica
 
 def replica_grid(config: SweepConfig) -> list[tuple[dict[str, float], int]]:
     """Every replica of a batch size: each combination of the swept hyperparameters
-    (``SweepConfig.axes``: learning rate first), with each seed."""
+    (``Grid.axes``: learning rate first), with each seed."""
     axes = config.grid.axes()
     combos = itertools.product(*axes.values())
     return [(dict(zip(axes, values, strict=True)), seed) for values in combos for seed in config.grid.seeds]
@@ -35,7 +35,7 @@ def settle_best(result: BatchSizeResult, config: SweepConfig, replay: Callable[[
 
     A pruned replica's steps to target come from a coarse point, later than the truth; the
     truth lies after the step it was pruned at. Every setting whose pruned replicas, put at
-    one step past their pruning, would rank at least as well as the best (``summary.rank``)
+    one step past their pruning, would rank at least as well as the best (``selection.rank``)
     has those replicas replayed (``replay(indices)`` fills in their fine points), and the
     ranking is made again, until none is left (each replica is replayed at most once)."""
     replayed: set[int] = set()

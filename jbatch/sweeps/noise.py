@@ -106,7 +106,7 @@ def probe_replicas(session, checkpoints: list[tuple[int, Any]], chosen: list[int
     stacked host states)``), on a fixed shuffled subsample of at most ``noise_examples``
     training examples (all of them, when there are no more), from ``noise_groups`` group
     gradients (``gradient_moments``, unrolled ``noise_unroll`` groups per loop iteration);
-    compiled once per sweep (``session.programs``)."""
+    compiled once per sweep (the session's ``engine.Programs``)."""
     m = session.config.measurement
     train = session.train
     n = int(train[0].shape[0])

@@ -107,7 +107,7 @@ class Recorder:
 
     def counted(self, guard: Any) -> Counted:
         """What the compiled program counted per epoch: the loss terms of real examples used
-        (``examples_per_epoch``: examples, or tokens for a sequence loss; ``summary.counted_examples``
+        (``examples_per_epoch``: examples, or tokens for a sequence loss; ``selection.counted_examples``
         turns them into examples), and updates
         (the step counter's increase) of every replica that never diverged, as the distinct
         values they took (one value when they all agree)."""

@@ -41,15 +41,6 @@ class Language:
     def contexts(self) -> int:
         return self.vocab**self.order
 
-    def transition(self) -> np.ndarray:
-        """``P[c, c']``: context ``c`` followed by its next token gives context ``c'``."""
-        p = np.zeros((self.contexts, self.contexts))
-        shift = self.vocab ** (self.order - 1)
-        for c in range(self.contexts):
-            for tok, pr in zip(self.next_tokens[c], self.next_probs[c], strict=True):
-                p[c, (c % shift) * self.vocab + tok] += pr
-        return p
-
     def stationary(self, iterations: int = 10_000, tol: float = 1e-13) -> np.ndarray:
         """The stationary distribution over contexts (power iteration from uniform, over
         the sparse transitions: contexts x branching terms a step, never a dense matrix)."""
