@@ -21,8 +21,15 @@ def tiny(digits):
     ends each epoch with a padded batch) and 100 test digits."""
     from jbatch.workloads.data import Dataset
 
-    return Dataset("tiny", digits.x_train[:300], digits.y_train[:300], digits.x_test[:100], digits.y_test[:100],
-                   task="classification", outputs=10)  # fmt: skip
+    return Dataset(
+        "tiny",
+        digits.x_train[:300],
+        digits.y_train[:300],
+        digits.x_test[:100],
+        digits.y_test[:100],
+        task="classification",
+        outputs=10,
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

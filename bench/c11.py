@@ -36,8 +36,13 @@ LOSS = optax.softmax_cross_entropy_with_integer_labels
 def demo(x, y, batch_size: int, epochs: int, widths: tuple[int, ...] = (256, 256)) -> ShapeDemo:
     """One batch size's counts (see the module's docstring)."""
     n = int(x.shape[0])
-    fresh = lambda: init_train_state(make_model("mlp", x.shape[1], int(y.max()) + 1, widths=widths),  # noqa: E731
-                                     optax.inject_hyperparams(optax.sgd)(learning_rate=0.01))  # fmt: skip
+
+    def fresh():
+        return init_train_state(
+            make_model("mlp", x.shape[1], int(y.max()) + 1, widths=widths),
+            optax.inject_hyperparams(optax.sgd)(learning_rate=0.01),
+        )
+
     idx, mask = epoch_batches(epoch_order(0, 0, n), batch_size)
     batches = [Batch(x[i[m]], y[i[m]]) for i, m in zip(idx, mask, strict=True)]  # unpadded, as they come
     shapes = sorted({int(m.sum()) for m in mask})
@@ -54,8 +59,13 @@ def demo(x, y, batch_size: int, epochs: int, widths: tuple[int, ...] = (256, 256
         for order in orders:
             state, _ = epoch(state, (x, y), order)
         jax.block_until_ready(state)
-    return ShapeDemo(batch_size=batch_size, batch_shapes=shapes, plain_step_compilations=plain.count,
-                     padded_epoch_compilations=padded.count, padded_epoch_calls=epochs)  # fmt: skip
+    return ShapeDemo(
+        batch_size=batch_size,
+        batch_shapes=shapes,
+        plain_step_compilations=plain.count,
+        padded_epoch_compilations=padded.count,
+        padded_epoch_calls=epochs,
+    )
 
 
 def measure(dataset: str, batch_sizes: list, epochs: int, out: Path) -> ShapeDemoDocument:
@@ -83,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.c11: error: {e}", file=sys.stderr)
         return 2
     for r in doc.rows:
-        print(f"B={r.batch_size}: batch shapes {r.batch_shapes}, plain step compiled {r.plain_step_compilations}x, "
-              f"padded epoch {r.padded_epoch_compilations}x in {r.padded_epoch_calls} epochs")  # fmt: skip
+        print(
+            f"B={r.batch_size}: batch shapes {r.batch_shapes}, plain step compiled {r.plain_step_compilations}x, "
+            f"padded epoch {r.padded_epoch_compilations}x in {r.padded_epoch_calls} epochs"
+        )
     print(f"wrote {args.out / 'c11.json'}")
     return 0
 

@@ -13,13 +13,25 @@ HERE = Path(__file__).resolve().parent
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full", action="store_true", default=False,
-                     help="jbatch benchmarks: every batch size of both workloads, 7 rounds each")  # fmt: skip
-    parser.addoption("--bars", action="store_true", default=False,
-                     help="run bench/test_bars.py: interleaved rounds, fail when a performance bar is missed")
+    parser.addoption(
+        "--full",
+        action="store_true",
+        default=False,
+        help="jbatch benchmarks: every batch size of both workloads, 7 rounds each",
+    )
+    parser.addoption(
+        "--bars",
+        action="store_true",
+        default=False,
+        help="run bench/test_bars.py: interleaved rounds, fail when a performance bar is missed",
+    )
     parser.addoption("--bars-json", default=None, help="with --bars: also write the rounds and verdicts here")
-    parser.addoption("--shakespeare", action="store_true", default=False,
-                     help="run bench/test_shakespeare.py: nanoGPT's CPU setting (fetches the text; ~26 min here)")
+    parser.addoption(
+        "--shakespeare",
+        action="store_true",
+        default=False,
+        help="run bench/test_shakespeare.py: nanoGPT's CPU setting (fetches the text; ~26 min here)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -39,8 +39,9 @@ class TextWorkload(LanguageWorkload):
     y_val: np.ndarray
 
 
-def text_workload(dataset: str = "shakespeare-char:64:24000", model: str = "nanogpt-cpu",
-                  rows: int | None = None) -> TextWorkload:  # fmt: skip
+def text_workload(
+    dataset: str = "shakespeare-char:64:24000", model: str = "nanogpt-cpu", rows: int | None = None
+) -> TextWorkload:
     """``dataset`` (fetched once, ``jbatch.workloads.shakespeare``) with ``model``'s size; the
     first ``rows`` training windows when given."""
     from jbatch.workloads.catalog import load_dataset
@@ -65,7 +66,7 @@ def gpt(model: Any) -> Any:
     import torch
     from flax import nnx
     from torch import nn
-    from torch.nn import functional as F  # noqa: N812  (as nanoGPT imports it)
+    from torch.nn import functional as F
 
     class CausalSelfAttention(nn.Module):
         def __init__(self, width: int, heads: int):
@@ -130,8 +131,11 @@ def gpt(model: Any) -> Any:
         for block, q in zip(net.h, (p["blocks"][i] for i in range(len(p["blocks"]))), strict=True):
             a = q["attn"]
             qkv = [a[n]["kernel"].reshape(width, width) for n in ("query", "key", "value")]
-            linear(block.attn.c_attn, np.concatenate(qkv, axis=1),
-                   np.concatenate([a[n]["bias"].reshape(-1) for n in ("query", "key", "value")]))  # fmt: skip
+            linear(
+                block.attn.c_attn,
+                np.concatenate(qkv, axis=1),
+                np.concatenate([a[n]["bias"].reshape(-1) for n in ("query", "key", "value")]),
+            )
             linear(block.attn.c_proj, a["out"]["kernel"].reshape(width, width), a["out"]["bias"])
             norm(block.ln_1, q["ln1"])
             norm(block.ln_2, q["ln2"])
@@ -145,8 +149,10 @@ def gpt(model: Any) -> Any:
 def _batches(wl: TextWorkload, b: int, steps: int, seed: int = 0) -> np.ndarray:
     """Row indices of ``steps`` batches of ``b``: jbatch's epoch order of ``seed``, epoch after epoch."""
     per_epoch = wl.num_examples // b
-    rows = [epoch_order(seed, e, wl.num_examples)[: per_epoch * b].reshape(per_epoch, b)
-            for e in range(-(-steps // per_epoch))]  # fmt: skip
+    rows = [
+        epoch_order(seed, e, wl.num_examples)[: per_epoch * b].reshape(per_epoch, b)
+        for e in range(-(-steps // per_epoch))
+    ]
     return np.concatenate(rows)[:steps]
 
 
@@ -162,8 +168,9 @@ class NanoGPTLoop:
         torch.manual_seed(seed)
         self.torch, self.wl, self.b, self.budget = torch, wl, batch_size, budget or steps
         self.model = gpt(wl.model(seed))
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=LEARNING_RATE, betas=BETAS,
-                                           weight_decay=WEIGHT_DECAY)  # fmt: skip
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=LEARNING_RATE, betas=BETAS, weight_decay=WEIGHT_DECAY
+        )
         rows = _batches(wl, batch_size, steps, seed)
         x, y = torch.from_numpy(wl.x.astype(np.int64)), torch.from_numpy(wl.y.astype(np.int64))
         self.batches = [(x[r], y[r]) for r in rows]
@@ -215,8 +222,9 @@ def jbatch_text_epoch(wl: TextWorkload, batch_size: int) -> Runner:
 def _tx(budget: int) -> Any:
     from jbatch.core.optim import adamw, with_schedule
 
-    return with_schedule(adamw, "cosine", WARMUP, FINAL)(LEARNING_RATE, b2=BETAS[1], weight_decay=WEIGHT_DECAY,
-                                                         budget=float(budget))  # fmt: skip
+    return with_schedule(adamw, "cosine", WARMUP, FINAL)(
+        LEARNING_RATE, b2=BETAS[1], weight_decay=WEIGHT_DECAY, budget=float(budget)
+    )
 
 
 # --- time to a validation loss (bench/test_shakespeare.py): nanoGPT's CPU run, stopped at the target ---

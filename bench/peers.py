@@ -55,8 +55,9 @@ def keras_mlp(weights: Weights, optimizer: Any) -> Any:
     layers.append(keras.layers.Dense(weights[-1][0].shape[1]))
     model = keras.Sequential(layers)
     model.set_weights([a for pair in weights for a in pair])
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=True)  # fmt: skip
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True
+    )
     return model
 
 
@@ -247,8 +248,13 @@ def torch_compile(wl: MLPWorkload, batch_size: Any, samples: int) -> Runner:
     return torch_eager(wl, batch_size, samples, compiled=True)
 
 
-PEERS = {"flax-nnx-loop": flax_nnx_loop, "flax-nnx-fast": flax_nnx_fast, "keras-fit": keras_fit,
-         "torch-eager": torch_eager, "torch-compile": torch_compile}  # fmt: skip
+PEERS = {
+    "flax-nnx-loop": flax_nnx_loop,
+    "flax-nnx-fast": flax_nnx_fast,
+    "keras-fit": keras_fit,
+    "torch-eager": torch_eager,
+    "torch-compile": torch_compile,
+}
 
 
 def language_nnx_loop(wl: Any, batch_size: Any, samples: int) -> Runner:
@@ -291,8 +297,9 @@ class _ToTarget:
         """Every step's ``(x, y, evaluate, step)`` for ``seed``, cut once (per seed) with
         ``convert`` into the peer's arrays."""
         if seed not in self.cut:
-            self.cut[seed] = [(*convert(self.x[rows], self.y[rows]), evaluate, step)
-                              for rows, evaluate, step in self.schedule(seed)]  # fmt: skip
+            self.cut[seed] = [
+                (*convert(self.x[rows], self.y[rows]), evaluate, step) for rows, evaluate, step in self.schedule(seed)
+            ]
         return self.cut[seed]
 
 
@@ -360,8 +367,11 @@ class NNXToTarget(_ToTarget):
     def setup(self, seed):
         model = self.model_of(seed)
         put = self.jax.device_put
-        return model, self.nnx.Optimizer(model, self.tx, wrt=self.nnx.Param), self.batches(seed, lambda x, y: (
-            put(x), put(y)))
+        return (
+            model,
+            self.nnx.Optimizer(model, self.tx, wrt=self.nnx.Param),
+            self.batches(seed, lambda x, y: (put(x), put(y))),
+        )
 
     def run(self, state, seed):
         model, optimizer, batches = state
@@ -412,8 +422,10 @@ class KerasToTarget(_ToTarget):
         model = keras_mlp(self.weights_of(seed), keras.optimizers.SGD(self.case.learning_rate))
         c = self.case
         if seed not in self.cut:  # each epoch's examples in the case's order, cut once
-            self.cut[seed] = [(self.x[o], self.y[o]) for o in (epoch_order(seed, e, c.num_train)
-                                                               for e in range(-(-max(c.marks) // c.steps_per_epoch)))]
+            self.cut[seed] = [
+                (self.x[o], self.y[o])
+                for o in (epoch_order(seed, e, c.num_train) for e in range(-(-max(c.marks) // c.steps_per_epoch)))
+            ]
         return model, self.cut[seed]
 
     def run(self, state, seed):
@@ -446,5 +458,9 @@ class KerasToTarget(_ToTarget):
         return out
 
 
-TO_TARGET = {"flax-nnx-loop": NNXToTarget, "flax-nnx-fast": NNXFastToTarget, "keras-fit": KerasToTarget,
-             "torch-eager": TorchToTarget}  # fmt: skip
+TO_TARGET = {
+    "flax-nnx-loop": NNXToTarget,
+    "flax-nnx-fast": NNXFastToTarget,
+    "keras-fit": KerasToTarget,
+    "torch-eager": TorchToTarget,
+}

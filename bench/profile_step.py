@@ -47,8 +47,15 @@ def main() -> None:
         seeds = list(range(k))
         state = init_replicas(wl.model, tx, seeds, [LEARNING_RATE] * k)
         order, axes = jnp.asarray(replica_orders(seeds, 0, n)), (0, None, 0)
-    program = compile_program(epoch, state, data, order, in_axes=axes, donate_argnums=(0,),
-                              compiler_options=options | {"xla_cpu_enable_xprof_traceme": True})  # fmt: skip
+    program = compile_program(
+        epoch,
+        state,
+        data,
+        order,
+        in_axes=axes,
+        donate_argnums=(0,),
+        compiler_options=options | {"xla_cpu_enable_xprof_traceme": True},
+    )
     state, _ = program(state, data, order)
     jax.block_until_ready(state)
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,8 +70,10 @@ def main() -> None:
             total[e["name"]] += e["dur"]
             count[e["name"]] += 1
     per_step = {name: us / n for name, us in total.items() if count[name] >= n // 4}  # unrolled: n/2 each
-    print(f"replicas {k}, {n} steps of B=1, {len(per_step)} operations per step, "
-          f"{sum(per_step.values()):.1f} us per step in operations (traced)")  # fmt: skip
+    print(
+        f"replicas {k}, {n} steps of B=1, {len(per_step)} operations per step, "
+        f"{sum(per_step.values()):.1f} us per step in operations (traced)"
+    )
     for name, us in sorted(per_step.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  {us:7.2f} us  {name}")
 

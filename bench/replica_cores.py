@@ -73,8 +73,9 @@ def main() -> None:
     mesh = data_mesh()  # its one axis splits the leading axis: here the replicas, not batch rows
     split, whole, axis = batch_sharding(mesh), replicated(mesh), P(*mesh.axis_names)
     placed = (jax.device_put(states, split), jax.device_put(data, whole), jax.device_put(orders, split))
-    per_device = jax.shard_map(jax.vmap(epoch, in_axes=(0, None, 0)), mesh=mesh,
-                               in_specs=(axis, P(), axis), out_specs=axis)  # fmt: skip
+    per_device = jax.shard_map(
+        jax.vmap(epoch, in_axes=(0, None, 0)), mesh=mesh, in_specs=(axis, P(), axis), out_specs=axis
+    )
     sharded = compile_program(per_device, *placed)
     variants[f"{k} replicas, vmap split over {cores} host devices (one per core)"] = (sharded, placed, k)
 
@@ -110,18 +111,35 @@ def main() -> None:
     rows = []
     for name, (_, _, replicas) in variants.items():
         rate = replicas * n / float(np.median(seconds[name]))
-        rows.append({"variant": name, "replicas": replicas, "samples_per_second": rate, "vs_one_replica": rate / base,
-                     "weight_traffic_gb_per_s": rate * rewritten / 1e9, "seconds": seconds[name]})  # fmt: skip
-    doc = {"kind": "jbatch.replica_cores", "batch_size": 1, "steps_per_round": n, "bytes_rewritten_per_step": rewritten,
-           "rows": rows, "rewrite_gb_per_s": ceiling, "rewrite_bytes": buf.nbytes,
-           "rewrite_seconds": {name: seconds[name] for name in streams}}  # fmt: skip
+        rows.append(
+            {
+                "variant": name,
+                "replicas": replicas,
+                "samples_per_second": rate,
+                "vs_one_replica": rate / base,
+                "weight_traffic_gb_per_s": rate * rewritten / 1e9,
+                "seconds": seconds[name],
+            }
+        )
+    doc = {
+        "kind": "jbatch.replica_cores",
+        "batch_size": 1,
+        "steps_per_round": n,
+        "bytes_rewritten_per_step": rewritten,
+        "rows": rows,
+        "rewrite_gb_per_s": ceiling,
+        "rewrite_bytes": buf.nbytes,
+        "rewrite_seconds": {name: seconds[name] for name in streams},
+    }
     record = convert(doc | {"metadata": {}}, ReplicaCoresDocument)  # through the results contract
     record.metadata = environment_metadata()
     dump(args.out, record, indent=1)
     print(f"digits MLP, B=1, momentum SGD; a step reads and writes {rewritten / 1e6:.2f} MB of parameters and momentum")
     for r in rows:
-        print(f"  {r['variant']:55s} {r['samples_per_second'] / 1e3:6.1f}k samples/s  {r['vs_one_replica']:.2f}x  "
-              f"{r['weight_traffic_gb_per_s']:.0f} GB/s of weight traffic")  # fmt: skip
+        print(
+            f"  {r['variant']:55s} {r['samples_per_second'] / 1e3:6.1f}k samples/s  {r['vs_one_replica']:.2f}x  "
+            f"{r['weight_traffic_gb_per_s']:.0f} GB/s of weight traffic"
+        )
     for name, gbs in ceiling.items():
         print(f"  {name} ({buf.nbytes / 1e6:.1f} MB, x * a + b in place): {gbs:.0f} GB/s")
     print(f"wrote {args.out}")

@@ -63,8 +63,9 @@ def jbatch_epoch(wl: MLPWorkload, batch_size: int | str | None, replicas: int = 
     else:
         state = init_replicas(wl.model, tx, seeds, [LEARNING_RATE] * replicas)
         order = jax.device_put(replica_orders(seeds, 0, n))
-        program = compile_program(epoch, state, data, order, in_axes=(0, None, 0), donate_argnums=(0,),
-                                  replica_batch=replica_group(b))  # fmt: skip
+        program = compile_program(
+            epoch, state, data, order, in_axes=(0, None, 0), donate_argnums=(0,), replica_batch=replica_group(b)
+        )
     box = {"state": state, "epoch": 0}
 
     def run() -> Any:

@@ -46,8 +46,14 @@ def sharded_epoch(wl: MLPWorkload, batch_size: int | str | None, devices: int) -
     b = resolve_batch_size(batch_size, n)
     mesh = data_mesh(jax.local_devices()[:devices])
     tx = optax.inject_hyperparams(optax.sgd)(learning_rate=LEARNING_RATE, momentum=MOMENTUM)
-    epoch = make_epoch(make_train_step(softmax_cross_entropy), n, b, unroll=fast_unroll(b),
-                       sharding=batch_sharding(mesh), width=padded_width(b, mesh))  # fmt: skip
+    epoch = make_epoch(
+        make_train_step(softmax_cross_entropy),
+        n,
+        b,
+        unroll=fast_unroll(b),
+        sharding=batch_sharding(mesh),
+        width=padded_width(b, mesh),
+    )
     state, data = place(init_train_state(wl.model(0), tx), mesh), place(device_data(wl), mesh)
     order = place(epoch_order(0, 0, n), mesh)
     return epoch_runner(epoch, state, data, order, n, b)
@@ -65,9 +71,16 @@ def worker(devices: int, batch: int, workload: str, rounds: int) -> dict[str, An
         runner.run()  # blocks on its result
         seconds.append(time.perf_counter() - start)
     median = float(statistics.median(seconds))
-    return {"devices": devices, "global_batch": batch, "per_device_batch": batch / devices, "workload": workload,
-            "samples_per_second": runner.samples / median, "seconds": seconds,
-            "compile_seconds": runner.compile_seconds, "metadata": msgspec.to_builtins(environment_metadata())}  # fmt: skip
+    return {
+        "devices": devices,
+        "global_batch": batch,
+        "per_device_batch": batch / devices,
+        "workload": workload,
+        "samples_per_second": runner.samples / median,
+        "seconds": seconds,
+        "compile_seconds": runner.compile_seconds,
+        "metadata": msgspec.to_builtins(environment_metadata()),
+    }
 
 
 def run_worker(devices: int, batch: int, workload: str, rounds: int, timeout_s: int = 900) -> dict[str, Any]:
@@ -91,8 +104,9 @@ def check(device_counts: list[int], global_batch: int, per_device_batch: int, ro
             raise ConfigError(f"{name} must be >= 1, got {value}")
 
 
-def measure(device_counts: list[int], global_batch: int, per_device_batch: int, workload: str, rounds: int,
-            out: Path) -> Path:  # fmt: skip
+def measure(
+    device_counts: list[int], global_batch: int, per_device_batch: int, workload: str, rounds: int, out: Path
+) -> Path:
     """Both scaling modes for every device count; writes ``out/scaling.json`` and ``table.md``."""
     check(device_counts, global_batch, per_device_batch, rounds)
     rows = []
@@ -120,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         counts = [int(v) for v in args.devices.split(",") if v.strip()]
-        print(measure(counts, args.global_batch, args.per_device_batch, args.workload, args.rounds,
-                      args.out).read_text())  # fmt: skip
+        print(
+            measure(counts, args.global_batch, args.per_device_batch, args.workload, args.rounds, args.out).read_text()
+        )
     except (ConfigError, ValueError) as e:
         print(f"bench.scaling: error: {e}", file=sys.stderr)
         return 2

@@ -60,16 +60,29 @@ def test_performance_bars(request, workloads):
     m = {}
     for k, r in runners.items():
         v = np.asarray(seconds[k])
-        m[k] = {"samples_per_second": r.samples / float(np.median(v)), "fastest": r.samples / v.min(),
-                "slowest": r.samples / v.max(), "rounds": len(v), "compile_seconds": r.compile_seconds,
-                "flops_per_example": workloads[k[0]].flops_per_example, "peak": max(peaks),
-                "adjacent_peak": float(np.median(peaks))}  # fmt: skip
+        m[k] = {
+            "samples_per_second": r.samples / float(np.median(v)),
+            "fastest": r.samples / v.min(),
+            "slowest": r.samples / v.max(),
+            "rounds": len(v),
+            "compile_seconds": r.compile_seconds,
+            "flops_per_example": workloads[k[0]].flops_per_example,
+            "peak": max(peaks),
+            "adjacent_peak": float(np.median(peaks)),
+        }
     verdicts = bars(m)
     path = request.config.getoption("--bars-json")
     if path:
         with open(path, "w") as f:
-            json.dump({"bars": verdicts, "seconds": {"/".join(map(str, k)): v for k, v in seconds.items()},
-                       "peaks_gflops": peaks}, f, indent=1)  # fmt: skip
+            json.dump(
+                {
+                    "bars": verdicts,
+                    "seconds": {"/".join(map(str, k)): v for k, v in seconds.items()},
+                    "peaks_gflops": peaks,
+                },
+                f,
+                indent=1,
+            )
     for name, got, need, verdict in verdicts:
         print(f"{verdict:>12}  {name}: {'-' if got is None else f'{got:.2f}'} (need >= {need:g})")
     missed = [f"{name}: {got:.2f} < {need:g}" for name, got, need, verdict in verdicts if verdict == "missed"]

@@ -22,7 +22,9 @@ def test_the_plain_step_compiles_per_shape_and_the_padded_epoch_once(tmp_path):
     assert all(r.padded_epoch_compilations == 1 and r.padded_epoch_calls == 2 for r in doc.rows)
     assert load(tmp_path / "c11.json", ShapeDemoDocument) == doc
     verdict, numbers, _ = c11(Sweep(SMALL, read_sweep(SMALL)), doc)
-    assert verdict.startswith("holds: one compilation per batch shape") and "2x at B=16 (batch sizes [13, 16])" in numbers
+    assert (
+        verdict.startswith("holds: one compilation per batch shape") and "2x at B=16 (batch sizes [13, 16])" in numbers
+    )
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):

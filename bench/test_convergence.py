@@ -45,8 +45,12 @@ def runner_for(regime, method, ds):
     c = case(regime)
     model_of = lambda seed: make_model("mlp", 64, 10, seed=seed)  # noqa: E731  the sweep's model
     if method == "jbatch":
-        runner = JbatchRunner(c, model_of, (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
-                              (jax.device_put(ds.x_test), jax.device_put(ds.y_test)))  # fmt: skip
+        runner = JbatchRunner(
+            c,
+            model_of,
+            (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
+            (jax.device_put(ds.x_test), jax.device_put(ds.y_test)),
+        )
     else:
         if method == "torch-eager":
             pytest.importorskip("torch", reason="PyTorch is a peer: pip install -e '.[peers]'")
@@ -88,12 +92,22 @@ def test_time_to_target(benchmark, digits_data, full, regime, method, seed):
     steps = outcomes[0]["steps"]
     assert all(o == outcomes[0] for o in outcomes), "every round of a seed trains the same steps"
     benchmark.extra_info.update(
-        kind="time-to-target", workload="digits", method=method, regime=regime, batch_size=c.batch_size,
-        learning_rate=c.learning_rate, target=c.target, seed=seed, reached=outcomes[0]["reached"],
-        steps_to_target=steps, epochs_to_target=None if steps is None else steps / c.steps_per_epoch,
-        compile_seconds=runner.compile_seconds, budget_steps=c.budget, best_learning_rate_from=c.source,
+        kind="time-to-target",
+        workload="digits",
+        method=method,
+        regime=regime,
+        batch_size=c.batch_size,
+        learning_rate=c.learning_rate,
+        target=c.target,
+        seed=seed,
+        reached=outcomes[0]["reached"],
+        steps_to_target=steps,
+        epochs_to_target=None if steps is None else steps / c.steps_per_epoch,
+        compile_seconds=runner.compile_seconds,
+        budget_steps=c.budget,
+        best_learning_rate_from=c.source,
         profile=runner.profile(seed) if method == "jbatch" else None,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("method", ["flax-nnx-loop", "flax-nnx-fast", "torch-eager"])

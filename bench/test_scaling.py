@@ -22,16 +22,22 @@ def test_data_parallel_throughput(benchmark, workloads, devices, mode, batch):
     benchmark.group = f"scaling, fixed {mode} batch"
     benchmark.pedantic(runner.run, rounds=3, warmup_rounds=1, iterations=1)
     benchmark.extra_info.update(
-        devices=devices, global_batch=global_batch, mode=mode, compile_seconds=runner.compile_seconds,
+        devices=devices,
+        global_batch=global_batch,
+        mode=mode,
+        compile_seconds=runner.compile_seconds,
         samples_per_second=runner.samples / benchmark.stats.stats.median,
-    )  # fmt: skip
+    )
 
 
-@pytest.mark.parametrize(("devices", "batch", "rounds", "message"), [
-    ([0, 2], 512, 3, "device counts must be positive"),
-    ([1, 2], 0, 3, "global batch must be >= 1"),
-    ([1], 512, 0, "rounds must be >= 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("devices", "batch", "rounds", "message"),
+    [
+        ([0, 2], 512, 3, "device counts must be positive"),
+        ([1, 2], 0, 3, "global batch must be >= 1"),
+        ([1], 512, 0, "rounds must be >= 1"),
+    ],
+)
 def test_bad_scaling_input_is_refused_before_any_worker(tmp_path, devices, batch, rounds, message):
     with pytest.raises(ConfigError, match=message):
         measure(devices, batch, 128, "digits", rounds, tmp_path)

@@ -75,11 +75,15 @@ def test_nanogpt_throughput(benchmark, shakespeare):
     benchmark.group = "shakespeare-char nanogpt-cpu B=12: one interleaved round of every method"
     benchmark.pedantic(one_round, rounds=THROUGHPUT_ROUNDS, warmup_rounds=0, iterations=1)
     benchmark.extra_info.update(
-        kind="text-throughput", workload="shakespeare-char", model="nanogpt-cpu", batch_size=BATCH,
-        tokens_per_example=wl.tokens_per_example, seconds=seconds,
+        kind="text-throughput",
+        workload="shakespeare-char",
+        model="nanogpt-cpu",
+        batch_size=BATCH,
+        tokens_per_example=wl.tokens_per_example,
+        seconds=seconds,
         samples_per_round={m: r.samples for m, r in runners.items()},
         compile_seconds={m: r.compile_seconds for m, r in runners.items()},
-    )  # fmt: skip
+    )
 
 
 def test_nanogpt_to_target(benchmark, shakespeare):
@@ -98,11 +102,17 @@ def test_nanogpt_to_target(benchmark, shakespeare):
     benchmark.group = f"shakespeare-char nanogpt-cpu to validation loss {c.target}: one interleaved round"
     benchmark.pedantic(one_round, rounds=TARGET_ROUNDS, warmup_rounds=0, iterations=1)
     benchmark.extra_info.update(
-        kind="text-to-target", workload="shakespeare-char", model="nanogpt-cpu", batch_size=c.batch_size,
-        target=c.target, budget=c.budget, every=c.every, seconds=seconds,
+        kind="text-to-target",
+        workload="shakespeare-char",
+        model="nanogpt-cpu",
+        batch_size=c.batch_size,
+        target=c.target,
+        budget=c.budget,
+        every=c.every,
+        seconds=seconds,
         steps_to_target={m: r[0]["steps"] for m, r in results.items()},
         curves={m: r[0]["curve"] for m, r in results.items()},
         compile_seconds={m: r.compile_seconds for m, r in runners.items()},
-    )  # fmt: skip
+    )
     for m, r in results.items():
         assert len({x["steps"] for x in r}) == 1, f"{m}: rounds of one seed reached the target at different steps"

@@ -116,8 +116,11 @@ def test_transformer_throughput(benchmark, language, matmul_peak, full, method, 
     from bench.peers import language_nnx_loop
     from bench.runners import language_epoch
 
-    runner = (language_epoch(language, batch_size) if method == "jbatch-scan"
-              else language_nnx_loop(language, batch_size, 2048))  # fmt: skip
+    runner = (
+        language_epoch(language, batch_size)
+        if method == "jbatch-scan"
+        else language_nnx_loop(language, batch_size, 2048)
+    )
     benchmark.group = f"markov B={batch_size}"
     runner.run()  # warm-up
     benchmark.pedantic(runner.run, rounds=3 if not full else 7, warmup_rounds=0, iterations=1)
@@ -125,9 +128,17 @@ def test_transformer_throughput(benchmark, language, matmul_peak, full, method, 
     peak_now = matmul_peak_gflops(repeats=3)
     sps = runner.samples / median
     benchmark.extra_info.update(
-        workload="markov", method=method, batch_size=batch_size, samples_per_round=runner.samples,
-        steps_per_round=runner.steps, compile_seconds=runner.compile_seconds, samples_per_second=sps,
-        tokens_per_second=sps * language.tokens_per_example, tokens_per_example=language.tokens_per_example,
-        flops_per_example=language.flops_per_example, matmul_peak_gflops_session=matmul_peak["gflops"],
-        matmul_peak_gflops_now=peak_now, mfu=mfu(sps, language.flops_per_example, max(matmul_peak["gflops"], peak_now)),
-    )  # fmt: skip
+        workload="markov",
+        method=method,
+        batch_size=batch_size,
+        samples_per_round=runner.samples,
+        steps_per_round=runner.steps,
+        compile_seconds=runner.compile_seconds,
+        samples_per_second=sps,
+        tokens_per_second=sps * language.tokens_per_example,
+        tokens_per_example=language.tokens_per_example,
+        flops_per_example=language.flops_per_example,
+        matmul_peak_gflops_session=matmul_peak["gflops"],
+        matmul_peak_gflops_now=peak_now,
+        mfu=mfu(sps, language.flops_per_example, max(matmul_peak["gflops"], peak_now)),
+    )

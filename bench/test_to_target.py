@@ -27,8 +27,12 @@ def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
     result = doc.result(c.batch_size)
     want = {r.seed: replica_summary(r, result, "test_accuracy", 0.7)["steps_to_target"] for r in result.replicas}
     model_of = lambda seed: make_model("mlp", 64, 10, seed=seed, widths=TINY.workload.widths)  # noqa: E731
-    runner = JbatchRunner(c, model_of, (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
-                          (jax.device_put(ds.x_test), jax.device_put(ds.y_test)))  # fmt: skip
+    runner = JbatchRunner(
+        c,
+        model_of,
+        (jax.device_put(ds.x_train), jax.device_put(ds.y_train)),
+        (jax.device_put(ds.x_test), jax.device_put(ds.y_test)),
+    )
     for seed in (0, 1):
         got = runner.run(runner.setup(seed), seed)
         assert got["steps"] == want[seed] and got["reached"] == (want[seed] is not None)
@@ -45,6 +49,13 @@ def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
                 continue
             os.environ.setdefault("KERAS_BACKEND", "jax")
         kw = {"model_of": model_of} if name.startswith("flax") else {}
-        peer = TO_TARGET[name](c, lambda s: mlp_weights(nnx.state(model_of(s), nnx.Param)), ds.x_train, ds.y_train,
-                               ds.x_test, ds.y_test, **kw)  # fmt: skip
+        peer = TO_TARGET[name](
+            c,
+            lambda s: mlp_weights(nnx.state(model_of(s), nnx.Param)),
+            ds.x_train,
+            ds.y_train,
+            ds.x_test,
+            ds.y_test,
+            **kw,
+        )
         assert peer.run(peer.setup(1), 1)["steps"] == want[1], name

@@ -35,8 +35,14 @@ from jbatch.sweeps.cadence import layout
 from jbatch.sweeps.recorder import rounded
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "digits-mlp-sgd"
-REGIMES = {"stochastic": 1, "mini-batch-4": 4, "mini-batch-16": 16, "mini-batch-64": 64, "mini-batch-256": 256,
-           "full-batch": "full"}  # fmt: skip
+REGIMES = {
+    "stochastic": 1,
+    "mini-batch-4": 4,
+    "mini-batch-16": 16,
+    "mini-batch-64": 64,
+    "mini-batch-256": 256,
+    "full-batch": "full",
+}
 FULL_ONLY = {"mini-batch-4", "mini-batch-256"}  # the default grid: B=1, two mini-batch sizes, full batch
 
 
@@ -71,8 +77,17 @@ def case(regime: str, results: Path = RESULTS, data: Any = None) -> Case:
     lay = layout(spe, cfg.budget.steps_at(spe), cfg.measurement.evals, b)
     ends = lay.chunk_ends()
     marks = tuple(int(e) for e, ev in zip(ends, lay.evaluate, strict=True) if ev)
-    return Case(regime, b, row["best_learning_rate"], cfg.target.value, n, spe, lay.total_steps, marks,
-                f"{results.name}/sweep.json, commit {_commit(doc, b)}")  # fmt: skip
+    return Case(
+        regime,
+        b,
+        row["best_learning_rate"],
+        cfg.target.value,
+        n,
+        spe,
+        lay.total_steps,
+        marks,
+        f"{results.name}/sweep.json, commit {_commit(doc, b)}",
+    )
 
 
 def _commit(doc: Any, b: int) -> str:
@@ -158,8 +173,9 @@ class JbatchRunner:
                 correct = evaluate(carry[0], test)["accuracy"] * test[0].shape[0]
                 return carry, m + 1, jnp.round(correct) >= needed
 
-            carry, m, hit = jax.lax.while_loop(cond, body, ((state, init_guard()), jnp.zeros((), jnp.int32),
-                                                            jnp.zeros((), bool)))  # fmt: skip
+            carry, m, hit = jax.lax.while_loop(
+                cond, body, ((state, init_guard()), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+            )
             return jnp.where(hit, marks[jnp.maximum(m - 1, 0)], -1)
 
         example = schedule_tables(c, 0, self.width)
@@ -197,5 +213,9 @@ class JbatchRunner:
                 steps = mark
                 break
         wall = time.perf_counter() - start
-        return parts | {"rest": wall - parts["train"] - parts["evaluate"], "wall": wall, "steps": steps,
-                        "calls": 2 * (m + 1)}  # fmt: skip
+        return parts | {
+            "rest": wall - parts["train"] - parts["evaluate"],
+            "wall": wall,
+            "steps": steps,
+            "calls": 2 * (m + 1),
+        }

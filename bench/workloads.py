@@ -58,8 +58,9 @@ def make_workload(name: str) -> MLPWorkload:
     if name == "digits":
         ds = load_digits()
         reps = -(-16384 // ds.num_train)
-        return MLPWorkload("digits", (64, 256, 256, 10), np.tile(ds.x_train, (reps, 1))[:16384],
-                        np.tile(ds.y_train, reps)[:16384])  # fmt: skip
+        return MLPWorkload(
+            "digits", (64, 256, 256, 10), np.tile(ds.x_train, (reps, 1))[:16384], np.tile(ds.y_train, reps)[:16384]
+        )
     if name == "wide":
         rng = np.random.default_rng(0)
         x = rng.standard_normal((8192, 784)).astype(np.float32)

@@ -68,8 +68,11 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _compat.MOVED_NAMES:
         module, new = _compat.MOVED_NAMES[name]
-        warnings.warn(f"jbatch.{name} is deprecated and will be removed in 0.3; use {module}.{new}",
-                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"jbatch.{name} is deprecated and will be removed in 0.3; use {module}.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module(module), new)
     raise AttributeError(f"module 'jbatch' has no attribute {name!r}")
 

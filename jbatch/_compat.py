@@ -45,11 +45,15 @@ MOVED_NAMES: dict[str, tuple[str, str]] = {
 }
 
 MOVED_MODULES: dict[str, str] = {
-    **{f"jbatch.{m}": f"jbatch.core.{m}" for m in ("batching", "engine", "epoch", "guard", "loss", "modes", "optim",
-                                                    "parallel", "replica", "step")},
+    **{
+        f"jbatch.{m}": f"jbatch.core.{m}"
+        for m in ("batching", "engine", "epoch", "guard", "loss", "modes", "optim", "parallel", "replica", "step")
+    },
     **{f"jbatch.{m}": f"jbatch.workloads.{m}" for m in ("data", "language", "mnist1d", "model", "transformer")},
-    **{f"jbatch.{m}": f"jbatch.sweeps.{m}" for m in ("api", "distributed", "metadata", "noise", "presets", "progress",
-                                                      "recorder", "timing", "train")},
+    **{
+        f"jbatch.{m}": f"jbatch.sweeps.{m}"
+        for m in ("api", "distributed", "metadata", "noise", "presets", "progress", "recorder", "timing", "train")
+    },
     **{f"jbatch.{m}": f"jbatch.analysis.{m}" for m in ("ladder", "stats", "tradeoff")},
     **{f"jbatch.{m}": f"jbatch.report.{m}" for m in ("claims", "compare", "plot", "table", "throughput")},
     "jbatch.summary": "jbatch.analysis.summary",
@@ -57,7 +61,7 @@ MOVED_MODULES: dict[str, str] = {
     "jbatch.schedule": "jbatch.sweeps.cadence",
     "jbatch.config": "jbatch.config",
     "jbatch.sweeps.config": "jbatch.config",
-}  # fmt: skip
+}
 MOVED_MODULES = {old: new for old, new in MOVED_MODULES.items() if old != new}
 
 
@@ -70,8 +74,11 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(name, self)
 
     def create_module(self, spec):
-        warnings.warn(f"{spec.name} is deprecated and will be removed in 0.3; import {MOVED_MODULES[spec.name]}",
-                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{spec.name} is deprecated and will be removed in 0.3; import {MOVED_MODULES[spec.name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         module = importlib.import_module(MOVED_MODULES[spec.name])
         sys.modules[spec.name] = module
         return module

@@ -95,19 +95,26 @@ def config_flags(parser: argparse.ArgumentParser, groups: Sequence[str] = tuple(
     keys = []
     for f in fields:
         meta, key = f.metadata, key_of(f)
-        kind = _list(ITEMS[meta["item"]]) if isinstance(f.default, tuple) or "item" in meta else (
-            NATURAL if type(f.default) is int else type(f.default))  # fmt: skip
+        kind = (
+            _list(ITEMS[meta["item"]])
+            if isinstance(f.default, tuple) or "item" in meta
+            else (NATURAL if type(f.default) is int else type(f.default))
+        )
         extra = {"choices": meta["choices"]} if "choices" in meta else {}
         text = meta.get("help", "").replace("%", "%%")  # argparse formats help with %
-        parser.add_argument("--" + key.replace("_", "-"), *meta.get("aliases", ()), dest=key, type=kind, help=text,
-                            **extra)  # fmt: skip
+        parser.add_argument(
+            "--" + key.replace("_", "-"), *meta.get("aliases", ()), dest=key, type=kind, help=text, **extra
+        )
         keys.append(key)
     return keys
 
 
 def _add_base(p: argparse.ArgumentParser, groups: Sequence[str] = tuple(GROUPS)) -> None:
-    p.add_argument("--preset", help="a named sweep whose workload and settings to start from: digits-mlp-sgd (the "
-                                    "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ...")  # fmt: skip
+    p.add_argument(
+        "--preset",
+        help="a named sweep whose workload and settings to start from: digits-mlp-sgd (the "
+        "default), mnist1d-mlp-sgd, mnist1d-cnn-sgd, ...",
+    )
     p.add_argument("--config", help="a .toml or .json file of sweep settings (flags override it)")
     p.set_defaults(config_keys=config_flags(p, groups))
 
@@ -130,18 +137,30 @@ def _base_config(args: argparse.Namespace, quick_run: bool = False) -> SweepConf
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train one model and print one line per epoch (the sweep's workload and "
-                                     "training options, at one batch size, learning rate and seed)")  # fmt: skip
+    p = sub.add_parser(
+        "train",
+        help="train one model and print one line per epoch (the sweep's workload and "
+        "training options, at one batch size, learning rate and seed)",
+    )
     _add_base(p, TRAIN_GROUPS)
     p.add_argument("--batch-size", type=_batch_size, default=32, help="a positive integer, or 'full'")
     p.add_argument("--epochs", type=POSITIVE, default=20)
     p.add_argument("--lr", type=float, default=0.1, help="learning rate")
     p.add_argument("--seed", type=NATURAL, default=0)
     p.add_argument("--devices", type=POSITIVE, default=1, help="data parallel over this many local devices")
-    p.add_argument("--out", type=Path, default=None,
-                   help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)")  # fmt: skip
-    p.add_argument("--sample", type=NATURAL, default=0, metavar="N",
-                   help="a character data set (shakespeare-char): write N characters with the trained model")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON record of the run (default: runs/train-<dataset>-<model>-b<B>-s<seed>.json)",
+    )
+    p.add_argument(
+        "--sample",
+        type=NATURAL,
+        default=0,
+        metavar="N",
+        help="a character data set (shakespeare-char): write N characters with the trained model",
+    )
     p.add_argument("--prompt", default="\n", help="with --sample: the text to continue (default: a new line)")
     p.add_argument("--temperature", type=float, default=1.0, help="with --sample: divides the logits")
 
@@ -152,33 +171,57 @@ def _train(args: argparse.Namespace) -> int:
     from jbatch.workloads.workload import for_config
 
     sweep = _base_config(args)
-    config = TrainConfig.from_sweep(sweep, batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr,
-                                    seed=args.seed, devices=args.devices)  # fmt: skip
+    config = TrainConfig.from_sweep(
+        sweep,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        seed=args.seed,
+        devices=args.devices,
+    )
 
     def show(e) -> None:
         acc = lambda a: "   -  " if a is None else f"{a:6.4f}"  # noqa: E731
-        print(f"epoch {e.epoch:3d}  iterations {e.iterations:5d}  train loss {e.train_loss:.4f}"
-              f" acc {acc(e.train_accuracy)}  test loss {e.test_loss:.4f} acc {acc(e.test_accuracy)}"
-              f"  {e.seconds:.3f}s", flush=True)  # fmt: skip
+        print(
+            f"epoch {e.epoch:3d}  iterations {e.iterations:5d}  train loss {e.train_loss:.4f}"
+            f" acc {acc(e.train_accuracy)}  test loss {e.test_loss:.4f} acc {acc(e.test_accuracy)}"
+            f"  {e.seconds:.3f}s",
+            flush=True,
+        )
 
     workload = for_config(sweep)
     prompt = args.prompt.encode().decode("unicode_escape")  # --prompt '\n' is a new line, as the default
     vocab = (workload.data.info or {}).get("vocab")
     if args.sample and vocab is None:
-        raise ConfigError(f"--sample needs a character data set (shakespeare-char); {sweep.workload.dataset} has no "
-                          "vocabulary")  # fmt: skip
+        raise ConfigError(
+            f"--sample needs a character data set (shakespeare-char); {sweep.workload.dataset} has no vocabulary"
+        )
     if args.sample and (not args.temperature > 0 or set(prompt) - set(vocab)):
-        raise ConfigError(f"--sample needs a temperature > 0 (got {args.temperature}) and a prompt of the "
-                          f"vocabulary's characters (got {prompt!r})")  # fmt: skip
+        raise ConfigError(
+            f"--sample needs a temperature > 0 (got {args.temperature}) and a prompt of the "
+            f"vocabulary's characters (got {prompt!r})"
+        )
     result = train_and_evaluate(config, on_epoch=show, workload=workload)
     record = train_record(result)
     if args.sample:
         from jbatch.workloads.sample import generate
 
-        text = generate(result.state.model(), vocab, args.sample, workload.data.info["context"], prompt,
-                        config.seed, args.temperature)  # fmt: skip
-        record.sample = {"prompt": prompt, "characters": args.sample, "temperature": args.temperature,
-                         "seed": config.seed, "text": text}  # fmt: skip
+        text = generate(
+            result.state.model(),
+            vocab,
+            args.sample,
+            workload.data.info["context"],
+            prompt,
+            config.seed,
+            args.temperature,
+        )
+        record.sample = {
+            "prompt": prompt,
+            "characters": args.sample,
+            "temperature": args.temperature,
+            "seed": config.seed,
+            "text": text,
+        }
         print(f"sample ({args.sample} characters, temperature {args.temperature}, seed {config.seed}):\n{prompt}{text}")
     w = config.workload
     out = args.out or Path("runs") / f"train-{slug(w.dataset)}-{slug(w.model)}-b{result.batch_size}-s{config.seed}.json"
@@ -193,15 +236,26 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=_target, help="both target settings at once: test_accuracy=0.95 or train_loss=0.05")
     p.add_argument("--quick", action="store_true", help="one seed, 4 learning rates, short budgets (< 1 min)")
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
-    p.add_argument("--results-dir", type=Path, default=Path("runs"),
-                   help="where <name>/ goes (default runs/; the published tables are under results/)")  # fmt: skip
-    p.add_argument("--wait", action="store_true", help="if another sweep is writing the same directory, wait for it "
-                                                       "instead of refusing")  # fmt: skip
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("runs"),
+        help="where <name>/ goes (default runs/; the published tables are under results/)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another sweep is writing the same directory, wait for it instead of refusing",
+    )
     p.add_argument("--coordinator", help="multi-process sweep: host:port of process 0's coordinator")
     p.add_argument("--num-processes", type=POSITIVE, default=1, help="multi-process sweep: how many processes")
     p.add_argument("--process-id", type=NATURAL, default=0, help="multi-process sweep: this process's index")
-    p.add_argument("--barrier-timeout", type=float, default=24 * 3600.0,
-                   help="multi-process sweep: seconds a process waits for the others (default 24 h)")  # fmt: skip
+    p.add_argument(
+        "--barrier-timeout",
+        type=float,
+        default=24 * 3600.0,
+        help="multi-process sweep: seconds a process waits for the others (default 24 h)",
+    )
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -218,8 +272,14 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
-    directory, _ = run_sweep_config(config, args.results_dir, force=args.force, wait=args.wait, processes=processes,
-                                    fit_batch_sizes=args.quick and args.batch_sizes is None)  # fmt: skip
+    directory, _ = run_sweep_config(
+        config,
+        args.results_dir,
+        force=args.force,
+        wait=args.wait,
+        processes=processes,
+        fit_batch_sizes=args.quick and args.batch_sizes is None,
+    )
     if processes is not None and processes.index != 0:
         print(f"process {processes.index}: done; process 0 merges the results into {directory}/")
         return 0
@@ -229,26 +289,52 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _add_advise(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("advise", help="recommend a batch size (and a batch-size warm-up) from timing rounds and "
-                                      "branched short runs, at a fraction of a sweep's cost; the trunk's learning "
-                                      "rate is the grid's best short run")  # fmt: skip
+    p = sub.add_parser(
+        "advise",
+        help="recommend a batch size (and a batch-size warm-up) from timing rounds and "
+        "branched short runs, at a fraction of a sweep's cost; the trunk's learning "
+        "rate is the grid's best short run",
+    )
     _add_base(p)
-    p.add_argument("--trunk-batch", type=POSITIVE, default=None,
-                   help="the small batch size of the one run that is branched (default: the smallest candidate)")
+    p.add_argument(
+        "--trunk-batch",
+        type=POSITIVE,
+        default=None,
+        help="the small batch size of the one run that is branched (default: the smallest candidate)",
+    )
     p.add_argument("--trunk-steps", type=POSITIVE, default=200, help="steps of that run (default 200)")
     p.add_argument("--checkpoints", type=POSITIVE, default=4, help="branching points along it, log-spaced")
-    p.add_argument("--examples", type=POSITIVE, default=None,
-                   help="examples each branch trains (default: 4 x the largest branch batch size)")
-    p.add_argument("--multipliers", type=_list(int), default=(1, 2, 4, 8, 16, 32, 64),
-                   help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)")
+    p.add_argument(
+        "--examples",
+        type=POSITIVE,
+        default=None,
+        help="examples each branch trains (default: 4 x the largest branch batch size)",
+    )
+    p.add_argument(
+        "--multipliers",
+        type=_list(int),
+        default=(1, 2, 4, 8, 16, 32, 64),
+        help="branch batch sizes as multiples of the trunk's, starting at 1 (default 1,2,4,...,64)",
+    )
     p.add_argument("--tolerance", type=float, default=0.05, help="relative loss tolerance of a branch (0.05)")
-    p.add_argument("--lr-factors", type=_list(float), default=(1.0, 0.5, 0.25),
-                   help="each larger branch tries the rule's learning rate times these and keeps its best")
-    p.add_argument("--rule", default=None, choices=("constant", "sqrt", "linear"),
-                   help="the branches' learning rate from the trunk's (default: linear for sgd and momentum, sqrt "
-                        "for the others)")  # fmt: skip
-    p.add_argument("--against", type=Path, help="a finished sweep of the same workload to check the advice against "
-                                                "(and to train the warm-up to its target beside its fastest B)")
+    p.add_argument(
+        "--lr-factors",
+        type=_list(float),
+        default=(1.0, 0.5, 0.25),
+        help="each larger branch tries the rule's learning rate times these and keeps its best",
+    )
+    p.add_argument(
+        "--rule",
+        default=None,
+        choices=("constant", "sqrt", "linear"),
+        help="the branches' learning rate from the trunk's (default: linear for sgd and momentum, sqrt for the others)",
+    )
+    p.add_argument(
+        "--against",
+        type=Path,
+        help="a finished sweep of the same workload to check the advice against "
+        "(and to train the warm-up to its target beside its fastest B)",
+    )
     p.add_argument("--no-warmup-check", action="store_true", help="with --against: do not train the warm-up")
     p.add_argument("--results-dir", type=Path, default=Path("runs"), help="where advise-<name>/ goes (default runs/)")
 
@@ -258,10 +344,20 @@ def _advise(args: argparse.Namespace) -> int:
     from jbatch.sweeps.api import run_advice_config
 
     config = _base_config(args)
-    doc = run_advice_config(config, args.results_dir, trunk_batch=args.trunk_batch, trunk_steps=args.trunk_steps,
-                            against=args.against, checkpoints=args.checkpoints, examples=args.examples,
-                            multipliers=args.multipliers, tolerance=args.tolerance, rule=args.rule,
-                            lr_factors=args.lr_factors, check=not args.no_warmup_check)  # fmt: skip
+    doc = run_advice_config(
+        config,
+        args.results_dir,
+        trunk_batch=args.trunk_batch,
+        trunk_steps=args.trunk_steps,
+        against=args.against,
+        checkpoints=args.checkpoints,
+        examples=args.examples,
+        multipliers=args.multipliers,
+        tolerance=args.tolerance,
+        rule=args.rule,
+        lr_factors=args.lr_factors,
+        check=not args.no_warmup_check,
+    )
     print(markdown(doc))
     print(f"wrote {args.results_dir / f'advise-{config.results_name}'}/advise.json and advise.md")
     return 0
@@ -286,13 +382,25 @@ def _report(args: argparse.Namespace) -> int:
 
 def _add_claims(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("claims", help="verdicts on the tutorial's claims C1-C11 from sweep results")
-    p.add_argument("directories", type=Path, nargs="*",
-                   help="sweep results directories, primary workload first (default: the published ones)")  # fmt: skip
-    p.add_argument("--advice", type=Path, nargs="*", default=None,
-                   help="advice directories run --against a sweep (default: results/advise-<preset>/ that exist)")
-    p.add_argument("--c11", type=Path, default=None,
-                   help="claim C11's demonstration, a c11.json of bench/c11.py (default: results/c11/c11.json if it "
-                        "exists)")  # fmt: skip
+    p.add_argument(
+        "directories",
+        type=Path,
+        nargs="*",
+        help="sweep results directories, primary workload first (default: the published ones)",
+    )
+    p.add_argument(
+        "--advice",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="advice directories run --against a sweep (default: results/advise-<preset>/ that exist)",
+    )
+    p.add_argument(
+        "--c11",
+        type=Path,
+        default=None,
+        help="claim C11's demonstration, a c11.json of bench/c11.py (default: results/c11/c11.json if it exists)",
+    )
     p.add_argument("--out", type=Path, default=Path("results/claims.md"))
 
 
@@ -304,8 +412,11 @@ def _claims(args: argparse.Namespace) -> int:
     directories = args.directories or [d for d in (published / name for name in PRESETS) if (d / SWEEP).exists()]
     if not directories:
         raise ConfigError("no sweep results found: run `jbatch sweep` first, or name the directories")
-    advice = args.advice if args.advice is not None else [
-        d for d in (published / f"advise-{name}" for name in PRESETS) if (d / ADVICE).exists()]  # fmt: skip
+    advice = (
+        args.advice
+        if args.advice is not None
+        else [d for d in (published / f"advise-{name}" for name in PRESETS) if (d / ADVICE).exists()]
+    )
     demo = args.c11 or next((p for p in [published / "c11" / "c11.json"] if p.exists()), None)
     print(f"wrote {write_claims(directories, args.out, advice, demo)}")
     return 0
@@ -315,8 +426,9 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="a family of sweeps: data-scaling (B_crit against the training-set size)")
     p.add_argument("kind", choices=("data-scaling",))
     p.add_argument("--models", type=_list(str), default=("mlp", "cnn"), help="mlp, cnn")
-    p.add_argument("--sizes", type=_list(POSITIVE), default=(4000, 16000, 64000),
-                   help="training sequences, e.g. 4000,16000")
+    p.add_argument(
+        "--sizes", type=_list(POSITIVE), default=(4000, 16000, 64000), help="training sequences, e.g. 4000,16000"
+    )
     p.add_argument("--accelerator", action="store_true", help="the GPU-sized sweeps (wider, more seeds, larger B)")
     p.add_argument("--results-dir", type=Path, default=Path("results/data-scaling"))
     p.add_argument("--force", action="store_true", help="redo batch sizes already in the results")
@@ -359,8 +471,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 JAX_COMMANDS = ("train", "sweep", "study", "advise")  # report, claims and compare never start jax
-COMMANDS = {"train": _train, "sweep": _sweep, "report": _report, "claims": _claims, "compare": _compare,
-            "study": _study, "advise": _advise}  # fmt: skip
+COMMANDS = {
+    "train": _train,
+    "sweep": _sweep,
+    "report": _report,
+    "claims": _claims,
+    "compare": _compare,
+    "study": _study,
+    "advise": _advise,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -391,8 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jbatch: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        print(f"jbatch: interrupted: {e}" if str(e) else "jbatch: interrupted; nothing was left half-written",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"jbatch: interrupted: {e}" if str(e) else "jbatch: interrupted; nothing was left half-written",
+            file=sys.stderr,
+        )
         return 130
     except OSError as e:  # a fault of the machine no check could foresee: one line, not a traceback
         print(f"jbatch: error: {one_line(e)}", file=sys.stderr)

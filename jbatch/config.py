@@ -189,8 +189,14 @@ class Measurement:
     timing_rounds: int = setting(7, "interleaved timing rounds per batch size (at least 7 for a 95% interval)")
 
 
-GROUPS = {"workload": WorkloadSpec, "training": Training, "grid": Grid, "target": Target, "budget": Budget,
-          "measurement": Measurement}  # fmt: skip
+GROUPS = {
+    "workload": WorkloadSpec,
+    "training": Training,
+    "grid": Grid,
+    "target": Target,
+    "budget": Budget,
+    "measurement": Measurement,
+}
 
 
 def key_of(field: dataclasses.Field) -> str:
@@ -245,8 +251,9 @@ class SweepConfig:
 
     def flat(self) -> dict[str, Any]:
         """Every setting by its flat key."""
-        return {key: getattr(self if group is None else getattr(self, group), name) for key, (group, name) in
-                KEYS.items()}  # fmt: skip
+        return {
+            key: getattr(self if group is None else getattr(self, group), name) for key, (group, name) in KEYS.items()
+        }
 
     @property
     def results_name(self) -> str:
@@ -277,8 +284,15 @@ def quick(config: SweepConfig) -> SweepConfig:
     the command line puts it in its own results directory (``<name>-quick``)."""
     lrs = config.grid.learning_rates
     picks = sorted({round(j * (len(lrs) - 1) / 3) for j in range(4)}) if len(lrs) > 1 else [0]
-    return config.replace(seeds=config.grid.seeds[:1], learning_rates=tuple(lrs[i] for i in picks), budget_steps=60,
-                          budget_epochs=1, evals=12, noise_checkpoints=3, coarse_evals=4)  # fmt: skip
+    return config.replace(
+        seeds=config.grid.seeds[:1],
+        learning_rates=tuple(lrs[i] for i in picks),
+        budget_steps=60,
+        budget_epochs=1,
+        evals=12,
+        noise_checkpoints=3,
+        coarse_evals=4,
+    )
 
 
 def fitting(config: SweepConfig, num_train: int) -> SweepConfig:
@@ -314,8 +328,9 @@ def from_mapping(values: dict[str, Any], base: SweepConfig | None = None, where:
         elif key in KEYS:
             flat[key] = value
         else:
-            raise ConfigError(f"{where}unknown sweep setting {key!r}; known: {', '.join(KEYS)} (or the groups "
-                              f"{', '.join(GROUPS)})")  # fmt: skip
+            raise ConfigError(
+                f"{where}unknown sweep setting {key!r}; known: {', '.join(KEYS)} (or the groups {', '.join(GROUPS)})"
+            )
     nested = _nest(base.flat() | flat)
     try:
         return msgspec.convert(nested, SweepConfig)
@@ -420,10 +435,12 @@ class TrainConfig:
     def as_sweep(self, batch_size: int, budget: int) -> SweepConfig:
         """The one-point sweep this run is (its optimizer is built as a sweep's is)."""
         grids = {k: (v,) for k, v in self.hyperparameters().items() if k != "learning_rate"}
-        return SweepConfig(workload=self.workload, training=self.training,
-                           grid=Grid(batch_sizes=(batch_size,), learning_rates=(self.learning_rate,),
-                                     seeds=(self.seed,), **grids),
-                           budget=Budget(steps=budget, epochs=self.epochs))  # fmt: skip
+        return SweepConfig(
+            workload=self.workload,
+            training=self.training,
+            grid=Grid(batch_sizes=(batch_size,), learning_rates=(self.learning_rate,), seeds=(self.seed,), **grids),
+            budget=Budget(steps=budget, epochs=self.epochs),
+        )
 
 
 def finite(value: float) -> bool:

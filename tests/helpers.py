@@ -21,9 +21,21 @@ def assert_trees_close(a, b, rtol=RTOL, atol=ATOL):
 # The shared tiny sweep (on conftest's ``tiny`` data set): one width, two seeds, a probe
 # unrolled once, no grid extension. Test files override only what they test, so the programs
 # of their sweeps repeat across files and the session's compilation cache serves them.
-TINY = SweepConfig.of(name="t", dataset="tiny", widths=(16,), batch_sizes=(32, "full"), learning_rates=(0.03, 0.3),
-                      seeds=(0, 1), target_value=0.7, budget_steps=30, budget_epochs=1, evals=10, noise_checkpoints=0,
-                      noise_unroll=1, extend_grid=0)  # fmt: skip
+TINY = SweepConfig.of(
+    name="t",
+    dataset="tiny",
+    widths=(16,),
+    batch_sizes=(32, "full"),
+    learning_rates=(0.03, 0.3),
+    seeds=(0, 1),
+    target_value=0.7,
+    budget_steps=30,
+    budget_epochs=1,
+    evals=10,
+    noise_checkpoints=0,
+    noise_unroll=1,
+    extend_grid=0,
+)
 
 
 def tiny_config(**kw) -> SweepConfig:

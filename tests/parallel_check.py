@@ -95,8 +95,11 @@ def main() -> None:
     class Normed(nnx.Module):
         def __init__(self, seed):
             rngs = nnx.Rngs(seed)
-            self.hidden, self.norm, self.out = nnx.Linear(64, 32, rngs=rngs), nnx.BatchNorm(32, rngs=rngs), nnx.Linear(
-                32, 10, rngs=rngs)
+            self.hidden, self.norm, self.out = (
+                nnx.Linear(64, 32, rngs=rngs),
+                nnx.BatchNorm(32, rngs=rngs),
+                nnx.Linear(32, 10, rngs=rngs),
+            )
 
         def __call__(self, x):
             return self.out(jax.nn.relu(self.norm(self.hidden(x))))

@@ -22,8 +22,17 @@ SMALL = Path(__file__).parent / "data" / "sweep_small"
 
 def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0, 1))
-    doc = advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=40, checkpoints=3, examples=400,
-                 multipliers=(1, 2, 4, 8), timing_rounds=3, against=SMALL)  # fmt: skip
+    doc = advise(
+        cfg,
+        for_config(cfg, tiny),
+        trunk_batch=8,
+        trunk_steps=40,
+        checkpoints=3,
+        examples=400,
+        multipliers=(1, 2, 4, 8),
+        timing_rounds=3,
+        against=SMALL,
+    )
     sizes = doc.candidates
     assert sizes == [8, 32, 100] and doc.recommended in sizes
     per_step = {b: doc.timing[str(b)].seconds_per_step for b in sizes}
@@ -47,7 +56,8 @@ def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     est = doc.sweep_estimate  # the sweep it replaces, from the grid and the measured seconds per step
     want_seconds = 2 * sum(max(cfg.budget.steps, cfg.budget.epochs * -(-300 // b)) * per_step[b] for b in sizes)
     assert est.seconds == pytest.approx(want_seconds) and est.fraction == pytest.approx(
-        doc.cost.total / want_seconds)  # 1 learning rate x 2 seeds
+        doc.cost.total / want_seconds
+    )  # 1 learning rate x 2 seeds
     check = doc.warmup_check  # the warm-up trained to the sweep's target (tests/test_warmup_check.py)
     assert [p.batch_size for p in check.phases] == [p.batch_size for p in doc.warmup]
     assert len(check.seeds) == 2 and check.reference["batch_size"] == truth.fastest
@@ -82,9 +92,20 @@ def test_jbatch_advise_from_python_on_arrays_and_a_model_function(tiny, tmp_path
             return self.out(nnx.relu(self.hidden(x)))
 
     data = (tiny.x_train, tiny.y_train, tiny.x_test, tiny.y_test)
-    doc = jbatch.advise(Net, data, "sgd", batch_sizes=(8, 32), learning_rates=(0.1,), seeds=(0,), trunk_steps=10,
-                        checkpoints=2, multipliers=(1, 4), examples=64, timing_rounds=3,
-                        results_dir=tmp_path)  # fmt: skip
+    doc = jbatch.advise(
+        Net,
+        data,
+        "sgd",
+        batch_sizes=(8, 32),
+        learning_rates=(0.1,),
+        seeds=(0,),
+        trunk_steps=10,
+        checkpoints=2,
+        multipliers=(1, 4),
+        examples=64,
+        timing_rounds=3,
+        results_dir=tmp_path,
+    )
     assert doc.trunk_batch == 8 and doc.learning_rate == 0.1 and doc.recommended in (8, 32)
     assert doc.branching.batch_sizes == [8, 32] and doc.config.workload.model.endswith("Net")
     assert read_advice(next(tmp_path.glob("advise-*"))).recommended == doc.recommended

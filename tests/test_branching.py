@@ -39,8 +39,15 @@ def tiny_session(tiny):
 
 def test_trunk_and_branches_are_the_schedules_they_say(splits, tiny_session):
     train, held_out = splits
-    plan = BranchPlan(batch_size=8, learning_rate=0.05, checkpoints=(0, 20), examples=64, multipliers=(1, 2, 4),
-                      seeds=(0,), noise_examples=100)  # fmt: skip
+    plan = BranchPlan(
+        batch_size=8,
+        learning_rate=0.05,
+        checkpoints=(0, 20),
+        examples=64,
+        multipliers=(1, 2, 4),
+        seeds=(0,),
+        noise_examples=100,
+    )
     result = local_critical_batch(tiny_session, fresh, plan)
     assert result.batch_sizes == [8, 16, 32]
     step = make_train_step(softmax_cross_entropy)
@@ -67,27 +74,48 @@ def test_trunk_and_branches_are_the_schedules_they_say(splits, tiny_session):
 
 
 def test_an_unbounded_tolerance_gives_the_largest_batch_as_a_lower_bound(tiny_session):
-    plan = BranchPlan(batch_size=16, learning_rate=0.05, checkpoints=(10,), examples=64, multipliers=(1, 2, 4),
-                      tolerance=1e9, seeds=(0, 1), noise_examples=64)  # fmt: skip
+    plan = BranchPlan(
+        batch_size=16,
+        learning_rate=0.05,
+        checkpoints=(10,),
+        examples=64,
+        multipliers=(1, 2, 4),
+        tolerance=1e9,
+        seeds=(0, 1),
+        noise_examples=64,
+    )
     entry = local_critical_batch(tiny_session, fresh, plan).checkpoints[0]
     assert entry.b_star == {"0": 64, "1": 64} and entry.censored == {"0": True, "1": True}
     assert entry.b_star_median == 64 and entry.censored_median and set(entry.loss) == {"0", "1"}
 
 
 def test_the_checkpoint_b_star_comes_from_the_seeds_median_losses(tiny_session):
-    plan = BranchPlan(batch_size=8, learning_rate=0.05, checkpoints=(10,), examples=64, multipliers=(1, 2, 4, 8),
-                      tolerance=0.02, seeds=(0, 1, 2), noise_examples=64)  # fmt: skip
+    plan = BranchPlan(
+        batch_size=8,
+        learning_rate=0.05,
+        checkpoints=(10,),
+        examples=64,
+        multipliers=(1, 2, 4, 8),
+        tolerance=0.02,
+        seeds=(0, 1, 2),
+        noise_examples=64,
+    )
     entry = local_critical_batch(tiny_session, fresh, plan).checkpoints[0]
     median = {int(b): float(np.median(list(v.values()))) for b, v in entry.branches.items()}
     assert entry.b_star_median == b_star(median, 0.02)
     assert all(entry.b_star[s] == b_star({int(b): v[s] for b, v in entry.branches.items()}, 0.02) for s in "012")
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"batch_size": 0}, "trunk's batch size must be 1 to 300"), ({"checkpoints": (20, 10)}, "increasing"),
-    ({"multipliers": (2, 4)}, "start at 1"), ({"examples": 4}, "at least one batch"),
-    ({"rule": "cubic"}, "rule must be one of"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 0}, "trunk's batch size must be 1 to 300"),
+        ({"checkpoints": (20, 10)}, "increasing"),
+        ({"multipliers": (2, 4)}, "start at 1"),
+        ({"examples": 4}, "at least one batch"),
+        ({"rule": "cubic"}, "rule must be one of"),
+    ],
+)
 def test_a_bad_plan_is_one_clear_line(tiny_session, change, message):
     plan = BranchPlan(**({"batch_size": 8, "learning_rate": 0.05, "checkpoints": (0, 10), "examples": 64} | change))
     with pytest.raises(ConfigError, match=message):
@@ -103,8 +131,17 @@ def test_a_diverged_trunk_is_refused_in_one_line(tiny_session):
 def test_each_larger_branch_keeps_its_best_learning_rate_factor(tiny_session):
 
     def run(factors):
-        plan = BranchPlan(batch_size=8, learning_rate=0.2, checkpoints=(5,), examples=64, multipliers=(1, 4),
-                          seeds=(0,), noise_examples=64, lr_factors=factors, rule="linear")  # fmt: skip
+        plan = BranchPlan(
+            batch_size=8,
+            learning_rate=0.2,
+            checkpoints=(5,),
+            examples=64,
+            multipliers=(1, 4),
+            seeds=(0,),
+            noise_examples=64,
+            lr_factors=factors,
+            rule="linear",
+        )
         return local_critical_batch(tiny_session, fresh, plan).checkpoints[0]
 
     one, half, both = run((1.0,)), run((0.5,)), run((1.0, 0.5))

@@ -212,16 +212,26 @@ def test_c11_comes_from_bench_c11s_document_when_given(doc, tmp_path):
 
     s = _sweep(doc, tmp_path)
     meta = convert(doc, SweepDocument).metadata
-    rows = [{"batch_size": 8, "batch_shapes": [4, 8], "plain_step_compilations": 2, "padded_epoch_compilations": 1,
-             "padded_epoch_calls": 3}]  # fmt: skip
-    shapes = convert({"kind": "jbatch.c11", "dataset": "tiny", "num_train": 300, "rows": rows, "metadata": {}},
-                     ShapeDemoDocument)  # fmt: skip
-    assert meta is not None and verdicts([s], shapes)["C11"][1].startswith("a plain jax.jit step fed an epoch's "
-                                                                           "unpadded batches compiled 2x at B=8")
+    rows = [
+        {
+            "batch_size": 8,
+            "batch_shapes": [4, 8],
+            "plain_step_compilations": 2,
+            "padded_epoch_compilations": 1,
+            "padded_epoch_calls": 3,
+        }
+    ]
+    shapes = convert(
+        {"kind": "jbatch.c11", "dataset": "tiny", "num_train": 300, "rows": rows, "metadata": {}}, ShapeDemoDocument
+    )
+    assert meta is not None and verdicts([s], shapes)["C11"][1].startswith(
+        "a plain jax.jit step fed an epoch's unpadded batches compiled 2x at B=8"
+    )
     assert verdicts([s], shapes)["C11"][0].startswith("holds")
     rows[0]["padded_epoch_compilations"] = 3  # the padded epoch recompiled in its later calls
-    shapes = convert({"kind": "jbatch.c11", "dataset": "tiny", "num_train": 300, "rows": rows, "metadata": {}},
-                     ShapeDemoDocument)  # fmt: skip
+    shapes = convert(
+        {"kind": "jbatch.c11", "dataset": "tiny", "num_train": 300, "rows": rows, "metadata": {}}, ShapeDemoDocument
+    )
     assert verdicts([s], shapes)["C11"][0].startswith("does not hold for jbatch's padded epoch")
     legacy = copy.deepcopy(doc)
     for result in legacy["batch_sizes"].values():
@@ -329,22 +339,49 @@ def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0, raw=False):
     spread = lambda v, a, b: {"values": [v, v], "n": 2, "of": 2, "mean": v, "interval": [a, b]}  # noqa: E731
     base = json.loads(ADVICE.read_text())
     check = base["warmup_check"] | {
-             "phases": [{"batch_size": 8, "steps": 10, "learning_rate": 0.1}, {"batch_size": 64, "steps": 90,
-                                                                              "learning_rate": 1.0}],
-             "reference": {"batch_size": 64}, "higher_is_better": True,
-             "steps_to_target": {"warmup": spread((lo + hi) / 2, lo, hi), "fixed": spread(100, 90, 110),
-                                 "ratio": (lo + hi) / 200, "ratio_interval": [lo / 110, hi / 90]},
-             "seconds_to_target": {"warmup": spread(1.0, 0.9, 1.1), "fixed": spread(1.0, 0.9, 1.1), "ratio": 1.0,
-                                   "ratio_interval": [0.8, 1.2]},
-             "final": {"warmup": spread(0.5 if final_worse else 0.9, 0.45 if final_worse else 0.88, 0.55 if
-                                        final_worse else 0.92), "fixed": spread(0.9, 0.88, 0.92)}}  # fmt: skip
-    doc = base | {"recommended": 64, "b_crit": 48.0, "b_crit_censored": True, "b_simple_along_training": 55.0,
-                  "warmup": [{"batch_size": 8, "steps": 10}, {"batch_size": 64, "steps": 0}],
-                  "cost": base["cost"] | {"total": 10.0}, "warmup_check": check,
-                  "against": base["against"] | {
-                      "seconds": 10.0 / cost, "cost_fraction": cost, "fastest": 64, "fastest_set": [8, 64],
-                      "recommended_over_fastest": ratio, "recommended_over_fastest_interval": [0.5, 2.0],
-                      "b_crit": 100.0, "b_crit_interval": [80.0, 120.0]}}  # fmt: skip
+        "phases": [
+            {"batch_size": 8, "steps": 10, "learning_rate": 0.1},
+            {"batch_size": 64, "steps": 90, "learning_rate": 1.0},
+        ],
+        "reference": {"batch_size": 64},
+        "higher_is_better": True,
+        "steps_to_target": {
+            "warmup": spread((lo + hi) / 2, lo, hi),
+            "fixed": spread(100, 90, 110),
+            "ratio": (lo + hi) / 200,
+            "ratio_interval": [lo / 110, hi / 90],
+        },
+        "seconds_to_target": {
+            "warmup": spread(1.0, 0.9, 1.1),
+            "fixed": spread(1.0, 0.9, 1.1),
+            "ratio": 1.0,
+            "ratio_interval": [0.8, 1.2],
+        },
+        "final": {
+            "warmup": spread(0.5 if final_worse else 0.9, 0.45 if final_worse else 0.88, 0.55 if final_worse else 0.92),
+            "fixed": spread(0.9, 0.88, 0.92),
+        },
+    }
+    doc = base | {
+        "recommended": 64,
+        "b_crit": 48.0,
+        "b_crit_censored": True,
+        "b_simple_along_training": 55.0,
+        "warmup": [{"batch_size": 8, "steps": 10}, {"batch_size": 64, "steps": 0}],
+        "cost": base["cost"] | {"total": 10.0},
+        "warmup_check": check,
+        "against": base["against"]
+        | {
+            "seconds": 10.0 / cost,
+            "cost_fraction": cost,
+            "fastest": 64,
+            "fastest_set": [8, 64],
+            "recommended_over_fastest": ratio,
+            "recommended_over_fastest_interval": [0.5, 2.0],
+            "b_crit": 100.0,
+            "b_crit_interval": [80.0, 120.0],
+        },
+    }
     return doc if raw else convert(doc, AdviceDocument)
 
 

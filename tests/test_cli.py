@@ -180,15 +180,41 @@ def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     out = tmp_path / "run.json"
-    code, stdout, err = run(["train", "--model", "usermodels:make", "--optimizer", "usermodels:sgd_warmup",
-                             "--momentum", "0.5", "--schedule", "cosine", "--warmup", "0.1", "--microbatch", "16",
-                             "--batch-size", "50", "--epochs", "2", "--lr", "0.3", "--out", str(out)],
-                            capsys)  # fmt: skip
+    code, stdout, err = run(
+        [
+            "train",
+            "--model",
+            "usermodels:make",
+            "--optimizer",
+            "usermodels:sgd_warmup",
+            "--momentum",
+            "0.5",
+            "--schedule",
+            "cosine",
+            "--warmup",
+            "0.1",
+            "--microbatch",
+            "16",
+            "--batch-size",
+            "50",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.3",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     record = load(out)
     config = record.config
     assert (config.workload.model, config.momentum, config.training.schedule, config.training.microbatch) == (
-        "usermodels:make", 0.5, "cosine", 16)
+        "usermodels:make",
+        0.5,
+        "cosine",
+        16,
+    )
     assert record.epochs[-1].test_accuracy > 0.5 and stdout.count("\nepoch") + stdout.startswith("epoch") == 2
     code, _, err = run(["train", "--model", "elsewhere:make", "--out", str(out)], capsys)
     assert code == 2 and "no module 'elsewhere' in the current directory" in err
@@ -202,10 +228,32 @@ def test_advise_takes_a_users_model_and_scheduled_optimizer_by_import_path(tmp_p
     (tmp_path / "usermodels.py").write_text(USERMODELS)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    code, stdout, err = run(["advise", "--model", "usermodels:make", "--optimizer", "usermodels:sgd_warmup",
-                             "--batch-sizes", "8,32", "--lrs", "0.01,0.1", "--seeds", "0", "--trunk-steps", "20",
-                             "--checkpoints", "2", "--multipliers", "1,4", "--examples", "64", "--results-dir",
-                             str(tmp_path / "runs")], capsys)  # fmt: skip
+    code, stdout, err = run(
+        [
+            "advise",
+            "--model",
+            "usermodels:make",
+            "--optimizer",
+            "usermodels:sgd_warmup",
+            "--batch-sizes",
+            "8,32",
+            "--lrs",
+            "0.01,0.1",
+            "--seeds",
+            "0",
+            "--trunk-steps",
+            "20",
+            "--checkpoints",
+            "2",
+            "--multipliers",
+            "1,4",
+            "--examples",
+            "64",
+            "--results-dir",
+            str(tmp_path / "runs"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = read_advice(next((tmp_path / "runs").glob("advise-*")))
     assert doc.config.workload.model == "usermodels:make" and doc.recommended in (8, 32)

@@ -64,8 +64,12 @@ def test_plain_jit_of_the_step_does_not_recompile_for_a_new_learning_rate(digits
 
 
 def test_compilations_do_not_grow_with_epochs(digits):
-    run = lambda epochs: train_and_evaluate(TrainConfig.of(epochs=epochs, widths=(32,), batch_size=100),  # noqa: E731
-                                            dataset=digits)  # fmt: skip
+    def run(epochs):
+        return train_and_evaluate(
+            TrainConfig.of(epochs=epochs, widths=(32,), batch_size=100),
+            dataset=digits,
+        )
+
     run(1)  # the eager operations of building a model and its optimizer compile once per process
     counts = []
     for epochs in (1, 4):

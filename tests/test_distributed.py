@@ -26,9 +26,12 @@ def _env(**extra):
 def test_data_parallel_on_4_host_devices_equals_one_device():
     proc = subprocess.run(
         [sys.executable, "-m", "tests.parallel_check"],
-        cwd=ROOT, env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("ok:") == 8
 
@@ -42,9 +45,24 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_two_process_sweep_splits_batch_sizes_and_merges(tmp_path):
     port = _free_port()
-    args = ["sweep", "--quick", "--batch-sizes", "100,full", "--seeds", "0", "--lrs", "0.1,1",
-            "--budget-steps", "20", "--results-dir", str(tmp_path),
-            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]  # fmt: skip
+    args = [
+        "sweep",
+        "--quick",
+        "--batch-sizes",
+        "100,full",
+        "--seeds",
+        "0",
+        "--lrs",
+        "0.1,1",
+        "--budget-steps",
+        "20",
+        "--results-dir",
+        str(tmp_path),
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--num-processes",
+        "2",
+    ]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "jbatch", *args, "--process-id", str(i)],
@@ -53,7 +71,7 @@ def test_two_process_sweep_splits_batch_sizes_and_merges(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     outs = []

@@ -13,12 +13,35 @@ import jbatch
 
 PACKAGE = Path(jbatch.__file__).parent
 FILES = {"md", "json", "csv", "png", "npz", "toml", "py", "lock", "tmp", "txt"}
-EXTERNAL = {"jax": "jax", "jnp": "jax.numpy", "lax": "jax.lax", "np": "numpy", "numpy": "numpy", "optax": "optax",
-            "flax": "flax", "nnx": "flax.nnx", "msgspec": "msgspec", "multihost_utils": "jax.experimental.multihost_utils",
-            "mnist1d": "mnist1d"}  # fmt: skip
+EXTERNAL = {
+    "jax": "jax",
+    "jnp": "jax.numpy",
+    "lax": "jax.lax",
+    "np": "numpy",
+    "numpy": "numpy",
+    "optax": "optax",
+    "flax": "flax",
+    "nnx": "flax.nnx",
+    "msgspec": "msgspec",
+    "multihost_utils": "jax.experimental.multihost_utils",
+    "mnist1d": "mnist1d",
+}
 # the first part of a field path in a results document or a config, not a module: ``curve.sample_loss``
-FIELDS = {"budget", "checks", "coarse", "config", "counted", "curve", "grid", "machine_info", "measurement", "model",
-          "target", "training", "workload"}  # fmt: skip
+FIELDS = {
+    "budget",
+    "checks",
+    "coarse",
+    "config",
+    "counted",
+    "curve",
+    "grid",
+    "machine_info",
+    "measurement",
+    "model",
+    "target",
+    "training",
+    "workload",
+}
 REF = re.compile(r"``([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?:\(\))?``")
 
 

@@ -34,8 +34,9 @@ def test_jax_jit_is_called_in_one_module_of_the_package():
 def test_an_epoch_its_parts_and_a_checked_chunk_are_the_same_steps(tiny):
     n, b = 300, 32  # 10 batches an epoch, the last of 12 rows: padded and masked
     data = (jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train))
-    state = init_train_state(make_model("mlp", 64, 10, widths=(16,)), optax.inject_hyperparams(optax.sgd)(
-        learning_rate=0.1, momentum=0.9))  # fmt: skip
+    state = init_train_state(
+        make_model("mlp", 64, 10, widths=(16,)), optax.inject_hyperparams(optax.sgd)(learning_rate=0.1, momentum=0.9)
+    )
     step = make_train_step(optax.softmax_cross_entropy_with_integer_labels)
     order = jnp.asarray(epoch_order(0, 0, n))
     whole, m_whole = make_epoch(step, n, b)(state, data, order)
@@ -43,8 +44,11 @@ def test_an_epoch_its_parts_and_a_checked_chunk_are_the_same_steps(tiny):
     first, m_first = part(state, data, order, jnp.int32(4), jnp.int32(0))  # batches 0-3
     rest, m_rest = part(first, data, order, jnp.int32(10), jnp.int32(4))  # then 4-9
     assert_trees_close(rest.params, whole.params)
-    np.testing.assert_allclose(np.concatenate([np.asarray(m_first["loss"])[:4], np.asarray(m_rest["loss"])[4:]]),
-                               np.asarray(m_whole["loss"]), rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        np.concatenate([np.asarray(m_first["loss"])[:4], np.asarray(m_rest["loss"])[4:]]),
+        np.asarray(m_whole["loss"]),
+        rtol=1e-6,
+    )
     assert np.isnan(np.asarray(m_first["loss"])[4:]).all() and int(first.step) == 4  # skipped: not run at all
     idx, mask = epoch_batches(epoch_order(0, 0, n), b)
     (chunked, guard), out = make_chunk(step, whole=False)((state, init_guard()), data, idx, mask, np.ones(10, bool))
@@ -69,8 +73,18 @@ def test_advise_and_the_sweep_share_one_compile_path_and_cache(tiny, tmp_path, m
     run_sweep(cfg, tmp_path, workload=shared.workload, session=shared)
     swept = len(shared.programs.log)
     hits = shared.programs.hits
-    doc = advise(cfg, shared.workload, trunk_batch=32, trunk_steps=10, checkpoints=2, multipliers=(1, 4),
-                 examples=128, timing_rounds=2, against=tmp_path / "t", session=shared)  # fmt: skip
+    doc = advise(
+        cfg,
+        shared.workload,
+        trunk_batch=32,
+        trunk_steps=10,
+        checkpoints=2,
+        multipliers=(1, 4),
+        examples=128,
+        timing_rounds=2,
+        against=tmp_path / "t",
+        session=shared,
+    )
     advised = {key[0] for key, _ in shared.programs.log[swept:]}
     assert {"partial-epoch", "moments"} <= advised  # the trunk, branches and warm-up check through the one cache
     assert shared.programs.hits > hits  # programs the sweep had built (its timing epochs, its evaluation) reused

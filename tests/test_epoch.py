@@ -5,13 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jbatch.config import TrainConfig
 from jbatch.core.batching import epoch_batches, epoch_order
 from jbatch.core.epoch import make_epoch, make_evaluate
 from jbatch.core.loss import mean_squared_error, softmax_cross_entropy
 from jbatch.core.optim import make_optimizer, set_learning_rate
 from jbatch.core.replica import init_replicas, replica_orders, unstack
 from jbatch.core.step import Batch, init_train_state, make_eval_step, make_train_step
-from jbatch.config import TrainConfig
 from jbatch.sweeps.train import train_and_evaluate
 from jbatch.workloads.data import make_linear_regression
 from jbatch.workloads.model import make_model

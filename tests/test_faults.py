@@ -79,8 +79,7 @@ def test_an_unwritable_results_directory_is_refused_before_anything_trains(tmp_p
     assert "cannot write in" in line and "Permission denied" in line and not any(tmp_path.iterdir())
 
 
-def test_a_document_that_is_a_directory_or_unreadable_is_refused_before_anything_trains(tmp_path, capsys,
-                                                                                        monkeypatch):  # fmt: skip
+def test_a_document_that_is_a_directory_or_unreadable_is_refused_before_anything_trains(tmp_path, capsys, monkeypatch):
     directory = tmp_path / "digits-mlp-sgd-quick"
     (directory / "sweep.json").mkdir(parents=True)
     line = refused_fast([*QUICK, "--results-dir", str(tmp_path)], capsys)
@@ -98,8 +97,11 @@ def test_a_document_that_is_a_directory_or_unreadable_is_refused_before_anything
 
 def _lock(directory: Path, pid: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / LOCK).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": time.time(),
-                                              "command": "jbatch sweep (the first)"}))  # fmt: skip
+    (directory / LOCK).write_text(
+        json.dumps(
+            {"pid": pid, "host": socket.gethostname(), "started": time.time(), "command": "jbatch sweep (the first)"}
+        )
+    )
 
 
 def test_a_second_writer_is_refused_naming_the_first_and_a_dead_ones_lock_is_taken_over(tmp_path, capsys):
@@ -144,6 +146,7 @@ def test_two_sweeps_started_together_on_one_directory_one_refuses(tmp_path):
     assert winner.poll() is None, "the first writer goes on"
     winner.send_signal(signal.SIGINT)  # no need to wait for its training
     assert _finish(winner, 60)[0] == 130
+
 
 def test_a_failed_write_keeps_what_was_written_and_says_where_this_runs_work_is(tiny, tmp_path, monkeypatch):
     from jbatch.sweeps import driver
@@ -199,8 +202,14 @@ def _jbatch(args, cwd):
     """``python -m jbatch ARGS`` with SIGINT as a terminal gives it (a background job of a
     non-interactive shell starts with SIGINT ignored: restored first; not in a ``preexec_fn``,
     which forks this process, where jax runs threads)."""
-    return subprocess.Popen([sys.executable, "-c", START, *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", START, *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
 
 
 def _finish(proc, timeout):
@@ -297,10 +306,13 @@ def test_untimed_results_say_not_timed_and_too_few_rounds_get_no_interval_or_sta
     assert "seconds to target (no interval: 2 timing rounds)" in header and "95%" not in header and "★" not in text
 
 
-@pytest.mark.parametrize(("argv", "want"), [
-    (["sweep", "--dataset", "mnist1d:²"], "mnist1d:N needs a number of training examples"),
-    (["study", "data-scaling", "--models", "nope"], "the data-scaling study has no model 'nope'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "want"),
+    [
+        (["sweep", "--dataset", "mnist1d:²"], "mnist1d:N needs a number of training examples"),
+        (["study", "data-scaling", "--models", "nope"], "the data-scaling study has no model 'nope'"),
+    ],
+)
 def test_bad_input_that_gave_a_traceback_is_one_line(tmp_path, capsys, argv, want):
     line = refused_fast([*argv, "--results-dir", str(tmp_path)], capsys)
     assert want in line and not any(tmp_path.iterdir())

@@ -93,9 +93,22 @@ def test_a_language_sweep_counts_examples_not_tokens(tmp_path):
     from tests.helpers import sweep
 
     ds = make_language(train_sequences=64, test_sequences=32, length=8, vocab=8, order=1, branching=2, seed=1)
-    cfg = SweepConfig.of(name="lm", dataset="tiny-lm", model="transformer", optimizer="adam", batch_sizes=(16,),
-                      learning_rates=(0.01,), seeds=(0,), target_metric="test_loss", target_over_floor=0.8,
-                      budget_steps=24, budget_epochs=1, evals=24, noise_checkpoints=0, extend_grid=0)  # fmt: skip
+    cfg = SweepConfig.of(
+        name="lm",
+        dataset="tiny-lm",
+        model="transformer",
+        optimizer="adam",
+        batch_sizes=(16,),
+        learning_rates=(0.01,),
+        seeds=(0,),
+        target_metric="test_loss",
+        target_over_floor=0.8,
+        budget_steps=24,
+        budget_epochs=1,
+        evals=24,
+        noise_checkpoints=0,
+        extend_grid=0,
+    )
     cfg = with_floor(cfg, for_config(cfg, ds))
     with jax.numpy_dtype_promotion("standard"):  # optax's Adam raises an injected float b1 to an int count
         _, doc = sweep(cfg, tmp_path, ds)

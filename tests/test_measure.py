@@ -22,8 +22,12 @@ from tests.helpers import run_size, session, sweep, tiny_config
 
 def _result(replicas, **kw):
     """A batch size's record around ``replicas`` (JSON values), the rest as small as it can be."""
-    base = {"batch_size": 1, "steps_per_epoch": 1, "budget_steps": 60, "counted": {"examples_per_epoch": [1] * 60,
-                                                                                   "updates_per_epoch": []}}
+    base = {
+        "batch_size": 1,
+        "steps_per_epoch": 1,
+        "budget_steps": 60,
+        "counted": {"examples_per_epoch": [1] * 60, "updates_per_epoch": []},
+    }
     return convert(base | kw | {"replicas": replicas}, BatchSizeResult)
 
 
@@ -34,9 +38,20 @@ def best_lr(summaries):
 
 def _config(**kw):
     """The shared tiny sweep at B=8 with three learning rates, noise probes and timing rounds."""
-    return tiny_config(**{"name": "m", "batch_sizes": (8, "full"), "learning_rates": (0.03, 0.3, 3.0),
-                          "budget_steps": 60, "budget_epochs": 2, "evals": 30, "noise_checkpoints": 3,
-                          "coarse_evals": 5, "timing_rounds": 7} | kw)  # fmt: skip
+    return tiny_config(
+        **{
+            "name": "m",
+            "batch_sizes": (8, "full"),
+            "learning_rates": (0.03, 0.3, 3.0),
+            "budget_steps": 60,
+            "budget_epochs": 2,
+            "evals": 30,
+            "noise_checkpoints": 3,
+            "coarse_evals": 5,
+            "timing_rounds": 7,
+        }
+        | kw
+    )
 
 
 def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
@@ -85,7 +100,8 @@ def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
     assert best_lr(lean_s) == best_lr(full_s)
     best = best_lr(full_s)
     assert [a["steps_to_target"] for a in lean_s if a["learning_rate"] == best] == [
-        b["steps_to_target"] for b in full_s if b["learning_rate"] == best]  # fmt: skip
+        b["steps_to_target"] for b in full_s if b["learning_rate"] == best
+    ]
     skipped = sum(v is None for r in lean.replicas for v in r.curve.test_accuracy)
     assert skipped > sum(v is None for r in full.replicas for v in r.curve.test_accuracy)
 
@@ -98,8 +114,16 @@ def test_median_interval_and_tie_set_on_synthetic_timings():
         assert lo <= np.median(rounds[b]) <= hi
     ties = tie_set(intervals, {b: float(np.median(v)) for b, v in rounds.items()})
     assert ties == [1, 8]  # 2% apart: a tie; 50% apart: not
-    rows = [{"row": {"batch_size": b, "seconds_to_target": {"mean": float(np.median(v))},
-                     "seconds_to_target_interval": list(intervals[b])}} for b, v in rounds.items()]  # fmt: skip
+    rows = [
+        {
+            "row": {
+                "batch_size": b,
+                "seconds_to_target": {"mean": float(np.median(v))},
+                "seconds_to_target_interval": list(intervals[b]),
+            }
+        }
+        for b, v in rounds.items()
+    ]
     assert fastest(rows) == [1, 8]
 
 
@@ -109,10 +133,20 @@ def _spiked(after_target: bool):
     train = [2.3, 1.0, 0.5, 0.3, 0.3, 0.2]
     if after_target:
         train[4] = 1e32  # the MNIST-1D CNN at full batch and LR 1: a blow-up after the target, then back
-    return {"learning_rate": 1.0, "seed": 0, "diverged": False, "diverged_at_step": None,
-            "curve": {"step": steps, "epoch": steps, "test_accuracy": acc, "test_loss": [2.3, 1.5, 0.8, 0.5, 0.5, 0.5],
-                      "minibatch_loss": [None, 1.2, 0.6, 0.35, 0.3, 0.25]},
-            "coarse": {"step": steps, "epoch": steps, "train_loss": train}}  # fmt: skip
+    return {
+        "learning_rate": 1.0,
+        "seed": 0,
+        "diverged": False,
+        "diverged_at_step": None,
+        "curve": {
+            "step": steps,
+            "epoch": steps,
+            "test_accuracy": acc,
+            "test_loss": [2.3, 1.5, 0.8, 0.5, 0.5, 0.5],
+            "minibatch_loss": [None, 1.2, 0.6, 0.35, 0.3, 0.25],
+        },
+        "coarse": {"step": steps, "epoch": steps, "train_loss": train},
+    }
 
 
 def test_a_blow_up_after_the_target_is_instability_and_loses_the_best_learning_rate():
@@ -129,10 +163,20 @@ def test_loss_plot_keeps_a_spike_from_flattening_the_others(tmp_path):
     from jbatch.report.plot import loss_curves
 
     calm = dict(_spiked(False), learning_rate=0.5)
-    doc = convert({"kind": "jbatch.sweep", "name": "spike", "config": {}, "num_train": 2, "metadata": {},
-                   "device": {"backend": "cpu", "device_kind": "cpu"},
-                   "batch_sizes": {str(b): msgspec.to_builtins(_result([rep], batch_size=b))
-                                   for b, rep in ((1, _spiked(True)), (2, calm))}}, SweepDocument)  # fmt: skip
+    doc = convert(
+        {
+            "kind": "jbatch.sweep",
+            "name": "spike",
+            "config": {},
+            "num_train": 2,
+            "metadata": {},
+            "device": {"backend": "cpu", "device_kind": "cpu"},
+            "batch_sizes": {
+                str(b): msgspec.to_builtins(_result([rep], batch_size=b)) for b, rep in ((1, _spiked(True)), (2, calm))
+            },
+        },
+        SweepDocument,
+    )
     rows = [{"row": {"batch_size": b, "best_learning_rate": lr, "regime": "x"}} for b, lr in ((1, 1.0), (2, 0.5))]
     path = loss_curves(tmp_path, doc, rows, "spike")
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -158,7 +202,8 @@ def test_compare_two_runs_of_one_workload(two_runs, tmp_path):
     doc_a, doc_b = (json.loads((d / "sweep.json").read_text()) for d in (a, b))
     for key in ("8", "300"):  # steps to target are the same training twice: bit-identical
         assert [r["curve"]["test_accuracy"] for r in doc_a["batch_sizes"][key]["replicas"]] == [
-            r["curve"]["test_accuracy"] for r in doc_b["batch_sizes"][key]["replicas"]]  # fmt: skip
+            r["curve"]["test_accuracy"] for r in doc_b["batch_sizes"][key]["replicas"]
+        ]
 
 
 def test_compare_calls_runs_apart_only_when_the_seeds_steps_say_so(two_runs, tmp_path):
@@ -255,7 +300,8 @@ def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch, kept):
     best = best_lr(full_s)
     assert best_lr(lean_s) == best and replays == [best]
     assert [s["steps_to_target"] for s in lean_s if s["learning_rate"] == best] == [
-        s["steps_to_target"] for s in full_s if s["learning_rate"] == best]  # fmt: skip
+        s["steps_to_target"] for s in full_s if s["learning_rate"] == best
+    ]
     assert not any(s["coarse_steps"] for s in lean_s if s["learning_rate"] == best)
 
 
@@ -285,9 +331,15 @@ def test_pruned_settings_are_replayed_until_the_best_stays_the_best():
     coarse = {0: 0, 30: 6, 60: 12}  # index of the coarse points in `steps`
 
     def rep(lr, acc, pruned, final):
-        return {"learning_rate": lr, "seed": 0, "diverged": False, "diverged_at_step": None, "pruned_at_step": pruned,
-                "curve": {"step": steps, "epoch": steps, "test_accuracy": acc, "test_loss": [2.0] * 12 + [final]},
-                "coarse": {"step": list(coarse), "epoch": list(coarse), "train_loss": [2.0, 0.5, 0.4]}}  # fmt: skip
+        return {
+            "learning_rate": lr,
+            "seed": 0,
+            "diverged": False,
+            "diverged_at_step": None,
+            "pruned_at_step": pruned,
+            "curve": {"step": steps, "epoch": steps, "test_accuracy": acc, "test_loss": [2.0] * 12 + [final]},
+            "coarse": {"step": list(coarse), "epoch": list(coarse), "train_loss": [2.0, 0.5, 0.4]},
+        }
 
     def reach_at(step):
         return [0.9 if s >= step else 0.2 for s in steps]
@@ -298,8 +350,11 @@ def test_pruned_settings_are_replayed_until_the_best_stays_the_best():
     truth = {1: reach_at(15), 2: reach_at(25)}
     a = rep(1.0, reach_at(10), None, 0.3)
     a["coarse"]["train_loss"] = [2.0, 3.0, 0.4]  # above its starting loss after the target: unstable
-    result = _result([a, rep(0.1, seen(truth[1]), 10, 0.5), rep(0.3, seen(truth[2]), 10, 0.4)], steps_per_epoch=100,
-                     counted={"examples_per_epoch": [1] * 10, "updates_per_epoch": []})  # fmt: skip
+    result = _result(
+        [a, rep(0.1, seen(truth[1]), 10, 0.5), rep(0.3, seen(truth[2]), 10, 0.4)],
+        steps_per_epoch=100,
+        counted={"examples_per_epoch": [1] * 10, "updates_per_epoch": []},
+    )
     replayed = []
 
     def replay(todo):

@@ -30,8 +30,9 @@ def test_per_example_moments_match_the_closed_form(problem):
     ds, state, g = problem
     G = g.mean(0)
     trace = np.trace(np.cov(g.T, ddof=1))
-    got = jax.jit(lambda s: gradient_moments(s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)),
-                                             mean_squared_error))(state)  # fmt: skip
+    got = jax.jit(
+        lambda s: gradient_moments(s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)), mean_squared_error)
+    )(state)
     np.testing.assert_allclose(got["grad_sq"], G @ G, rtol=1e-4)
     np.testing.assert_allclose(got["trace_sigma"], trace, rtol=1e-4)
     np.testing.assert_allclose(got["b_simple"], trace / (G @ G), rtol=2e-4)
@@ -41,8 +42,11 @@ def test_per_example_moments_match_the_closed_form(problem):
 def test_the_full_gradient_comes_from_the_group_pass_exactly(problem, group):
     ds, state, g = problem
     G = g.mean(0)
-    got = jax.jit(lambda s: gradient_moments(s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)),
-                                             mean_squared_error, group=group))(state)  # fmt: skip
+    got = jax.jit(
+        lambda s: gradient_moments(
+            s, (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train)), mean_squared_error, group=group
+        )
+    )(state)
     np.testing.assert_allclose(got["grad_sq"], G @ G, rtol=1e-5)
 
 
@@ -50,8 +54,9 @@ def test_the_unroll_changes_the_program_not_the_moments(problem):
     """Tests probe with ``unroll=1`` (a smaller program); sweeps with the default: same moments."""
     ds, state, _ = problem
     data = (jnp.asarray(ds.x_train), jnp.asarray(ds.y_train))
-    one, many = (jax.jit(lambda s, u=u: gradient_moments(s, data, mean_squared_error, group=7, unroll=u))(state)
-                 for u in (1, 8))  # fmt: skip
+    one, many = (
+        jax.jit(lambda s, u=u: gradient_moments(s, data, mean_squared_error, group=7, unroll=u))(state) for u in (1, 8)
+    )
     for key in ("grad_sq", "trace_sigma", "b_simple"):
         np.testing.assert_allclose(one[key], many[key], rtol=1e-5)
 

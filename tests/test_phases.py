@@ -62,8 +62,9 @@ def by_hand(state, x, y, phases, lrs, seed):
 def test_phases_equal_running_them_by_hand(tiny):
     x, y = jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)
     with jax.numpy_dtype_promotion("standard"):
-        state, records = train_phases(fresh(), make_train_step(softmax_cross_entropy), (x, y), PHASES, rule="sqrt",
-                                      seed=3)  # fmt: skip
+        state, records = train_phases(
+            fresh(), make_train_step(softmax_cross_entropy), (x, y), PHASES, rule="sqrt", seed=3
+        )
         lrs = [r.learning_rate for r in records]
         want, losses = by_hand(fresh(), x, y, PHASES, lrs, seed=3)
     assert lrs == pytest.approx([0.03, 0.03 * 2**0.5, 0.03 * (300 / 32) ** 0.5])
@@ -88,9 +89,13 @@ def test_one_program_per_batch_size_whatever_the_phase_length(tiny):
     phases = (Phase(32, 3), Phase(64, 5), Phase(32, 25), Phase(64, 1))  # whole and cut epochs at each size
     step = make_train_step(softmax_cross_entropy)
     with jax.numpy_dtype_promotion("standard"):
-        state, records = train_phases(fresh(), step, (x, y), phases, learning_rates=[0.03, 0.06, 0.03, 0.01],
-                                      programs=programs)  # fmt: skip
-    assert [key for key, _ in programs.log] == [("partial-epoch", step, 32, "keep"), ("partial-epoch", step, 64, "keep")]
+        state, records = train_phases(
+            fresh(), step, (x, y), phases, learning_rates=[0.03, 0.06, 0.03, 0.01], programs=programs
+        )
+    assert [key for key, _ in programs.log] == [
+        ("partial-epoch", step, 32, "keep"),
+        ("partial-epoch", step, 64, "keep"),
+    ]
     assert programs.hits == 2  # the second phase at each size: its program was there
     assert [len(r.loss) for r in records] == [3, 5, 25, 1]
     assert np.isfinite(np.concatenate([r.loss for r in records])).all()
@@ -131,8 +136,9 @@ def test_a_callback_between_steps_changes_nothing_and_can_stop_the_run(tiny):
 
     with jax.numpy_dtype_promotion("standard"):
         whole, _ = train_phases(fresh(), step, (x, y), PHASES, rule="sqrt", seed=3)
-        cut, records = train_phases(fresh(), step, (x, y), PHASES, rule="sqrt", seed=3, every_examples=50,
-                                    callback=callback)  # fmt: skip
+        cut, records = train_phases(
+            fresh(), step, (x, y), PHASES, rule="sqrt", seed=3, every_examples=50, callback=callback
+        )
     assert_trees_close(cut.params, whole.params, rtol=1e-5, atol=1e-6)
     assert [r.epochs for r in records] == [[0, 1], [2, 3], [4, 5]]
     # B = 32: every max(1, 50 // 32) = 1 step; B = 64: 1; B = 300: every step, each a whole epoch
@@ -142,8 +148,16 @@ def test_a_callback_between_steps_changes_nothing_and_can_stop_the_run(tiny):
     assert seen[-1][1] == examples_seen(PHASES, 300)
 
     with jax.numpy_dtype_promotion("standard"):
-        state, records = train_phases(fresh(), step, (x, y), PHASES, rule="sqrt", seed=3, every_examples=64 * 3,
-                                      callback=lambda s, at, ex: at >= 15)  # fmt: skip
+        state, records = train_phases(
+            fresh(),
+            step,
+            (x, y),
+            PHASES,
+            rule="sqrt",
+            seed=3,
+            every_examples=64 * 3,
+            callback=lambda s, at, ex: at >= 15,
+        )
     assert int(state.step) == 16 and [r.steps for r in records] == [13, 3]  # B = 32 every 6 steps, then 64 every 3
 
 
@@ -156,10 +170,16 @@ def test_learning_rate_rules():
         phase_learning_rates(0.1, phases, "cubic")
 
 
-@pytest.mark.parametrize(("text", "phases", "message"), [
-    ("16:0", None, "BATCH:STEPS"), ("16", None, "BATCH:STEPS"), ("a:3", None, "BATCH:STEPS"),
-    (None, (Phase(400, 2),), "must be 1 to the 300 training examples"), (None, (), "at least one phase"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "phases", "message"),
+    [
+        ("16:0", None, "BATCH:STEPS"),
+        ("16", None, "BATCH:STEPS"),
+        ("a:3", None, "BATCH:STEPS"),
+        (None, (Phase(400, 2),), "must be 1 to the 300 training examples"),
+        (None, (), "at least one phase"),
+    ],
+)
 def test_a_bad_schedule_is_one_clear_line(tiny, text, phases, message):
     x, y = jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)
     with pytest.raises(ConfigError, match=message):

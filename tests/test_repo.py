@@ -46,7 +46,7 @@ def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_pa
 
 
 def test_the_readme_layout_lists_every_module_of_each_package_and_no_other():
-    layout = README[README.index("## Layout"):]
+    layout = README[README.index("## Layout") :]
     packages = sorted(p.parent.name for p in (ROOT / "jbatch").glob("*/__init__.py"))
     assert packages == ["analysis", "core", "report", "sweeps", "workloads"]
     for package in packages:
@@ -78,3 +78,5 @@ def test_lint_is_clean():
         pytest.skip("ruff is not installed (it comes with the dev extra)")
     proc = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout
+    proc = subprocess.run([ruff, "format", "--check", str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout  # the formatter has run over every file

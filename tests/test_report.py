@@ -112,8 +112,13 @@ def test_the_measured_line_names_the_runs_of_the_results_not_the_documents_first
     from jbatch.report.sweep import measured_on
     from jbatch.results import Metadata, convert, read_sweep
 
-    base = {"device_kind": "cpu", "backend": "cpu", "device_count": 1, "cpu": "x",
-            "versions": {"jax": "1", "flax": "2", "optax": "3"}}  # fmt: skip
+    base = {
+        "device_kind": "cpu",
+        "backend": "cpu",
+        "device_count": 1,
+        "cpu": "x",
+        "versions": {"jax": "1", "flax": "2", "optax": "3"},
+    }
     old = convert(base | {"date": "2026-01-01", "commit": {"id": "a" * 40, "dirty": False}}, Metadata)
     new = convert(base | {"date": "2026-02-01", "commit": {"id": "b" * 40, "dirty": True}}, Metadata)
     doc = read_sweep(Path(__file__).parent / "data" / "sweep_small")

@@ -28,8 +28,20 @@ def _all_nan_curves(doc):  # a batch size whose every evaluation came out non-fi
 
 
 def _core_config(doc):  # a config with only the keys every jbatch ever wrote: the others take their defaults
-    doc["config"] = {k: doc["config"][k] for k in ("name", "dataset", "model", "optimizer", "batch_sizes",
-                                                   "learning_rates", "seeds", "target_metric", "target_value")}
+    doc["config"] = {
+        k: doc["config"][k]
+        for k in (
+            "name",
+            "dataset",
+            "model",
+            "optimizer",
+            "batch_sizes",
+            "learning_rates",
+            "seeds",
+            "target_metric",
+            "target_value",
+        )
+    }
 
 
 def _renamed_batch_sizes(doc):
@@ -103,15 +115,16 @@ def _write(tmp_path, change):
 
 def _outcomes(directory, tmp_path, capsys, tiny):
     """What each reader makes of ``directory``: None (accepted) or its one line."""
-    from jbatch.config import SweepConfig
     from jbatch.sweeps.advise import check_against
     from jbatch.sweeps.driver import run_sweep
     from jbatch.workloads.workload import for_config
 
     out = {}
-    for name, argv in (("report", ["report", str(directory)]),
-                       ("claims", ["claims", str(directory), "--out", str(tmp_path / "claims.md")]),
-                       ("compare", ["compare", str(directory), str(directory)])):  # fmt: skip
+    for name, argv in (
+        ("report", ["report", str(directory)]),
+        ("claims", ["claims", str(directory), "--out", str(tmp_path / "claims.md")]),
+        ("compare", ["compare", str(directory), str(directory)]),
+    ):
         code, _, err = run_cli(argv, capsys)
         lines = [line for line in err.splitlines() if line.strip()]
         assert "Traceback" not in err and len(lines) <= 1, err
@@ -121,9 +134,10 @@ def _outcomes(directory, tmp_path, capsys, tiny):
         config = read_sweep(directory).config
     except ConfigError:
         config = read_sweep(SMALL).config
-    for name, run in (("advise --against", lambda: check_against(directory, config)),
-                      ("resume", lambda: run_sweep(config, directory.parent, workload=for_config(config, tiny),
-                                                   force=False))):  # fmt: skip
+    for name, run in (
+        ("advise --against", lambda: check_against(directory, config)),
+        ("resume", lambda: run_sweep(config, directory.parent, workload=for_config(config, tiny), force=False)),
+    ):
         try:
             run()
             out[name] = None

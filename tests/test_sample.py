@@ -1,6 +1,5 @@
 """Sampling text from a character model (``jbatch.workloads.sample``, ``jbatch train --sample``)."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

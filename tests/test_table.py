@@ -22,8 +22,14 @@ def test_a_mean_is_shown_to_its_spreads_decimal_place(mean, std, text):
 
 
 def test_single_numbers_rates_and_ratios():
-    assert [table.num(v) for v in (280.5, 16286.4, 0.95, 7.0, 2.5e9, None)] == ["280.5", "16286", "0.95", "7",
-                                                                                 "2.5e+09", "-"]  # fmt: skip
+    assert [table.num(v) for v in (280.5, 16286.4, 0.95, 7.0, 2.5e9, None)] == [
+        "280.5",
+        "16286",
+        "0.95",
+        "7",
+        "2.5e+09",
+        "-",
+    ]
     assert table.rate(1250.0) == "1.3k" and table.ratio(1.005) == "1.01x" and table.percent(0.125) == "13%"
     assert table.interval(0.01234, 0.5678) == "[0.0123, 0.568]"
     with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):

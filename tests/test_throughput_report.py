@@ -61,11 +61,22 @@ def test_timed_call_waits_for_a_slow_computation():
 
 
 def _case(workload, method, b, samples, median, fastest, slowest, flops=1e6, peak=200.0, around=100.0):
-    return {"name": f"test_throughput[{workload}-{method}-{b}]", "extra_info": {"workload": workload, "method": method, "batch_size": b, "samples_per_round": samples,
-                           "samples_per_second": samples / median, "compile_seconds": 0.5,
-                           "flops_per_example": flops, "matmul_peak_gflops_session": peak,
-                           "matmul_peak_gflops_before": around, "matmul_peak_gflops_now": around},
-            "stats": {"median": median, "min": fastest, "max": slowest, "rounds": 5}}  # fmt: skip
+    return {
+        "name": f"test_throughput[{workload}-{method}-{b}]",
+        "extra_info": {
+            "workload": workload,
+            "method": method,
+            "batch_size": b,
+            "samples_per_round": samples,
+            "samples_per_second": samples / median,
+            "compile_seconds": 0.5,
+            "flops_per_example": flops,
+            "matmul_peak_gflops_session": peak,
+            "matmul_peak_gflops_before": around,
+            "matmul_peak_gflops_now": around,
+        },
+        "stats": {"median": median, "min": fastest, "max": slowest, "rounds": 5},
+    }
 
 
 def _doc(cases, raw=False):
@@ -80,11 +91,13 @@ def test_report_tabulates_hand_computed_numbers(tmp_path):
     # ratio is 5.00x and the B=1 bar against torch (>= 10) is missed. Wide B=512: 1,000
     # samples/s of 1e8 FLOPs each = 100 GFLOP/s = 50% of a 200 GFLOP/s peak, and 100% of
     # the 100 GFLOP/s measured around it.
-    doc = _doc([
-        _case("digits", "jbatch-scan", 1, 1000, 0.5, 0.4, 0.8),
-        _case("digits", "torch-eager", 1, 100, 0.25, 0.2, 0.5),
-        _case("wide", "jbatch-scan", 512, 1000, 1.0, 1.0, 1.0, flops=1e8),
-    ])  # fmt: skip
+    doc = _doc(
+        [
+            _case("digits", "jbatch-scan", 1, 1000, 0.5, 0.4, 0.8),
+            _case("digits", "torch-eager", 1, 100, 0.25, 0.2, 0.5),
+            _case("wide", "jbatch-scan", 512, 1000, 1.0, 1.0, 1.0, flops=1e8),
+        ]
+    )
     text = markdown(doc)
     assert "| jbatch-scan | 2.0k (1.3k-2.5k) |" in text
     assert "| torch-eager | 400 (200-500) |" in text
@@ -94,9 +107,13 @@ def test_report_tabulates_hand_computed_numbers(tmp_path):
     assert got["digits B=1: jbatch-scan / torch-eager"] == (pytest.approx(5.0), "missed")
     assert got["digits B=1: jbatch-scan / flax-nnx-loop"] == (None, "not measured")
     assert got["wide B>=512: jbatch-scan MFU vs jax's best matmul rate in the session (worst case)"] == (
-        pytest.approx(0.5), "missed")  # fmt: skip
+        pytest.approx(0.5),
+        "missed",
+    )
     assert got["wide B>=512: jbatch-scan MFU vs the matmul rate measured around it (worst case)"] == (
-        pytest.approx(1.0), "met")  # fmt: skip
+        pytest.approx(1.0),
+        "met",
+    )
     path = tmp_path / "b.json"
     path.write_text(json.dumps(msgspec.to_builtins(doc)))
     written = write_throughput_report(path, tmp_path / "out")
@@ -112,8 +129,13 @@ def test_report_refuses_a_file_that_is_not_a_benchmark(tmp_path):
 
 
 def _text_case(kind, seconds, **extra):
-    e = {"kind": kind, "workload": "shakespeare-char", "batch_size": 12, "seconds": seconds,
-         "compile_seconds": dict.fromkeys(seconds, 1.5)} | extra  # fmt: skip
+    e = {
+        "kind": kind,
+        "workload": "shakespeare-char",
+        "batch_size": 12,
+        "seconds": seconds,
+        "compile_seconds": dict.fromkeys(seconds, 1.5),
+    } | extra
     return {"name": f"test_text[{kind}]", "stats": {"median": 1.0}, "extra_info": e}
 
 
@@ -121,13 +143,21 @@ def test_report_tabulates_the_shakespeare_cases_with_ratios_and_ties(tmp_path):
     """Tokens/s = windows per round x 64 / the median round; each peer's ratio to jbatch comes
     with the interval of the two medians' order-statistic intervals, '(tie)' when it holds 1."""
     jb = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0]
-    through = _text_case("text-throughput", {"jbatch-scan": jb, "flax-nnx-loop": [2 * x for x in jb],
-                                             "torch-nanogpt": [x + 0.04 for x in jb]},
-                         samples_per_round=dict.fromkeys(["jbatch-scan", "flax-nnx-loop", "torch-nanogpt"], 1200),
-                         tokens_per_example=64)  # fmt: skip
-    target = _text_case("text-to-target", {"jbatch": [30.0, 31.0, 29.0], "torch-nanogpt": [60.0, 62.0, 58.0]},
-                        steps_to_target={"jbatch": 1000, "torch-nanogpt": None}, target=2.0, budget=2000,
-                        every=100, curves={"jbatch": [2.5, 2.1, 1.99], "torch-nanogpt": [2.5, 2.1, 1.99]})  # fmt: skip
+    through = _text_case(
+        "text-throughput",
+        {"jbatch-scan": jb, "flax-nnx-loop": [2 * x for x in jb], "torch-nanogpt": [x + 0.04 for x in jb]},
+        samples_per_round=dict.fromkeys(["jbatch-scan", "flax-nnx-loop", "torch-nanogpt"], 1200),
+        tokens_per_example=64,
+    )
+    target = _text_case(
+        "text-to-target",
+        {"jbatch": [30.0, 31.0, 29.0], "torch-nanogpt": [60.0, 62.0, 58.0]},
+        steps_to_target={"jbatch": 1000, "torch-nanogpt": None},
+        target=2.0,
+        budget=2000,
+        every=100,
+        curves={"jbatch": [2.5, 2.1, 1.99], "torch-nanogpt": [2.5, 2.1, 1.99]},
+    )
     path = tmp_path / "b.json"
     path.write_text(json.dumps(_doc([through, target], raw=True)))
     text = markdown(load(path))

@@ -52,8 +52,14 @@ def test_the_warmup_is_trained_to_the_target_as_by_hand(tiny):
             left -= cut[-1].steps
     with jax.numpy_dtype_promotion("standard"):
         state = init_train_state(wl.model(0), where.optimizer.tx)
-        state, records = train_phases(state, make_train_step(wl.loss), to_device(tiny.x_train, tiny.y_train), cut,
-                                      learning_rates=lrs[: len(cut)], seed=0)  # fmt: skip
+        state, records = train_phases(
+            state,
+            make_train_step(wl.loss),
+            to_device(tiny.x_train, tiny.y_train),
+            cut,
+            learning_rates=lrs[: len(cut)],
+            seed=0,
+        )
         accuracy = make_evaluate(make_eval_step(wl.loss, True))(state, to_device(tiny.x_test, tiny.y_test))["accuracy"]
     assert int(state.step) == steps and float(get_learning_rate(state.opt_state)) == pytest.approx(lrs[len(cut) - 1])
     assert float(accuracy) == pytest.approx(curve[hit, 2], abs=1e-6)
@@ -72,26 +78,41 @@ def test_a_warmup_over_batch_sizes_the_sweep_did_not_run_is_one_line(tiny):
 
 
 def spread(values, lo, hi, of=None):
-    return {"values": values, "n": len(values), "of": of or len(values), "mean": float(np.mean(values)),
-            "interval": [lo, hi]}  # fmt: skip
+    return {
+        "values": values,
+        "n": len(values),
+        "of": of or len(values),
+        "mean": float(np.mean(values)),
+        "interval": [lo, hi],
+    }
 
 
-@pytest.mark.parametrize(("warm", "final", "want"), [
-    (spread([50, 52], 45, 57), spread([0.9, 0.9], 0.88, 0.92), "fewer"),
-    (spread([50, 52], 45, 57), spread([0.7, 0.7], 0.68, 0.72), "fewer, worse final"),
-    (spread([90, 95], 85, 99), spread([0.9, 0.9], 0.88, 0.92), "tie"),
-    (spread([150, 160], 140, 170), spread([0.9, 0.9], 0.88, 0.92), "more"),
-    (spread([50], 0, float("inf"), of=2), spread([0.9, 0.9], 0.88, 0.92), "more"),  # a seed missed the target
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("warm", "final", "want"),
+    [
+        (spread([50, 52], 45, 57), spread([0.9, 0.9], 0.88, 0.92), "fewer"),
+        (spread([50, 52], 45, 57), spread([0.7, 0.7], 0.68, 0.72), "fewer, worse final"),
+        (spread([90, 95], 85, 99), spread([0.9, 0.9], 0.88, 0.92), "tie"),
+        (spread([150, 160], 140, 170), spread([0.9, 0.9], 0.88, 0.92), "more"),
+        (spread([50], 0, float("inf"), of=2), spread([0.9, 0.9], 0.88, 0.92), "more"),  # a seed missed the target
+    ],
+)
 def test_the_verdict_can_come_out_each_way(warm, final, want):
     check = {
-        "phases": [], "metric": "test_accuracy", "target": 0.9, "every_examples": 1, "budget_examples": 1,
-        "seeds": [], "reference": {}, "seconds": 0.0, "higher_is_better": True,
+        "phases": [],
+        "metric": "test_accuracy",
+        "target": 0.9,
+        "every_examples": 1,
+        "budget_examples": 1,
+        "seeds": [],
+        "reference": {},
+        "seconds": 0.0,
+        "higher_is_better": True,
         "steps_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
         "seconds_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
         "examples_to_target": {"warmup": warm, "fixed": spread([100, 104], 80, 120)},
         "final": {"warmup": final, "fixed": spread([0.9, 0.91], 0.85, 0.95)},
-    }  # fmt: skip
+    }
     assert verdict(convert(check, records.WarmupCheck)) == want
 
 
@@ -100,8 +121,9 @@ def test_a_warmup_of_one_batch_size_retraces_the_sweeps_own_runs(tiny):
     (same initial weights, data order and learning rate): the check must end each seed at the
     final value the sweep recorded, which ties it to what the sweep measured."""
     doc = read_sweep(SMALL)
-    cfg = tiny_config(widths=(32,), batch_sizes=(1, 8, 32, 100, "full"), learning_rates=(0.03, 0.3, 3.0),
-                      seeds=(0, 1, 2, 3))  # fmt: skip
+    cfg = tiny_config(
+        widths=(32,), batch_sizes=(1, 8, 32, 100, "full"), learning_rates=(0.03, 0.3, 3.0), seeds=(0, 1, 2, 3)
+    )
     ref = reference(doc)
     check = check_warmup(session(cfg, tiny), doc, [records.Phase(batch_size=ref["batch_size"], steps=0)])
     assert [p.batch_size for p in check.phases] == [ref["batch_size"]]

@@ -51,10 +51,23 @@ def images(digits):
 
 @pytest.mark.slow
 def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsys):
-    doc = jbatch.sweep(model=make_residual_cnn, data=images, optimizer="momentum", batch_sizes=[16, "full"],
-                       learning_rates=[0.03, 0.3], seeds=[0, 1], target=("test_accuracy", 0.6), results_dir=tmp_path,
-                       budget_steps=30, budget_epochs=1, evals=20, noise_checkpoints=2, noise_unroll=1, extend_grid=0,
-                       report=False)  # the CLI writes it below (the README example checks the default)  # fmt: skip
+    doc = jbatch.sweep(
+        model=make_residual_cnn,
+        data=images,
+        optimizer="momentum",
+        batch_sizes=[16, "full"],
+        learning_rates=[0.03, 0.3],
+        seeds=[0, 1],
+        target=("test_accuracy", 0.6),
+        results_dir=tmp_path,
+        budget_steps=30,
+        budget_epochs=1,
+        evals=20,
+        noise_checkpoints=2,
+        noise_unroll=1,
+        extend_grid=0,
+        report=False,
+    )  # the CLI writes it below (the README example checks the default)
     directory = tmp_path / doc.name
     assert read_sweep(directory) == doc
     assert set(doc.batch_sizes) == {"16", "256"}
@@ -68,7 +81,8 @@ def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsy
 
 def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, capsys, monkeypatch):
     module = tmp_path / "mymodels.py"
-    module.write_text(textwrap.dedent('''
+    module.write_text(
+        textwrap.dedent("""
         import optax
         from flax import nnx
 
@@ -83,24 +97,60 @@ def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, cap
 
         def lion(learning_rate, b1=0.9):
             return optax.lion(learning_rate, b1=b1)
-    '''))  # fmt: skip
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     np.savez(tmp_path / "images.npz", x_train=images[0], y_train=images[1], x_test=images[2], y_test=images[3])
-    code, out, err = run_cli(["sweep", "--model", "mymodels:make", "--optimizer", "mymodels:lion", "--dataset",
-                              str(tmp_path / "images.npz"), "--batch-sizes", "16,full", "--lrs", "0.001,0.01",
-                              "--seeds", "0", "--target", "test_accuracy=0.5", "--budget-steps", "30",
-                              "--budget-epochs", "1", "--noise-checkpoints", "0", "--extend-grid", "0",
-                              "--results-dir", str(tmp_path)],
-                             capsys)  # fmt: skip
+    code, out, err = run_cli(
+        [
+            "sweep",
+            "--model",
+            "mymodels:make",
+            "--optimizer",
+            "mymodels:lion",
+            "--dataset",
+            str(tmp_path / "images.npz"),
+            "--batch-sizes",
+            "16,full",
+            "--lrs",
+            "0.001,0.01",
+            "--seeds",
+            "0",
+            "--target",
+            "test_accuracy=0.5",
+            "--budget-steps",
+            "30",
+            "--budget-epochs",
+            "1",
+            "--noise-checkpoints",
+            "0",
+            "--extend-grid",
+            "0",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = read_sweep(tmp_path / "images-make-lion")
     assert doc.config.workload.optimizer == "mymodels:lion" and set(doc.batch_sizes) == {"16", "256"}
 
 
 def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
-    small = SweepConfig.of(name="h", dataset="tiny", widths=(16,), optimizer="momentum", learning_rates=(0.1,),
-                        seeds=(0,), target_value=0.5, budget_steps=20, budget_epochs=1, evals=5,
-                        noise_checkpoints=0, extend_grid=0)  # fmt: skip
+    small = SweepConfig.of(
+        name="h",
+        dataset="tiny",
+        widths=(16,),
+        optimizer="momentum",
+        learning_rates=(0.1,),
+        seeds=(0,),
+        target_value=0.5,
+        budget_steps=20,
+        budget_epochs=1,
+        evals=5,
+        noise_checkpoints=0,
+        extend_grid=0,
+    )
     big = small.replace(learning_rates=(0.01, 0.1, 0.3), momentum=(0.5, 0.9, 0.99))
     counts = []
     for cfg in (small, big, small, big):  # the first two warm JAX's caches of eager operations
@@ -111,8 +161,7 @@ def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
     assert counts[0] == counts[1]  # 9 settings x 1 seed: the same programs as 1 setting
     momenta = {r.hyperparameters["momentum"] for r in result.replicas}
     assert momenta == {0.5, 0.9, 0.99} and len(result.replicas) == 9
-    loss = {(r.learning_rate, r.hyperparameters["momentum"]): r.curve.minibatch_loss[-1]
-            for r in result.replicas}  # fmt: skip
+    loss = {(r.learning_rate, r.hyperparameters["momentum"]): r.curve.minibatch_loss[-1] for r in result.replicas}
     assert len(set(loss.values())) == 9  # every setting trained differently
 
 
@@ -136,9 +185,21 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
     assert beta2_for_batch(0.95, 512, 512) == pytest.approx(0.95)
     half = lambda b2, batch: np.log(0.5) / np.log(b2) * batch  # noqa: E731  half-life in examples
     assert half(beta2_for_batch(0.95, 1, 512), 1) == pytest.approx(half(0.95, 512))
-    cfg = SweepConfig.of(name="b", dataset="tiny", widths=(16,), optimizer="adam", learning_rates=(1e-3,), seeds=(0,),
-                      target_value=0.5, budget_steps=10, budget_epochs=1, evals=5, noise_checkpoints=0,
-                      beta2_reference=300, extend_grid=0)  # fmt: skip
+    cfg = SweepConfig.of(
+        name="b",
+        dataset="tiny",
+        widths=(16,),
+        optimizer="adam",
+        learning_rates=(1e-3,),
+        seeds=(0,),
+        target_value=0.5,
+        budget_steps=10,
+        budget_epochs=1,
+        evals=5,
+        noise_checkpoints=0,
+        beta2_reference=300,
+        extend_grid=0,
+    )
     with jax.numpy_dtype_promotion("standard"):  # optax's adam: b2 ** count
         for b in (1, 300):
             rep = run_size(cfg, tiny, b).replicas[0]
@@ -158,7 +219,7 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
         ({"optimizer": "lion"}, "unknown optimizer 'lion'; known: sgd, momentum"),
         ({"optimizer": lambda lr: optax.sgd(lr)}, "takes no learning_rate argument"),
     ],
-)  # fmt: skip
+)
 def test_bad_workloads_are_one_clear_error(digits, kwargs, message):
     arrays = (digits.x_train[:50], digits.y_train[:50], digits.x_test[:10], digits.y_test[:10])
     args = {"dataset": arrays, "model": "mlp", "optimizer": "sgd"} | kwargs
@@ -191,8 +252,6 @@ def test_cli_bad_hyperparameters_are_one_line_exit_2_and_nothing_written(args, m
     assert not any(tmp_path.iterdir())
 
 
-
-
 # --- every best learning rate bracketed (grids that widen) -------------------------------
 
 
@@ -200,14 +259,27 @@ def _rep(lr, steps, diverged=False, seed=0):
     """A replica that reaches a 0.5 target at ``steps`` (never when None)."""
     pts = [0, 10, 20, 40, 80]
     acc = [0.1] + [0.9 if steps is not None and p >= steps else 0.2 for p in pts[1:]]
-    return {"learning_rate": lr, "seed": seed, "diverged": diverged, "diverged_at_step": 5 if diverged else None,
-            "curve": {"step": pts, "epoch": pts, "test_accuracy": acc, "test_loss": [2.0] * 5},
-            "coarse": {"step": pts, "epoch": pts, "train_loss": [2.0, 1.0, 0.5, 0.3, 0.2]}}  # fmt: skip
+    return {
+        "learning_rate": lr,
+        "seed": seed,
+        "diverged": diverged,
+        "diverged_at_step": 5 if diverged else None,
+        "curve": {"step": pts, "epoch": pts, "test_accuracy": acc, "test_loss": [2.0] * 5},
+        "coarse": {"step": pts, "epoch": pts, "train_loss": [2.0, 1.0, 0.5, 0.3, 0.2]},
+    }
 
 
 def _result(reps):
-    return convert({"steps_per_epoch": 1, "batch_size": 1, "budget_steps": 80, "replicas": reps,
-                    "counted": {"examples_per_epoch": [1] * 100, "updates_per_epoch": []}}, BatchSizeResult)
+    return convert(
+        {
+            "steps_per_epoch": 1,
+            "batch_size": 1,
+            "budget_steps": 80,
+            "replicas": reps,
+            "counted": {"examples_per_epoch": [1] * 100, "updates_per_epoch": []},
+        },
+        BatchSizeResult,
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,9 +303,21 @@ def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
 def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny, tmp_path):
     from tests.helpers import sweep
 
-    cfg = SweepConfig.of(name="x", dataset="tiny", widths=(16,), batch_sizes=(32,), learning_rates=(0.003, 0.01),
-                      seeds=(0, 1), target_value=0.5, budget_steps=40, budget_epochs=1, evals=10,
-                      noise_checkpoints=2, noise_unroll=1, extend_grid=3)  # fmt: skip
+    cfg = SweepConfig.of(
+        name="x",
+        dataset="tiny",
+        widths=(16,),
+        batch_sizes=(32,),
+        learning_rates=(0.003, 0.01),
+        seeds=(0, 1),
+        target_value=0.5,
+        budget_steps=40,
+        budget_epochs=1,
+        evals=10,
+        noise_checkpoints=2,
+        noise_unroll=1,
+        extend_grid=3,
+    )
     run_size(cfg, tiny, 32)  # warms JAX's caches of eager operations (model initialisation)
     with CompileCounter() as once:
         run_size(cfg.replace(extend_grid=0), tiny, 32)
@@ -250,7 +334,8 @@ def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny
     _, doc = sweep(cfg, tmp_path, tiny)
     again = json.loads((tmp_path / "x" / "sweep.json").read_text())
     assert [r["learning_rate"] for r in again["batch_sizes"]["32"]["replicas"]] == [
-        r.learning_rate for r in result.replicas]  # fmt: skip
+        r.learning_rate for r in result.replicas
+    ]
     calls = []
     sweep(cfg, tmp_path, tiny, on_start=lambda b, s: calls.append(s))
     assert calls == [True]  # resumed: the extended batch size is finished, not redone
@@ -264,9 +349,19 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
     from jbatch.workloads.data import fingerprint
 
     arrays = (digits.x_train[:120], digits.y_train[:120], digits.x_test[:60], digits.y_test[:60])
-    kw = dict(batch_sizes=[8, "full"], seeds=[0], target=("test_accuracy", 0.6), results_dir=tmp_path,
-              budget_steps=20, budget_epochs=1, evals=10, widths=(16,), noise_checkpoints=2, noise_unroll=1,
-              extend_grid=0)  # fmt: skip
+    kw = dict(
+        batch_sizes=[8, "full"],
+        seeds=[0],
+        target=("test_accuracy", 0.6),
+        results_dir=tmp_path,
+        budget_steps=20,
+        budget_epochs=1,
+        evals=10,
+        widths=(16,),
+        noise_checkpoints=2,
+        noise_unroll=1,
+        extend_grid=0,
+    )
     first = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3], report=False, **kw)
     digest = fingerprint(*(a.astype(np.float32 if a.ndim > 1 else np.int32) for a in arrays))
     assert first.name == f"data-{digest[:8]}-mlp-sgd" and first.data_sha256 == digest
@@ -285,11 +380,38 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
         old, new = first.batch_sizes[b].replicas, result.replicas
         assert [r.learning_rate for r in new] == [0.3, 1.0] and new[0] == old[0]
     np.savez(tmp_path / "mine.npz", x_train=arrays[0], y_train=arrays[1], x_test=arrays[2], y_test=arrays[3])
-    code, _, err = run_cli(["sweep", "--dataset", str(tmp_path / "mine.npz"), "--widths", "16", "--batch-sizes",
-                            "8,full", "--lrs", "0.3,1.0", "--seeds", "0", "--target", "test_accuracy=0.6",
-                            "--budget-steps", "20", "--budget-epochs", "1", "--evals", "10", "--noise-checkpoints",
-                            "2", "--noise-unroll", "1", "--extend-grid", "0", "--results-dir", str(tmp_path)],
-                           capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "sweep",
+            "--dataset",
+            str(tmp_path / "mine.npz"),
+            "--widths",
+            "16",
+            "--batch-sizes",
+            "8,full",
+            "--lrs",
+            "0.3,1.0",
+            "--seeds",
+            "0",
+            "--target",
+            "test_accuracy=0.6",
+            "--budget-steps",
+            "20",
+            "--budget-epochs",
+            "1",
+            "--evals",
+            "10",
+            "--noise-checkpoints",
+            "2",
+            "--noise-unroll",
+            "1",
+            "--extend-grid",
+            "0",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capsys,
+    )
     assert code == 0, err
     code, out, err = run_cli(["compare", str(tmp_path / grown.name), str(tmp_path / "mine-mlp-sgd")], capsys)
     assert code == 0 and "| 8 |" in out, err  # one workload: the same arrays under two names

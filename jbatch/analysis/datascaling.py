@@ -42,8 +42,11 @@ def collect(root: Path) -> list[DataScalingRow]:
     """One row per sweep ``root/<model>-<size>/`` there is, by model then size: B_crit with
     its interval, B_simple near the target, the target and the sweep's wall time (every
     sweep the study ran, whatever models and sizes it was given)."""
-    found = sorted((d.name.rsplit("-", 1)[0], int(d.name.rsplit("-", 1)[1]), d) for d in Path(root).glob("*-*")
-                   if d.name.rsplit("-", 1)[1].isdigit() and (d / SWEEP).exists())  # fmt: skip
+    found = sorted(
+        (d.name.rsplit("-", 1)[0], int(d.name.rsplit("-", 1)[1]), d)
+        for d in Path(root).glob("*-*")
+        if d.name.rsplit("-", 1)[1].isdigit() and (d / SWEEP).exists()
+    )
     rows = []
     for model, n, d in found:
         doc = read_sweep(d)
@@ -52,11 +55,21 @@ def collect(root: Path) -> list[DataScalingRow]:
         near = [s["noise"]["at_target"] for s in summaries if s["noise"] and s["noise"]["at_target"]]
         wall = sum((time_accounting(r) or {"wall": 0})["wall"] for r in doc.results)
         bounds = (interval_bounds(fit["interval"]) if fit else None) or (None, None)
-        rows.append(DataScalingRow(model=model, n=n, target=doc.config.target.value,
-                                   b_crit=fit["b_crit"] if fit else None, low=bounds[0], high=bounds[1],
-                                   bound=fit["bound"] if fit else None,
-                                   b_simple=float(np.median(near)) if near else None, b_simple_all=near,
-                                   wall_seconds=wall, metadata=doc.metadata))  # fmt: skip
+        rows.append(
+            DataScalingRow(
+                model=model,
+                n=n,
+                target=doc.config.target.value,
+                b_crit=fit["b_crit"] if fit else None,
+                low=bounds[0],
+                high=bounds[1],
+                bound=fit["bound"] if fit else None,
+                b_simple=float(np.median(near)) if near else None,
+                b_simple_all=near,
+                wall_seconds=wall,
+                metadata=doc.metadata,
+            )
+        )
     return rows
 
 
@@ -73,11 +86,9 @@ def fits(rows: list[DataScalingRow]) -> dict[str, dict[str, PowerLaw]]:
         entry = {"b_crit": power_law(n, crit, sigma)}
         simple = [r for r in mine if r.b_simple]
         if len(simple) >= 2:
-            spread = np.array([np.std(np.log(r.b_simple_all)) / math.sqrt(len(r.b_simple_all)) + 1e-3
-                               for r in simple])  # fmt: skip
-            entry["b_simple"] = power_law(np.array([r.n for r in simple], float),
-                                          np.array([r.b_simple for r in simple]), spread)  # fmt: skip
+            spread = np.array([np.std(np.log(r.b_simple_all)) / math.sqrt(len(r.b_simple_all)) + 1e-3 for r in simple])
+            entry["b_simple"] = power_law(
+                np.array([r.n for r in simple], float), np.array([r.b_simple for r in simple]), spread
+            )
         out[model] = entry
     return out
-
-

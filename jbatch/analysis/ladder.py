@@ -50,8 +50,13 @@ def levels(doc: SweepDocument, count: int = LEVELS) -> list[float]:
 
 
 def _best_value(result: BatchSizeResult, metric: str, higher: bool) -> float | None:
-    values = [v for rep in result.replicas if not rep.diverged for v in series(rep, metric)[1]
-              if v is not None and math.isfinite(v)]  # fmt: skip
+    values = [
+        v
+        for rep in result.replicas
+        if not rep.diverged
+        for v in series(rep, metric)[1]
+        if v is not None and math.isfinite(v)
+    ]
     return (max if higher else min)(values, default=None)
 
 
@@ -64,10 +69,15 @@ def ladder(doc: SweepDocument, count: int = LEVELS) -> list[dict[str, Any]]:
     for level in levels(doc, count):
         rows = summarize(doc, level)
         fit = sweep_fit(rows)
-        out.append({"level": level, "fit": fit, "reached": [s["row"]["batch_size"] for s in rows
-                                                              if s["row"]["steps_to_target"]["n"]],
-                    "coarse": any(s["row"]["coarse_steps"] for s in rows) or beyond(level),
-                    "steps": {s["row"]["batch_size"]: s["row"]["steps_to_target"]["mean"] for s in rows}})  # fmt: skip
+        out.append(
+            {
+                "level": level,
+                "fit": fit,
+                "reached": [s["row"]["batch_size"] for s in rows if s["row"]["steps_to_target"]["n"]],
+                "coarse": any(s["row"]["coarse_steps"] for s in rows) or beyond(level),
+                "steps": {s["row"]["batch_size"]: s["row"]["steps_to_target"]["mean"] for s in rows},
+            }
+        )
     return out
 
 
@@ -89,8 +99,7 @@ def noise_along(doc: SweepDocument, rows: list[dict[str, Any]]) -> list[dict[str
                 if pts:
                     vals.append(min(pts)[1])
             if vals and b is not None:
-                out.append({"batch_size": s["row"]["batch_size"], "step": step, "level": float(np.mean(vals)),
-                            "b_simple": b})  # fmt: skip
+                out.append(
+                    {"batch_size": s["row"]["batch_size"], "step": step, "level": float(np.mean(vals)), "b_simple": b}
+                )
     return out
-
-

@@ -48,10 +48,20 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
 
 
 AGGREGATED = (
-    "steps_to_target", "epochs_to_target", "examples_to_target", "tokens_to_target", "seconds_to_target",
-    "best_test_accuracy", "final_test_accuracy", "final_train_loss", "final_test_loss",
-    "min_test_loss", "epoch_of_min_test_loss", "test_loss_rise", "train_test_gap",
-)  # fmt: skip
+    "steps_to_target",
+    "epochs_to_target",
+    "examples_to_target",
+    "tokens_to_target",
+    "seconds_to_target",
+    "best_test_accuracy",
+    "final_test_accuracy",
+    "final_train_loss",
+    "final_test_loss",
+    "min_test_loss",
+    "epoch_of_min_test_loss",
+    "test_loss_rise",
+    "train_test_gap",
+)
 LEVEL = 0.95  # every interval in the tables
 MIN_ROUNDS = 6  # timing rounds the median's 95% interval needs (the range of 6 covers 96.9%; of 5, 93.8%)
 
@@ -126,8 +136,10 @@ def fastest(rows: list[dict[str, Any]]) -> list[int]:
     """The batch sizes whose seconds-to-target interval overlaps the fastest one's: the set
     the measurement cannot tell apart from the fastest (empty when none was timed)."""
     timed = [s["row"] for s in rows if s["row"]["seconds_to_target_interval"]]
-    return tie_set({r["batch_size"]: tuple(r["seconds_to_target_interval"]) for r in timed},
-                   {r["batch_size"]: r["seconds_to_target"]["mean"] for r in timed})  # fmt: skip
+    return tie_set(
+        {r["batch_size"]: tuple(r["seconds_to_target_interval"]) for r in timed},
+        {r["batch_size"]: r["seconds_to_target"]["mean"] for r in timed},
+    )
 
 
 def noise_summary(result: BatchSizeResult, row: dict[str, Any]) -> dict[str, Any] | None:
@@ -173,8 +185,11 @@ def at_start(rows: list[dict[str, Any]]) -> list[int]:
     """The batch sizes whose best setting had a seed at the target before any update (step
     0: an easy target, or a strong initial model): they say nothing about how steps scale
     with B, and S(B) > 0 cannot describe them, so the trade-off fit leaves them out."""
-    return [s["row"]["batch_size"] for s in rows if s["row"]["steps_to_target"]["n"]
-            and s["row"]["steps_to_target"]["min"] == 0]  # fmt: skip
+    return [
+        s["row"]["batch_size"]
+        for s in rows
+        if s["row"]["steps_to_target"]["n"] and s["row"]["steps_to_target"]["min"] == 0
+    ]
 
 
 def sweep_fit(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -136,10 +136,15 @@ def bootstrap(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(np.exp(x), [tail, 100 - tail])
     varied = any(len(per_size[size]) > 1 for size in sizes)
-    return {"low": float(low) if varied else None, "high": float(high) if varied else None, "level": level,
-            "draws": draws, "on_search_edge": float(np.mean(_at(x, lo_edge) | _at(x, hi_edge))),
-            "low_edge": bool(varied and _at(math.log(low), lo_edge)),
-            "high_edge": bool(varied and _at(math.log(high), hi_edge))}  # fmt: skip
+    return {
+        "low": float(low) if varied else None,
+        "high": float(high) if varied else None,
+        "level": level,
+        "draws": draws,
+        "on_search_edge": float(np.mean(_at(x, lo_edge) | _at(x, hi_edge))),
+        "low_edge": bool(varied and _at(math.log(low), lo_edge)),
+        "high_edge": bool(varied and _at(math.log(high), hi_edge)),
+    }
 
 
 def interval_bounds(ci: dict[str, Any]) -> tuple[float, float] | None:

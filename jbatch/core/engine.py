@@ -103,8 +103,13 @@ def memory_of(compiled: Any) -> dict[str, int] | None:
         return None
     if m is None:
         return None
-    keys = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
-            "peak_memory_in_bytes")  # fmt: skip
+    keys = (
+        "argument_size_in_bytes",
+        "output_size_in_bytes",
+        "alias_size_in_bytes",
+        "temp_size_in_bytes",
+        "peak_memory_in_bytes",
+    )
     return {k.removesuffix("_in_bytes"): int(getattr(m, k, 0) or 0) for k in keys}
 
 
@@ -112,8 +117,10 @@ def signature(args: Any) -> tuple:
     """What of ``args`` determines a compiled program: the tree (with its static parts, a
     state's model graph and optimizer) and each leaf's shape and dtype."""
     leaves, tree = jax.tree.flatten(args)
-    return tree, tuple((tuple(np.shape(v)), str(getattr(v, "dtype", None) or np.result_type(v)),
-                        getattr(v, "weak_type", False)) for v in leaves)  # fmt: skip
+    return tree, tuple(
+        (tuple(np.shape(v)), str(getattr(v, "dtype", None) or np.result_type(v)), getattr(v, "weak_type", False))
+        for v in leaves
+    )
 
 
 @dataclasses.dataclass
@@ -130,15 +137,33 @@ class Programs:
     hits: int = 0
     _programs: dict[tuple, Program] = dataclasses.field(default_factory=dict, repr=False)
 
-    def get(self, key: Any, fn: Callable[..., Any], *example_args: Any, in_axes: Sequence[Any] | None = None,
-            donate_argnums: tuple[int, ...] = (), replica_batch: int | None = None) -> Program:  # fmt: skip
-        full = (key, signature(example_args), None if in_axes is None else tuple(in_axes), tuple(donate_argnums),
-                replica_batch)  # fmt: skip
+    def get(
+        self,
+        key: Any,
+        fn: Callable[..., Any],
+        *example_args: Any,
+        in_axes: Sequence[Any] | None = None,
+        donate_argnums: tuple[int, ...] = (),
+        replica_batch: int | None = None,
+    ) -> Program:
+        full = (
+            key,
+            signature(example_args),
+            None if in_axes is None else tuple(in_axes),
+            tuple(donate_argnums),
+            replica_batch,
+        )
         if full in self._programs:
             self.hits += 1
             return self._programs[full]
-        program = compile_program(fn, *example_args, in_axes=in_axes, donate_argnums=donate_argnums,
-                                  replica_batch=replica_batch, compiler_options=self.options)  # fmt: skip
+        program = compile_program(
+            fn,
+            *example_args,
+            in_axes=in_axes,
+            donate_argnums=donate_argnums,
+            replica_batch=replica_batch,
+            compiler_options=self.options,
+        )
         self._programs[full] = program
         self.log.append((key, program.compile_seconds))
         return program

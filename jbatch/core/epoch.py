@@ -32,8 +32,9 @@ Data = tuple[jax.Array, jax.Array]  # (x, y), whole split, on the device
 EpochFn = Callable[[TrainState, Data, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
 
 
-def make_steps(step: Callable[..., Any], *, whole: bool = False, unroll: int = 1,
-               sharding: Sharding | None = None) -> Callable[..., Any]:  # fmt: skip
+def make_steps(
+    step: Callable[..., Any], *, whole: bool = False, unroll: int = 1, sharding: Sharding | None = None
+) -> Callable[..., Any]:
     """Returns ``steps(carry, (x, y), idx, mask, active) -> (carry, metrics [k])``: ``step``
     applied to the ``k`` batches ``Batch(x[idx[j]], y[idx[j]], mask[j])`` in order.
 
@@ -160,8 +161,12 @@ def make_chunk(
 
     def chunk(carry, train: Data, idx, mask, active):
         carry, metrics = run(carry, train, idx, mask, active)
-        return carry, {"loss": metrics["loss"], "examples": jnp.sum(metrics["examples"]), "updates": carry[0].step,
-                       "diverged": carry[1].diverged}  # fmt: skip
+        return carry, {
+            "loss": metrics["loss"],
+            "examples": jnp.sum(metrics["examples"]),
+            "updates": carry[0].step,
+            "diverged": carry[1].diverged,
+        }
 
     return chunk
 

@@ -61,19 +61,24 @@ def summed(loss_fn: LossFn) -> Callable[[jax.Array, jax.Array, jax.Array | None]
     except (TypeError, ValueError):
         takes_mask = False
     if takes_mask:
-        warnings.warn(f"{getattr(loss_fn, '__qualname__', loss_fn)} takes a mask and returns a LossSum, jbatch's old "
-                      "loss signature; give a per-example loss (outputs, targets) -> [B] instead, as optax's are",
-                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            f"{getattr(loss_fn, '__qualname__', loss_fn)} takes a mask and returns a LossSum, jbatch's old "
+            "loss signature; give a per-example loss (outputs, targets) -> [B] instead, as optax's are",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return loss_fn
 
     def summed_loss(outputs: jax.Array, targets: jax.Array, mask: jax.Array | None = None) -> LossSum:
         per_example = jnp.asarray(loss_fn(outputs, targets))
         rows = outputs.shape[0] if hasattr(outputs, "shape") and outputs.ndim else None
         if per_example.ndim == 0 or per_example.shape[0] != rows:
-            raise ValueError(f"the loss {getattr(loss_fn, '__qualname__', loss_fn)} returned shape "
-                             f"{tuple(per_example.shape)} for outputs of shape {tuple(outputs.shape)}: it must give one "
-                             "term per example ([B], or [B, T] per token), as optax's losses do; jbatch sums them "
-                             "over the real rows and divides once")  # fmt: skip
+            raise ValueError(
+                f"the loss {getattr(loss_fn, '__qualname__', loss_fn)} returned shape "
+                f"{tuple(per_example.shape)} for outputs of shape {tuple(outputs.shape)}: it must give one "
+                "term per example ([B], or [B, T] per token), as optax's losses do; jbatch sums them "
+                "over the real rows and divides once"
+            )
         return masked_sum(per_example, mask)
 
     return summed_loss
@@ -99,8 +104,10 @@ def mean_squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
       [0.0, 0.0, 1.0]
     """
     if predictions.shape != targets.shape:
-        raise ValueError(f"mean_squared_error: predictions of shape {tuple(predictions.shape)} and targets of shape "
-                         f"{tuple(targets.shape)} differ: give the targets the model's output shape")  # fmt: skip
+        raise ValueError(
+            f"mean_squared_error: predictions of shape {tuple(predictions.shape)} and targets of shape "
+            f"{tuple(targets.shape)} differ: give the targets the model's output shape"
+        )
     return jnp.sum(jnp.square(predictions - targets).reshape(predictions.shape[0], -1), -1)
 
 

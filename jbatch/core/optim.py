@@ -60,8 +60,12 @@ def adamw(learning_rate: float, b1: float = 0.9, b2: float = 0.999, weight_decay
 
 # One explicit table of what ``jbatch.config.OPTIMIZERS`` names (or an import path).
 OPTIMIZERS: dict[str, OptimizerFactory] = {
-    "sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam, "adamw": adamw,
-}  # fmt: skip
+    "sgd": sgd,
+    "momentum": momentum,
+    "nesterov": nesterov,
+    "adam": adam,
+    "adamw": adamw,
+}
 
 
 def hyperparameters(factory: OptimizerFactory) -> dict[str, Any]:
@@ -73,8 +77,11 @@ def hyperparameters(factory: OptimizerFactory) -> dict[str, Any]:
         return {"learning_rate": None}
     if "learning_rate" not in params:
         raise ConfigError(f"optimizer factory {_name(factory)} takes no learning_rate argument")
-    return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in params.items()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}  # fmt: skip
+    return {
+        k: (None if p.default is inspect.Parameter.empty else p.default)
+        for k, p in params.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def _name(fn: Any) -> str:
@@ -144,8 +151,11 @@ def with_schedule(factory: OptimizerFactory, kind: str, warmup: float = 0.0, fin
         )
 
     scheduled.__signature__ = inspect.Signature(  # the factory's own hyperparameters, and the budget
-        [*inspect.signature(factory).parameters.values(),
-         inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, default=1.0)])  # fmt: skip
+        [
+            *inspect.signature(factory).parameters.values(),
+            inspect.Parameter("budget", inspect.Parameter.KEYWORD_ONLY, default=1.0),
+        ]
+    )
     scheduled.__qualname__ = f"{getattr(factory, '__qualname__', 'optimizer')}+{kind}"
     return scheduled
 
@@ -197,12 +207,16 @@ def proportional(factory: OptimizerFactory) -> OptimizerFactory:
 
 
 # a traced hyperparameter used where Python needs a value (an `if`, a comparison, an int)
-TRACER_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
-                 jax.errors.TracerArrayConversionError)  # fmt: skip
+TRACER_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerIntegerConversionError,
+    jax.errors.TracerArrayConversionError,
+)
 
 
-def _traces(factory: OptimizerFactory, values: Mapping[str, float], params: Any,
-            traced: Any = None) -> Exception | None:  # fmt: skip
+def _traces(
+    factory: OptimizerFactory, values: Mapping[str, float], params: Any, traced: Any = None
+) -> Exception | None:
     """None when ``factory`` initialises and updates with ``values`` injected (those named
     in ``traced``, default all; the others as Python constants) and traced (abstractly:
     nothing runs), else the error a traced value met."""
@@ -217,8 +231,9 @@ def _traces(factory: OptimizerFactory, values: Mapping[str, float], params: Any,
     return None
 
 
-def sweepable(factory: OptimizerFactory, values: Mapping[str, float], params: Any, learning_rates: Any,
-              steps: int) -> tuple[OptimizerFactory, str]:  # fmt: skip
+def sweepable(
+    factory: OptimizerFactory, values: Mapping[str, float], params: Any, learning_rates: Any, steps: int
+) -> tuple[OptimizerFactory, str]:
     """The factory a sweep injects ``values`` into, so that every replica has its own, and
     how the learning rate enters it: ``factory`` itself ("injected") when its update traces
     with the values as arrays; ``proportional(factory)`` ("scaled") when only the learning
@@ -248,15 +263,19 @@ def sweepable(factory: OptimizerFactory, values: Mapping[str, float], params: An
                 break
         else:  # only together: name them all
             culprit, name = error, ", ".join(k for k in values if k != "learning_rate")
-        raise ConfigError(f"optimizer factory {_name(factory)} uses its swept hyperparameter {name!r} in "
-                          f"Python{user_line(culprit)} ({type(culprit).__name__}), so replicas cannot each have their "
-                          "own value: make it an array operation, or do not sweep it")  # fmt: skip
+        raise ConfigError(
+            f"optimizer factory {_name(factory)} uses its swept hyperparameter {name!r} in "
+            f"Python{user_line(culprit)} ({type(culprit).__name__}), so replicas cannot each have their "
+            "own value: make it an array operation, or do not sweep it"
+        )
     gap = _proportionality_gap(factory, values, params, learning_rates, steps)
     if gap > 1e-4:
-        raise ConfigError(f"optimizer factory {_name(factory)} uses its learning rate in Python{user_line(error)} "
-                          f"and its update is not proportional to it (relative difference {gap:.2g} within {steps} "
-                          "steps), so replicas cannot each have their own learning rate: build schedules from it by "
-                          "multiplication (e.g. init and end values as fractions of it)")  # fmt: skip
+        raise ConfigError(
+            f"optimizer factory {_name(factory)} uses its learning rate in Python{user_line(error)} "
+            f"and its update is not proportional to it (relative difference {gap:.2g} within {steps} "
+            "steps), so replicas cannot each have their own learning rate: build schedules from it by "
+            "multiplication (e.g. init and end values as fractions of it)"
+        )
     return proportional(factory), "scaled"
 
 
@@ -270,8 +289,9 @@ def _proportionality_gap(factory, values, params, learning_rates, steps: int) ->
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.key(0), len(leaves))
     small = [tuple(min(d, 2) for d in v.shape) for v in leaves]  # the tree and its ranks, not its size: fast
-    p0 = jax.tree.unflatten(tree, [jax.random.normal(k, s, v.dtype)
-                                   for k, s, v in zip(keys, small, leaves, strict=True)])  # fmt: skip
+    p0 = jax.tree.unflatten(
+        tree, [jax.random.normal(k, s, v.dtype) for k, s, v in zip(keys, small, leaves, strict=True)]
+    )
 
     def moves(tx: optax.GradientTransformation) -> jax.Array:
         def body(carry, t):

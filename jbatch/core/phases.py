@@ -58,8 +58,9 @@ def parse_phases(text: str) -> tuple[Phase, ...]:
     for part in text.split(","):
         b, _, s = part.strip().partition(":")
         if not (b.isdigit() and s.isdigit() and int(b) > 0 and int(s) > 0):
-            raise ConfigError(f"a batch-size schedule is BATCH:STEPS,... of positive integers, e.g. 16:200,64:100; "
-                              f"got {text!r}")  # fmt: skip
+            raise ConfigError(
+                f"a batch-size schedule is BATCH:STEPS,... of positive integers, e.g. 16:200,64:100; got {text!r}"
+            )
         phases.append(Phase(int(b), int(s)))
     return tuple(phases)
 
@@ -86,8 +87,10 @@ def check_phases(phases: Sequence[Phase], num_examples: int) -> None:
         raise ConfigError("a batch-size schedule needs at least one phase")
     for p in phases:
         if not 1 <= p.batch_size <= num_examples or p.steps < 1:
-            raise ConfigError(f"phase {p.batch_size}:{p.steps}: the batch size must be 1 to the {num_examples} "
-                              "training examples and the steps at least 1")  # fmt: skip
+            raise ConfigError(
+                f"phase {p.batch_size}:{p.steps}: the batch size must be 1 to the {num_examples} "
+                "training examples and the steps at least 1"
+            )
 
 
 @dataclasses.dataclass
@@ -103,12 +106,22 @@ class PhaseRecord:
     loss: np.ndarray
 
 
-def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases: Sequence[Phase], *,
-                 base_learning_rate: float | None = None, rule: str = "sqrt",
-                 learning_rates: Sequence[float] | None = None, seed: int = 0, remainder: Remainder = "keep",
-                 programs: Programs | None = None, first_epoch: int = 0, every_examples: int | None = None,
-                 callback: Callable[[TrainState, int, int], bool] | None = None,
-                 ) -> tuple[TrainState, list[PhaseRecord]]:  # fmt: skip
+def train_phases(
+    state: TrainState,
+    step: StepFn,
+    data: tuple[Any, Any],
+    phases: Sequence[Phase],
+    *,
+    base_learning_rate: float | None = None,
+    rule: str = "sqrt",
+    learning_rates: Sequence[float] | None = None,
+    seed: int = 0,
+    remainder: Remainder = "keep",
+    programs: Programs | None = None,
+    first_epoch: int = 0,
+    every_examples: int | None = None,
+    callback: Callable[[TrainState, int, int], bool] | None = None,
+) -> tuple[TrainState, list[PhaseRecord]]:
     """Trains ``state`` through ``phases`` (see the module's docstring) on ``data`` (``(x, y)``,
     the whole training split, on the device). The learning rates are ``learning_rates`` (one
     per phase), else ``phase_learning_rates(base_learning_rate, phases, rule)`` (the base
@@ -149,8 +162,15 @@ def train_phases(state: TrainState, step: StepFn, data: tuple[Any, Any], phases:
     for p, lr in zip(phases, learning_rates, strict=True):
         state = state.replace(opt_state=set_learning_rate(state.opt_state, jnp.asarray(lr, jnp.float32)))
         order = jnp.asarray(epoch_order(seed, epoch, n))
-        run = programs.get(("partial-epoch", step, p.batch_size, remainder),
-                           make_partial_epoch(step, n, p.batch_size, remainder), state, data, order, at(0), at(0))
+        run = programs.get(
+            ("partial-epoch", step, p.batch_size, remainder),
+            make_partial_epoch(step, n, p.batch_size, remainder),
+            state,
+            data,
+            order,
+            at(0),
+            at(0),
+        )
         per_epoch = steps_per_epoch(n, p.batch_size, remainder)
         every = max(1, every_examples // p.batch_size) if every_examples else p.steps
         left, pos, since, losses, epochs, stop = p.steps, 0, 0, [], [], False

@@ -76,8 +76,10 @@ StepFn = Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]
 def skipped(metrics: dict[str, Any]) -> dict[str, jax.Array]:
     """The metrics of a step that did not run, shaped as ``metrics`` (a ``jax.eval_shape``):
     a NaN loss, zeros for the rest (so counts sum to what really ran)."""
-    return {k: jnp.full(v.shape, jnp.nan, v.dtype) if k == "loss" else jnp.zeros(v.shape, v.dtype)
-            for k, v in metrics.items()}  # fmt: skip
+    return {
+        k: jnp.full(v.shape, jnp.nan, v.dtype) if k == "loss" else jnp.zeros(v.shape, v.dtype)
+        for k, v in metrics.items()
+    }
 
 
 def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:

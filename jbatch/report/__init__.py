@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def regenerate(directory: str | Path | None, benchmark: str | Path | None = None,
-               out: str | Path = "results/throughput") -> list[Path]:  # fmt: skip
+def regenerate(
+    directory: str | Path | None, benchmark: str | Path | None = None, out: str | Path = "results/throughput"
+) -> list[Path]:
     """Writes the tables and plots of a results ``directory`` from its JSON, whatever it
     holds (a sweep, an advice, the data-scaling study, the device-count table), or of a
     pytest-benchmark file (``benchmark``, into ``out``); returns the paths written."""

@@ -90,8 +90,11 @@ class Sweep:
         movement that goes uphill; 0: it only falls, 0.5: as much up as down); NaN where it
         was not measured."""
         s = next(x for x in self.rows if x["row"]["batch_size"] == b)
-        v = [r["oscillation"] for r in best_replicas(s["replicas"], s["row"])
-             if not r["diverged"] and r["oscillation"] is not None]  # fmt: skip
+        v = [
+            r["oscillation"]
+            for r in best_replicas(s["replicas"], s["row"])
+            if not r["diverged"] and r["oscillation"] is not None
+        ]
         if not v:
             return math.nan, math.nan
         return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
@@ -127,13 +130,23 @@ def _osc(v: tuple[float, float]) -> str:
 def c1(s: Sweep) -> Verdict:
     counted = {b: counted_examples(s.result(b)) for b in s.sizes}
     short = {b: sorted(set(v) - {s.n}) for b, v in counted.items() if any(x != s.n for x in v)}
-    nums = (f"examples in each epoch as the compiled program counted them (sum of its losses' counts), N={s.n}: "
-            + ", ".join(f"B={b}: {'all ' + str(s.n) if b not in short else short[b]} over {len(v)} epochs"
-                        for b, v in counted.items()))  # fmt: skip
+    nums = (
+        f"examples in each epoch as the compiled program counted them (sum of its losses' counts), N={s.n}: "
+        + ", ".join(
+            f"B={b}: {'all ' + str(s.n) if b not in short else short[b]} over {len(v)} epochs"
+            for b, v in counted.items()
+        )
+    )
     if not short:
         return "holds: every epoch used every training example", nums, s.plot("loss_curves.png")
-    return (f"does not hold: epochs used fewer than N examples at B={sorted(short)} (remainder "
-            f"{s.config.training.remainder!r})"), nums, s.plot("loss_curves.png")  # fmt: skip
+    return (
+        (
+            f"does not hold: epochs used fewer than N examples at B={sorted(short)} (remainder "
+            f"{s.config.training.remainder!r})"
+        ),
+        nums,
+        s.plot("loss_curves.png"),
+    )
 
 
 def c2(s: Sweep) -> Verdict:
@@ -151,8 +164,12 @@ def c2(s: Sweep) -> Verdict:
 
 
 def _secs(s: Sweep) -> str:
-    return ", ".join(f"B={b}: {_g(s.mean(b, 'seconds_to_target'))} {table.interval(*iv)}"
-                     if (iv := s.row(b)["seconds_to_target_interval"]) else f"B={b}: -" for b in s.sizes)  # fmt: skip
+    return ", ".join(
+        f"B={b}: {_g(s.mean(b, 'seconds_to_target'))} {table.interval(*iv)}"
+        if (iv := s.row(b)["seconds_to_target_interval"])
+        else f"B={b}: -"
+        for b in s.sizes
+    )
 
 
 def c3(s: Sweep) -> Verdict:
@@ -162,11 +179,13 @@ def c3(s: Sweep) -> Verdict:
     b1 = min(s.sizes)
     expensive = s.cheaper(b1, full)
     slow = bool(s.fastest) and full not in s.fastest
-    nums = (f"one full-batch update costs {_g(s.seconds_per_step(full) * 1e3)} ms "
-            f"{table.interval(*(1e3 * x for x in s.step_interval(full)))}, "
-            f"{_g(s.seconds_per_step(full) / s.seconds_per_step(b1))}x a B={b1} update; seconds to target (95% "
-            f"intervals) {_secs(s)}; fastest set {s.fastest}; every update needs all N examples, so it cannot "
-            "learn online")  # fmt: skip
+    nums = (
+        f"one full-batch update costs {_g(s.seconds_per_step(full) * 1e3)} ms "
+        f"{table.interval(*(1e3 * x for x in s.step_interval(full)))}, "
+        f"{_g(s.seconds_per_step(full) / s.seconds_per_step(b1))}x a B={b1} update; seconds to target (95% "
+        f"intervals) {_secs(s)}; fastest set {s.fastest}; every update needs all N examples, so it cannot "
+        "learn online"
+    )
     if expensive and slow:
         verdict = "holds"
     elif expensive:
@@ -186,13 +205,18 @@ def c4(s: Sweep) -> Verdict:
     wanders = bool(others) and all(_differ(osc1, o) for o in others.values())
     poor = bool(s.fastest) and 1 not in s.fastest and any(b in s.fastest for b in mini)
     micro = table.interval(*(1e6 * x for x in s.step_interval(1)))
-    nums = (f"B=1 updates take {_g(s.seconds_per_step(1) * 1e6)} us {micro}"
-            f" (the cheapest, intervals apart: {cheap}); oscillation of the training loss on a fixed sample "
-            f"{_osc(osc1)} at B=1 vs "
-            + ", ".join(f"B={b}: {_osc(o)}" for b, o in others.items())
-            + f"; fastest set to the target {s.fastest}")  # fmt: skip
-    checks = (("updates are the cheapest", cheap), ("it oscillates more than every mini-batch", wanders),
-              ("it is slower to the target than the fastest mini-batch", poor))  # fmt: skip
+    nums = (
+        f"B=1 updates take {_g(s.seconds_per_step(1) * 1e6)} us {micro}"
+        f" (the cheapest, intervals apart: {cheap}); oscillation of the training loss on a fixed sample "
+        f"{_osc(osc1)} at B=1 vs "
+        + ", ".join(f"B={b}: {_osc(o)}" for b, o in others.items())
+        + f"; fastest set to the target {s.fastest}"
+    )
+    checks = (
+        ("updates are the cheapest", cheap),
+        ("it oscillates more than every mini-batch", wanders),
+        ("it is slower to the target than the fastest mini-batch", poor),
+    )
     parts = [p for p, ok in checks if ok]
     verdict = "holds" if len(parts) == 3 else "does not hold" if not parts else "holds only partly: " + ", ".join(parts)
     return verdict, nums, s.plot("loss_curves.png")
@@ -215,11 +239,16 @@ def c5(s: Sweep) -> Verdict:
 def c6(s: Sweep) -> Verdict:
     counted = {b: s.result(b).counted.updates_per_epoch for b in s.sizes}
     expected = {b: math.ceil(s.n / b) for b in s.sizes}
-    wrong = {b: sorted({u for epoch in v for u in epoch} - {expected[b]}) for b, v in counted.items()
-             if any(epoch != [expected[b]] for epoch in v)}  # fmt: skip
-    nums = (f"updates in each epoch as the replicas' step counters counted them (N={s.n}): "
-            + ", ".join(f"B={b}: {expected[b] if b not in wrong else wrong[b]}" for b in s.sizes)
-            + f"; ceil(N/B) = {[expected[b] for b in s.sizes]}")  # fmt: skip
+    wrong = {
+        b: sorted({u for epoch in v for u in epoch} - {expected[b]})
+        for b, v in counted.items()
+        if any(epoch != [expected[b]] for epoch in v)
+    }
+    nums = (
+        f"updates in each epoch as the replicas' step counters counted them (N={s.n}): "
+        + ", ".join(f"B={b}: {expected[b] if b not in wrong else wrong[b]}" for b in s.sizes)
+        + f"; ceil(N/B) = {[expected[b] for b in s.sizes]}"
+    )
     if not wrong:
         return "holds, with a partial last batch: ceil(N/B) updates per epoch", nums, "-"
     return f"does not hold at B={sorted(wrong)}", nums, "-"
@@ -233,8 +262,10 @@ def c7(s: Sweep) -> Verdict:
     osc = [s.oscillation(b) for b in small]
     # Endpoints, smallest B against the largest B <= B_crit, each with its interval.
     faster, calmer = s.cheaper(small[-1], small[0], per="epoch"), _differ(osc[0], osc[-1])
-    nums = (f"for B up to B_crit={_g(s.fit['b_crit'])} ({small}): seconds per epoch {[_g(x) for x in per_epoch]}, "
-            f"oscillation {[_osc(x) for x in osc]}; judged from B={small[0]} to B={small[-1]}")  # fmt: skip
+    nums = (
+        f"for B up to B_crit={_g(s.fit['b_crit'])} ({small}): seconds per epoch {[_g(x) for x in per_epoch]}, "
+        f"oscillation {[_osc(x) for x in osc]}; judged from B={small[0]} to B={small[-1]}"
+    )
     if faster and calmer:
         verdict = "holds"
     elif faster:
@@ -258,19 +289,28 @@ def c8(s: Sweep) -> Verdict:
     thrift = min(done, key=lambda b: s.mean(b, "examples_to_target"))
     big = [b for b in done if b >= thrift]
     if len(big) < 2:
-        return (f"not measured: the largest batch size that reached the target (B={thrift}) needs the fewest "
-                "examples, so no measured size lies past it"), "-", s.plot("tradeoff.png")  # fmt: skip
+        return (
+            (
+                f"not measured: the largest batch size that reached the target (B={thrift}) needs the fewest "
+                "examples, so no measured size lies past it"
+            ),
+            "-",
+            s.plot("tradeoff.png"),
+        )
     epochs = [s.mean(b, "epochs_to_target") for b in big]
     steps = [s.mean(b, "steps_to_target") for b in big]
     gain, scale = steps[0] / steps[-1], big[-1] / big[0]
     more_epochs = epochs[-1] > epochs[0]
     holds = more_epochs and gain < scale / RETURNS
     bounds = [b for b in big if s.row(b)["lr_edge"]]
-    nums = (f"past B={thrift} (fewest examples to the target): B {big}, epochs to target {[_g(e) for e in epochs]}, "
-            f"steps to target {[_g(x) for x in steps]}: {_g(scale)}x the batch buys {_g(gain)}x fewer steps "
-            f"(judged on the measured steps, not on the fit"
-            + (f", whose B_crit is {_g(s.fit['b_crit'])}" if s.fit else "") + ")"
-            + (f"; best LR on a grid edge (steps are upper bounds) at B={bounds}" if bounds else ""))  # fmt: skip
+    nums = (
+        f"past B={thrift} (fewest examples to the target): B {big}, epochs to target {[_g(e) for e in epochs]}, "
+        f"steps to target {[_g(x) for x in steps]}: {_g(scale)}x the batch buys {_g(gain)}x fewer steps "
+        f"(judged on the measured steps, not on the fit"
+        + (f", whose B_crit is {_g(s.fit['b_crit'])}" if s.fit else "")
+        + ")"
+        + (f"; best LR on a grid edge (steps are upper bounds) at B={bounds}" if bounds else "")
+    )
     return ("holds" if holds else "does not hold"), nums, s.plot("tradeoff.png")
 
 
@@ -281,11 +321,17 @@ def c9(s: Sweep) -> Verdict:
         rise, at, end = r["test_loss_rise"]["mean"], r["epoch_of_min_test_loss"]["mean"], s.result(b).budget_steps
         minimum = r["min_test_loss"]["mean"]
         over.append(rise is not None and bool(minimum) and rise > OVERFIT_RISE * minimum)
-        rows.append(f"B={b}: min test loss at epoch {_g(at)} of {_g(end / s.result(b).steps_per_epoch)}, "
-                    f"then +{_g(rise)}")  # fmt: skip
-    verdict = ("holds" if all(over) else "does not hold" if not any(over) else
-               "holds only when the run is long enough to overfit: " +
-               ", ".join(f"B={b}" for b, o in zip(s.sizes, over, strict=True) if o))  # fmt: skip
+        rows.append(
+            f"B={b}: min test loss at epoch {_g(at)} of {_g(end / s.result(b).steps_per_epoch)}, then +{_g(rise)}"
+        )
+    verdict = (
+        "holds"
+        if all(over)
+        else "does not hold"
+        if not any(over)
+        else "holds only when the run is long enough to overfit: "
+        + ", ".join(f"B={b}" for b, o in zip(s.sizes, over, strict=True) if o)
+    )
     return verdict, "; ".join(rows) + " (final train loss keeps falling: see the table)", s.plot("loss_curves.png")
 
 
@@ -294,13 +340,18 @@ def c10(sweeps: list[Sweep]) -> Verdict:
     held fixed, so a difference is the workload's): the best settings differ when two
     workloads' fastest sets share no batch size, or their B_crit intervals lie apart.
     Sweeps without a fastest set (nothing reached the target) take no part."""
+
     def optimizer(sw: Sweep) -> tuple:
         cfg = sw.config
         return cfg.workload.optimizer, cfg.training.beta2_reference, tuple(cfg.grid.momentum)
 
     useful = [sw for sw in sweeps if sw.fastest]
-    pairs = [(a, b) for i, a in enumerate(useful) for b in useful[i + 1:] if optimizer(a) == optimizer(b)
-             and differences(a.doc, b.doc, optimizer=False)]  # fmt: skip
+    pairs = [
+        (a, b)
+        for i, a in enumerate(useful)
+        for b in useful[i + 1 :]
+        if optimizer(a) == optimizer(b) and differences(a.doc, b.doc, optimizer=False)
+    ]
     if not pairs:
         return "not measured: no two workloads swept with the same optimizer reached their targets", "-", "-"
     parts, differ = [], []
@@ -311,11 +362,17 @@ def c10(sweeps: list[Sweep]) -> Verdict:
         apart = bool(ia and ib and (ia[1] < ib[0] or ib[1] < ia[0]))
         differ.append(disjoint or apart)
         crit = lambda sw: f"B_crit {_g(sw.fit['b_crit'])} {interval_text(sw.fit['interval'])}" if sw.fit else "no fit"  # noqa: E731
-        parts.append(f"{a.name} vs {b.name} ({optimizer(a)[0]}): fastest sets B={a.fastest} and B={b.fastest}, "
-                     f"{crit(a)} and {crit(b)}: {'differ' if differ[-1] else 'agree'}")  # fmt: skip
-    verdict = ("holds: the best settings differ between workloads" if all(differ) else
-               "does not hold: the workloads agree" if not any(differ) else
-               f"holds for {sum(differ)} of {len(differ)} pairs of workloads")  # fmt: skip
+        parts.append(
+            f"{a.name} vs {b.name} ({optimizer(a)[0]}): fastest sets B={a.fastest} and B={b.fastest}, "
+            f"{crit(a)} and {crit(b)}: {'differ' if differ[-1] else 'agree'}"
+        )
+    verdict = (
+        "holds: the best settings differ between workloads"
+        if all(differ)
+        else "does not hold: the workloads agree"
+        if not any(differ)
+        else f"holds for {sum(differ)} of {len(differ)} pairs of workloads"
+    )
     return verdict, "; ".join(parts), " ".join(sw.plot("best_lr.png") for sw in useful)
 
 
@@ -324,14 +381,29 @@ def shape_demo(s: Sweep, demo: ShapeDemoDocument | None = None) -> list[dict[str
     schema-1 sweep recorded at each of its batch sizes (the same measurement, made inside the
     sweep then); None when neither has it."""
     if demo is not None:
-        return [dict(batch_size=r.batch_size, shapes=r.batch_shapes, plain=r.plain_step_compilations,
-                     padded=r.padded_epoch_compilations, calls=r.padded_epoch_calls) for r in demo.rows]  # fmt: skip
+        return [
+            dict(
+                batch_size=r.batch_size,
+                shapes=r.batch_shapes,
+                plain=r.plain_step_compilations,
+                padded=r.padded_epoch_compilations,
+                calls=r.padded_epoch_calls,
+            )
+            for r in demo.rows
+        ]
     legacy = {b: s.result(b).compilations for b in s.sizes}
     if any(d is None or d.padded_epoch_compilations is None for d in legacy.values()):
         return None
-    return [dict(batch_size=b, shapes=d.batch_shapes, plain=d.plain_step_compilations,
-                 padded=d.padded_epoch_compilations + (d.padded_epoch_round_compilations or 0),
-                 calls=d.padded_epoch_calls) for b, d in legacy.items()]  # fmt: skip
+    return [
+        dict(
+            batch_size=b,
+            shapes=d.batch_shapes,
+            plain=d.plain_step_compilations,
+            padded=d.padded_epoch_compilations + (d.padded_epoch_round_compilations or 0),
+            calls=d.padded_epoch_calls,
+        )
+        for b, d in legacy.items()
+    ]
 
 
 def c11(s: Sweep, demo: ShapeDemoDocument | None = None) -> Verdict:
@@ -341,10 +413,12 @@ def c11(s: Sweep, demo: ShapeDemoDocument | None = None) -> Verdict:
     shapes_ok = all(d["plain"] == len(d["shapes"]) for d in rows)
     partial = [d["batch_size"] for d in rows if len(d["shapes"]) > 1]
     padded_ok = all(d["padded"] == 1 for d in rows)
-    nums = ("a plain jax.jit step fed an epoch's unpadded batches compiled "
-            + ", ".join(f"{d['plain']}x at B={d['batch_size']} (batch sizes {d['shapes']})" for d in rows)
-            + "; jbatch's padded, masked epoch compiled "
-            + ", ".join(f"{d['padded']}x in {d['calls']} epochs" for d in rows))  # fmt: skip
+    nums = (
+        "a plain jax.jit step fed an epoch's unpadded batches compiled "
+        + ", ".join(f"{d['plain']}x at B={d['batch_size']} (batch sizes {d['shapes']})" for d in rows)
+        + "; jbatch's padded, masked epoch compiled "
+        + ", ".join(f"{d['padded']}x in {d['calls']} epochs" for d in rows)
+    )
     if shapes_ok and padded_ok and partial:
         verdict = "holds: one compilation per batch shape, and padding the last batch keeps one program"
     elif not shapes_ok:
@@ -357,15 +431,27 @@ def c11(s: Sweep, demo: ShapeDemoDocument | None = None) -> Verdict:
 
 
 CLAIMS: dict[str, Callable[..., Verdict]] = {
-    "C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5, "C6": c6, "C7": c7, "C8": c8, "C9": c9,
-}  # fmt: skip
+    "C1": c1,
+    "C2": c2,
+    "C3": c3,
+    "C4": c4,
+    "C5": c5,
+    "C6": c6,
+    "C7": c7,
+    "C8": c8,
+    "C9": c9,
+}
 
 
 def _pairs(sweeps: list[Sweep], test, optimizer: bool = False) -> list[tuple[Sweep, Sweep]]:
     """Pairs (a, b) of sweeps of one workload and target (``results.differences``; the
     optimizer compared too when ``optimizer``) where ``test(a, b)``."""
-    return [(a, b) for a in sweeps for b in sweeps if a is not b
-            and not differences(a.doc, b.doc, optimizer=optimizer) and test(a, b)]  # fmt: skip
+    return [
+        (a, b)
+        for a in sweeps
+        for b in sweeps
+        if a is not b and not differences(a.doc, b.doc, optimizer=optimizer) and test(a, b)
+    ]
 
 
 def o1(sweeps: list[Sweep]) -> Verdict:
@@ -382,27 +468,41 @@ def o4(sweeps: list[Sweep]) -> Verdict:
 
 
 def _larger_b_crit(sweeps: list[Sweep], optimizers: tuple[str, ...], label: str) -> Verdict:
-    pairs = _pairs(sweeps, lambda a, b: a.config.workload.optimizer == "sgd"
-                   and b.config.workload.optimizer in optimizers and not b.config.training.beta2_reference)  # fmt: skip
+    pairs = _pairs(
+        sweeps,
+        lambda a, b: (
+            a.config.workload.optimizer == "sgd"
+            and b.config.workload.optimizer in optimizers
+            and not b.config.training.beta2_reference
+        ),
+    )
     pairs = [(a, b) for a, b in pairs if a.fit and b.fit]
     if not pairs:
         return f"not measured (no plain-SGD and {label} sweeps of one workload)", "-", "-"
     parts, outcomes = [], []
     for a, b in pairs:
         ia, ib = interval_bounds(a.fit["interval"]), interval_bounds(b.fit["interval"])
-        outcome = ("tie" if ia is None or ib is None else "larger" if ib[0] > ia[1] else "smaller" if ib[1] < ia[0]
-                   else "tie")  # fmt: skip
+        outcome = (
+            "tie" if ia is None or ib is None else "larger" if ib[0] > ia[1] else "smaller" if ib[1] < ia[0] else "tie"
+        )
         outcomes.append(outcome)
         momenta = [b.row(x)["best_hyperparameters"].get("momentum") for x in b.sizes]
-        parts.append(f"{a.config.workload.dataset}: B_crit {_g(a.fit['b_crit'])} "
-                     f"{interval_text(a.fit['interval'])} with SGD, {_g(b.fit['b_crit'])} "
-                     f"{interval_text(b.fit['interval'])} with {label}"
-                     + (f" (best momentum per B {momenta})" if label == "momentum" else ""))
+        parts.append(
+            f"{a.config.workload.dataset}: B_crit {_g(a.fit['b_crit'])} "
+            f"{interval_text(a.fit['interval'])} with SGD, {_g(b.fit['b_crit'])} "
+            f"{interval_text(b.fit['interval'])} with {label}"
+            + (f" (best momentum per B {momenta})" if label == "momentum" else "")
+        )
     each = ", ".join(f"{p[0].config.workload.dataset} {o}" for p, o in zip(pairs, outcomes, strict=True))
-    verdict = ("holds" if all(o == "larger" for o in outcomes) else
-               "does not hold" if all(o == "smaller" for o in outcomes) else
-               "not shown: the intervals overlap" if all(o == "tie" for o in outcomes) else
-               "holds only on some workloads: " + each)  # fmt: skip
+    verdict = (
+        "holds"
+        if all(o == "larger" for o in outcomes)
+        else "does not hold"
+        if all(o == "smaller" for o in outcomes)
+        else "not shown: the intervals overlap"
+        if all(o == "tie" for o in outcomes)
+        else "holds only on some workloads: " + each
+    )
     return verdict, "; ".join(parts), " ".join(b.plot("tradeoff.png") for _, b in pairs)
 
 
@@ -410,8 +510,9 @@ def o2(sweeps: list[Sweep]) -> Verdict:
     """Adam's best learning rate is not monotone in B (the "surge" of Li et al. 2024): it
     rises, peaks, then falls. Judged on the best learning rate per batch size of each Adam
     sweep without the beta2 rule; equal neighbours are flat, not a fall."""
-    adam = [s for s in sweeps if s.config.workload.optimizer in ("adam", "adamw")
-            and not s.config.training.beta2_reference]  # fmt: skip
+    adam = [
+        s for s in sweeps if s.config.workload.optimizer in ("adam", "adamw") and not s.config.training.beta2_reference
+    ]
     if not adam:
         return "not measured (no Adam sweep)", "-", "-"
     parts, surges = [], []
@@ -423,14 +524,19 @@ def o2(sweeps: list[Sweep]) -> Verdict:
         edges = [b for b in s.sizes if s.row(b)["lr_edge"]]
         per = ", ".join(f"{b}: {_g(lr)}" for b, lr in zip(s.sizes, lrs, strict=True))
         near = [x["noise"]["at_target"] for x in s.rows if x["noise"] and x["noise"].get("at_target")]
-        parts.append(f"{s.name}: best LR per B {per}"
-                     + (f" (peak at B={s.sizes[peak]})" if surge else "")
-                     + (f"; measured B_simple near the target {_g(float(np.median(near)))} (median over B)"
-                        if near else "")
-                     + (f"; on a grid edge at B={edges}" if edges else ""))  # fmt: skip
-    verdict = ("holds: it rises, then falls" if all(surges) else
-               "not shown: no fall at this resolution (half-decade learning rates; equal neighbours are ties)"
-               if not any(surges) else "holds on some workloads only")  # fmt: skip
+        parts.append(
+            f"{s.name}: best LR per B {per}"
+            + (f" (peak at B={s.sizes[peak]})" if surge else "")
+            + (f"; measured B_simple near the target {_g(float(np.median(near)))} (median over B)" if near else "")
+            + (f"; on a grid edge at B={edges}" if edges else "")
+        )
+    verdict = (
+        "holds: it rises, then falls"
+        if all(surges)
+        else "not shown: no fall at this resolution (half-decade learning rates; equal neighbours are ties)"
+        if not any(surges)
+        else "holds on some workloads only"
+    )
     return verdict, "; ".join(parts), " ".join(s.plot("best_lr.png") for s in adam)
 
 
@@ -442,9 +548,15 @@ def o3(sweeps: list[Sweep]) -> Verdict:
     average over every step so far until about its half-life, ``ln 0.5 / ln beta2`` steps
     (693 for 0.999), whatever beta2 is; runs that reach the target within ``POWER`` half-lives
     cannot tell the rule from its absence, and say so."""
-    pairs = _pairs(sweeps, lambda a, b: a.config.grid.batch_sizes == b.config.grid.batch_sizes
-                   and not a.config.training.beta2_reference and b.config.training.beta2_reference,
-                   optimizer=True)  # fmt: skip
+    pairs = _pairs(
+        sweeps,
+        lambda a, b: (
+            a.config.grid.batch_sizes == b.config.grid.batch_sizes
+            and not a.config.training.beta2_reference
+            and b.config.training.beta2_reference
+        ),
+        optimizer=True,
+    )
     if not pairs:
         return "not measured (no Adam sweeps with and without the beta2 rule)", "-", "-"
 
@@ -457,27 +569,39 @@ def o3(sweeps: list[Sweep]) -> Verdict:
         half_life = math.log(0.5) / math.log(b2)
         if steps[0]["mean"] is not None and steps[0]["mean"] < POWER * half_life:
             outcomes.append("no power")
-            parts.append(f"{off.config.workload.dataset}, B={b}: the runs reach the target in {_g(steps[0]['mean'])} "
-                         f"steps, within {POWER:g} half-lives of beta2 = {b2:g} ({_g(half_life)} steps): too short "
-                         f"for the rule to matter")  # fmt: skip
+            parts.append(
+                f"{off.config.workload.dataset}, B={b}: the runs reach the target in {_g(steps[0]['mean'])} "
+                f"steps, within {POWER:g} half-lives of beta2 = {b2:g} ({_g(half_life)} steps): too short "
+                f"for the rule to matter"
+            )
             continue
         iv = [mean_interval(v, log=True) if v else None for v in (_steps(off, b), _steps(on, b))]
         more = rows[1]["reached"] > rows[0]["reached"]
         faster = iv[0] and iv[1] and iv[1][1] < iv[0][0]
         slower = iv[0] and iv[1] and iv[1][0] > iv[0][1]
-        outcomes.append("better" if more or faster else "worse" if slower or rows[1]["reached"] < rows[0]["reached"]
-                        else "tie")  # fmt: skip
-        parts.append(f"{off.config.workload.dataset}, B={b}: without the rule {rows[0]['reached']}/"
-                     f"{rows[0]['seeds']} seeds reach it in "
-                     f"{_g(steps[0]['mean'])} steps (best LR {_g(rows[0]['best_learning_rate'])}), with it "
-                     f"{rows[1]['reached']}/{rows[1]['seeds']} in {_g(steps[1]['mean'])} (best LR "
-                     f"{_g(rows[1]['best_learning_rate'])}); best test accuracy "
-                     f"{_g(rows[0]['best_test_accuracy']['mean'])} vs {_g(rows[1]['best_test_accuracy']['mean'])}")
-    verdict = {"better": "holds", "worse": "does not hold: worse with the rule",
-               "tie": "not shown: no difference beyond the seeds' spread",
-               "no power": "not testable here: every run ends before beta2's memory matters"}[outcomes[0]] \
-        if len(set(outcomes)) == 1 else "holds on some workloads only" if "better" in outcomes else \
-        "not shown: " + ", ".join(sorted(set(outcomes)))  # fmt: skip
+        outcomes.append(
+            "better" if more or faster else "worse" if slower or rows[1]["reached"] < rows[0]["reached"] else "tie"
+        )
+        parts.append(
+            f"{off.config.workload.dataset}, B={b}: without the rule {rows[0]['reached']}/"
+            f"{rows[0]['seeds']} seeds reach it in "
+            f"{_g(steps[0]['mean'])} steps (best LR {_g(rows[0]['best_learning_rate'])}), with it "
+            f"{rows[1]['reached']}/{rows[1]['seeds']} in {_g(steps[1]['mean'])} (best LR "
+            f"{_g(rows[1]['best_learning_rate'])}); best test accuracy "
+            f"{_g(rows[0]['best_test_accuracy']['mean'])} vs {_g(rows[1]['best_test_accuracy']['mean'])}"
+        )
+    verdict = (
+        {
+            "better": "holds",
+            "worse": "does not hold: worse with the rule",
+            "tie": "not shown: no difference beyond the seeds' spread",
+            "no power": "not testable here: every run ends before beta2's memory matters",
+        }[outcomes[0]]
+        if len(set(outcomes)) == 1
+        else "holds on some workloads only"
+        if "better" in outcomes
+        else "not shown: " + ", ".join(sorted(set(outcomes)))
+    )
     return verdict, "; ".join(parts), " ".join(s.plot("steps_to_target.png") for p in pairs for s in p)
 
 
@@ -500,17 +624,23 @@ def o5(sweeps: list[Sweep]) -> Verdict:
         near = [x["noise"]["at_target"] for x in s.rows if x["noise"] and x["noise"].get("at_target")]
         if sgd and bounds:
             outcomes.append(lo <= NOISE_FACTOR and hi >= 1 / NOISE_FACTOR)
-        label = ("" if sgd and bounds else " (no interval, not judged)" if sgd else
-                 f" ({optimizer}, not judged)")  # fmt: skip
-        parts.append(f"{s.name}{label}: "
-                     f"B_crit {_g(s.fit['b_crit'])} {interval_text(s.fit['interval'])}, B_simple averaged along "
-                     f"training {_g(along)}, ratio {_g(s.fit['b_crit'] / along)}"
-                     + (f" {table.interval(lo, hi)}" if bounds else "")
-                     + (f" (near the target {_g(float(np.median(near)))})" if near else ""))  # fmt: skip
+        label = "" if sgd and bounds else " (no interval, not judged)" if sgd else f" ({optimizer}, not judged)"
+        parts.append(
+            f"{s.name}{label}: "
+            f"B_crit {_g(s.fit['b_crit'])} {interval_text(s.fit['interval'])}, B_simple averaged along "
+            f"training {_g(along)}, ratio {_g(s.fit['b_crit'] / along)}"
+            + (f" {table.interval(lo, hi)}" if bounds else "")
+            + (f" (near the target {_g(float(np.median(near)))})" if near else "")
+        )
     if not outcomes:
         return "not measured (no plain-SGD sweep with a fit and a measured noise scale)", "; ".join(parts) or "-", "-"
-    verdict = ("holds" if all(outcomes) else "does not hold" if not any(outcomes) else
-               f"holds on {sum(outcomes)} of {len(outcomes)} SGD sweeps")  # fmt: skip
+    verdict = (
+        "holds"
+        if all(outcomes)
+        else "does not hold"
+        if not any(outcomes)
+        else f"holds on {sum(outcomes)} of {len(outcomes)} SGD sweeps"
+    )
     return verdict, "; ".join(parts), " ".join(s.plot("noise_scale.png") for s in sweeps if s.fit)
 
 
@@ -518,13 +648,21 @@ def _steps(s: Sweep, b: int) -> list[float]:
     return best_steps(next(x for x in s.rows if x["row"]["batch_size"] == b))
 
 
-OPTIMIZER_CLAIMS = {"O1": ("Momentum extends the range of perfect scaling over plain SGD (Shallue et al. 2018).", o1),
-                    "O2": ("Adam's best learning rate rises and then falls with the batch size (Li et al. 2024).", o2),
-                    "O3": ("With beta2 rescaled to keep its half-life in examples, small batches train well with Adam "
-                           "(Marek et al. 2025).", o3),
-                    "O4": ("Adam extends the range of perfect scaling over plain SGD (Zhang et al. 2019).", o4),
-                    "O5": ("The critical batch size is the gradient noise scale averaged along training, for SGD "
-                           "(McCandlish et al. 2018).", o5)}  # fmt: skip
+OPTIMIZER_CLAIMS = {
+    "O1": ("Momentum extends the range of perfect scaling over plain SGD (Shallue et al. 2018).", o1),
+    "O2": ("Adam's best learning rate rises and then falls with the batch size (Li et al. 2024).", o2),
+    "O3": (
+        "With beta2 rescaled to keep its half-life in examples, small batches train well with Adam "
+        "(Marek et al. 2025).",
+        o3,
+    ),
+    "O4": ("Adam extends the range of perfect scaling over plain SGD (Zhang et al. 2019).", o4),
+    "O5": (
+        "The critical batch size is the gradient noise scale averaged along training, for SGD "
+        "(McCandlish et al. 2018).",
+        o5,
+    ),
+}
 
 
 def verdicts(sweeps: list[Sweep], demo: ShapeDemoDocument | None = None) -> dict[str, Verdict]:
@@ -536,35 +674,51 @@ def verdicts(sweeps: list[Sweep], demo: ShapeDemoDocument | None = None) -> dict
     return dict(sorted(out.items(), key=lambda kv: int(kv[0][1:])))
 
 
-def claims_markdown(sweeps: list[Sweep], advices: dict[str, AdviceDocument] | None = None,
-                    demo: ShapeDemoDocument | None = None) -> str:  # fmt: skip
+def claims_markdown(
+    sweeps: list[Sweep], advices: dict[str, AdviceDocument] | None = None, demo: ShapeDemoDocument | None = None
+) -> str:
     """``claims.md``: one row per claim."""
-    lines = ["# The tutorial's claims, measured", "",
-             f"Generated by `jbatch claims` from {', '.join(f'`{s.directory.name}/sweep.json`' for s in sweeps)}"
-             + "".join(f", `advise-{name}/advise.json`" for name in advices or {})
-             + (", `c11/c11.json`" if demo is not None else "")
-             + f" alone. Primary workload: `{sweeps[0].name}`. Oscillation = share of the training loss's movement "
-             "that goes uphill, the loss evaluated on a fixed sample of training rows at every fine point of a run "
-             "(no sampling noise: 0, it only falls; 0.5, as much up as down), mean ± std over the seeds at each "
-             "batch size's best learning rate. Timing intervals are 95% within one run (interleaved rounds). "
-             "Thresholds and their reasons are in `jbatch/claims.py`.", ""]  # fmt: skip
+    lines = [
+        "# The tutorial's claims, measured",
+        "",
+        f"Generated by `jbatch claims` from {', '.join(f'`{s.directory.name}/sweep.json`' for s in sweeps)}"
+        + "".join(f", `advise-{name}/advise.json`" for name in advices or {})
+        + (", `c11/c11.json`" if demo is not None else "")
+        + f" alone. Primary workload: `{sweeps[0].name}`. Oscillation = share of the training loss's movement "
+        "that goes uphill, the loss evaluated on a fixed sample of training rows at every fine point of a run "
+        "(no sampling noise: 0, it only falls; 0.5, as much up as down), mean ± std over the seeds at each "
+        "batch size's best learning rate. Timing intervals are 95% within one run (interleaved rounds). "
+        "Thresholds and their reasons are in `jbatch/claims.py`.",
+        "",
+    ]
     rows = [[cid, verdict, nums, plot] for cid, (verdict, nums, plot) in verdicts(sweeps, demo).items()]
     lines += table.markdown(["claim", "verdict", "numbers", "plot"], rows)
     field = [[cid, text, *fn(sweeps)] for cid, (text, fn) in OPTIMIZER_CLAIMS.items()]
     if advices:
         from jbatch.report.advice import markdown_lines, o6
 
-        field.append(["O6", "A batch-size warm-up reaches the target in fewer steps than the best fixed batch size "
-                            "without losing final quality (Merrill et al. 2025).", *o6(advices)])  # fmt: skip
-    lines += ["", "## What the field measured since, on jbatch's sweeps", "",
-              *table.markdown(["claim", "statement", "verdict", "numbers", "plot"], field)]  # fmt: skip
+        field.append(
+            [
+                "O6",
+                "A batch-size warm-up reaches the target in fewer steps than the best fixed batch size "
+                "without losing final quality (Merrill et al. 2025).",
+                *o6(advices),
+            ]
+        )
+    lines += [
+        "",
+        "## What the field measured since, on jbatch's sweeps",
+        "",
+        *table.markdown(["claim", "statement", "verdict", "numbers", "plot"], field),
+    ]
     if advices:
         lines += ["", "## `jbatch advise` against the sweeps", "", *markdown_lines(advices)]
     return "\n".join(lines) + "\n"
 
 
-def write_claims(directories: list[str | Path], out: str | Path, advice: list[str | Path] = (),
-                 demo: str | Path | None = None) -> Path:  # fmt: skip
+def write_claims(
+    directories: list[str | Path], out: str | Path, advice: list[str | Path] = (), demo: str | Path | None = None
+) -> Path:
     """Writes the claims report from the sweep directories (first one primary), the advice
     directories checked against sweeps (``jbatch.report.advice``) and claim C11's
     demonstration (``demo``: a ``c11.json`` of ``bench/c11.py``)."""

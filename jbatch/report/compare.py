@@ -36,15 +36,16 @@ def _kind(path: Path) -> str:
 
 
 def _header(name: str, meta: Metadata) -> str:
-    return (f"`{name}`: {meta.device_kind} ({meta.backend}), CPU {meta.cpu}, jax {meta.versions.get('jax')}, "
-            f"{meta.date}, commit {str(meta.commit.id)[:10]}{' (dirty)' if meta.commit.dirty else ''}")  # fmt: skip
+    return (
+        f"`{name}`: {meta.device_kind} ({meta.backend}), CPU {meta.cpu}, jax {meta.versions.get('jax')}, "
+        f"{meta.date}, commit {str(meta.commit.id)[:10]}{' (dirty)' if meta.commit.dirty else ''}"
+    )
 
 
 def _latest(doc: SweepDocument) -> Metadata:
     """The metadata of the sweep's latest batch-size result (a ``--force``d sweep keeps its
     document's first metadata; each result records its own)."""
-    return max((result_metadata(doc, r) for r in doc.batch_sizes.values()), key=lambda m: m.date,
-               default=doc.metadata)  # fmt: skip
+    return max((result_metadata(doc, r) for r in doc.batch_sizes.values()), key=lambda m: m.date, default=doc.metadata)
 
 
 def _setting(doc: SweepDocument, key: str) -> Any:
@@ -68,9 +69,14 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
         timing = doc.result(b).timing
         return timing.seconds_per_step_interval if timing else None
 
-    rows = [{s["row"]["batch_size"]: s["row"] | {"step_interval": step_interval(doc, s["row"]["batch_size"]),
-                                                  "seed_steps": best_steps(s)}
-             for s in summarize(doc)} for doc in docs]  # fmt: skip
+    rows = [
+        {
+            s["row"]["batch_size"]: s["row"]
+            | {"step_interval": step_interval(doc, s["row"]["batch_size"]), "seed_steps": best_steps(s)}
+            for s in summarize(doc)
+        }
+        for doc in docs
+    ]
     common = set.intersection(*(set(r) for r in rows))
     sizes = sorted(common)
     if not sizes:
@@ -81,30 +87,43 @@ def compare_sweeps(directories: list[Path]) -> tuple[list[str], list[list[Any]],
         header += [f"steps [{i}]", f"seconds [{i}]", f"samples/s [{i}]"] + ([] if i == 0 else [f"ratio [{i}/0]"])
     md, out, plot = [], [], {"sizes": sizes, "runs": [], "only": only}
     for i in range(len(docs)):
-        plot["runs"].append({"name": directories[i].name or str(directories[i]),
-                             "steps": [rows[i][b]["steps_to_target"]["mean"] for b in sizes],
-                             "seconds": [rows[i][b]["seconds_to_target"]["mean"] for b in sizes]})  # fmt: skip
+        plot["runs"].append(
+            {
+                "name": directories[i].name or str(directories[i]),
+                "steps": [rows[i][b]["steps_to_target"]["mean"] for b in sizes],
+                "seconds": [rows[i][b]["seconds_to_target"]["mean"] for b in sizes],
+            }
+        )
     for b in sizes:
         cells, line = [str(b)], [b]
         base = rows[0][b]
         for i, r in enumerate(row[b] for row in rows):
             st, sec, iv = r["steps_to_target"], r["seconds_to_target"], r["seconds_to_target_interval"]
-            cells += [table.spread(st["mean"], st["std"], st["n"]) if st["n"] else "not reached",
-                      (table.num(sec["mean"], 3) + (f" {table.interval(*iv)}" if iv else "")) if sec["n"] else "-",
-                      table.rate(r["samples_per_second"])]  # fmt: skip
+            cells += [
+                table.spread(st["mean"], st["std"], st["n"]) if st["n"] else "not reached",
+                (table.num(sec["mean"], 3) + (f" {table.interval(*iv)}" if iv else "")) if sec["n"] else "-",
+                table.rate(r["samples_per_second"]),
+            ]
             line += [st["mean"], sec["mean"], *(iv or [None, None]), r["samples_per_second"]]
             if i:
                 if sec["n"] and base["seconds_to_target"]["n"] and r["step_interval"] and base["step_interval"]:
                     # Steps to target vary with the seeds (and with rounding: vmap and lax.map sum in another order,
                     # CPU and accelerators group replicas differently), so their ratio carries the seeds' intervals;
                     # seconds per step carry the timing rounds' intervals, which cover one run each.
-                    steps_iv = ratio_interval(mean_interval(r["seed_steps"], log=True),
-                                              mean_interval(base["seed_steps"], log=True))  # fmt: skip
-                    riv = product_interval(steps_iv, ratio_interval(tuple(r["step_interval"]),
-                                                                    tuple(base["step_interval"])))  # fmt: skip
+                    steps_iv = ratio_interval(
+                        mean_interval(r["seed_steps"], log=True), mean_interval(base["seed_steps"], log=True)
+                    )
+                    riv = product_interval(
+                        steps_iv, ratio_interval(tuple(r["step_interval"]), tuple(base["step_interval"]))
+                    )
                     ratio = sec["mean"] / base["seconds_to_target"]["mean"]
-                    tell = ("apart" if excludes(riv, 1.0) and excludes(steps_iv, 1.0) else
-                            "undecided (timing, one run each)" if excludes(riv, 1.0) else "tie")  # fmt: skip
+                    tell = (
+                        "apart"
+                        if excludes(riv, 1.0) and excludes(steps_iv, 1.0)
+                        else "undecided (timing, one run each)"
+                        if excludes(riv, 1.0)
+                        else "tie"
+                    )
                     cells.append(f"{table.ratio(ratio)} {table.interval(*riv)} {tell}")
                     line += [ratio, *riv, tell]
                 else:
@@ -146,8 +165,18 @@ def compare_benchmarks(paths: list[Path]) -> tuple[list[str], list[list[Any]], l
         raise ConfigError("these benchmark files have no (workload, method, batch size) case in common")
     header = ["workload", "method", "B"] + [f"samples/s [{i}]" for i in range(len(runs))]
     header += [f"ratio [{i}/0]" for i in range(1, len(runs))]
-    md, out = [], [["workload", "method", "batch_size", *(f"samples_per_second_{i}" for i in range(len(runs))),
-                    *(f"ratio_{i}" for i in range(1, len(runs)))]]  # fmt: skip
+    md, out = (
+        [],
+        [
+            [
+                "workload",
+                "method",
+                "batch_size",
+                *(f"samples_per_second_{i}" for i in range(len(runs))),
+                *(f"ratio_{i}" for i in range(1, len(runs))),
+            ]
+        ],
+    )
     for case in common:
         vals = [cases[case] for _, cases in runs]
         cells = [*case, *(f"{table.rate(v)} {table.interval(*iv)}" for v, iv in vals)]
@@ -159,8 +188,9 @@ def compare_benchmarks(paths: list[Path]) -> tuple[list[str], list[list[Any]], l
             ratios.append(v / vals[0][0])
         md.append(cells)
         out.append([*case, *(v for v, _ in vals), *ratios])
-    heads = [_header(f"[{i}] {p}", doc.machine_info.jbatch) for i, (p, (doc, _)) in
-             enumerate(zip(paths, runs, strict=True))]  # fmt: skip
+    heads = [
+        _header(f"[{i}] {p}", doc.machine_info.jbatch) for i, (p, (doc, _)) in enumerate(zip(paths, runs, strict=True))
+    ]
     return heads, out, table.markdown(header, md), {}
 
 
@@ -187,14 +217,26 @@ def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bo
     if len(kinds) > 1:
         raise ConfigError("compare needs runs of one kind: all sweep directories or all benchmark files")
     heads, rows, lines, plot = (compare_sweeps if kinds == {"sweep"} else compare_benchmarks)(paths)
-    text = "\n".join(["# Comparison", "", *(f"- {h}" for h in heads), "", *lines, "",
-                      "Intervals are 95%. Seconds to target: the seeds' steps with the timing rounds. A ratio's "
-                      "interval combines the ratio of the seeds' intervals of steps with that of the single-model "
-                      "seconds per step, whose timing rounds are interleaved within one run: they cover one run "
-                      "each, not run-to-run changes of the machine. So two runs are called 'apart' only when that "
-                      "interval excludes 1 and the steps' interval alone does too; when only timing separates them, "
-                      "'undecided (timing, one run each)'; else a 'tie'. Benchmark files: the rounds' intervals of "
-                      "each run, and likewise never 'apart' on timing from one run each."]) + "\n"  # fmt: skip
+    text = (
+        "\n".join(
+            [
+                "# Comparison",
+                "",
+                *(f"- {h}" for h in heads),
+                "",
+                *lines,
+                "",
+                "Intervals are 95%. Seconds to target: the seeds' steps with the timing rounds. A ratio's "
+                "interval combines the ratio of the seeds' intervals of steps with that of the single-model "
+                "seconds per step, whose timing rounds are interleaved within one run: they cover one run "
+                "each, not run-to-run changes of the machine. So two runs are called 'apart' only when that "
+                "interval excludes 1 and the steps' interval alone does too; when only timing separates them, "
+                "'undecided (timing, one run each)'; else a 'tie'. Benchmark files: the rounds' intervals of "
+                "each run, and likewise never 'apart' on timing from one run each.",
+            ]
+        )
+        + "\n"
+    )
     if out is not None:
         out = Path(out)
         write_text(out / "compare.md", text)

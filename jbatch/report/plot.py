@@ -59,8 +59,7 @@ def steps_to_target(directory: Path, rows: list[dict[str, Any]], title: str, fit
 
 def _mark_bounds(ax, rows: list[dict[str, Any]], key: str) -> None:
     """Rings around the points whose best learning rate sits on an edge of the grid."""
-    pts = [(s["row"]["batch_size"], s["row"][key]["mean"]) for s in rows
-           if s["row"]["lr_edge"] and s["row"][key]["n"]]  # fmt: skip
+    pts = [(s["row"]["batch_size"], s["row"][key]["mean"]) for s in rows if s["row"]["lr_edge"] and s["row"][key]["n"]]
     if pts:
         ax.plot(*zip(*pts, strict=True), "o", ms=13, mfc="none", mec="C3", label="upper bound: best LR on a grid edge")
 
@@ -75,8 +74,16 @@ def seconds_to_target(directory: Path, rows: list[dict[str, Any]], title: str) -
         b = np.array([r["batch_size"] for r in pts], float)
         mean = np.array([r["seconds_to_target"]["mean"] for r in pts])
         lo, hi = np.array([r["seconds_to_target_interval"] for r in pts]).T
-        ax.errorbar(b, mean, yerr=[mean - lo, hi - mean], fmt="o-", mfc="white", capsize=3, color="C1",
-                    label="steps x single-model s/step, 95% interval")  # fmt: skip
+        ax.errorbar(
+            b,
+            mean,
+            yerr=[mean - lo, hi - mean],
+            fmt="o-",
+            mfc="white",
+            capsize=3,
+            color="C1",
+            label="steps x single-model s/step, 95% interval",
+        )
         best = [i for i, r in enumerate(pts) if r.get("fastest")]
         ax.plot(b[best], mean[best], "o", color="C1", label="fastest set (intervals overlap)")
     _axes(ax, "batch size B", "seconds to target (compile excluded)", title)
@@ -101,8 +108,12 @@ def loss_curves(directory: Path, doc: SweepDocument, rows: list[dict[str, Any]],
             keep = np.all(np.isfinite(values), 0)
             if keep.any():
                 epochs, mean = steps[keep] / result.steps_per_epoch, values[:, keep].mean(0)
-                ax.plot(epochs, mean, color=f"C{i}",
-                        label=f"{r['regime']} B={r['batch_size']} (lr {r['best_learning_rate']:.3g})")  # fmt: skip
+                ax.plot(
+                    epochs,
+                    mean,
+                    color=f"C{i}",
+                    label=f"{r['regime']} B={r['batch_size']} (lr {r['best_learning_rate']:.3g})",
+                )
                 drawn.append((ax, epochs, mean, f"C{i}"))
     values = np.concatenate([d[2] for d in drawn]) if drawn else np.array([1.0])
     values = values[values > 0]
@@ -158,8 +169,11 @@ def tradeoff(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | 
     ``(S / S_min - 1)(E / E_min - 1) = 1``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    pts = [(r["examples_to_target"]["mean"], r["steps_to_target"]["mean"], r["batch_size"])
-           for r in (s["row"] for s in rows) if r["steps_to_target"]["n"]]  # fmt: skip
+    pts = [
+        (r["examples_to_target"]["mean"], r["steps_to_target"]["mean"], r["batch_size"])
+        for r in (s["row"] for s in rows)
+        if r["steps_to_target"]["n"]
+    ]
     if pts:
         e, st, b = zip(*pts, strict=True)
         ax.plot(e, st, "o", label="measured (best LR per B)")
@@ -168,8 +182,9 @@ def tradeoff(directory: Path, rows: list[dict[str, Any]], fit: dict[str, Any] | 
     if fit is not None:
         grid = np.geomspace(1, 1e5, 200)
         ci = fit["interval"]
-        label = (f"fit: S_min {fit['s_min']:.3g}, E_min {fit['e_min']:.3g}, B_crit {fit['b_crit']:.3g} "
-                 f"{interval_text(ci)}")  # fmt: skip
+        label = (
+            f"fit: S_min {fit['s_min']:.3g}, E_min {fit['e_min']:.3g}, B_crit {fit['b_crit']:.3g} {interval_text(ci)}"
+        )
         ax.plot(tradeoff_examples(fit, grid), tradeoff_steps(fit, grid), "-", lw=1, label=label)
     _axes(ax, "examples to target", "steps to target", title)
     return _save(fig, directory / "tradeoff.png")

@@ -103,13 +103,14 @@ def measured_on(doc: SweepDocument) -> str:
     metas = [result_metadata(doc, r) for r in doc.batch_sizes.values()] or [doc.metadata]
     meta = max(metas, key=lambda m: m.date)
     dates = sorted({m.date for m in metas})
-    commits = sorted({str(m.commit.id)[:10] + (" (with uncommitted changes)" if m.commit.dirty else "")
-                      for m in metas})  # fmt: skip
+    commits = sorted({str(m.commit.id)[:10] + (" (with uncommitted changes)" if m.commit.dirty else "") for m in metas})
     when = dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     v = meta.versions
-    return (f"Measured on {meta.device_kind} ({meta.backend}, {meta.device_count} device(s)), "
-            f"CPU {meta.cpu}, jax {v.get('jax')}, flax {v.get('flax')}, optax {v.get('optax')}, {when}, "
-            f"commit {', '.join(commits)}.")
+    return (
+        f"Measured on {meta.device_kind} ({meta.backend}, {meta.device_count} device(s)), "
+        f"CPU {meta.cpu}, jax {v.get('jax')}, flax {v.get('flax')}, optax {v.get('optax')}, {when}, "
+        f"commit {', '.join(commits)}."
+    )
 
 
 def markdown_table(doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
@@ -118,21 +119,37 @@ def markdown_table(doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str
     cfg = doc.config
     wl, grid, training, target, m = cfg.workload, cfg.grid, cfg.training, cfg.target, cfg.measurement
     tokens = any(s["row"]["tokens_per_batch"] != s["row"]["batch_size"] for s in rows)  # sequences: count tokens
-    shown = [c for c in COLUMNS if c[2] not in ("skip", "interval")  # the CSV has every column
-             and (tokens or c[0] not in ("tokens_to_target", "tokens_per_batch"))]  # fmt: skip
-    body = [[_cell(s["row"], key, how, s["row"]["seeds"] if _target_columns(key) else 0) for key, _, how in shown]
-            for s in rows]  # fmt: skip
+    shown = [
+        c
+        for c in COLUMNS
+        if c[2] not in ("skip", "interval")  # the CSV has every column
+        and (tokens or c[0] not in ("tokens_to_target", "tokens_per_batch"))
+    ]
+    body = [
+        [_cell(s["row"], key, how, s["row"]["seeds"] if _target_columns(key) else 0) for key, _, how in shown]
+        for s in rows
+    ]
     ev = next(iter(doc.batch_sizes.values())).evaluation
     notes = [
         "",
         f"Sweep `{doc.name}`: {wl.dataset} ({doc.num_train} training examples), "
         f"model {wl.model}, optimizer {wl.optimizer}, seeds {list(grid.seeds)}, "
-        f"learning-rate grid {list(grid.learning_rates)}" + "".join(
-            f", {k} grid {list(getattr(grid, k))}" for k in ("momentum", "b2", "weight_decay") if getattr(grid, k)) + (
+        f"learning-rate grid {list(grid.learning_rates)}"
+        + "".join(
+            f", {k} grid {list(getattr(grid, k))}" for k in ("momentum", "b2", "weight_decay") if getattr(grid, k)
+        )
+        + (
             f", beta2 rescaled per batch size to keep its half-life at B={training.beta2_reference}"
-            if training.beta2_reference else "") + (
+            if training.beta2_reference
+            else ""
+        )
+        + (
             f", {training.schedule} schedule over each budget (warm-up {training.warmup}, final "
-            f"{training.final_fraction})" if training.schedule != "constant" or training.warmup else "") + ".",
+            f"{training.final_fraction})"
+            if training.schedule != "constant" or training.warmup
+            else ""
+        )
+        + ".",
         f"Target: {target.metric} {'>=' if target.higher_is_better else '<='} {target.value}. Each batch size is "
         "shown at its own best learning rate (most seeds reaching the target and staying stable, then most "
         "reaching it, then fewest mean steps, then lowest final test loss); to-target columns are mean ± sample "
@@ -153,21 +170,33 @@ def markdown_table(doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str
         "from the same rounds. Diverged (grid): the share of all (learning rate x seed) replicas that diverged.",
         f"Every metric is also evaluated at {m.coarse_evals} log-spaced points; the "
         f"{ev.coarse} split on a fixed subsample of {ev.coarse_examples} of its {ev.coarse_of} examples"
-        + (f"; the training loss on a fixed sample of {ev.sample_examples} training rows at every fine point "
-           "(oscillation)." if ev.sample_examples else "."),
+        + (
+            f"; the training loss on a fixed sample of {ev.sample_examples} training rows at every fine point "
+            "(oscillation)."
+            if ev.sample_examples
+            else "."
+        ),
         measured_on(doc),
     ]
-    extended = [f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
-                for s in rows if s["row"].get("extended")]  # fmt: skip
-    notes.insert(4, "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
-                    f"{grid.extend_grid} half-decades): {'; '.join(extended) if extended else 'none'}.")
+    extended = [
+        f"B={s['row']['batch_size']}: {', '.join(table.num(v) for v in s['row']['extended'])}"
+        for s in rows
+        if s["row"].get("extended")
+    ]
+    notes.insert(
+        4,
+        "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
+        f"{grid.extend_grid} half-decades): {'; '.join(extended) if extended else 'none'}.",
+    )
 
     steps = ladder_section(doc, ladder(doc), noise_along(doc, rows))
     few = m.timing_rounds < MIN_ROUNDS  # no 95% interval of a median from so few rounds
     plain = f"seconds to target (no interval: {m.timing_rounds} timing rounds)"
     heads = [plain if few and k == "seconds_to_target" else h for k, h, _ in shown]
-    return "\n".join(table.markdown(heads, body) + notes + time_section(doc, rows)
-                     + noise_section(rows, fit) + steps) + "\n"
+    return (
+        "\n".join(table.markdown(heads, body) + notes + time_section(doc, rows) + noise_section(rows, fit) + steps)
+        + "\n"
+    )
 
 
 def time_section(doc: SweepDocument, rows: list[dict[str, Any]]) -> list[str]:
@@ -180,39 +209,64 @@ def time_section(doc: SweepDocument, rows: list[dict[str, Any]]) -> list[str]:
     for s, t in accounts:
         total += t["wall"]
         cells = (table.num(t[k], 3) if k in t else "-" if k == "c11_demo" else table.num(0.0) for k in columns)
-        body.append([str(s["row"]["batch_size"]), *cells,
-                     table.percent(s["row"]["efficiency"])])  # fmt: skip
+        body.append([str(s["row"]["batch_size"]), *cells, table.percent(s["row"]["efficiency"])])
     if not body:
         return []
     checks = doc.checks.seconds if doc.checks else None
     total += checks or 0.0
-    c11 = ("c11_demo: claim C11's demonstration (a plain jax.jit step compiled for each batch shape of an epoch; "
-           "'-' where it was counted in compile, before it had a column); " if demo else "")  # fmt: skip
-    return ["", "## Where the time went (seconds)", "",
-            *table.markdown(["B", *columns, "efficiency"], body), "",
-            "train: the compiled training calls alone, timed around blocking calls; evaluate: the fine and coarse "
-            "evaluations; noise: the noise probes (best learning rate only); compile: building every program "
-            f"the sweep runs; {c11}timing: the interleaved timing rounds; efficiency = train / (wall - compile"
-            f"{' - c11_demo' if demo else ''}). "
-            + (f"The pre-check before any training (every kind of program once, on a tiny batch): "
-               f"{table.num(checks, 3)} s. " if checks else "") + f"Sweep total {table.num(total, 3)} s."]  # fmt: skip
+    c11 = (
+        "c11_demo: claim C11's demonstration (a plain jax.jit step compiled for each batch shape of an epoch; "
+        "'-' where it was counted in compile, before it had a column); "
+        if demo
+        else ""
+    )
+    return [
+        "",
+        "## Where the time went (seconds)",
+        "",
+        *table.markdown(["B", *columns, "efficiency"], body),
+        "",
+        "train: the compiled training calls alone, timed around blocking calls; evaluate: the fine and coarse "
+        "evaluations; noise: the noise probes (best learning rate only); compile: building every program "
+        f"the sweep runs; {c11}timing: the interleaved timing rounds; efficiency = train / (wall - compile"
+        f"{' - c11_demo' if demo else ''}). "
+        + (
+            f"The pre-check before any training (every kind of program once, on a tiny batch): "
+            f"{table.num(checks, 3)} s. "
+            if checks
+            else ""
+        )
+        + f"Sweep total {table.num(total, 3)} s.",
+    ]
 
 
 def fit_sentence(fit: dict[str, Any] | None, rows: list[dict[str, Any]] | None = None) -> str:
     """The trade-off fit in one paragraph: parameters, interval, quality, bounds."""
     early = at_start(rows or [])
-    start = (f" At B = {', '.join(map(str, early))} a seed met the target before any update (step 0): left out of "
-             "the fit, which needs steps to fall with B (choose a harder target)." if early else "")  # fmt: skip
+    start = (
+        f" At B = {', '.join(map(str, early))} a seed met the target before any update (step 0): left out of "
+        "the fit, which needs steps to fall with B (choose a harder target)."
+        if early
+        else ""
+    )
     if fit is None:
         after = " after an update" if early else ""
         return f"Fewer than 3 batch sizes reached the target{after}: no trade-off fit.{start}"
     ci = fit["interval"]
-    where = {"above": "above the largest batch size measured (steps fall as 1/B throughout)",
-             "below": "below the smallest batch size measured (steps hardly fall with B)"}  # fmt: skip
-    crit = (f"**B_crit = {table.num(fit['b_crit'], 3)}**" if fit["bound"] is None
-            else f"**B_crit lies {where[fit['bound']]}**; the best fit puts it at {table.num(fit['b_crit'], 3)}")
-    bounds = (f" Points that are upper bounds (best LR on a grid edge): B = {', '.join(map(str, fit['bounds']))}."
-              if fit["bounds"] else "")  # fmt: skip
+    where = {
+        "above": "above the largest batch size measured (steps fall as 1/B throughout)",
+        "below": "below the smallest batch size measured (steps hardly fall with B)",
+    }
+    crit = (
+        f"**B_crit = {table.num(fit['b_crit'], 3)}**"
+        if fit["bound"] is None
+        else f"**B_crit lies {where[fit['bound']]}**; the best fit puts it at {table.num(fit['b_crit'], 3)}"
+    )
+    bounds = (
+        f" Points that are upper bounds (best LR on a grid edge): B = {', '.join(map(str, fit['bounds']))}."
+        if fit["bounds"]
+        else ""
+    )
     return (
         f"Fit of S = S_min (1 + B_crit / B) to the {fit['points']} batch sizes that reached the target (least "
         f"squares on log steps; examples are steps x B, so E = E_min (1 + B / B_crit) with E_min = S_min B_crit "
@@ -234,25 +288,42 @@ def noise_section(rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> lis
         for s in measured:
             n, r = s["noise"], s["row"]
             at = "-" if n["at_target"] is None else f"{table.num(n['at_target'])} ({n['at_target_step']})"
-            body.append([str(r["batch_size"]), table.num(r["best_learning_rate"]), table.num(n["b_simple"][0]), at,
-                         table.num(n["b_simple"][-1])])  # fmt: skip
-        out += ["", *table.markdown(["B", "best LR", "B_simple, first checkpoint", "B_simple near the target (step)",
-                                     "B_simple, end"], body)]  # fmt: skip
+            body.append(
+                [
+                    str(r["batch_size"]),
+                    table.num(r["best_learning_rate"]),
+                    table.num(n["b_simple"][0]),
+                    at,
+                    table.num(n["b_simple"][-1]),
+                ]
+            )
+        out += [
+            "",
+            *table.markdown(
+                ["B", "best LR", "B_simple, first checkpoint", "B_simple near the target (step)", "B_simple, end"], body
+            ),
+        ]
         near = [s["noise"]["at_target"] for s in measured if s["noise"]["at_target"] is not None]
         along = noise_averaged(rows)
         if near and fit is not None:
             med = float(np.median(near))
-            average = (f"; averaged along training (the geometric mean over the checkpoints up to the target, "
-                       f"median over batch sizes; McCandlish et al. 2018 predict B_crit from this one): "
-                       f"{table.num(along)}, B_crit / B_simple = {table.num(fit['b_crit'] / along, 2)}" if along
-                       else "")  # fmt: skip
-            out += ["", f"B_simple near the target, median over batch sizes: {table.num(med)}; "
-                        f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}{average}. "
-                        "B_simple = tr(Sigma) / |G|^2 at "
-                        "log-spaced checkpoints of each batch size's best-learning-rate runs (mean over seeds); "
-                        "|G|^2 from the gradient of the whole training set (or of a fixed subsample, bias "
-                        "removed), tr(Sigma) from the spread of group gradients (unbiased; per-example gradients "
-                        "when the groups are single examples): see `noise_estimate` in the JSON."]  # fmt: skip
+            average = (
+                f"; averaged along training (the geometric mean over the checkpoints up to the target, "
+                f"median over batch sizes; McCandlish et al. 2018 predict B_crit from this one): "
+                f"{table.num(along)}, B_crit / B_simple = {table.num(fit['b_crit'] / along, 2)}"
+                if along
+                else ""
+            )
+            out += [
+                "",
+                f"B_simple near the target, median over batch sizes: {table.num(med)}; "
+                f"B_crit / B_simple = {table.num(fit['b_crit'] / med, 2)}{average}. "
+                "B_simple = tr(Sigma) / |G|^2 at "
+                "log-spaced checkpoints of each batch size's best-learning-rate runs (mean over seeds); "
+                "|G|^2 from the gradient of the whole training set (or of a fixed subsample, bias "
+                "removed), tr(Sigma) from the spread of group gradients (unbiased; per-example gradients "
+                "when the groups are single examples): see `noise_estimate` in the JSON.",
+            ]
     return out
 
 

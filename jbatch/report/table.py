@@ -78,6 +78,7 @@ def interval(low: float | None, high: float | None) -> str:
       >>> interval(0.0123, 4.5678), interval(0.0, math.inf)
       ('[0.0123, 4.57]', '[0, ∞]')
     """
+
     def end(v: float | None) -> str:
         return ("∞" if v > 0 else "-∞") if v is not None and math.isinf(v) else num(v, 3)
 

@@ -105,19 +105,32 @@ def bars(m: dict) -> list[tuple[str, float | None, float, str]]:
     out.append(("every workload and B: jbatch-scan / fastest peer (worst case)", worst, 0.9))
     # the scan over an epoch must never lose to the same step called from Python: compared by
     # their rounds (the scan's fastest round over the step's slowest), so a miss is beyond noise
-    steps = [v["fastest"] / m[(w, "jbatch-step", size)]["slowest"] for (w, method, size), v in m.items()
-             if method == JBATCH and (w, "jbatch-step", size) in m]  # fmt: skip
-    out.append(("every workload and B: jbatch-scan's fastest round / jbatch-step's slowest (worst case)",
-                min(steps) if steps else None, 1.0))
-    wide = [v for (w, method, size), v in m.items()
-            if w == "wide" and method == JBATCH and (size == "full" or size >= 512)]  # fmt: skip
-    for name, ref in (("jax's best matmul rate in the session", lambda v: peak),
-                      ("the matmul rate measured around it", lambda v: v["adjacent_peak"])):  # fmt: skip
+    steps = [
+        v["fastest"] / m[(w, "jbatch-step", size)]["slowest"]
+        for (w, method, size), v in m.items()
+        if method == JBATCH and (w, "jbatch-step", size) in m
+    ]
+    out.append(
+        (
+            "every workload and B: jbatch-scan's fastest round / jbatch-step's slowest (worst case)",
+            min(steps) if steps else None,
+            1.0,
+        )
+    )
+    wide = [
+        v for (w, method, size), v in m.items() if w == "wide" and method == JBATCH and (size == "full" or size >= 512)
+    ]
+    for name, ref in (
+        ("jax's best matmul rate in the session", lambda v: peak),
+        ("the matmul rate measured around it", lambda v: v["adjacent_peak"]),
+    ):
         worst = [mfu(v["samples_per_second"], v["flops_per_example"], ref(v)) for v in wide]
         out.append((f"wide B>=512: jbatch-scan MFU vs {name} (worst case)", min(worst) if worst else None, 0.85))
     out.append(("digits B=1: vmap over 8 replicas / one replica", ratio(m, "digits", "jbatch-vmap8", JBATCH, 1), 4))
-    return [(name, got, need, "not measured" if got is None else ("met" if got >= need else "missed"))
-            for name, got, need in out]  # fmt: skip
+    return [
+        (name, got, need, "not measured" if got is None else ("met" if got >= need else "missed"))
+        for name, got, need in out
+    ]
 
 
 CONVERGENCE_METHODS = ("jbatch", "flax-nnx-loop", "flax-nnx-fast", "keras-fit", "torch-eager")
@@ -136,11 +149,17 @@ def convergence(doc: BenchmarkDocument) -> dict[tuple[str, str, int | None], dic
         rounds = b.stats.get("data") or [b.stats["median"]]
         reached = e["reached"] if isinstance(e["reached"], list) else [e["reached"]] * len(rounds)
         out[(e["regime"], e["method"], e.get("seed"))] = {
-            "median": float(np.median(rounds)), "interval": median_interval(rounds), "rounds": len(rounds),
-            "reached": all(reached), "steps": e["steps_to_target"], "batch_size": e["batch_size"],
-            "learning_rate": e["learning_rate"], "source": e["best_learning_rate_from"],
-            "compile_seconds": e["compile_seconds"], "profile": e.get("profile"),
-        }  # fmt: skip
+            "median": float(np.median(rounds)),
+            "interval": median_interval(rounds),
+            "rounds": len(rounds),
+            "reached": all(reached),
+            "steps": e["steps_to_target"],
+            "batch_size": e["batch_size"],
+            "learning_rate": e["learning_rate"],
+            "source": e["best_learning_rate_from"],
+            "compile_seconds": e["compile_seconds"],
+            "profile": e.get("profile"),
+        }
     return out
 
 
@@ -157,8 +176,13 @@ def convergence_section(doc: BenchmarkDocument) -> list[str]:
         for seed in sorted({k[2] for k in c if k[0] == r}, key=lambda x: -1 if x is None else x):
             base = c.get((r, "jbatch", seed))
             some = next(v for k, v in c.items() if k[0] == r and k[2] == seed)
-            cells = [r, str(some["batch_size"]), table.num(some["learning_rate"]), "-" if seed is None else str(seed),
-                     "-" if some["steps"] is None or isinstance(some["steps"], list) else str(some["steps"])]
+            cells = [
+                r,
+                str(some["batch_size"]),
+                table.num(some["learning_rate"]),
+                "-" if seed is None else str(seed),
+                "-" if some["steps"] is None or isinstance(some["steps"], list) else str(some["steps"]),
+            ]
             for m in methods:
                 v = c.get((r, m, seed))
                 if v is None:
@@ -181,21 +205,28 @@ def convergence_section(doc: BenchmarkDocument) -> list[str]:
         for r in regimes:
             cases = [v for k, v in c.items() if k[0] == r and k[1] == m]
             if cases and all(v["reached"] for v in cases):  # the seeds' times added: every seed counts
-                done[r] = (sum(v["median"] for v in cases), sum(v["interval"][0] for v in cases),
-                           sum(v["interval"][1] for v in cases))  # fmt: skip
+                done[r] = (
+                    sum(v["median"] for v in cases),
+                    sum(v["interval"][0] for v in cases),
+                    sum(v["interval"][1] for v in cases),
+                )
         if done:
             best = min(done, key=lambda r: done[r][0])
             fastest.append(f"{m}: {', '.join(r for r in done if done[r][1] <= done[best][2])}")
     source = next(iter(c.values()))["source"]
-    lines = ["## Time to target (digits MLP, plain SGD, 95% test accuracy)", "",
-             *table.markdown(["regime", "B", "LR", "seed", "steps", *methods], body), "",
-             "Seconds from fresh weights to the target: the median of a case's rounds (every round the same seed, so "
-             "the interval, of order statistics, covers timing noise within this run) and, for a peer, its ratio to "
-             "jbatch on the same seed (the same steps), with the ratio's interval; '(tie)' when that interval holds 1 "
-             f"({apart} ratios apart, {tied} tied). Learning rates: each regime's best in " + source + ". Batches are "
-             "cut before the rounds for every method; compilation is before the rounds. Fastest regimes per method "
-             "(the seeds' times added; intervals overlapping the fastest): " + "; ".join(fastest) + ".",
-             ""]  # fmt: skip
+    lines = [
+        "## Time to target (digits MLP, plain SGD, 95% test accuracy)",
+        "",
+        *table.markdown(["regime", "B", "LR", "seed", "steps", *methods], body),
+        "",
+        "Seconds from fresh weights to the target: the median of a case's rounds (every round the same seed, so "
+        "the interval, of order statistics, covers timing noise within this run) and, for a peer, its ratio to "
+        "jbatch on the same seed (the same steps), with the ratio's interval; '(tie)' when that interval holds 1 "
+        f"({apart} ratios apart, {tied} tied). Learning rates: each regime's best in " + source + ". Batches are "
+        "cut before the rounds for every method; compilation is before the rounds. Fastest regimes per method "
+        "(the seeds' times added; intervals overlapping the fastest): " + "; ".join(fastest) + ".",
+        "",
+    ]
     return lines + _profile_section(c, regimes)
 
 
@@ -208,18 +239,45 @@ def _profile_section(c: dict, regimes: list[str]) -> list[str]:
             p = v.get("profile")
             if reg != r or m != "jbatch" or not p:
                 continue
-            body.append([r, str(seed), table.num(v["median"], 3), table.num(p["wall"], 3), table.num(p["train"], 3),
-                         table.num(p["evaluate"], 3), table.num(p["rest"], 3), str(p["calls"]),
-                         table.ratio(p["wall"] / v["median"])])  # fmt: skip
+            body.append(
+                [
+                    r,
+                    str(seed),
+                    table.num(v["median"], 3),
+                    table.num(p["wall"], 3),
+                    table.num(p["train"], 3),
+                    table.num(p["evaluate"], 3),
+                    table.num(p["rest"], 3),
+                    str(p["calls"]),
+                    table.ratio(p["wall"] / v["median"]),
+                ]
+            )
     if not body:
         return []
-    return ["### jbatch's time to target: where the time goes", "",
-            *table.markdown(["regime", "seed", "one program (median)", "chunked: wall", "train", "evaluate",
-                             "rest (dispatch, syncs)", "calls", "chunked / one program"], body), "",
-            "One program: the whole schedule (train to the next mark, evaluate, stop at the target) in one "
-            "`lax.while_loop`, one dispatch and one host sync. Chunked: the same steps and evaluations as the sweep "
-            "runs them, a compiled call per chunk and per evaluation with a host sync after each evaluation, timed "
-            "around blocking calls (one run, after the rounds).", ""]  # fmt: skip
+    return [
+        "### jbatch's time to target: where the time goes",
+        "",
+        *table.markdown(
+            [
+                "regime",
+                "seed",
+                "one program (median)",
+                "chunked: wall",
+                "train",
+                "evaluate",
+                "rest (dispatch, syncs)",
+                "calls",
+                "chunked / one program",
+            ],
+            body,
+        ),
+        "",
+        "One program: the whole schedule (train to the next mark, evaluate, stop at the target) in one "
+        "`lax.while_loop`, one dispatch and one host sync. Chunked: the same steps and evaluations as the sweep "
+        "runs them, a compiled call per chunk and per evaluation with a host sync after each evaluation, timed "
+        "around blocking calls (one run, after the rounds).",
+        "",
+    ]
 
 
 TEXT_KINDS = ("text-throughput", "text-to-target")  # bench/test_shakespeare.py
@@ -245,8 +303,12 @@ def text_section(doc: BenchmarkDocument) -> list[str]:
                 value, shown = scale / float(np.median(v)), (scale / iv[1], scale / iv[0])
             else:
                 value, shown = float(np.median(v)), iv
-            cells = [m, f"{table.rate(value)} [{table.rate(shown[0])}, {table.rate(shown[1])}]"
-                     if e["kind"] == "text-throughput" else f"{table.num(value, 3)} {table.interval(*shown)}"]
+            cells = [
+                m,
+                f"{table.rate(value)} [{table.rate(shown[0])}, {table.rate(shown[1])}]"
+                if e["kind"] == "text-throughput"
+                else f"{table.num(value, 3)} {table.interval(*shown)}",
+            ]
             if e["kind"] == "text-to-target":
                 cells.insert(1, "missed" if e["steps_to_target"][m] is None else str(e["steps_to_target"][m]))
             if base and m != base:
@@ -260,19 +322,26 @@ def text_section(doc: BenchmarkDocument) -> list[str]:
         n = len(next(iter(seconds.values())))
         coverage = f"{n} rounds" + (", the range: below 95% coverage" if n < 6 else "")
         if e["kind"] == "text-throughput":
-            lines += [f"## Shakespeare, nanoGPT's CPU setting (B = {e['batch_size']} windows of "
-                      f"{e['tokens_per_example']} characters): training tokens/s", "",
-                      *table.markdown(["method", "tokens/s [interval]", f"seconds / {base}'s [interval]",
-                                       "compile s"], rows), "",
-                      f"Median of {coverage} (interleaved, a new order each round), after a warm-up round.",
-                      ""]  # fmt: skip
+            lines += [
+                f"## Shakespeare, nanoGPT's CPU setting (B = {e['batch_size']} windows of "
+                f"{e['tokens_per_example']} characters): training tokens/s",
+                "",
+                *table.markdown(["method", "tokens/s [interval]", f"seconds / {base}'s [interval]", "compile s"], rows),
+                "",
+                f"Median of {coverage} (interleaved, a new order each round), after a warm-up round.",
+                "",
+            ]
         else:
-            lines += [f"## Shakespeare, nanoGPT's CPU setting: seconds to validation loss {e['target']}", "",
-                      *table.markdown(["method", "steps", "seconds [interval]", f"/ {base}'s [interval]",
-                                       "compile s"], rows), "",
-                      f"From fresh weights (the same for every method) in the same batches of B = {e['batch_size']}, "
-                      f"the {e['budget']}-step schedule, the validation windows evaluated every {e['every']} steps; "
-                      f"median of {coverage}, each the same seed (the spread is timing).", ""]  # fmt: skip
+            lines += [
+                f"## Shakespeare, nanoGPT's CPU setting: seconds to validation loss {e['target']}",
+                "",
+                *table.markdown(["method", "steps", "seconds [interval]", f"/ {base}'s [interval]", "compile s"], rows),
+                "",
+                f"From fresh weights (the same for every method) in the same batches of B = {e['batch_size']}, "
+                f"the {e['budget']}-step schedule, the validation windows evaluated every {e['every']} steps; "
+                f"median of {coverage}, each the same seed (the spread is timing).",
+                "",
+            ]
     return lines
 
 
@@ -302,8 +371,11 @@ def markdown(doc: BenchmarkDocument) -> str:
         others = [x for x in methods if x != JBATCH]
         rows = [[other] + [table.ratio(ratio(m, workload, JBATCH, other, b)) for b in sizes] for other in others]
         lines += table.markdown(["over", *(f"B={b}" for b in sizes)], rows) + [""]
-        lines += [f"### {workload}: model-FLOP utilisation ({fpe / 1e6:.2f} MFLOP per example, "
-                  f"peak {peak:.0f} GFLOP/s) and compile seconds", ""]  # fmt: skip
+        lines += [
+            f"### {workload}: model-FLOP utilisation ({fpe / 1e6:.2f} MFLOP per example, "
+            f"peak {peak:.0f} GFLOP/s) and compile seconds",
+            "",
+        ]
         rows = []
         for method in methods:
             cells = [method]
@@ -343,8 +415,11 @@ def plot(doc: BenchmarkDocument, path: Path) -> Path:
         n = {"digits": 16384, "wide": 8192, "markov": 4096}[workload]
         for method in methods:
             i = ORDER.index(method)  # one colour per method in both panels
-            pts = [(n if b == "full" else b, m[(workload, method, b)]["samples_per_second"])
-                   for b in sizes if (workload, method, b) in m]  # fmt: skip
+            pts = [
+                (n if b == "full" else b, m[(workload, method, b)]["samples_per_second"])
+                for b in sizes
+                if (workload, method, b) in m
+            ]
             if pts:
                 ax.plot(*zip(*pts, strict=True), "o-", color=f"C{i}", label=method, lw=2 if method == JBATCH else 1)
         if not methods:
@@ -383,8 +458,11 @@ def text_curves(doc: BenchmarkDocument, path: Path) -> Path:
         steps = [e["every"] * (k + 1) for k in range(len(curve))]
         ax.plot(steps, curve, "o-" if i == 0 else "x--", label=m, ms=4)
     ax.axhline(e["target"], color="gray", lw=0.8, ls=":")
-    ax.set(xlabel=f"step (B = {e['batch_size']})", ylabel="validation loss (nats / character)",
-           title="Shakespeare, nanoGPT's CPU setting")  # fmt: skip
+    ax.set(
+        xlabel=f"step (B = {e['batch_size']})",
+        ylabel="validation loss (nats / character)",
+        title="Shakespeare, nanoGPT's CPU setting",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

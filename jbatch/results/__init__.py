@@ -34,7 +34,24 @@ from jbatch.results.records import (
 )
 
 __all__ = [
-    "ADVICE", "SCHEMA_VERSION", "SWEEP", "AdviceDocument", "BatchSizeResult", "BenchmarkDocument", "Curve", "Metadata",
-    "Replica", "SweepDocument", "TimeSpent", "Timing", "convert", "decode", "differences", "dump", "encode", "load",
-    "read_advice", "read_sweep",
+    "ADVICE",
+    "SCHEMA_VERSION",
+    "SWEEP",
+    "AdviceDocument",
+    "BatchSizeResult",
+    "BenchmarkDocument",
+    "Curve",
+    "Metadata",
+    "Replica",
+    "SweepDocument",
+    "TimeSpent",
+    "Timing",
+    "convert",
+    "decode",
+    "differences",
+    "dump",
+    "encode",
+    "load",
+    "read_advice",
+    "read_sweep",
 ]

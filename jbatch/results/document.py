@@ -100,8 +100,10 @@ def convert(obj: Any, kind: type[T] | None = None, where: str = "the document") 
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise ConfigError(f"{where} is damaged: its schema_version is {version!r}; it was left untouched")
         if version > SCHEMA_VERSION:
-            raise ConfigError(f"{where} follows results schema {version}, newer than this jbatch's {SCHEMA_VERSION}: "
-                              "upgrade jbatch to read it")  # fmt: skip
+            raise ConfigError(
+                f"{where} follows results schema {version}, newer than this jbatch's {SCHEMA_VERSION}: "
+                "upgrade jbatch to read it"
+            )
         obj = migrate(obj, version)
     try:
         return msgspec.convert(obj, cls)
@@ -124,8 +126,11 @@ def _locate(obj: dict[str, Any], cls: type, error: msgspec.ValidationError) -> m
 
 
 def describe(cls: type) -> str:
-    names = {SweepDocument: "jbatch sweep document", AdviceDocument: "jbatch advice document",
-             BenchmarkDocument: "pytest-benchmark JSON file"}  # fmt: skip
+    names = {
+        SweepDocument: "jbatch sweep document",
+        AdviceDocument: "jbatch advice document",
+        BenchmarkDocument: "pytest-benchmark JSON file",
+    }
     return names.get(cls, f"jbatch {cls.__struct_config__.tag} document")
 
 
@@ -134,8 +139,10 @@ def _kind_of(obj: dict[str, Any], where: str) -> type:
         return KINDS[obj["kind"]]
     if "benchmarks" in obj and "machine_info" in obj:
         return BenchmarkDocument
-    raise ConfigError(f"{where} is not a jbatch results document (kind {obj.get('kind')!r}; known: "
-                      f"{', '.join(KINDS)}, or a pytest-benchmark file)")  # fmt: skip
+    raise ConfigError(
+        f"{where} is not a jbatch results document (kind {obj.get('kind')!r}; known: "
+        f"{', '.join(KINDS)}, or a pytest-benchmark file)"
+    )
 
 
 def _field_error(e: msgspec.ValidationError) -> str:

@@ -534,6 +534,14 @@ class BenchmarkDocument(msgspec.Struct, kw_only=True):
     version: str | None = None
 
 
-DOCUMENTS = (SweepDocument, SweepPart, AdviceDocument, TrainDocument, DataScalingDocument, ScalingDocument,
-             ReplicaCoresDocument, ShapeDemoDocument)  # fmt: skip
+DOCUMENTS = (
+    SweepDocument,
+    SweepPart,
+    AdviceDocument,
+    TrainDocument,
+    DataScalingDocument,
+    ScalingDocument,
+    ReplicaCoresDocument,
+    ShapeDemoDocument,
+)
 KINDS = {cls.__struct_config__.tag: cls for cls in DOCUMENTS}

@@ -64,8 +64,11 @@ def recommend(seconds_per_step: dict[int, float], b0: int, b_crit: float) -> dic
     """
     seconds = {b: predicted_ratio(b, b0, b_crit) * s for b, s in seconds_per_step.items()}
     best = min(seconds, key=seconds.__getitem__)
-    return {"batch_size": best, "relative_steps": {b: predicted_ratio(b, b0, b_crit) for b in seconds},
-            "relative_seconds": {b: seconds[b] / seconds[best] for b in seconds}}  # fmt: skip
+    return {
+        "batch_size": best,
+        "relative_steps": {b: predicted_ratio(b, b0, b_crit) for b in seconds},
+        "relative_seconds": {b: seconds[b] / seconds[best] for b in seconds},
+    }
 
 
 def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, final: int) -> list[dict[str, int]]:
@@ -102,8 +105,9 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
     return phases
 
 
-def trunk_learning_rate(session: Session, fresh: Any, batch_size: int, steps: int, learning_rates: Any,
-                        seed: int) -> tuple[float, dict[str, float | None]]:  # fmt: skip
+def trunk_learning_rate(
+    session: Session, fresh: Any, batch_size: int, steps: int, learning_rates: Any, seed: int
+) -> tuple[float, dict[str, float | None]]:
     """The grid's learning rate of lowest held-out loss after the trunk's ``steps`` at
     ``batch_size`` (one seed): branches measure B* around a tuned small-batch run, as Merrill
     et al. do; the middle of a wide grid can be 10x too large (digits: 0.1 where B = 1's best is
@@ -114,14 +118,23 @@ def trunk_learning_rate(session: Session, fresh: Any, batch_size: int, steps: in
         return rates[0], {}
     losses: dict[str, float | None] = {}
     for lr in rates:
-        state, _ = train_phases(fresh(seed, lr), session.step, session.train, [Phase(batch_size, steps)],
-                                learning_rates=[lr], seed=seed, programs=session.programs)  # fmt: skip
+        state, _ = train_phases(
+            fresh(seed, lr),
+            session.step,
+            session.train,
+            [Phase(batch_size, steps)],
+            learning_rates=[lr],
+            seed=seed,
+            programs=session.programs,
+        )
         loss = float(session.evaluation(state, session.test)(state, session.test)["loss"])
         losses[f"{lr:g}"] = loss if np.isfinite(loss) else None
     finite = {lr: losses[f"{lr:g}"] for lr in rates if losses[f"{lr:g}"] is not None}
     if not finite:
-        raise ConfigError(f"every learning rate of the grid diverged in the trunk (B = {batch_size}, {steps} steps): "
-                          "give smaller --lrs or a larger --trunk-batch")  # fmt: skip
+        raise ConfigError(
+            f"every learning rate of the grid diverged in the trunk (B = {batch_size}, {steps} steps): "
+            "give smaller --lrs or a larger --trunk-batch"
+        )
     return min(finite, key=finite.__getitem__), losses
 
 
@@ -141,10 +154,12 @@ def sweep_estimate(config: SweepConfig, n: int, seconds_per_step: dict[int, floa
 
     replicas = len(replica_grid(config))
     remainder = config.training.remainder
-    seconds = sum(replicas * config.budget.steps_at(steps_per_epoch(n, b, remainder)) * s
-                  for b, s in seconds_per_step.items())  # fmt: skip
-    return SweepEstimate(seconds=seconds, fraction=cost / seconds if seconds else None,
-                         basis="training steps only (a lower bound)")  # fmt: skip
+    seconds = sum(
+        replicas * config.budget.steps_at(steps_per_epoch(n, b, remainder)) * s for b, s in seconds_per_step.items()
+    )
+    return SweepEstimate(
+        seconds=seconds, fraction=cost / seconds if seconds else None, basis="training steps only (a lower bound)"
+    )
 
 
 def default_rule(optimizer: str) -> str:
@@ -166,8 +181,10 @@ def check_against(directory: Path, config: SweepConfig) -> SweepDocument:
     doc = read_sweep(directory)
     differ = differences(doc, config, target=False)
     if differ:
-        raise ConfigError(f"{directory} is a sweep of another workload ({', '.join(differ)} differ): "
-                          "the advice can only be checked against its own workload's sweep")  # fmt: skip
+        raise ConfigError(
+            f"{directory} is a sweep of another workload ({', '.join(differ)} differ): "
+            "the advice can only be checked against its own workload's sweep"
+        )
     return doc
 
 
@@ -191,18 +208,37 @@ def sweep_truth(directory: Path, recommended: int, doc: SweepDocument) -> Agains
         ratio_ci = list(ratio_interval(tuple(intervals[recommended]), tuple(intervals[fastest])))
     fit = sweep_fit(summaries)
     bounds = None if fit is None else interval_bounds(fit["interval"])
-    return Against(directory=str(directory), seconds=cost, fastest=fastest,
-                   fastest_set=[r["batch_size"] for r in rows if r["fastest"]],
-                   seconds_to_target={str(b): v for b, v in timed.items()}, recommended_over_fastest=ratio,
-                   recommended_over_fastest_interval=ratio_ci, b_crit=None if fit is None else fit["b_crit"],
-                   b_crit_interval=None if bounds is None else list(bounds))  # fmt: skip
+    return Against(
+        directory=str(directory),
+        seconds=cost,
+        fastest=fastest,
+        fastest_set=[r["batch_size"] for r in rows if r["fastest"]],
+        seconds_to_target={str(b): v for b, v in timed.items()},
+        recommended_over_fastest=ratio,
+        recommended_over_fastest_interval=ratio_ci,
+        b_crit=None if fit is None else fit["b_crit"],
+        b_crit_interval=None if bounds is None else list(bounds),
+    )
 
 
-def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: int, checkpoints: int = 4,
-           examples: int | None = None, multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
-           tolerance: float = 0.05, rule: str | None = None, lr_factors: tuple[float, ...] = (1.0, 0.5, 0.25),
-           timing_rounds: int = 7, against: Path | None = None, swept: SweepDocument | None = None,
-           check: bool = True, session: Session | None = None) -> AdviceDocument:  # fmt: skip
+def advise(
+    config: SweepConfig,
+    wl: Workload,
+    *,
+    trunk_batch: int,
+    trunk_steps: int,
+    checkpoints: int = 4,
+    examples: int | None = None,
+    multipliers: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64),
+    tolerance: float = 0.05,
+    rule: str | None = None,
+    lr_factors: tuple[float, ...] = (1.0, 0.5, 0.25),
+    timing_rounds: int = 7,
+    against: Path | None = None,
+    swept: SweepDocument | None = None,
+    check: bool = True,
+    session: Session | None = None,
+) -> AdviceDocument:
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
     grid; the branches' learning rates follow ``rule``, by default ``default_rule``.
@@ -230,17 +266,31 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
         return session.fresh(seed, {**values, "learning_rate": lr})
 
     t_bracket = time.perf_counter()
-    lr, bracket = trunk_learning_rate(session, fresh, b0, trunk_steps, config.grid.learning_rates,
-                                      seed=config.grid.seeds[0])  # fmt: skip
+    lr, bracket = trunk_learning_rate(
+        session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
+    )
     bracket_seconds = time.perf_counter() - t_bracket
-    plan = BranchPlan(batch_size=b0, learning_rate=lr, checkpoints=checkpoint_steps, examples=examples,
-                      multipliers=multipliers, tolerance=tolerance, rule=rule, seeds=tuple(config.grid.seeds),
-                      lr_factors=tuple(lr_factors))  # fmt: skip
+    plan = BranchPlan(
+        batch_size=b0,
+        learning_rate=lr,
+        checkpoints=checkpoint_steps,
+        examples=examples,
+        multipliers=multipliers,
+        tolerance=tolerance,
+        rule=rule,
+        seeds=tuple(config.grid.seeds),
+        lr_factors=tuple(lr_factors),
+    )
     plan.check(n)
 
     t0 = time.perf_counter()
-    timed = time_steps(session, sizes, timing_rounds, max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in sizes},
-                       init=lambda: fresh(0, lr))  # fmt: skip
+    timed = time_steps(
+        session,
+        sizes,
+        timing_rounds,
+        max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in sizes},
+        init=lambda: fresh(0, lr),
+    )
     timing = {b: step_timing(timed[b]) for b in sizes}
     t1 = time.perf_counter()
     branched = local_critical_batch(session, lambda seed: fresh(seed, lr), plan)
@@ -248,28 +298,50 @@ def advise(config: SweepConfig, wl: Workload, *, trunk_batch: int, trunk_steps: 
     later = branched.checkpoints[len(branched.checkpoints) // 2 :]
     b_crit = float(np.median([e.b_star_median for e in later]))
     censored = any(e.censored_median for e in later)
-    b_simple = float(np.exp(np.mean(np.log([max(e.b_simple_median, 1e-12) for e in branched.checkpoints[1:]
-                                            or branched.checkpoints]))))  # fmt: skip
+    b_simple = float(
+        np.exp(
+            np.mean(np.log([max(e.b_simple_median, 1e-12) for e in branched.checkpoints[1:] or branched.checkpoints]))
+        )
+    )
     per_step = {b: timing[b].seconds_per_step for b in sizes}
     rec = recommend(per_step, b0, b_crit)
     total = time.perf_counter() - start
     doc = AdviceDocument(
-        config=config, candidates=sizes, trunk_batch=b0, learning_rate=lr,
-        timing={str(b): StepTiming(seconds_per_step=t.seconds_per_step,
-                                   seconds_per_step_interval=t.seconds_per_step_interval,
-                                   seconds_per_epoch=t.seconds_per_epoch, rounds=t.rounds, timed_steps=t.timed_steps)
-                for b, t in timing.items()},
-        branching=branched, b_crit=b_crit, b_crit_censored=censored, b_simple_along_training=b_simple,
-        recommended=rec["batch_size"], relative_steps={str(b): v for b, v in rec["relative_steps"].items()},
+        config=config,
+        candidates=sizes,
+        trunk_batch=b0,
+        learning_rate=lr,
+        timing={
+            str(b): StepTiming(
+                seconds_per_step=t.seconds_per_step,
+                seconds_per_step_interval=t.seconds_per_step_interval,
+                seconds_per_epoch=t.seconds_per_epoch,
+                rounds=t.rounds,
+                timed_steps=t.timed_steps,
+            )
+            for b, t in timing.items()
+        },
+        branching=branched,
+        b_crit=b_crit,
+        b_crit_censored=censored,
+        b_simple_along_training=b_simple,
+        recommended=rec["batch_size"],
+        relative_steps={str(b): v for b, v in rec["relative_steps"].items()},
         relative_seconds={str(b): v for b, v in rec["relative_seconds"].items()},
-        warmup=[records.Phase(**p) for p in warmup_schedule(
-            [{"step": e.step, "b_star_median": e.b_star_median} for e in branched.checkpoints], sizes, b0,
-            rec["batch_size"])],
+        warmup=[
+            records.Phase(**p)
+            for p in warmup_schedule(
+                [{"step": e.step, "b_star_median": e.b_star_median} for e in branched.checkpoints],
+                sizes,
+                b0,
+                rec["batch_size"],
+            )
+        ],
         trunk_learning_rates=bracket,
         cost=AdviceCost(learning_rate=bracket_seconds, timing=t1 - t0, branching=t2 - t1, total=total),
         metadata=environment_metadata(),  # the machine and software it was measured on
         sweep_estimate=sweep_estimate(config, n, per_step, total),
-    )  # fmt: skip
+    )
     if against is not None:
         truth = sweep_truth(Path(against), rec["batch_size"], swept)
         truth.cost_fraction = total / truth.seconds if truth.seconds else None

@@ -65,26 +65,52 @@ def sweep(
     return run_sweep_config(config, Path(results_dir), workload=wl, force=force, report=report, progress=progress)[1]
 
 
-def _config(model: Any, data: Any, optimizer: Any, batch_sizes: Sequence[BatchSize], learning_rates: Sequence[float],
-            seeds: Sequence[int], target: tuple[str, float], name: str | None, loss: Any,
-            settings: dict[str, Any]) -> tuple[SweepConfig, Workload]:  # fmt: skip
+def _config(
+    model: Any,
+    data: Any,
+    optimizer: Any,
+    batch_sizes: Sequence[BatchSize],
+    learning_rates: Sequence[float],
+    seeds: Sequence[int],
+    target: tuple[str, float],
+    name: str | None,
+    loss: Any,
+    settings: dict[str, Any],
+) -> tuple[SweepConfig, Workload]:
     """The sweep's config and workload from ``sweep``'s (or ``advise``'s) arguments."""
     metric, value = target
     settings = dict(settings)
     widths = tuple(settings.pop("widths", (256, 256)))
     wl = resolve(data, model, optimizer, loss, widths)
     config = SweepConfig.of(
-        name=name or "", dataset=data if isinstance(data, str) else wl.data.name, model=_label(model), widths=widths,
-        optimizer=_label(optimizer), loss="" if loss is None else _label(loss), batch_sizes=tuple(batch_sizes),
-        learning_rates=tuple(float(v) for v in learning_rates), seeds=tuple(seeds), target_metric=metric,
-        target_value=float(value), **settings,
-    )  # fmt: skip
+        name=name or "",
+        dataset=data if isinstance(data, str) else wl.data.name,
+        model=_label(model),
+        widths=widths,
+        optimizer=_label(optimizer),
+        loss="" if loss is None else _label(loss),
+        batch_sizes=tuple(batch_sizes),
+        learning_rates=tuple(float(v) for v in learning_rates),
+        seeds=tuple(seeds),
+        target_metric=metric,
+        target_value=float(value),
+        **settings,
+    )
     return with_floor(config, wl), wl
 
 
-def run_sweep_config(config: SweepConfig, results_dir: Path, *, workload: Workload | None = None, force: bool = False,
-                     report: bool = True, progress: bool = True, wait: bool = False, processes: Any = None,
-                     fit_batch_sizes: bool = False) -> tuple[Path, SweepDocument]:  # fmt: skip
+def run_sweep_config(
+    config: SweepConfig,
+    results_dir: Path,
+    *,
+    workload: Workload | None = None,
+    force: bool = False,
+    report: bool = True,
+    progress: bool = True,
+    wait: bool = False,
+    processes: Any = None,
+    fit_batch_sizes: bool = False,
+) -> tuple[Path, SweepDocument]:
     """A sweep from its config: where it writes is checked first (in seconds, before the
     data are loaded or anything compiles), the directory is claimed (one writer), the
     workload resolved (``workload``: already resolved), the sweep run (or resumed) and its
@@ -103,14 +129,23 @@ def run_sweep_config(config: SweepConfig, results_dir: Path, *, workload: Worklo
             config = fitting(config, workload.data.num_train)
         config = with_floor(config, workload)
         log = SweepLog() if progress else None
-        directory, doc = run_sweep(config, results_dir, force=force, workload=workload, processes=processes,
-                                   on_start=log and log.start, on_done=log and log.done)  # fmt: skip
+        directory, doc = run_sweep(
+            config,
+            results_dir,
+            force=force,
+            workload=workload,
+            processes=processes,
+            on_start=log and log.start,
+            on_done=log and log.done,
+        )
         if first and report:
             try:
                 write_report(directory)
             except OSError as e:
-                raise FaultError(f"the sweep is kept in {directory}/sweep.json, but its tables could not be written "
-                                 f"({e.strerror or e}); run `jbatch report {directory}` once they can") from None
+                raise FaultError(
+                    f"the sweep is kept in {directory}/sweep.json, but its tables could not be written "
+                    f"({e.strerror or e}); run `jbatch report {directory}` once they can"
+                ) from None
     return directory, doc
 
 
@@ -139,15 +174,30 @@ def advise(
     size; ``against`` a finished sweep of the same workload checks the advice against it."""
     known = {"checkpoints", "examples", "multipliers", "tolerance", "rule", "lr_factors", "timing_rounds", "check"}
     kwargs = {k: options.pop(k) for k in list(options) if k in known}
-    config, wl = _config(model, data, optimizer, batch_sizes, learning_rates, seeds, ("test_accuracy", 0.9), name,
-                         loss, options)  # fmt: skip
-    return run_advice_config(config, Path(results_dir), workload=wl, trunk_batch=trunk_batch, trunk_steps=trunk_steps,
-                             against=None if against is None else Path(against), **kwargs)  # fmt: skip
+    config, wl = _config(
+        model, data, optimizer, batch_sizes, learning_rates, seeds, ("test_accuracy", 0.9), name, loss, options
+    )
+    return run_advice_config(
+        config,
+        Path(results_dir),
+        workload=wl,
+        trunk_batch=trunk_batch,
+        trunk_steps=trunk_steps,
+        against=None if against is None else Path(against),
+        **kwargs,
+    )
 
 
-def run_advice_config(config: SweepConfig, results_dir: Path, *, workload: Workload | None = None,
-                      trunk_batch: BatchSize | None = None, trunk_steps: int = 200, against: Path | None = None,
-                      **options: Any) -> AdviceDocument:  # fmt: skip
+def run_advice_config(
+    config: SweepConfig,
+    results_dir: Path,
+    *,
+    workload: Workload | None = None,
+    trunk_batch: BatchSize | None = None,
+    trunk_steps: int = 200,
+    against: Path | None = None,
+    **options: Any,
+) -> AdviceDocument:
     """An advice from its config: where it goes and the sweep it is checked ``against``
     (loaded once, refused when of another workload) are checked before the data are loaded;
     then the candidates against the data, the advice (``sweeps.advise.advise``) and its
@@ -164,9 +214,13 @@ def run_advice_config(config: SweepConfig, results_dir: Path, *, workload: Workl
         resolve_batch_size(b, n)
     if not config.grid.learning_rates:
         raise ConfigError("advise needs a learning rate (the trunk's): --lrs")
-    trunk = resolve_batch_size(trunk_batch, n) if trunk_batch is not None else min(
-        resolve_batch_size(b, n) for b in config.grid.batch_sizes)  # fmt: skip
-    doc = advice.advise(config, workload, trunk_batch=trunk, trunk_steps=trunk_steps, against=against, swept=swept,
-                        **options)  # fmt: skip
+    trunk = (
+        resolve_batch_size(trunk_batch, n)
+        if trunk_batch is not None
+        else min(resolve_batch_size(b, n) for b in config.grid.batch_sizes)
+    )
+    doc = advice.advise(
+        config, workload, trunk_batch=trunk, trunk_steps=trunk_steps, against=against, swept=swept, **options
+    )
     write_advice(doc, directory)
     return doc

@@ -118,8 +118,14 @@ class BatchSize:
     origin: list[tuple[int, int] | None] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def of(cls, session: Session, batch_size: int, replica_batch: int | None | str, prune: bool,
-           on_chunk: Callable[[int, int], None] | None) -> BatchSize:  # fmt: skip
+    def of(
+        cls,
+        session: Session,
+        batch_size: int,
+        replica_batch: int | None | str,
+        prune: bool,
+        on_chunk: Callable[[int, int], None] | None,
+    ) -> BatchSize:
         config = session.config
         n = session.workload.data.num_train
         spe = steps_per_epoch(n, batch_size, config.training.remainder)
@@ -131,14 +137,21 @@ class BatchSize:
         rows = fixed_subsample(int(coarse[0].shape[0]), m.eval_examples)
         sample = fixed_subsample(n, m.sample_examples, seed=3)  # the training loss on a fixed set
         train = session.train
-        return cls(session=session, batch_size=batch_size, lay=lay,
-                   group=replica_group(batch_size) if replica_batch == "auto" else replica_batch,
-                   fine_split=fine_split, coarse_split=coarse_split,
-                   coarse_data=coarse if rows is None else tuple(a[rows] for a in coarse),
-                   sample_data=None if not m.sample_examples else train if sample is None else tuple(
-                       a[sample] for a in train),
-                   probes=probe_chunks(lay, m.noise_checkpoints), clock=Clock(), prune=prune, on_chunk=on_chunk,
-                   size=len(replica_grid(config)))  # fmt: skip
+        return cls(
+            session=session,
+            batch_size=batch_size,
+            lay=lay,
+            group=replica_group(batch_size) if replica_batch == "auto" else replica_batch,
+            fine_split=fine_split,
+            coarse_split=coarse_split,
+            coarse_data=coarse if rows is None else tuple(a[rows] for a in coarse),
+            sample_data=None if not m.sample_examples else train if sample is None else tuple(a[sample] for a in train),
+            probes=probe_chunks(lay, m.noise_checkpoints),
+            clock=Clock(),
+            prune=prune,
+            on_chunk=on_chunk,
+            size=len(replica_grid(config)),
+        )
 
     @property
     def config(self):
@@ -153,8 +166,9 @@ class BatchSize:
     def program(self, key: tuple, fn: Callable[..., Any], *args: Any, in_axes: tuple, donate=()) -> Program:
         """A program of this batch size's replica slots, built once per sweep (the session's ``engine.Programs``)."""
         with self.clock.compiling():
-            return self.session.programs.get(key, fn, *args, in_axes=in_axes, donate_argnums=donate,
-                                             replica_batch=self.group)  # fmt: skip
+            return self.session.programs.get(
+                key, fn, *args, in_axes=in_axes, donate_argnums=donate, replica_batch=self.group
+            )
 
     def build(self, carry: Any, batches: tuple[Any, ...]) -> Programs:
         """Compiles the batch size's programs for ``carry`` (every slot) and a chunk's ``batches``."""
@@ -163,14 +177,21 @@ class BatchSize:
             train = session.train_program(carry, batches, whole=self.whole, group=self.group)
             fine = session.evaluation(states, session.split(self.fine_split), replicas=True, group=self.group)
             coarse = session.evaluation(states, self.coarse_data, replicas=True, group=self.group)
-            sample = None if self.sample_data is None else session.evaluation(states, self.sample_data, replicas=True,
-                                                                               group=self.group)  # fmt: skip
+            sample = (
+                None
+                if self.sample_data is None
+                else session.evaluation(states, self.sample_data, replicas=True, group=self.group)
+            )
         return Programs(
-            train=train, fine=fine, coarse=coarse, sample=sample,
-            settle=self.program(("settle",), settle, states, states, states, carry[1], carry[1],
-                                in_axes=(0, 0, 0, 0, 0), donate=(1, 2)),
+            train=train,
+            fine=fine,
+            coarse=coarse,
+            sample=sample,
+            settle=self.program(
+                ("settle",), settle, states, states, states, carry[1], carry[1], in_axes=(0, 0, 0, 0, 0), donate=(1, 2)
+            ),
             copy=self.program(("copy",), lambda c: jax.tree.map(lambda v: v.copy(), c), carry, in_axes=(0,)),
-        )  # fmt: skip
+        )
 
     def trained(self, entries: list[Entry], extension_round: int, bound: float) -> RoundResult:
         """A round of ``entries`` (marked with their ``extension`` round), filed under
@@ -195,19 +216,30 @@ class Round:
     step, each entry's (state, guard)) to go on from, as kept when the entries were pruned.
     """
 
-    def __init__(self, bs: BatchSize, entries: list[Entry], *, prune: bool, replay: bool = False,
-                 bound: float = math.inf, resume: Resume | None = None):  # fmt: skip
+    def __init__(
+        self,
+        bs: BatchSize,
+        entries: list[Entry],
+        *,
+        prune: bool,
+        replay: bool = False,
+        bound: float = math.inf,
+        resume: Resume | None = None,
+    ):
         session, size = bs.session, bs.size
         config = session.config
         self.bs, self.entries, self.prune, self.replay, self.resume = bs, entries, prune, replay, resume
         parked = size - len(entries)
         self.slots = entries + [entries[0]] * parked
         seeds = [seed for _, seed in self.slots]
-        self.values = [replica_values(config, h, bs.batch_size, bs.lay.total_steps, session.optimizer.values)
-                       for h, _ in self.slots]  # fmt: skip
+        self.values = [
+            replica_values(config, h, bs.batch_size, bs.lay.total_steps, session.optimizer.values)
+            for h, _ in self.slots
+        ]
         if resume is None:
-            states = init_replicas(session.workload.model, session.optimizer.tx, seeds, self.values,
-                                   initial=session.initial)  # fmt: skip
+            states = init_replicas(
+                session.workload.model, session.optimizer.tx, seeds, self.values, initial=session.initial
+            )
             guards = [init_guard()] * len(entries)
         else:  # host copies, stacked on the host: one transfer, no eager device operations
             states = jax.device_put(stack_host([st for st, _ in resume[2]] + [resume[2][0][0]] * parked))
@@ -218,15 +250,21 @@ class Round:
         self.twin = np.asarray([seeds.index(s) for s in seeds])  # a slot's first with its seed: same weights at step 0
         n, remainder = session.workload.data.num_train, config.training.remainder
         self.tables = functools.lru_cache(maxsize=1)(  # every chunk of an epoch cuts from the same tables
-            lambda epoch: epoch_tables(seeds, epoch, n, bs.batch_size, remainder))
+            lambda epoch: epoch_tables(seeds, epoch, n, bs.batch_size, remainder)
+        )
         if bs.programs is None:
             bs.programs = bs.build(self.carry, self.batches(0))
         self.record = Recorder(size, bs.lay, bs.fine_split, bs.coarse_split)
         self.real = np.arange(size) < len(entries)
         target = config.target
-        self.watch = Watch([(h if i < len(entries) else {"parked": i}, s) for i, (h, s) in enumerate(self.slots)],
-                           target.metric.split("_", 1)[1], target.value, target.higher_is_better, prune=prune,
-                           bound=bound)  # fmt: skip
+        self.watch = Watch(
+            [(h if i < len(entries) else {"parked": i}, s) for i, (h, s) in enumerate(self.slots)],
+            target.metric.split("_", 1)[1],
+            target.value,
+            target.higher_is_better,
+            prune=prune,
+            bound=bound,
+        )
         self.checkpoints: list[tuple[int, Any]] = []  # (step, every replica's state on the host)
         self.pruned: dict[int, tuple[int, int, Any]] = {}  # replica -> (chunk, step, its state on the host)
 
@@ -300,8 +338,9 @@ class Round:
             self.carry, out = clock.call(part, programs.train, self.carry, train, idx, mask, active)
             record.chunk(c, jax.device_get(out), active)
             if lay.coarse[c]:  # end of a segment: exploded replicas go back to a finite state
-                state, prev_state, start = clock.call("other", programs.settle, start[0], prev[0], self.carry[0],
-                                                      start[1], self.carry[1])  # fmt: skip
+                state, prev_state, start = clock.call(
+                    "other", programs.settle, start[0], prev[0], self.carry[0], start[1], self.carry[1]
+                )
                 self.carry, prev = (state, self.carry[1]), (prev_state, self.carry[1])
             if lay.evaluate[c]:
                 self.fine(everyone=lay.coarse[c] or self.replay, c=c)
@@ -310,8 +349,10 @@ class Round:
                 if self.replay and np.all(self.watch.reached_at[self.real] >= 0):
                     break
             if lay.coarse[c] and not self.replay:
-                record.coarse(record.steps_done, clock.call("evaluate", programs.coarse, self.carry[0], bs.coarse_data,
-                                                            self.live()))  # fmt: skip
+                record.coarse(
+                    record.steps_done,
+                    clock.call("evaluate", programs.coarse, self.carry[0], bs.coarse_data, self.live()),
+                )
             if bs.probes[c] and not self.replay:
                 self.checkpoints.append((record.steps_done, clock.call("noise", jax.device_get, self.carry[0])))
         return self.result()
@@ -325,11 +366,13 @@ class Round:
         for rep, at in zip(reps, self.watch.pruned_at, strict=False):
             rep.pruned_at_step = at
         return RoundResult(
-            replicas=reps, counted=self.record.counted(guard),
+            replicas=reps,
+            counted=self.record.counted(guard),
             evaluations=Evaluations(fine=len(self.record.fine_points), coarse=len(self.record.coarse_points)),
             checkpoints=[(step, jax.tree.map(lambda v: v[:n], st)) for step, st in self.checkpoints],
-            pruned=self.pruned, bound=self.watch.best,
-        )  # fmt: skip
+            pruned=self.pruned,
+            bound=self.watch.best,
+        )
 
 
 def run_batch_size(
@@ -361,16 +404,22 @@ def run_batch_size(
     result.replica_batch = bs.group
     result.tokens_per_example = int(np.prod(ds.y_train.shape[1:])) if session.workload.classification else 1
     result.memory = bs.programs.train.memory  # XLA's plan for the training program of every replica
-    result.evaluation = Splits(fine=bs.fine_split, coarse=bs.coarse_split,
-                               coarse_examples=int(bs.coarse_data[0].shape[0]),
-                               coarse_of=int(session.split(bs.coarse_split)[0].shape[0]),
-                               sample_examples=0 if bs.sample_data is None else len(bs.sample_data[0]))  # fmt: skip
+    result.evaluation = Splits(
+        fine=bs.fine_split,
+        coarse=bs.coarse_split,
+        coarse_examples=int(bs.coarse_data[0].shape[0]),
+        coarse_of=int(session.split(bs.coarse_split)[0].shape[0]),
+        sample_examples=0 if bs.sample_data is None else len(bs.sample_data[0]),
+    )
     _, chosen = settle_best(result, session.config, functools.partial(replay, bs, result))
     probe_best(bs, result, chosen)
     result.time = bs.clock.summary()
     if previous is not None and previous.time is not None:  # the earlier run's time, and this one's
-        result.time = TimeSpent(**{k: getattr(previous.time, k) + getattr(result.time, k) for k in TIME_PARTS},
-                                wall=previous.time.wall + result.time.wall, c11_demo=previous.time.c11_demo)
+        result.time = TimeSpent(
+            **{k: getattr(previous.time, k) + getattr(result.time, k) for k in TIME_PARTS},
+            wall=previous.time.wall + result.time.wall,
+            c11_demo=previous.time.c11_demo,
+        )
     return result
 
 
@@ -380,11 +429,22 @@ def train_grid(bs: BatchSize, previous: BatchSizeResult | None) -> tuple[BatchSi
     grid = replica_grid(bs.config)
     if previous is None:
         out = bs.trained(grid, 0, math.inf)
-        return BatchSizeResult(batch_size=bs.batch_size, steps_per_epoch=bs.lay.steps_per_epoch,
-                               budget_steps=bs.lay.total_steps, chunk_steps=bs.lay.chunk_steps,
-                               evaluations=out.evaluations, replicas=out.replicas, counted=out.counted), out.bound
-    result = msgspec.structs.replace(msgspec.convert(msgspec.to_builtins(previous), BatchSizeResult), time=None,
-                                     timing=None, failures={}, compilations=None)  # a copy: the document keeps it
+        return BatchSizeResult(
+            batch_size=bs.batch_size,
+            steps_per_epoch=bs.lay.steps_per_epoch,
+            budget_steps=bs.lay.total_steps,
+            chunk_steps=bs.lay.chunk_steps,
+            evaluations=out.evaluations,
+            replicas=out.replicas,
+            counted=out.counted,
+        ), out.bound
+    result = msgspec.structs.replace(
+        msgspec.convert(msgspec.to_builtins(previous), BatchSizeResult),
+        time=None,
+        timing=None,
+        failures={},
+        compilations=None,
+    )  # a copy: the document keeps it
     bs.origin = [None] * len(result.replicas)
     have = {(setting(rep), rep.seed) for rep in result.replicas}
     new = [(h, seed) for h, seed in grid if (tuple(sorted(h.items())), seed) not in have]
@@ -440,8 +500,15 @@ def probe_best(bs: BatchSize, result: BatchSizeResult, chosen: list[int]) -> Non
         if bs.origin[r] is not None and bs.rounds[bs.origin[r][0]].checkpoints:
             probed.setdefault(bs.origin[r][0], []).append((r, bs.origin[r][1]))
     for at, these in probed.items():
-        noise = attempt(result, "noise", probe_replicas, bs.session, bs.rounds[at].checkpoints,
-                        [slot for _, slot in these], bs.clock)  # fmt: skip
+        noise = attempt(
+            result,
+            "noise",
+            probe_replicas,
+            bs.session,
+            bs.rounds[at].checkpoints,
+            [slot for _, slot in these],
+            bs.clock,
+        )
         if noise:
             curves, estimate = noise
             for (r, _), curve in zip(these, curves, strict=True):

@@ -72,13 +72,15 @@ class BranchPlan:
         if not self.multipliers or self.multipliers[0] != 1 or list(self.multipliers) != sorted(set(self.multipliers)):
             raise ConfigError(f"multipliers must start at 1 and increase, got {list(self.multipliers)}")
         if self.examples < self.batch_size:
-            raise ConfigError(f"each branch must train at least one batch ({self.batch_size} examples), "
-                              f"got {self.examples}")  # fmt: skip
+            raise ConfigError(
+                f"each branch must train at least one batch ({self.batch_size} examples), got {self.examples}"
+            )
         if not self.lr_factors or not all(f > 0 for f in self.lr_factors):
             raise ConfigError(f"learning-rate factors must be positive, got {list(self.lr_factors)}")
         if self.rule not in RULES or not self.tolerance >= 0:
-            raise ConfigError(f"rule must be one of {', '.join(RULES)} and the tolerance >= 0; got {self.rule!r}, "
-                              f"{self.tolerance}")  # fmt: skip
+            raise ConfigError(
+                f"rule must be one of {', '.join(RULES)} and the tolerance >= 0; got {self.rule!r}, {self.tolerance}"
+            )
 
 
 def b_star(losses: dict[int, float], tolerance: float) -> int:
@@ -101,8 +103,12 @@ def b_star(losses: dict[int, float], tolerance: float) -> int:
     return best
 
 
-def local_critical_batch(session: Session, init_state: Callable[[int], TrainState], plan: BranchPlan,
-                         on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> Branching:  # fmt: skip
+def local_critical_batch(
+    session: Session,
+    init_state: Callable[[int], TrainState],
+    plan: BranchPlan,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> Branching:
     """Runs ``plan`` (see the module's docstring) on the session's workload: ``init_state(seed)``
     is a fresh ``TrainState`` whose optimizer injects its learning rate; the branches are
     compared on the session's test split. Returns one entry per checkpoint with the trunk's
@@ -124,29 +130,49 @@ def local_critical_batch(session: Session, init_state: Callable[[int], TrainStat
     rows = np.random.default_rng(0).permutation(n)[:probe]
     noise_data = (train[0][rows], train[1][rows])
     sizes = [k * plan.batch_size for k in plan.multipliers if k * plan.batch_size <= n]
-    out = [{"step": c, "examples": c * plan.batch_size, "loss": {}, "branches": {str(b): {} for b in sizes},
-            "factors": {str(b): {} for b in sizes}, "b_star": {}, "censored": {}, "b_simple": {}}
-           for c in plan.checkpoints]  # fmt: skip
+    out = [
+        {
+            "step": c,
+            "examples": c * plan.batch_size,
+            "loss": {},
+            "branches": {str(b): {} for b in sizes},
+            "factors": {str(b): {} for b in sizes},
+            "b_star": {},
+            "censored": {},
+            "b_simple": {},
+        }
+        for c in plan.checkpoints
+    ]
     for seed in plan.seeds:
         state, epoch, done = init_state(seed), 0, 0
         for i, c in enumerate(plan.checkpoints):
             if c > done:
-                state, records = train_phases(state, step, train, [Phase(plan.batch_size, c - done)],
-                                              learning_rates=[plan.learning_rate], seed=seed, first_epoch=epoch,
-                                              programs=programs)  # fmt: skip
+                state, records = train_phases(
+                    state,
+                    step,
+                    train,
+                    [Phase(plan.batch_size, c - done)],
+                    learning_rates=[plan.learning_rate],
+                    seed=seed,
+                    first_epoch=epoch,
+                    programs=programs,
+                )
                 epoch, done = records[-1].epochs[-1] + 1, c
             entry = out[i]
             entry["loss"][str(seed)] = evaluate(state)
             loss, first = entry["loss"][str(seed)], out[0]["loss"][str(seed)]
             if not np.isfinite(loss) or loss > EXPLOSION_FACTOR * abs(first):  # the sweep's divergence rule
-                raise ConfigError(f"the trunk (B = {plan.batch_size}, lr {plan.learning_rate:g}, seed {seed}) diverged "
-                                  f"by step {c} (held-out loss {loss:.3g}): nothing to branch from; give a smaller "
-                                  "learning rate or a larger trunk batch size")  # fmt: skip
+                raise ConfigError(
+                    f"the trunk (B = {plan.batch_size}, lr {plan.learning_rate:g}, seed {seed}) diverged "
+                    f"by step {c} (held-out loss {loss:.3g}): nothing to branch from; give a smaller "
+                    "learning rate or a larger trunk batch size"
+                )
             entry["b_simple"][str(seed)] = moments(state, noise_data)
             losses = {}
             for b in sizes:
-                rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)],
-                                               plan.rule)[1]  # fmt: skip
+                rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[
+                    1
+                ]
                 tried = {}
                 for factor in plan.lr_factors if b > plan.batch_size else (1.0,):
                     seen: list[float] = []
@@ -155,9 +181,17 @@ def local_critical_batch(session: Session, init_state: Callable[[int], TrainStat
                     def record(s, *_, seen=seen):
                         seen.append(evaluate(s))
 
-                    train_phases(state, step, train, [Phase(b, steps)], learning_rates=[rule_lr * factor],
-                                 seed=10_000 + 1_000 * seed + i, programs=programs,
-                                 every_examples=b * -(-steps // 4), callback=record)  # fmt: skip
+                    train_phases(
+                        state,
+                        step,
+                        train,
+                        [Phase(b, steps)],
+                        learning_rates=[rule_lr * factor],
+                        seed=10_000 + 1_000 * seed + i,
+                        programs=programs,
+                        every_examples=b * -(-steps // 4),
+                        callback=record,
+                    )
                     tried[factor] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
                 finite = {f: v for f, v in tried.items() if np.isfinite(v)}
                 losses[b] = min(finite.values()) if finite else float("nan")  # the branch at its best rate
@@ -190,4 +224,3 @@ def plan_checkpoints(total_steps: int, count: int) -> tuple[int, ...]:
         return (0, total_steps)
     inner = np.unique(np.round(np.geomspace(max(1, total_steps / 100), total_steps, count - 1)).astype(int))
     return (0, *[int(s) for s in inner])
-

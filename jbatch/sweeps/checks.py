@@ -30,8 +30,9 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
     if training.schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {training.schedule!r}; known: {', '.join(SCHEDULES)}")
     if not 0 <= training.warmup < 1 or not 0 <= training.final_fraction <= 1:
-        raise ConfigError(f"warmup must be in [0, 1) and final_fraction in [0, 1], got {training.warmup}, "
-                          f"{training.final_fraction}")  # fmt: skip
+        raise ConfigError(
+            f"warmup must be in [0, 1) and final_fraction in [0, 1], got {training.warmup}, {training.final_fraction}"
+        )
     if training.beta2_reference < 0:
         raise ConfigError(f"beta2_reference must be 0 (off) or a batch size, got {training.beta2_reference}")
     if target.metric not in HIGHER_IS_BETTER:
@@ -39,13 +40,17 @@ def check_sweep(config: SweepConfig, ds: Dataset) -> list[int]:
     if not math.isfinite(target.value):
         raise ConfigError(f"target value must be finite, got {target.value}")
     if ds.task != "classification" and target.metric.endswith("accuracy"):
-        raise ConfigError(f"data set {ds.name!r} has float labels, so it is treated as a regression (mean squared "
-                          "error), which has no accuracy: give integer class labels for a classification, or a loss "
-                          "target (test_loss)")  # fmt: skip
+        raise ConfigError(
+            f"data set {ds.name!r} has float labels, so it is treated as a regression (mean squared "
+            "error), which has no accuracy: give integer class labels for a classification, or a loss "
+            "target (test_loss)"
+        )
     for group, least in ((config.budget, 1), (config.measurement, 1)):
         for f in dataclasses.fields(group):
             value = getattr(group, f.name)
-            floor = 0 if f.name in ("noise_checkpoints", "eval_examples", "noise_examples", "sample_examples") else least
+            floor = (
+                0 if f.name in ("noise_checkpoints", "eval_examples", "noise_examples", "sample_examples") else least
+            )
             if value < floor:
                 raise ConfigError(f"{key_of(f)} must be {'0 or more' if floor == 0 else 'at least 1'}, got {value}")
     sizes = [resolve_batch_size(b, ds.num_train) for b in grid.batch_sizes]

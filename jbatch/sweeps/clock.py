@@ -57,6 +57,6 @@ def attempt(result: BatchSizeResult, what: str, fn: Callable[..., Any], *args: A
     to what comes after its training (noise probes, replays, timing)."""
     try:
         return fn(*args)
-    except Exception as e:  # noqa: BLE001  recorded, and reported by the sweep, instead of losing the training
+    except Exception as e:
         result.failures[what] = one_line(e)
         return None

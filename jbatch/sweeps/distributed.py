@@ -77,8 +77,9 @@ def barrier(name: str, processes: Processes, directory: Path, poll_s: float = 0.
     while not all(marker(i).exists() for i in range(processes.count)):
         if time.monotonic() > deadline:
             missing = [i for i in range(processes.count) if not marker(i).exists()]
-            raise TimeoutError(f"barrier {name!r}: process(es) {missing} did not arrive within "
-                               f"{processes.barrier_timeout:g} s")  # fmt: skip
+            raise TimeoutError(
+                f"barrier {name!r}: process(es) {missing} did not arrive within {processes.barrier_timeout:g} s"
+            )
         time.sleep(poll_s)
 
 

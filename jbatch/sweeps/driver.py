@@ -52,8 +52,15 @@ def open_document(directory: Path, session: Session, meta: Metadata) -> SweepDoc
     path = directory / SWEEP
     device = Device(backend=meta.backend, device_kind=meta.device_kind)
     if not path.exists():
-        return SweepDocument(name=config.results_name, config=config, device=device, metadata=meta,
-                             num_train=ds.num_train, data_sha256=ds.fingerprint, data=ds.info or None)  # fmt: skip
+        return SweepDocument(
+            name=config.results_name,
+            config=config,
+            device=device,
+            metadata=meta,
+            num_train=ds.num_train,
+            data_sha256=ds.fingerprint,
+            data=ds.info or None,
+        )
     doc = load(path, SweepDocument)  # a setting added to jbatch since counts as its default there
     stored, wanted = doc.config.flat(), config.flat()
     diff = sorted(k for k in wanted if stored[k] != wanted[k] and not grown(k, stored, wanted))
@@ -63,12 +70,16 @@ def open_document(directory: Path, session: Session, meta: Metadata) -> SweepDoc
             f"{directory} holds a sweep with another config ({detail}); choose another --name or remove that directory"
         )
     if doc.device != device:
-        raise ConfigError(f"{directory} was measured on {_shown(doc.device)}, this is {_shown(device)}; results "
-                          "from different devices are not mixed: choose another --name")  # fmt: skip
+        raise ConfigError(
+            f"{directory} was measured on {_shown(doc.device)}, this is {_shown(device)}; results "
+            "from different devices are not mixed: choose another --name"
+        )
     if doc.data_sha256 and doc.data_sha256 != ds.fingerprint or doc.num_train != ds.num_train:
-        raise ConfigError(f"{directory} holds a sweep of other data ({doc.num_train} training examples, "
-                          f"sha256 {str(doc.data_sha256)[:12]}; now {ds.num_train}, {ds.fingerprint[:12]}): choose "
-                          "another --name")  # fmt: skip
+        raise ConfigError(
+            f"{directory} holds a sweep of other data ({doc.num_train} training examples, "
+            f"sha256 {str(doc.data_sha256)[:12]}; now {ds.num_train}, {ds.fingerprint[:12]}): choose "
+            "another --name"
+        )
     doc.config = config  # the same config, now with every current setting named
     doc.data_sha256 = ds.fingerprint
     return doc
@@ -111,9 +122,17 @@ def run_sweep(
         return _run_sweep(config, directory, force, workload, sizes, on_start, on_done, processes, session)
 
 
-def _run_sweep(config: SweepConfig, directory: Path, force: bool, workload: Workload, sizes: list[int],
-               on_start: Any, on_done: Any, processes: Processes,
-               session: Session | None) -> tuple[Path, SweepDocument]:  # fmt: skip
+def _run_sweep(
+    config: SweepConfig,
+    directory: Path,
+    force: bool,
+    workload: Workload,
+    sizes: list[int],
+    on_start: Any,
+    on_done: Any,
+    processes: Processes,
+    session: Session | None,
+) -> tuple[Path, SweepDocument]:
     meta = environment_metadata()
     if session is None:
         session = Session.open(config, workload)
@@ -134,8 +153,11 @@ def _run_sweep(config: SweepConfig, directory: Path, force: bool, workload: Work
         try:
             dump(path, doc if alone else part)
         except OSError as e:  # kept what can be kept, said where, in one line
-            kept = (f"{path} still holds batch sizes {on_disk} (a rerun resumes from them)" if on_disk else
-                    f"{path} holds nothing yet")  # fmt: skip
+            kept = (
+                f"{path} still holds batch sizes {on_disk} (a rerun resumes from them)"
+                if on_disk
+                else f"{path} holds nothing yet"
+            )
             raise rescue(doc if alone else part, config.results_name, e, kept) from None
         on_disk[:] = sorted(int(b) for b in store)
 
@@ -176,8 +198,11 @@ def _run_sweep(config: SweepConfig, directory: Path, force: bool, workload: Work
             merge_parts(directory, doc)
         return directory, doc
     except KeyboardInterrupt:
-        done = f"batch sizes {on_disk} are finished and kept in {directory}/{SWEEP}" if on_disk else \
-            f"no batch size had finished: nothing was written to {directory}/{SWEEP}"  # fmt: skip
+        done = (
+            f"batch sizes {on_disk} are finished and kept in {directory}/{SWEEP}"
+            if on_disk
+            else f"no batch size had finished: nothing was written to {directory}/{SWEEP}"
+        )
         raise Interrupted(f"{done}; run the same command again to resume") from None
 
 
@@ -194,8 +219,10 @@ def timing_caps(results: list[BatchSizeResult], rounds: int, share: float = 0.25
       >>> timing_caps([r], 7)
       {256: 30}
     """
-    return {r.batch_size: int(min(256, max(16, math.ceil(share * r.budget_steps * len(r.replicas) / (rounds + 1)))))
-            for r in results}  # fmt: skip
+    return {
+        r.batch_size: int(min(256, max(16, math.ceil(share * r.budget_steps * len(r.replicas) / (rounds + 1)))))
+        for r in results
+    }
 
 
 def time_share(session: Session, results: list[BatchSizeResult]) -> None:

@@ -46,9 +46,14 @@ def settle_best(result: BatchSizeResult, config: SweepConfig, replay: Callable[[
         for r, s in enumerate(summaries):
             by.setdefault(s["setting"], []).append(r)
         best_rank = rank([summaries[r] for r in by[best]])
-        todo = [r for key, members in by.items() for r in members
-                if summaries[r]["coarse_steps"] and r not in replayed
-                and rank([summaries[i] for i in members], optimistic=True) <= best_rank]  # fmt: skip
+        todo = [
+            r
+            for key, members in by.items()
+            for r in members
+            if summaries[r]["coarse_steps"]
+            and r not in replayed
+            and rank([summaries[i] for i in members], optimistic=True) <= best_rank
+        ]
         if not todo:
             return best, by[best]
         replayed.update(todo)
@@ -63,8 +68,11 @@ def settled_bound(config: SweepConfig, result: BatchSizeResult) -> float:
     by: dict[tuple, list[dict[str, Any]]] = {}
     for s in summaries:
         by.setdefault(s["setting"], []).append(s)
-    done = [float(np.mean([s["steps_to_target"] for s in group])) for group in by.values()
-            if all(s["reached"] for s in group)]  # fmt: skip
+    done = [
+        float(np.mean([s["steps_to_target"] for s in group]))
+        for group in by.values()
+        if all(s["reached"] for s in group)
+    ]
     return min(done, default=math.inf)
 
 
@@ -101,8 +109,9 @@ def extension(config: SweepConfig, result: BatchSizeResult, points: int) -> list
     summaries = _summaries(config, result)
     best = dict(best_setting(summaries))
     others = {k: v for k, v in best.items() if k != "learning_rate"}
-    tried = sorted({s["learning_rate"] for s in summaries
-                    if all(dict(s["setting"]).get(k) == v for k, v in others.items())})  # fmt: skip
+    tried = sorted(
+        {s["learning_rate"] for s in summaries if all(dict(s["setting"]).get(k) == v for k, v in others.items())}
+    )
     lr = best["learning_rate"]
     if lr == tried[-1]:
         sign = 1

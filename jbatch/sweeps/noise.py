@@ -100,8 +100,9 @@ def gradient_moments(
     return {"grad_sq": grad_sq, "trace_sigma": trace_sigma, "b_simple": trace_sigma / grad_sq}
 
 
-def probe_replicas(session, checkpoints: list[tuple[int, Any]], chosen: list[int],
-                   clock) -> tuple[list[NoiseCurve], NoiseEstimate]:  # fmt: skip
+def probe_replicas(
+    session, checkpoints: list[tuple[int, Any]], chosen: list[int], clock
+) -> tuple[list[NoiseCurve], NoiseEstimate]:
     """The gradient noise scale of the replicas ``chosen`` at every checkpoint (``(step,
     stacked host states)``), on a fixed shuffled subsample of at most ``noise_examples``
     training examples (all of them, when there are no more), from ``noise_groups`` group
@@ -116,16 +117,19 @@ def probe_replicas(session, checkpoints: list[tuple[int, Any]], chosen: list[int
     data = tuple(a[rows] for a in train)
     group = max(1, len(rows) // m.noise_groups)
     population = len(rows) == n
-    probe = functools.partial(gradient_moments, loss_fn=session.workload.loss, group=group, population=population,
-                              unroll=m.noise_unroll)  # fmt: skip
+    probe = functools.partial(
+        gradient_moments, loss_fn=session.workload.loss, group=group, population=population, unroll=m.noise_unroll
+    )
     pick = lambda s: jax.tree.map(lambda v: v[np.asarray(chosen)], s)  # noqa: E731  host arrays: no device op
     key = ("probe", session.workload.loss, group, population, m.noise_unroll)
     with clock.compiling():
-        program = session.programs.get(key, probe, pick(checkpoints[0][1]), data, in_axes=(0, None),
-                                       replica_batch=replica_group(len(data[0])))  # fmt: skip
+        program = session.programs.get(
+            key, probe, pick(checkpoints[0][1]), data, in_axes=(0, None), replica_batch=replica_group(len(data[0]))
+        )
     values = [jax.device_get(clock.call("noise", program, pick(state), data)) for _, state in checkpoints]
     steps = [s for s, _ in checkpoints]
     keys = ("b_simple", "grad_sq", "trace_sigma")
-    curves = [NoiseCurve(step=steps, **{k: [rounded(v[k][i]) for v in values] for k in keys})
-              for i in range(len(chosen))]  # fmt: skip
+    curves = [
+        NoiseCurve(step=steps, **{k: [rounded(v[k][i]) for v in values] for k in keys}) for i in range(len(chosen))
+    ]
     return curves, NoiseEstimate(examples=int(data[0].shape[0]), group=group, of=n)

@@ -38,14 +38,17 @@ def optimizer_for(config: SweepConfig, wl: Workload) -> SweepOptimizer:
     axes = config.grid.axes()
     for name in axes:
         if name not in known:
-            raise ConfigError(f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; "
-                              f"it takes {', '.join(known)}")  # fmt: skip
+            raise ConfigError(
+                f"optimizer {wl.optimizer_name} has no hyperparameter {name!r} to sweep; it takes {', '.join(known)}"
+            )
     values = {k: v[0] for k, v in axes.items()}
     training = config.training
     if training.beta2_reference:
         if "b2" not in known:
-            raise ConfigError(f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
-                              f"takes {', '.join(known)}")  # fmt: skip
+            raise ConfigError(
+                f"the beta2 rule needs an optimizer with a b2 hyperparameter; {wl.optimizer_name} "
+                f"takes {', '.join(known)}"
+            )
         values.setdefault("b2", known["b2"])
     params = nnx.state(nnx.eval_shape(lambda: wl.model(0)), nnx.Param)  # shapes only: nothing runs
     n = wl.data.num_train
@@ -57,8 +60,9 @@ def optimizer_for(config: SweepConfig, wl: Workload) -> SweepOptimizer:
     return SweepOptimizer(inject(factory, values), values, how)
 
 
-def replica_values(config: SweepConfig, hyper: dict[str, float], batch_size: int, budget: int,
-                   start: dict[str, float]) -> dict[str, float]:  # fmt: skip
+def replica_values(
+    config: SweepConfig, hyper: dict[str, float], batch_size: int, budget: int, start: dict[str, float]
+) -> dict[str, float]:
     """One replica's injected hyperparameters at ``batch_size``: its swept values, the
     budget of the schedule, and beta2 by the half-life rule (from the swept or default b2)."""
     values = dict(hyper)

@@ -38,8 +38,11 @@ def row_counts(num_examples: int, batch_size: int, remainder: str, microbatch: i
       >>> sorted(row_counts(10, 4, "keep")), sorted(row_counts(10, 4, "drop")), sorted(row_counts(10, 4, "keep", 3))
       ([2, 4], [4], [1, 2, 3])
     """
-    counts = {batch_size} if remainder == "drop" or num_examples % batch_size == 0 else {batch_size,
-                                                                                          num_examples % batch_size}
+    counts = (
+        {batch_size}
+        if remainder == "drop" or num_examples % batch_size == 0
+        else {batch_size, num_examples % batch_size}
+    )
     if microbatch and batch_size > microbatch:  # micro-batches of padding only are skipped
         counts = {min(microbatch, c - i * microbatch) for c in counts for i in range(-(-c // microbatch))}
     return counts
@@ -66,11 +69,15 @@ def precheck(session: Session, sizes: list[int]) -> Checks:
     evaluate = make_evaluate(make_eval_step(wl.loss, wl.classification), batch_size=2)
     programs = {
         "training (train mode)": (("precheck-train", session.step_key), train),
-        "evaluation (eval mode)": (("precheck-evaluate", wl.loss, wl.classification),
-                                   lambda s: evaluate(s, (x, y))["loss"]),
-        "the gradient-noise probe": (("precheck-probe", wl.loss),
-                                     lambda s: gradient_moments(s, (x, y), wl.loss)["grad_sq"]),
-    }  # fmt: skip
+        "evaluation (eval mode)": (
+            ("precheck-evaluate", wl.loss, wl.classification),
+            lambda s: evaluate(s, (x, y))["loss"],
+        ),
+        "the gradient-noise probe": (
+            ("precheck-probe", wl.loss),
+            lambda s: gradient_moments(s, (x, y), wl.loss)["grad_sq"],
+        ),
+    }
     own = Programs(options=session.programs.options)  # its own: BatchNorm's notes come while these trace
     with noting() as notes:
         for seed in config.grid.seeds:
@@ -78,12 +85,14 @@ def precheck(session: Session, sizes: list[int]) -> Checks:
             for what, (key, fn) in programs.items():
                 try:
                     out = jax.block_until_ready(own.get(key, fn, state)(state))
-                except Exception as e:  # noqa: BLE001  the user's model or optimizer failed: say where, in one line
+                except Exception as e:
                     raise ConfigError(f"the pre-check failed in {what}, seed {seed}: {one_line(e)}") from None
                 loss = out[0] if isinstance(out, tuple) else out
                 if what != "the gradient-noise probe" and not np.isfinite(float(loss)):
-                    raise ConfigError(f"the model's loss before any update is {float(loss)} in {what}, seed {seed}, "
-                                      f"on {rows} training rows: check its initialisation and the data")  # fmt: skip
+                    raise ConfigError(
+                        f"the model's loss before any update is {float(loss)} in {what}, seed {seed}, "
+                        f"on {rows} training rows: check its initialisation and the data"
+                    )
                 if what.startswith("training"):  # a replay stacks kept host copies (typed RNG keys included)
                     jax.device_put(stack_host([jax.device_get(out[1])] * 2))
     need = min_rows(notes)
@@ -92,20 +101,29 @@ def precheck(session: Session, sizes: list[int]) -> Checks:
         fewest = min(row_counts(wl.data.num_train, b, training.remainder, training.microbatch))
         if fewest < need:
             layer = next(n["layer"] for n in notes if n["values_per_row"] == 1).removeprefix("RowMasked")
-            how = (f"leave B = {b} out" if fewest == b else
-                   f"its last {'micro-' if training.microbatch else ''}batch holds {fewest} real row: choose another "
-                   f"batch size{', or remainder drop' if training.remainder == 'keep' else ''}")  # fmt: skip
-            raise ConfigError(f"batch size {b}: the model's {layer} normalises over the batch's rows alone (one value "
-                              f"per feature per row), so a batch of one real row gives it zero variance: its output "
-                              f"would not depend on its input and no gradient would pass below it (PyTorch refuses "
-                              f"such a batch); {how}, or normalise without the batch (LayerNorm, "
-                              "GroupNorm)")  # fmt: skip
+            how = (
+                f"leave B = {b} out"
+                if fewest == b
+                else f"its last {'micro-' if training.microbatch else ''}batch holds {fewest} real row: choose another "
+                f"batch size{', or remainder drop' if training.remainder == 'keep' else ''}"
+            )
+            raise ConfigError(
+                f"batch size {b}: the model's {layer} normalises over the batch's rows alone (one value "
+                f"per feature per row), so a batch of one real row gives it zero variance: its output "
+                f"would not depend on its input and no gradient would pass below it (PyTorch refuses "
+                f"such a batch); {how}, or normalise without the batch (LayerNorm, "
+                "GroupNorm)"
+            )
     inexact = []
     if notes and training.microbatch:
-        inexact.append(f"micro-batches of {training.microbatch} rows: each is normalised with its own batch statistics "
-                       "and updates the running averages, so an update is not the one-shot batch's (as gradient "
-                       "accumulation in any framework)")  # fmt: skip
+        inexact.append(
+            f"micro-batches of {training.microbatch} rows: each is normalised with its own batch statistics "
+            "and updates the running averages, so an update is not the one-shot batch's (as gradient "
+            "accumulation in any framework)"
+        )
     if any(not n["rows_masked"] for n in notes):
-        inexact.append("a BatchNorm's input does not have the batch's rows first, so the padding rows of a partial "
-                       "batch may enter its statistics")  # fmt: skip
+        inexact.append(
+            "a BatchNorm's input does not have the batch's rows first, so the padding rows of a partial "
+            "batch may enter its statistics"
+        )
     return Checks(learning_rate=session.optimizer.learning_rate, batch_statistics=bool(notes), inexact=inexact)

@@ -51,12 +51,19 @@ class SweepLog:
 
     def start(self, batch_size: int, skipped: bool) -> Progress | None:
         if skipped:
-            print(f"{self.label}B={batch_size}: already in the results, skipped (force redoes it)", file=self.stream,
-                  flush=True)  # fmt: skip
+            print(
+                f"{self.label}B={batch_size}: already in the results, skipped (force redoes it)",
+                file=self.stream,
+                flush=True,
+            )
             return None
         return Progress(f"{self.label}B={batch_size}")
 
     def done(self, batch_size: int, result: Any) -> None:
         for stage, line in result.failures.items():
-            print(f"{self.label}B={batch_size}: {STAGES.get(stage, stage)} failed; the training is kept, the "
-                  f"failure is recorded in sweep.json: {line}", file=self.stream, flush=True)  # fmt: skip
+            print(
+                f"{self.label}B={batch_size}: {STAGES.get(stage, stage)} failed; the training is kept, the "
+                f"failure is recorded in sweep.json: {line}",
+                file=self.stream,
+                flush=True,
+            )

@@ -99,8 +99,14 @@ class Recorder:
         self.losses.clear()
         with np.errstate(over="ignore", invalid="ignore"):  # a frozen replica's losses are NaN
             minibatch = losses.mean(axis=1)
-        self.fine_points.append({"step": step, "metrics": jax.device_get(metrics), "minibatch": minibatch,
-                                 "sample": None if sample is None else np.asarray(sample)})  # fmt: skip
+        self.fine_points.append(
+            {
+                "step": step,
+                "metrics": jax.device_get(metrics),
+                "minibatch": minibatch,
+                "sample": None if sample is None else np.asarray(sample),
+            }
+        )
 
     def coarse(self, step: int, metrics: dict[str, Any]) -> None:
         self.coarse_points.append({"step": step, "metrics": jax.device_get(metrics)})
@@ -114,8 +120,10 @@ class Recorder:
         stable = ~np.asarray(guard.diverged)
         ends = self.updates[:, stable]
         per_epoch = np.diff(np.concatenate([np.zeros((1, ends.shape[1]), np.int64), ends]), axis=0)
-        return Counted(examples_per_epoch=self.examples.tolist(),
-                       updates_per_epoch=[sorted(set(row.tolist())) for row in per_epoch])
+        return Counted(
+            examples_per_epoch=self.examples.tolist(),
+            updates_per_epoch=[sorted(set(row.tolist())) for row in per_epoch],
+        )
 
 
 def rounded(v: float) -> float | None:
@@ -127,8 +135,10 @@ def rounded(v: float) -> float | None:
 
 def _curve(points: list[dict[str, Any]], split: str, r: int, spe: int) -> Curve:
     steps = [p["step"] for p in points]
-    metrics = {f"{split}_{metric}": [rounded(p["metrics"][metric][r]) for p in points]
-               for metric in (points[0]["metrics"] if points else ())}  # a replay records no coarse points
+    metrics = {
+        f"{split}_{metric}": [rounded(p["metrics"][metric][r]) for p in points]
+        for metric in (points[0]["metrics"] if points else ())
+    }  # a replay records no coarse points
     return Curve(step=steps, epoch=[s / spe for s in steps], **metrics)
 
 
@@ -143,7 +153,16 @@ def replicas(grid: list, values: list[dict[str, float]], record: Recorder, guard
         if any(p["sample"] is not None for p in record.fine_points):
             curve.sample_loss = [None if p["sample"] is None else rounded(p["sample"][r]) for p in record.fine_points]
         diverged = bool(guard.diverged[r])
-        out.append(Replica(learning_rate=hyper["learning_rate"], hyperparameters=injected, swept=sorted(hyper),
-                           seed=seed, curve=curve, coarse=_curve(record.coarse_points, record.coarse_split, r, spe),
-                           diverged=diverged, diverged_at_step=int(guard.step[r]) if diverged else None))  # fmt: skip
+        out.append(
+            Replica(
+                learning_rate=hyper["learning_rate"],
+                hyperparameters=injected,
+                swept=sorted(hyper),
+                seed=seed,
+                curve=curve,
+                coarse=_curve(record.coarse_points, record.coarse_split, r, spe),
+                diverged=diverged,
+                diverged_at_step=int(guard.step[r]) if diverged else None,
+            )
+        )
     return out

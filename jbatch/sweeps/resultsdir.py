@@ -75,9 +75,11 @@ def check_results(results_dir: Path, name: str) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise ConfigError(f"cannot write in {existing} ({e.strerror or e}), where the results directory "
-                          f"{directory} goes; nothing was trained: choose another --results-dir or fix its "
-                          "permissions") from None  # fmt: skip
+        raise ConfigError(
+            f"cannot write in {existing} ({e.strerror or e}), where the results directory "
+            f"{directory} goes; nothing was trained: choose another --results-dir or fix its "
+            "permissions"
+        ) from None
     for written in WRITTEN:
         if (directory / written).is_dir():
             raise ConfigError(f"{directory / written} is a directory; the sweep writes a file there: move it away")
@@ -141,8 +143,15 @@ def _try_lock(directory: Path) -> bool:
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                   "command": " ".join(["jbatch", *sys.argv[1:]])[:300]}, f)  # fmt: skip
+        json.dump(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.time(),
+                "command": " ".join(["jbatch", *sys.argv[1:]])[:300],
+            },
+            f,
+        )
     return True
 
 
@@ -166,12 +175,15 @@ def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[No
             continue  # released in between
         if stale(info):
             (directory / LOCK).unlink(missing_ok=True)
-            print(f"jbatch: {directory / LOCK} was left by {_describe(info)}, which is gone: taken over",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"jbatch: {directory / LOCK} was left by {_describe(info)}, which is gone: taken over", file=sys.stderr
+            )
             continue
         if not wait:
-            raise ConfigError(f"another sweep is writing {directory}: {_describe(info)}; wait for it (--wait), or "
-                              f"remove {directory / LOCK} if that process is gone")  # fmt: skip
+            raise ConfigError(
+                f"another sweep is writing {directory}: {_describe(info)}; wait for it (--wait), or "
+                f"remove {directory / LOCK} if that process is gone"
+            )
         if not told:
             print(f"jbatch: waiting for {_describe(info)} to finish with {directory}", file=sys.stderr, flush=True)
             told = True
@@ -197,5 +209,6 @@ def rescue(doc: Any, name: str, error: OSError, kept: str) -> FaultError:
         where = f"{path} (copy it over the document once it can be written, to keep this run's work)"
     except OSError:
         pass
-    return FaultError(f"could not write the results ({error.strerror or error}): {kept}; this run's document is "
-                      f"in {where}")  # fmt: skip
+    return FaultError(
+        f"could not write the results ({error.strerror or error}): {kept}; this run's document is in {where}"
+    )

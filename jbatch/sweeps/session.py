@@ -45,8 +45,14 @@ class Session:
         """A session for ``config`` on ``workload``; ``programs`` to share compiled programs
         with another (a sweep and an advice of the same workload, in one process)."""
         ds = workload.data
-        return cls(config, workload, optimizer_for(config, workload), Programs() if programs is None else programs,
-                   to_device(ds.x_train, ds.y_train), to_device(ds.x_test, ds.y_test))  # fmt: skip
+        return cls(
+            config,
+            workload,
+            optimizer_for(config, workload),
+            Programs() if programs is None else programs,
+            to_device(ds.x_train, ds.y_train),
+            to_device(ds.x_test, ds.y_test),
+        )
 
     @property
     def microbatch(self) -> int | None:
@@ -79,9 +85,16 @@ class Session:
     def train_program(self, carry: Any, batches: tuple, *, whole: bool, group: int | None) -> Program:
         """The sweep's training chunk of every replica slot (``core.epoch.make_chunk``), its
         carry donated."""
-        return self.programs.get(("chunk", self.step_key, whole), make_chunk(self.step, whole=whole), carry,
-                                 self.train, *batches, in_axes=(0, None, 0, None, None), donate_argnums=(0,),
-                                 replica_batch=group)  # fmt: skip
+        return self.programs.get(
+            ("chunk", self.step_key, whole),
+            make_chunk(self.step, whole=whole),
+            carry,
+            self.train,
+            *batches,
+            in_axes=(0, None, 0, None, None),
+            donate_argnums=(0,),
+            replica_batch=group,
+        )
 
     def evaluation(self, state: Any, data: Any, *, replicas: bool = False, group: int | None = None) -> Program:
         """The evaluation of a split (loss, and accuracy for a classification) in eval mode:
@@ -93,8 +106,7 @@ class Session:
         if not replicas:
             return self.programs.get(key, evaluate, state, data)
         on = np.ones(jax.tree.leaves(state)[0].shape[0], bool)
-        return self.programs.get(key, make_needed(evaluate), state, data, on, in_axes=(0, None, 0),
-                                 replica_batch=group)  # fmt: skip
+        return self.programs.get(key, make_needed(evaluate), state, data, on, in_axes=(0, None, 0), replica_batch=group)
 
     def epoch(self, state: TrainState, rows: int, batch_size: int, order: Any) -> Program:
         """The scan-fused epoch of ``rows`` examples at ``batch_size`` (one model, its state
@@ -102,5 +114,11 @@ class Session:
         remainder = self.config.training.remainder
         unroll = fast_unroll(batch_size)
         fn = make_epoch(self.step, rows, batch_size, remainder=remainder, unroll=unroll)
-        return self.programs.get(("epoch", self.step_key, rows, batch_size, remainder, unroll), fn, state,
-                                 self.train, order, donate_argnums=(0,))  # fmt: skip
+        return self.programs.get(
+            ("epoch", self.step_key, rows, batch_size, remainder, unroll),
+            fn,
+            state,
+            self.train,
+            order,
+            donate_argnums=(0,),
+        )

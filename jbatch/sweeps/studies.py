@@ -24,16 +24,24 @@ def study_config(model: str, n: int, accelerator: bool = False) -> SweepConfig:
     with ``accelerator``, for a GPU (wider MLP, more seeds, larger batch sizes)."""
     sizes = (1, 8, 64, 512, 4096, 16384) if accelerator else (1, 8, 64, 512, 2048)  # the same B at every N
     return SweepConfig.of(
-        name=f"{model}-{n}", dataset=f"mnist1d:{n}", model=model, widths=(512, 512) if accelerator else (256, 256),
-        batch_sizes=tuple(b for b in sizes if b <= n), learning_rates=GRIDS[model],
-        seeds=(0, 1, 2) if accelerator else (0, 1), target_value=TARGETS[model], budget_steps=400, budget_epochs=3,
-    )  # fmt: skip
+        name=f"{model}-{n}",
+        dataset=f"mnist1d:{n}",
+        model=model,
+        widths=(512, 512) if accelerator else (256, 256),
+        batch_sizes=tuple(b for b in sizes if b <= n),
+        learning_rates=GRIDS[model],
+        seeds=(0, 1, 2) if accelerator else (0, 1),
+        target_value=TARGETS[model],
+        budget_steps=400,
+        budget_epochs=3,
+    )
 
 
 def configs(models=MODELS, sizes=SIZES, accelerator: bool = False) -> list[SweepConfig]:
     """Every sweep of the study, smallest size first; an unknown model is one clear line."""
     unknown = [m for m in models if m not in GRIDS]
     if unknown:
-        raise ConfigError(f"the data-scaling study has no model {', '.join(map(repr, unknown))}; it runs "
-                          f"{', '.join(MODELS)}")  # fmt: skip
+        raise ConfigError(
+            f"the data-scaling study has no model {', '.join(map(repr, unknown))}; it runs {', '.join(MODELS)}"
+        )
     return [study_config(m, n, accelerator) for m in models for n in sizes]

@@ -20,8 +20,13 @@ from jbatch.errors import check_interrupt
 from jbatch.results.records import Timing
 
 
-def time_steps(session: Any, sizes: list[int], rounds: int, max_steps: int | Mapping[int, int] = 256,
-               init: Callable[[], TrainState] | None = None) -> dict[int, dict[str, Any]]:  # fmt: skip
+def time_steps(
+    session: Any,
+    sizes: list[int],
+    rounds: int,
+    max_steps: int | Mapping[int, int] = 256,
+    init: Callable[[], TrainState] | None = None,
+) -> dict[int, dict[str, Any]]:
     """Seconds per epoch of one model (``init()``, default the session's seed-0 model) at
     every batch size in ``sizes``, ``rounds`` rounds interleaved: round r times one epoch of
     each size, starting at a different size each round (``r mod len(sizes)``), so slow
@@ -51,8 +56,12 @@ def time_steps(session: Any, sizes: list[int], rounds: int, max_steps: int | Map
         state, _ = jax.block_until_ready(epoch(state, session.train, cut[0]))  # sync point: the clock reads after it
         seconds = time.perf_counter() - start
         programs[b] = [epoch, state, cut]
-        out[b] = {"steps_per_epoch": spe, "timed_steps": steps_per_epoch(m, b, remainder), "epoch_seconds": [],
-                  "first_call_seconds": seconds}  # fmt: skip
+        out[b] = {
+            "steps_per_epoch": spe,
+            "timed_steps": steps_per_epoch(m, b, remainder),
+            "epoch_seconds": [],
+            "first_call_seconds": seconds,
+        }
     for r in range(rounds):
         check_interrupt()  # a Ctrl-C a library swallowed: stop between rounds
         for i in range(len(sizes)):
@@ -70,7 +79,12 @@ def step_timing(timed: dict[str, Any], level: float = 0.95) -> Timing:
     steps = timed.get("timed_steps", timed["steps_per_epoch"])
     median = float(np.median(timed["epoch_seconds"]))
     lo, hi = median_interval(timed["epoch_seconds"], level)
-    return Timing(seconds_per_step=median / steps, seconds_per_step_interval=[lo / steps, hi / steps],
-                  seconds_per_epoch=median / steps * timed["steps_per_epoch"], rounds=len(timed["epoch_seconds"]),
-                  timed_steps=steps, epoch_seconds=list(timed["epoch_seconds"]),
-                  first_call_seconds=timed["first_call_seconds"])  # fmt: skip
+    return Timing(
+        seconds_per_step=median / steps,
+        seconds_per_step_interval=[lo / steps, hi / steps],
+        seconds_per_epoch=median / steps * timed["steps_per_epoch"],
+        rounds=len(timed["epoch_seconds"]),
+        timed_steps=steps,
+        epoch_seconds=list(timed["epoch_seconds"]),
+        first_call_seconds=timed["first_call_seconds"],
+    )

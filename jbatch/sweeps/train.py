@@ -84,7 +84,9 @@ def train_and_evaluate(
     """
     if workload is None:
         w = config.workload
-        workload = resolve(dataset if dataset is not None else w.dataset, w.model, w.optimizer, w.loss or None, w.widths)
+        workload = resolve(
+            dataset if dataset is not None else w.dataset, w.model, w.optimizer, w.loss or None, w.widths
+        )
     ds = workload.data
     batch_size = check_config(config, ds.num_train)
     n = ds.num_train
@@ -109,10 +111,21 @@ def train_and_evaluate(
     train, test = put((ds.x_train, ds.y_train)), put((ds.x_test, ds.y_test))
 
     programs = session.programs
-    run_epoch = programs.get(("train-epoch", session.step_key, n, batch_size, remainder, unroll, config.devices),
-                             epoch_fn, state, train, put(epoch_order(0, 0, n)), donate_argnums=(0,))  # fmt: skip
-    run_eval = programs.get(("evaluate-both", workload.loss, workload.classification),
-                            lambda s, a, b: (evaluate(s, a), evaluate(s, b)), state, train, test)  # fmt: skip
+    run_epoch = programs.get(
+        ("train-epoch", session.step_key, n, batch_size, remainder, unroll, config.devices),
+        epoch_fn,
+        state,
+        train,
+        put(epoch_order(0, 0, n)),
+        donate_argnums=(0,),
+    )
+    run_eval = programs.get(
+        ("evaluate-both", workload.loss, workload.classification),
+        lambda s, a, b: (evaluate(s, a), evaluate(s, b)),
+        state,
+        train,
+        test,
+    )
 
     def one_epoch(state: TrainState, e: int):
         return run_epoch(state, train, put(epoch_order(config.seed, e, n)))
@@ -148,6 +161,12 @@ def train_and_evaluate(
 def train_record(result: TrainResult) -> TrainDocument:
     """The JSON document ``jbatch train`` writes: config, per-epoch results, compile
     times and metadata (versions, backend, device kind and count, CPU, date, commit)."""
-    return TrainDocument(config=result.config, batch_size=result.batch_size, steps_per_epoch=result.steps_per_epoch,
-                         num_train=result.num_train, compile_seconds=result.compile_seconds, epochs=result.epochs,
-                         metadata=environment_metadata())  # fmt: skip
+    return TrainDocument(
+        config=result.config,
+        batch_size=result.batch_size,
+        steps_per_epoch=result.steps_per_epoch,
+        num_train=result.num_train,
+        compile_seconds=result.compile_seconds,
+        epochs=result.epochs,
+        metadata=environment_metadata(),
+    )

@@ -45,8 +45,11 @@ def reference(doc: SweepDocument) -> dict[str, Any]:
     best setting of every batch size (for the warm-up's phases)."""
     rows = summarize(doc)
     metric = doc.config.target.metric
-    timed = {s["row"]["batch_size"]: s["row"]["seconds_to_target"]["mean"] for s in rows
-             if s["row"]["seconds_to_target"]["n"]}  # fmt: skip
+    timed = {
+        s["row"]["batch_size"]: s["row"]["seconds_to_target"]["mean"]
+        for s in rows
+        if s["row"]["seconds_to_target"]["n"]
+    }
     if not timed:
         raise ConfigError("the sweep has no batch size that reached its target and was timed: nothing to compare with")
     fastest = min(timed, key=timed.__getitem__)
@@ -60,16 +63,23 @@ def reference(doc: SweepDocument) -> dict[str, Any]:
         "examples_to_target": [r["examples_to_target"] for r in reps],
         "seconds_to_target": [r["seconds_to_target"] for r in reps],
         "final": [r.get(f"final_{metric}") for r in reps],
-        "budget_examples": examples_seen([Phase(fastest, result.budget_steps)], doc.num_train,
-                                         doc.config.training.remainder),  # fmt: skip
-        "settings": {x["row"]["batch_size"]: {"learning_rate": x["row"]["best_learning_rate"],
-                                              **x["row"]["best_hyperparameters"]} for x in rows},
+        "budget_examples": examples_seen(
+            [Phase(fastest, result.budget_steps)], doc.num_train, doc.config.training.remainder
+        ),
+        "settings": {
+            x["row"]["batch_size"]: {
+                "learning_rate": x["row"]["best_learning_rate"],
+                **x["row"]["best_hyperparameters"],
+            }
+            for x in rows
+        },
         "seconds_per_step": {r.batch_size: r.timing.seconds_per_step for r in doc.results if r.timing},
-    }  # fmt: skip
+    }
 
 
-def planned_phases(warmup: list[records.Phase], budget_examples: int, num_train: int,
-                   remainder: str = "keep") -> list[Phase]:  # fmt: skip
+def planned_phases(
+    warmup: list[records.Phase], budget_examples: int, num_train: int, remainder: str = "keep"
+) -> list[Phase]:
     """The warm-up's phases with its open last phase given the steps that bring the run to
     ``budget_examples`` (at least one).
 
@@ -95,8 +105,13 @@ def _spread(values: list[float | None], log: bool) -> Spread:
     return Spread(values=v, n=len(v), of=len(values), mean=mean, interval=[lo, hi])
 
 
-def check_warmup(session: Session, doc: SweepDocument, warmup: list[records.Phase],
-                 seeds: tuple[int, ...] | None = None, every_examples: int | None = None) -> WarmupCheck:  # fmt: skip
+def check_warmup(
+    session: Session,
+    doc: SweepDocument,
+    warmup: list[records.Phase],
+    seeds: tuple[int, ...] | None = None,
+    every_examples: int | None = None,
+) -> WarmupCheck:
     """Trains ``warmup`` to the sweep ``doc``'s target on each seed (see the module's
     docstring) with the session's programs; returns per-seed numbers, their spreads and the
     ratios to the reference."""
@@ -108,8 +123,9 @@ def check_warmup(session: Session, doc: SweepDocument, warmup: list[records.Phas
         raise ConfigError(f"the sweep trained on {doc.num_train} examples, this workload has {n}")
     missing = sorted({p.batch_size for p in warmup} - set(ref["settings"]) - set(ref["seconds_per_step"]))
     if missing:
-        raise ConfigError(f"the warm-up uses batch sizes the sweep did not run ({missing}): no tuned learning rate or "
-                          "timing for them")  # fmt: skip
+        raise ConfigError(
+            f"the warm-up uses batch sizes the sweep did not run ({missing}): no tuned learning rate or timing for them"
+        )
     remainder = config.training.remainder
     phases = planned_phases(warmup, ref["budget_examples"], n, remainder)
     lrs = [ref["settings"][p.batch_size]["learning_rate"] for p in phases]
@@ -135,30 +151,59 @@ def check_warmup(session: Session, doc: SweepDocument, warmup: list[records.Phas
                 hit.update(step=at, examples=examples)
             return not math.isfinite(value)  # a diverged run ends
 
-        state, done = train_phases(state, session.step, session.train, phases, learning_rates=lrs, seed=seed,
-                                   remainder=remainder, programs=session.programs, every_examples=every,
-                                   callback=on_eval)  # fmt: skip
+        state, done = train_phases(
+            state,
+            session.step,
+            session.train,
+            phases,
+            learning_rates=lrs,
+            seed=seed,
+            remainder=remainder,
+            programs=session.programs,
+            every_examples=every,
+            callback=on_eval,
+        )
         seconds = None
         if hit:
             left, seconds = hit["step"], 0.0
             for r in done:
                 take = min(left, r.steps)
                 seconds, left = seconds + take * ref["seconds_per_step"][r.batch_size], left - take
-        per_seed.append(SeedRun(seed=seed, steps_to_target=hit.get("step"), examples_to_target=hit.get("examples"),
-                                seconds_to_target=seconds, final=curve[-1][2] if curve else None, curve=curve))  # fmt: skip
+        per_seed.append(
+            SeedRun(
+                seed=seed,
+                steps_to_target=hit.get("step"),
+                examples_to_target=hit.get("examples"),
+                seconds_to_target=seconds,
+                final=curve[-1][2] if curve else None,
+                curve=curve,
+            )
+        )
     comparisons = {}
-    for name, log in (("steps_to_target", True), ("seconds_to_target", True), ("examples_to_target", True),
-                      ("final", False)):  # fmt: skip
+    for name, log in (
+        ("steps_to_target", True),
+        ("seconds_to_target", True),
+        ("examples_to_target", True),
+        ("final", False),
+    ):
         mine, theirs = _spread([getattr(s, name) for s in per_seed], log), _spread(ref[name], log)
         comparisons[name] = Comparison(warmup=mine, fixed=theirs)
         if log and mine.n and theirs.n:
             comparisons[name].ratio = mine.mean / theirs.mean
             comparisons[name].ratio_interval = list(ratio_interval(tuple(mine.interval), tuple(theirs.interval)))
     return WarmupCheck(
-        phases=[records.Phase(batch_size=p.batch_size, steps=p.steps, learning_rate=lr)
-                for p, lr in zip(phases, lrs, strict=True)],
-        other_hyperparameters=others, metric=target.metric, target=target.value, every_examples=every,
-        budget_examples=ref["budget_examples"], seeds=per_seed,
+        phases=[
+            records.Phase(batch_size=p.batch_size, steps=p.steps, learning_rate=lr)
+            for p, lr in zip(phases, lrs, strict=True)
+        ],
+        other_hyperparameters=others,
+        metric=target.metric,
+        target=target.value,
+        every_examples=every,
+        budget_examples=ref["budget_examples"],
+        seeds=per_seed,
         reference={k: v for k, v in ref.items() if k not in ("settings", "seconds_per_step")},
-        higher_is_better=target.higher_is_better, seconds=time.perf_counter() - start, **comparisons,
-    )  # fmt: skip
+        higher_is_better=target.higher_is_better,
+        seconds=time.perf_counter() - start,
+        **comparisons,
+    )

@@ -16,9 +16,15 @@ LANGUAGES: dict[str, dict] = {
     # Sized so that every batch size learns it within a 300-step budget on this CPU: a pilot of order 2 (16
     # symbols, 3 next each) was learned at B = 256 but stayed near 1.9-2.4 nats at B = 1 and 16 in that budget.
     "markov": {"vocab": 16, "order": 1, "branching": 4, "length": 16},  # 4,096 + 512 sequences of 16 tokens
-    "markov-large": {"train_sequences": 65536, "test_sequences": 2048, "length": 128, "vocab": 256, "order": 2,
-                     "branching": 16},
-}  # fmt: skip
+    "markov-large": {
+        "train_sequences": 65536,
+        "test_sequences": 2048,
+        "length": 128,
+        "vocab": 256,
+        "order": 2,
+        "branching": 16,
+    },
+}
 
 
 # One explicit table of built-in data sets; anything ending in .npz is read as a file.

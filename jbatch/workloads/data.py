@@ -207,17 +207,25 @@ def load_npz(path: str | Path) -> Dataset:
             raise
         raise ConfigError(f"data file {str(path)!r} is not a readable .npz: {e}") from None
     # shapes are kept: images stay [N, H, W, C], sequences [N, T]; integer inputs (token ids) stay integers
-    x_tr, x_te = (arrays[k] if np.issubdtype(arrays[k].dtype, np.integer) else arrays[k].astype(np.float32)
-                  for k in ("x_train", "x_test"))  # fmt: skip
+    x_tr, x_te = (
+        arrays[k] if np.issubdtype(arrays[k].dtype, np.integer) else arrays[k].astype(np.float32)
+        for k in ("x_train", "x_test")
+    )
     x_tr, x_te = (x.astype(np.int32) if np.issubdtype(x.dtype, np.integer) else x for x in (x_tr, x_te))
     y_tr, y_te = arrays["y_train"], arrays["y_test"]
     # what jbatch's CNN convolves over (channels last): H x W of images, T of sequences
     spatial = tuple(x_tr.shape[1:3]) if x_tr.ndim > 2 else ((x_tr.shape[1],) if x_tr.ndim == 2 else None)
     if np.issubdtype(y_tr.dtype, np.integer):
         outputs = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
-        return Dataset(path.stem, x_tr, y_tr.astype(np.int32), x_te, y_te.astype(np.int32), task="classification",
-                       outputs=outputs, spatial_shape=spatial)  # fmt: skip
+        return Dataset(
+            path.stem,
+            x_tr,
+            y_tr.astype(np.int32),
+            x_te,
+            y_te.astype(np.int32),
+            task="classification",
+            outputs=outputs,
+            spatial_shape=spatial,
+        )
     y_tr, y_te = (y.reshape(len(y), -1).astype(np.float32) for y in (y_tr, y_te))
     return Dataset(path.stem, x_tr, y_tr, x_te, y_te, task="regression", outputs=y_tr.shape[1])
-
-

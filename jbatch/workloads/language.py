@@ -109,8 +109,10 @@ class Language:
         for t in range(self.order):
             c = (c % shift) * self.vocab + int(stream[t])
         out = []
-        lookup = [dict(zip(r.tolist(), p.tolist(), strict=True)) for r, p in zip(self.next_tokens, self.next_probs,
-                                                                                 strict=True)]  # fmt: skip
+        lookup = [
+            dict(zip(r.tolist(), p.tolist(), strict=True))
+            for r, p in zip(self.next_tokens, self.next_probs, strict=True)
+        ]
         for t in range(self.order, len(stream)):
             tok = int(stream[t])
             out.append(math.log(lookup[c][tok]))
@@ -122,8 +124,9 @@ def make_chain(vocab: int = 32, order: int = 2, branching: int = 6, zipf: float 
     """A random chain: each context allows ``branching`` distinct next tokens (uniformly
     drawn), weighted ``1 / rank ** zipf`` in a random order."""
     if vocab < 2 or order < 1 or not 1 <= branching <= vocab:
-        raise ConfigError(f"a language needs vocab >= 2, order >= 1, 1 <= branching <= vocab; got {vocab}, {order}, "
-                          f"{branching}")  # fmt: skip
+        raise ConfigError(
+            f"a language needs vocab >= 2, order >= 1, 1 <= branching <= vocab; got {vocab}, {order}, {branching}"
+        )
     rng = np.random.default_rng(seed)
     contexts = vocab**order
     tokens = np.stack([rng.choice(vocab, branching, replace=False) for _ in range(contexts)]).astype(np.int32)
@@ -132,8 +135,16 @@ def make_chain(vocab: int = 32, order: int = 2, branching: int = 6, zipf: float 
     return Language(vocab, order, tokens, probs / probs.sum(1, keepdims=True))
 
 
-def make_language(train_sequences: int = 4096, test_sequences: int = 512, length: int = 32, vocab: int = 32,
-                  order: int = 2, branching: int = 6, zipf: float = 1.2, seed: int = 0) -> Dataset:  # fmt: skip
+def make_language(
+    train_sequences: int = 4096,
+    test_sequences: int = 512,
+    length: int = 32,
+    vocab: int = 32,
+    order: int = 2,
+    branching: int = 6,
+    zipf: float = 1.2,
+    seed: int = 0,
+) -> Dataset:
     """Train and validation token sequences of the chain ``make_chain(vocab, order, ...)``:
     ``x`` the first ``length`` tokens of each ``length + 1``-token window of a sampled
     stream, ``y`` the ``length`` tokens after them. ``info``: the entropy rate, the floor of
@@ -147,7 +158,15 @@ def make_language(train_sequences: int = 4096, test_sequences: int = 512, length
 
     x_tr, y_tr = cut(train_sequences)
     x_te, y_te = cut(test_sequences)
-    info: dict[str, Any] = {"entropy_rate": lang.entropy_rate(), "floor": lang.floor(length), "vocab": vocab,
-                            "order": order, "branching": branching, "zipf": zipf, "seed": seed, "length": length,
-                            "uniform": math.log(vocab)}  # fmt: skip
+    info: dict[str, Any] = {
+        "entropy_rate": lang.entropy_rate(),
+        "floor": lang.floor(length),
+        "vocab": vocab,
+        "order": order,
+        "branching": branching,
+        "zipf": zipf,
+        "seed": seed,
+        "length": length,
+        "uniform": math.log(vocab),
+    }
     return Dataset(f"markov{vocab}-{order}", x_tr, y_tr, x_te, y_te, task="classification", outputs=vocab, info=info)

@@ -56,9 +56,10 @@ def _cached(path: Path, digest: Path, max_train: int) -> dict[str, np.ndarray] |
             pool = {k: np.asarray(f[k]) for k in ("x", "y")}
     except FileNotFoundError:
         return None
-    except Exception as e:  # noqa: BLE001  any damage (a directory, garbage with a matching hash): regenerate
-        print(f"jbatch: the cached pool {path} cannot be used ({type(e).__name__}: {e}): regenerating it",
-              file=sys.stderr)  # fmt: skip
+    except Exception as e:
+        print(
+            f"jbatch: the cached pool {path} cannot be used ({type(e).__name__}: {e}): regenerating it", file=sys.stderr
+        )
         return None
     if pool["x"].ndim != 2 or pool["y"].shape != (pool["x"].shape[0],) or len(pool["y"]) <= max_train:
         print(f"jbatch: the cached pool {path} has the wrong shapes: regenerating it", file=sys.stderr)
@@ -72,13 +73,18 @@ def _pool(max_train: int, seed: int, directory: Path) -> dict[str, np.ndarray]:
     pool = _cached(path, digest, max_train)
     if pool is not None:
         return pool
-    print(f"jbatch: generating the MNIST-1D pool once ({max_train:,} training sequences and the test set, about "
-          f"two minutes on a 2-core CPU); every mnist1d:N is drawn from it (cached in {path})",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"jbatch: generating the MNIST-1D pool once ({max_train:,} training sequences and the test set, about "
+        f"two minutes on a 2-core CPU); every mnist1d:N is drawn from it (cached in {path})",
+        file=sys.stderr,
+        flush=True,
+    )
     start = time.perf_counter()
     pool = _generate(max_train, seed)
-    print(f"jbatch: generated MNIST-1D pool of {len(pool['y'])} sequences in {time.perf_counter() - start:.1f}s",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"jbatch: generated MNIST-1D pool of {len(pool['y'])} sequences in {time.perf_counter() - start:.1f}s",
+        file=sys.stderr,
+    )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         if path.is_dir():
@@ -89,8 +95,11 @@ def _pool(max_train: int, seed: int, directory: Path) -> dict[str, np.ndarray]:
         digest.write_text(hashlib.sha256(tmp.read_bytes()).hexdigest() + "\n")
         os.replace(tmp, path)
     except OSError as e:  # the pool is used all the same; only the cache is lost
-        print(f"jbatch: could not cache the pool ({e.strerror or e}: {e.filename or path}); it will be generated "
-              f"again next time: remove or fix {e.filename or path}", file=sys.stderr)  # fmt: skip
+        print(
+            f"jbatch: could not cache the pool ({e.strerror or e}: {e.filename or path}); it will be generated "
+            f"again next time: remove or fix {e.filename or path}",
+            file=sys.stderr,
+        )
     return pool
 
 
@@ -127,5 +136,13 @@ def load(n: int, max_train: int = MAX_TRAIN, seed: int = 42, directory: Path | N
     pool = _pool(max_train, seed, directory or cache_dir())
     train, test = nested_split(pool["y"], n)
     x, y = pool["x"], pool["y"]
-    return Dataset(f"mnist1d:{n}", x[train], y[train], x[test], y[test], task="classification", outputs=CLASSES,
-                   spatial_shape=(x.shape[1],))  # fmt: skip
+    return Dataset(
+        f"mnist1d:{n}",
+        x[train],
+        y[train],
+        x[test],
+        y[test],
+        task="classification",
+        outputs=CLASSES,
+        spatial_shape=(x.shape[1],),
+    )

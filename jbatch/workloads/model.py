@@ -133,8 +133,9 @@ def make_model(
     """
     if name not in BUILDERS:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(BUILDERS)}, or an import path pkg.mod:factory")
-    if widths is not None and (not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1
-                                                 for w in widths)):  # fmt: skip
+    if widths is not None and (
+        not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths)
+    ):
         raise ConfigError(f"widths must be positive whole numbers, got {list(widths)}")
     rngs = nnx.Rngs(seed)
     if name == "mlp":

