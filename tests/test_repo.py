@@ -48,7 +48,7 @@ def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_pa
 def test_the_readme_layout_lists_every_module_of_each_package_and_no_other():
     layout = README[README.index("## Layout") :]
     packages = sorted(p.parent.name for p in (ROOT / "jbatch").glob("*/__init__.py"))
-    assert packages == ["analysis", "core", "report", "sweeps", "workloads"]
+    assert packages == ["analysis", "core", "report", "results", "sweeps", "workloads"]
     for package in packages:
         row = next(line for line in layout.splitlines() if line.startswith(f"| `jbatch/{package}/`"))
         listed = set(re.findall(r"`(\w+)\.py`", row))
