@@ -2,6 +2,8 @@
 promotion (as equinox's tests), float32 throughout, one persistent compilation cache per session,
 empty at its start (a program that several tests build compiles once), and the shared data sets."""
 
+import os
+
 import jax
 import pytest
 
@@ -34,8 +36,13 @@ def tiny(digits):
 
 @pytest.fixture(scope="session", autouse=True)
 def _compilation_cache(tmp_path_factory):
-    """Programs identical across tests compile once per session (JAX's persistent cache)."""
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
+    """Programs identical across tests compile once per session (JAX's persistent cache), and
+    once for both processes of a parallel run (pytest-xdist): their cache is one folder of the
+    session's temporary directory, which starts empty."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla-cache"
+    cache.mkdir(exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     yield
