@@ -37,12 +37,18 @@ def tiny(digits):
 @pytest.fixture(scope="session", autouse=True)
 def _compilation_cache(tmp_path_factory):
     """Programs identical across tests compile once per session (JAX's persistent cache), and
-    once for both processes of a parallel run (pytest-xdist): their cache is one folder of the
-    session's temporary directory, which starts empty."""
+        once for both processes of a parallel run (pytest-xdist): their cache is one folder of the
+        session's temporary directory, which starts empty. The tests' subprocesses (``jbatch`` run
+    as a command) use it too, through JAX's environment variables."""
     base = tmp_path_factory.getbasetemp()
     cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "xla-cache"
     cache.mkdir(exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    settings = {
+        "jax_compilation_cache_dir": str(cache),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)  # and the subprocesses the tests start
     yield

@@ -20,6 +20,7 @@ def swept(tiny, tmp_path_factory):
     return directory, doc, tiny
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regime", ["stochastic", "mini-batch-16", "full-batch"])
 def test_a_case_reaches_the_target_in_the_sweeps_steps(swept, regime):
     directory, doc, ds = swept

@@ -20,6 +20,7 @@ from tests.helpers import tiny_config
 SMALL = Path(__file__).parent / "data" / "sweep_small"
 
 
+@pytest.mark.slow
 def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0, 1))
     doc = advise(

@@ -37,6 +37,7 @@ def tiny_session(tiny):
     return session(tiny_config(batch_sizes=(8,), learning_rates=(0.05,)), tiny)
 
 
+@pytest.mark.slow
 def test_trunk_and_branches_are_the_schedules_they_say(splits, tiny_session):
     train, held_out = splits
     plan = BranchPlan(

@@ -89,6 +89,7 @@ def test_user_npz_trains(capsys, tmp_path):
     assert len(printed) == 3 and f"train loss {losses[2]:.4f}" in printed[2]  # the printed line is the recorded one
 
 
+@pytest.mark.slow
 def test_train_prints_epochs_and_writes_a_record(tmp_path):
     out = tmp_path / "run.json"
     proc = subprocess.run(
@@ -133,6 +134,7 @@ def test_train_prints_epochs_and_writes_a_record(tmp_path):
     assert "hostname" not in json.dumps(meta)
 
 
+@pytest.mark.slow
 def test_traceback_never_reaches_the_user():
     proc = subprocess.run(
         [sys.executable, "-m", "jbatch", "train", "--batch-size", "0"],
@@ -222,6 +224,7 @@ def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, 
     assert code == 2 and "a training run takes one momentum value, got [0.9, 0.99]" in err
 
 
+@pytest.mark.slow
 def test_advise_takes_a_users_model_and_scheduled_optimizer_by_import_path(tmp_path, capsys, monkeypatch):
     """``jbatch advise`` on a model with BatchNorm and Dropout and an optimizer whose learning
     rate goes into an optax schedule, both from a module of the current directory."""

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jbatch.core import engine
 from jbatch.core.batching import epoch_batches, epoch_order
@@ -56,6 +57,7 @@ def test_an_epoch_its_parts_and_a_checked_chunk_are_the_same_steps(tiny):
     assert not bool(guard.diverged) and float(out["examples"]) == n and int(out["updates"]) == 10
 
 
+@pytest.mark.slow
 def test_advise_and_the_sweep_share_one_compile_path_and_cache(tiny, tmp_path, monkeypatch):
     from jbatch.sweeps.advise import advise
     from jbatch.sweeps.driver import run_sweep

@@ -218,8 +218,10 @@ def _finish(proc, timeout):
     return proc.returncode, err
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp_path):
-    args = [*QUICK, "--batch-sizes", "64,256", "--results-dir", str(tmp_path)]
+    small = ["--learning-rates", "0.1,1", "--widths", "32", "--noise-checkpoints", "0", "--extend-grid", "0"]
+    args = [*QUICK, *small, "--batch-sizes", "64,256", "--results-dir", str(tmp_path)]
     document = tmp_path / "digits-mlp-sgd-quick" / "sweep.json"
     proc = _jbatch(args, tmp_path)
     deadline = time.time() + 240
@@ -244,6 +246,7 @@ def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp
         assert done[b]["replicas"] == kept[b]["replicas"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.3, 1.5])
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
     proc = _jbatch([*QUICK, "--results-dir", str(tmp_path)], tmp_path)
@@ -282,6 +285,7 @@ def _damaged(tmp_path, change):
     return directory
 
 
+@pytest.mark.slow
 def test_untimed_results_say_not_timed_and_too_few_rounds_get_no_interval_or_star(tmp_path):
     from jbatch.report.sweep import write_report
 

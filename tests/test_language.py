@@ -43,6 +43,7 @@ def test_a_tokens_output_does_not_depend_on_later_tokens(model):
     assert float(jnp.abs(a[:, 7:] - b[:, 7:]).max()) > 1e-3  # and later outputs do change
 
 
+@pytest.mark.slow
 def test_the_masked_token_loss_equals_the_unpadded_one(model):
     from jbatch.core.step import init_train_state as init
 
@@ -64,6 +65,7 @@ def test_the_masked_token_loss_equals_the_unpadded_one(model):
     assert moved > 0.05  # the step did move the weights, far beyond the tolerance
 
 
+@pytest.mark.slow
 def test_a_trained_transformer_approaches_the_floor_and_does_not_beat_it():
     ds = make_language(train_sequences=2048, test_sequences=256, length=12, vocab=8, order=1, branching=3, seed=2)
     floor = ds.info["floor"]

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = """
 import importlib.abc, sys
@@ -28,6 +30,7 @@ def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_analysis_and_report_never_import_jax_flax_or_optax(tmp_path):
     sweep = tmp_path / "sweep_small"
     shutil.copytree(ROOT / "tests" / "data" / "sweep_small", sweep)

@@ -54,6 +54,7 @@ def _config(**kw):
     )
 
 
+@pytest.mark.slow
 def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
     """A delay planted in the noise probes lands in "noise" (not in "other" or elsewhere),
     no part is negative (none counted twice), and the wall is the wall a user waits."""
@@ -87,6 +88,7 @@ def test_time_accounting_puts_each_part_where_it_happens(tiny, monkeypatch):
     assert t.train > 0 and t.evaluate > 0 and t.compile > 0
 
 
+@pytest.mark.slow
 def test_skipping_fine_evaluations_changes_no_steps_to_target(tiny):
     cfg = _config(batch_sizes=(8,), learning_rates=(0.01, 0.03, 0.3, 1.0), seeds=(0, 1, 2))
     lean = run_size(cfg, tiny, 8)
@@ -191,6 +193,7 @@ def two_runs(tiny, tmp_path_factory):
     return a, b
 
 
+@pytest.mark.slow
 def test_compare_two_runs_of_one_workload(two_runs, tmp_path):
     a, b = two_runs
     text = compare([a, b], tmp_path, with_csv=True)
@@ -272,6 +275,7 @@ def test_a_sweeps_accounted_time_is_the_time_it_took(tiny, tmp_path):
     assert accounted == pytest.approx(outside, rel=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kept", [True, False])  # its state kept when pruned, or too large to keep (KEEP_BYTES)
 def test_a_pruned_best_is_replayed_to_the_same_steps(digits, monkeypatch, kept):
     """On digits at B=16, lr 0.3162 reaches 95% first and then turns unstable, so the best is

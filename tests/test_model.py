@@ -7,6 +7,7 @@ from jbatch.errors import ConfigError
 from jbatch.workloads.model import BUILDERS, CNN, make_model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "features", "spatial", "conv_rank"),
     [("cnn", 64, (8, 8), 2), ("cnn", 40, (40,), 1), ("mlp", 64, None, None), ("linear", 8, None, None)],
@@ -42,6 +43,7 @@ def test_bad_model_choices():
     assert set(BUILDERS) == {"linear", "mlp", "cnn"} and BUILDERS["cnn"] is CNN
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("spatial", "stride"), [((40,), 1), ((40,), 2), ((8, 8), 1), ((8, 8), 2), ((7, 9), 2)])
 def test_conv_as_matmul_equals_nnx_conv(spatial, stride):
     import jax

@@ -59,6 +59,7 @@ def by_hand(state, x, y, phases, lrs, seed):
     return state, losses
 
 
+@pytest.mark.slow
 def test_phases_equal_running_them_by_hand(tiny):
     x, y = jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train)
     with jax.numpy_dtype_promotion("standard"):

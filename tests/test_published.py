@@ -13,6 +13,7 @@ RESULTS = ROOT / "results"
 SWEEPS = sorted(p.parent for p in [*RESULTS.glob("*/sweep.json"), *RESULTS.glob("data-scaling/*/sweep.json")])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("directory", SWEEPS, ids=[str(d.relative_to(RESULTS)) for d in SWEEPS])
 def test_sweep_table_regenerates_from_its_json(directory):
     from jbatch.analysis.summary import summarize, sweep_fit

@@ -6,6 +6,9 @@ from pathlib import Path
 import jax
 import pytest
 
+from jbatch.results import read_sweep
+from tests.helpers import run_cli
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
@@ -41,8 +44,14 @@ def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_pa
     for result in doc.batch_sizes.values():  # BatchNorm and Dropout through every part, noise probes included
         assert not result.failures and any(r.noise for r in result.replicas)
     assert doc.config.workload.loss == "optax.losses._classification:softmax_cross_entropy_with_integer_labels"
-    assert (tmp_path / "runs" / doc.name / "table.md").exists()
     assert doc.name.endswith("-make-net-adamw-cosine") and doc.name in capsys.readouterr().out
+    accuracy = [v for res in doc.batch_sizes.values() for r in res.replicas for v in r.curve.test_accuracy]
+    assert max(v for v in accuracy if v is not None) > 0.8  # it learned
+    directory = tmp_path / "runs" / doc.name
+    assert read_sweep(directory) == doc and (directory / "table.md").exists()
+    (directory / "table.md").unlink()  # the command line regenerates it, and claims read it
+    assert run_cli(["report", str(directory)], capsys)[0] == 0 and (directory / "table.md").exists()
+    assert run_cli(["claims", str(directory), "--out", str(tmp_path / "claims.md")], capsys)[0] == 0
 
 
 def test_the_readme_layout_lists_every_module_of_each_package_and_no_other():

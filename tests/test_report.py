@@ -18,6 +18,7 @@ def swept(tiny, tmp_path_factory):
     return directory
 
 
+@pytest.mark.slow
 def test_report_regenerates_identical_tables_from_the_json(swept, capsys):
     assert run(["report", str(swept)], capsys)[0] == 0
     first = {name: (swept / name).read_bytes() for name in ("table.md", "table.csv")}

@@ -146,6 +146,7 @@ def _outcomes(directory, tmp_path, capsys, tiny):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ACCEPTED, ids=lambda f: f.__name__.strip("_"))
 def test_an_unusual_but_whole_document_is_accepted_by_every_reader(tmp_path, capsys, tiny, change):
     directory = _write(tmp_path, change)

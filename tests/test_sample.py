@@ -23,6 +23,7 @@ def greedy_by_hand(model, prompt, length, context):
     return np.array(seq[len(prompt) :])
 
 
+@pytest.mark.slow
 def test_sample_is_the_plain_greedy_decoding_at_low_temperature():
     """The fixed, left-aligned window (then the rolled one, past the context) gives the
     model the same past as decoding the plain way: at a temperature near 0 (argmax) the

@@ -139,6 +139,7 @@ def run(argv, capsys):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_train_writes_a_sample_of_shakespeare(excerpt, tmp_path, capsys, monkeypatch):
     """``jbatch train --sample`` on ``shakespeare-char`` (the real loading code on the excerpt
     archive of ``tests/test_shakespeare.py``): the sample is printed and recorded; a data set

@@ -81,6 +81,7 @@ def _eval_loss(state, x, y, batch_size):
     return float(evaluate(state, (jnp.asarray(x), jnp.asarray(y)))["loss"])
 
 
+@pytest.mark.slow
 def test_evaluation_is_in_eval_mode_and_does_not_depend_on_the_cut(images):
     x, y = jnp.asarray(images[0]), jnp.asarray(images[1])
     state = init_train_state(make_convnet(0), optax.sgd(0.1))
@@ -154,6 +155,7 @@ def test_a_recurrent_model_sweeps_with_the_default_measurements(images, tmp_path
     assert max(a for r in doc.batch_sizes["32"].replicas for a in r.curve.test_accuracy if a) > 0.5
 
 
+@pytest.mark.slow
 def test_schedule_factory_updates_as_optax_built_outside(images):
     """jbatch's replica at learning rate 0.03 takes the steps optax's own adamw takes."""
     from jbatch.config import SweepConfig
@@ -298,6 +300,7 @@ def test_the_precheck_fails_in_seconds_and_writes_nothing(images, tmp_path, mode
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeypatch, capsys):
     import jbatch.sweeps.batch
 

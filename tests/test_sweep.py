@@ -166,8 +166,16 @@ def _first_exploded_update(losses):
     return None
 
 
-@pytest.mark.parametrize("b", [1, 32, 300])
-@pytest.mark.parametrize("replica_batch", ["auto", None])  # lax.map groups (CPU) and all-vmap (accelerators)
+@pytest.mark.parametrize(
+    ("b", "replica_batch"),  # lax.map groups (CPU) and all-vmap (accelerators); one case in the fast tier
+    [
+        (32, "auto"),
+        *(
+            pytest.param(b, r, marks=pytest.mark.slow)
+            for b, r in [(1, "auto"), (300, "auto"), (1, None), (32, None), (300, None)]
+        ),
+    ],
+)
 def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on(tiny, b, replica_batch):
     cfg = _config(learning_rates=(0.01, 3.0, 1e4), budget_steps=30)
     result = run_size(cfg, tiny, b, replica_batch=replica_batch, prune=False)  # frozen replicas evaluated too
@@ -245,8 +253,10 @@ def plain_run(tiny):
     return run
 
 
-@pytest.mark.parametrize("replica_batch", ["auto", None])  # CPU's lax.map groups, and all-vmap as accelerators run
-@pytest.mark.parametrize("b", [16, 32])
+@pytest.mark.parametrize(
+    ("b", "replica_batch"),  # CPU's lax.map groups, and all-vmap as accelerators run; one case in the fast tier
+    [(32, None), *(pytest.param(b, r, marks=pytest.mark.slow) for b, r in [(16, "auto"), (16, None), (32, "auto")])],
+)
 def test_sweep_training_equals_plain_training_for_every_replica(tiny, plain_run, b, replica_batch):
     # Chunks with skipped steps (B=16: 19 steps per epoch cut 7 + 7 + 5; B=32: 1 to 3 steps
     # up to the next evaluation), vmapped replicas and the divergence guard must not change what a replica
@@ -309,6 +319,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_kill_between_batch_sizes_then_resume_redoes_nothing(tiny, tmp_path):
     cfg = _config()
 

@@ -23,25 +23,6 @@ from jbatch.workloads.workload import resolve
 from tests.helpers import run_cli, run_size
 
 
-class ResidualCNN(nnx.Module):
-    """Not jbatch's: a conv stem, one residual block with LayerNorm, a linear read-out."""
-
-    def __init__(self, rngs: nnx.Rngs, channels: int = 8):
-        self.stem = nnx.Conv(1, channels, kernel_size=(3, 3), rngs=rngs)
-        self.norm = nnx.LayerNorm(channels, rngs=rngs)
-        self.block = nnx.Conv(channels, channels, kernel_size=(3, 3), rngs=rngs)
-        self.out = nnx.Linear(8 * 8 * channels, 10, rngs=rngs)
-
-    def __call__(self, x):
-        h = jax.nn.relu(self.stem(x))
-        h = h + self.block(jax.nn.relu(self.norm(h)))
-        return self.out(h.reshape(h.shape[0], -1))
-
-
-def make_residual_cnn(seed: int) -> nnx.Module:
-    return ResidualCNN(nnx.Rngs(seed))
-
-
 @pytest.fixture(scope="module")
 def images(digits):
     """Digits as N x 8 x 8 x 1 images (the shape a convolutional model wants)."""
@@ -50,35 +31,6 @@ def images(digits):
 
 
 @pytest.mark.slow
-def test_jbatch_sweep_runs_a_users_model_on_image_arrays(images, tmp_path, capsys):
-    doc = jbatch.sweep(
-        model=make_residual_cnn,
-        data=images,
-        optimizer="momentum",
-        batch_sizes=[16, "full"],
-        learning_rates=[0.03, 0.3],
-        seeds=[0, 1],
-        target=("test_accuracy", 0.6),
-        results_dir=tmp_path,
-        budget_steps=30,
-        budget_epochs=1,
-        evals=20,
-        noise_checkpoints=2,
-        noise_unroll=1,
-        extend_grid=0,
-        report=False,
-    )  # the CLI writes it below (the README example checks the default)
-    directory = tmp_path / doc.name
-    assert read_sweep(directory) == doc
-    assert set(doc.batch_sizes) == {"16", "256"}
-    assert doc.config.workload.model == "tests.test_workload:make_residual_cnn"
-    accuracy = [v for res in doc.batch_sizes.values() for r in res.replicas for v in r.curve.test_accuracy]
-    assert max(v for v in accuracy if v is not None) > 0.6  # it learned
-    assert run_cli(["report", str(directory)], capsys)[0] == 0
-    assert run_cli(["claims", str(directory), "--out", str(tmp_path / "claims.md")], capsys)[0] == 0
-    assert (directory / "table.md").read_text().count("| mini-batch |") == 1
-
-
 def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, capsys, monkeypatch):
     module = tmp_path / "mymodels.py"
     module.write_text(
@@ -136,6 +88,7 @@ def test_cli_takes_a_model_and_an_optimizer_by_import_path(images, tmp_path, cap
     assert doc.config.workload.optimizer == "mymodels:lion" and set(doc.batch_sizes) == {"16", "256"}
 
 
+@pytest.mark.slow
 def test_swept_hyperparameters_are_vmapped_without_recompiling(tiny):
     small = SweepConfig.of(
         name="h",
@@ -181,6 +134,7 @@ def test_schedules_are_relative_to_each_budget():
     assert float(get_learning_rate(state)) == 1.0  # the peak stays an injected leaf
 
 
+@pytest.mark.slow
 def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
     assert beta2_for_batch(0.95, 512, 512) == pytest.approx(0.95)
     half = lambda b2, batch: np.log(0.5) / np.log(b2) * batch  # noqa: E731  half-life in examples
@@ -300,6 +254,7 @@ def test_extension_widens_the_grid_only_past_an_edge(reps, expected):
     assert [m["learning_rate"] for m in more] == expected
 
 
+@pytest.mark.slow
 def test_a_best_on_the_top_edge_is_extended_without_recompiling_and_resumes(tiny, tmp_path):
     from tests.helpers import sweep
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax.sharding import Sharding
 
 from jbatch.core.batching import Remainder, epoch_batches, steps_per_epoch
+from jbatch.core.engine import traced_once
 from jbatch.core.guard import EXPLOSION_FACTOR, Guard, make_checked_step
 from jbatch.core.step import Batch, StepFn, TrainState, skipped
 
@@ -45,6 +46,8 @@ def make_steps(
     (``jbatch.core.parallel``). ``carry`` is what ``step`` takes: a ``TrainState``, or a
     state and its guard (``make_chunk``).
     """
+
+    step = traced_once(step)  # traced for its shapes and in the loop: once
 
     def steps(carry: Any, data: Data, idx: jax.Array, mask: jax.Array | None, active: jax.Array | None):
         x, y = data
@@ -180,6 +183,8 @@ def make_evaluate(
     sums are divided once, so the result is exact whatever the batch size.
     """
 
+    eval_step = traced_once(eval_step)  # traced for its shapes and in the loop: once
+
     def evaluate(state: TrainState, data: Data) -> dict[str, jax.Array]:
         x, y = data
         n = x.shape[0]
@@ -209,6 +214,8 @@ def make_needed(evaluate: Callable[[TrainState, Data], dict[str, jax.Array]]) ->
     (``lax.map``, jbatch's CPU layout) then really skip the work; under ``vmap`` the branch
     becomes a select and every replica is evaluated anyway (accelerators, where it is cheap).
     """
+
+    evaluate = traced_once(evaluate)  # traced for its shapes and in the branch: once
 
     def needed(state: TrainState, data: Data, need: jax.Array) -> dict[str, jax.Array]:
         def skip(s: TrainState) -> dict[str, jax.Array]:

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jbatch.core.engine import traced_once
 from jbatch.core.step import Batch, StepFn, TrainState, skipped
 
 # Cross-entropy starts near log(classes) (2.3 for 10 classes); a loss 1,000x its starting
@@ -71,6 +72,8 @@ def make_checked_step(step: StepFn, explosion_factor: float = EXPLOSION_FACTOR):
     """
     if not explosion_factor > 1:
         raise ValueError(f"explosion_factor must be > 1, got {explosion_factor}")
+
+    step = traced_once(step)  # traced for its shapes and in the branch: once
 
     def update(carry: tuple[TrainState, Guard], batch: Batch):
         state, guard = carry

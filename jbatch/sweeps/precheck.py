@@ -75,7 +75,9 @@ def precheck(session: Session, sizes: list[int]) -> Checks:
         ),
         "the gradient-noise probe": (
             ("precheck-probe", wl.loss),
-            lambda s: gradient_moments(s, (x, y), wl.loss)["grad_sq"],
+            lambda s: gradient_moments(s, (x, y), wl.loss, unroll=1)[
+                "grad_sq"
+            ],  # one gradient in the loop: quick to build
         ),
     }
     own = Programs(options=session.programs.options)  # its own: BatchNorm's notes come while these trace
