@@ -198,14 +198,14 @@ START = (
 )
 
 
-def _jbatch(args, cwd):
+def _jbatch(args, cwd, stdout=subprocess.DEVNULL):
     """``python -m jbatch ARGS`` with SIGINT as a terminal gives it (a background job of a
     non-interactive shell starts with SIGINT ignored: restored first; not in a ``preexec_fn``,
     which forks this process, where jax runs threads)."""
     return subprocess.Popen(
         [sys.executable, "-c", START, *args],
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ | {"PYTHONPATH": str(ROOT)},
@@ -219,7 +219,7 @@ def _finish(proc, timeout):
 
 
 @pytest.mark.slow
-def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp_path):
+def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes_and_reports(tmp_path):
     small = ["--learning-rates", "0.1,1", "--widths", "32", "--noise-checkpoints", "0", "--extend-grid", "0"]
     args = [*QUICK, *small, "--batch-sizes", "64,256", "--results-dir", str(tmp_path)]
     document = tmp_path / "digits-mlp-sgd-quick" / "sweep.json"
@@ -238,12 +238,18 @@ def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes(tmp
     assert "are finished and kept in" in line and "run the same command again to resume" in line
     kept = json.loads(document.read_text())["batch_sizes"]
     assert "64" in kept and not (document.parent / LOCK).exists()
-    code, err = _finish(_jbatch(args, tmp_path), 300)
-    assert code == 0, err
+    rerun = _jbatch(args, tmp_path, stdout=subprocess.PIPE)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
     done = json.loads(document.read_text())["batch_sizes"]
     assert sorted(done, key=int) == ["64", "256"]
     for b in kept:  # what was finished is kept as it was
         assert done[b]["replicas"] == kept[b]["replicas"]
+    # the rest of the main job's end: the tables printed, progress on stderr, the files written
+    assert out.count("already in the results, skipped") == len(kept) and "| mini-batch | 256 |" in out
+    assert "sweep wall time" in out and "B=256: " in err  # progress lines (not a terminal here)
+    for name in ("table.md", "table.csv", "steps_to_target.png"):
+        assert (document.parent / name).stat().st_size > 0
 
 
 @pytest.mark.slow

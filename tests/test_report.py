@@ -80,20 +80,6 @@ def test_sweep_config_file_and_flags(tmp_path, capsys):
     assert code == 2 and "is not valid toml" in err
 
 
-@pytest.mark.slow
-def test_quick_sweep_end_to_end_writes_tables_and_resumes(tmp_path, capsys):
-    args = ["sweep", "--quick", "--batch-sizes", "8,full", "--lrs", "0.1,1", "--results-dir", str(tmp_path)]
-    code, out, err = run(args, capsys)
-    assert code == 0, err
-    directory = tmp_path / "digits-mlp-sgd-quick"
-    assert "| mini-batch | 8 |" in out and "| full-batch | 1437 |" in out and "sweep wall time" in out
-    assert "B=8: " in err  # progress lines (not a terminal here)
-    for name in ("sweep.json", "table.md", "table.csv", "steps_to_target.png"):
-        assert (directory / name).stat().st_size > 0
-    code, out, _ = run(args, capsys)  # rerun: everything is already there
-    assert code == 0 and out.count("already in the results, skipped") == 2
-
-
 def test_a_plot_with_nothing_to_draw_says_so_instead_of_failing(tmp_path):
     from jbatch.report.plot import steps_to_target
 

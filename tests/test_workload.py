@@ -329,7 +329,7 @@ def test_arrays_are_named_by_content_compare_with_the_cli_and_a_grown_grid_train
         return real(*args, previous=previous, **kwargs)
 
     monkeypatch.setattr(jbatch.sweeps.driver, "run_batch_size", spy)
-    grown = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3, 1.0], progress=False, **kw)
+    grown = jbatch.sweep(model="mlp", data=arrays, learning_rates=[0.3, 1.0], progress=False, report=False, **kw)
     assert seen == [1, 1] and not capsys.readouterr().out  # each batch size kept its finished run; silent
     for b, result in grown.batch_sizes.items():
         old, new = first.batch_sizes[b].replicas, result.replicas
