@@ -16,6 +16,7 @@ seeds and over the set of batch sizes (``bootstrap``).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -122,9 +123,19 @@ def bootstrap(
       >>> bootstrap({x: [100 * (1 + 50 / x)] for x in b})["low"] is None  # one seed each: no interval
       True
     """
-    sizes = [b for b, v in per_size.items() if len(v)]
-    if len(sizes) < 3:
+    data = tuple((b, tuple(float(x) for x in v)) for b, v in per_size.items() if len(v))
+    if len(data) < 3:
         raise ValueError("a bootstrap needs at least 3 batch sizes that reached the target")
+    return dict(_bootstrap(data, draws, seed, level))
+
+
+@functools.lru_cache(maxsize=256)
+def _bootstrap(data: tuple, draws: int, seed: int, level: float) -> dict[str, Any]:
+    """``bootstrap`` of ``data`` (B and its seeds' steps, as tuples), kept by its inputs: a
+    report asks for the same fit more than once (the table's and the ladder's level at the
+    target), and the draws are a pure function of them."""
+    per_size = dict(data)
+    sizes = list(per_size)
     rng = np.random.default_rng(seed)
     b = np.tile(np.asarray(sizes, float), (draws, 1))
     log_s = np.empty((draws, len(sizes)))

@@ -113,9 +113,12 @@ def measured_on(doc: SweepDocument) -> str:
     )
 
 
-def markdown_table(doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str, Any] | None) -> str:
+def markdown_table(
+    doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str, Any] | None, levels: list | None = None
+) -> str:
     """``table.md``: the table, then the notes that say how to read it, where the sweep's
-    time went, and the critical batch size."""
+    time went, and the critical batch size (``levels``: ``analysis.ladder.ladder(doc)``,
+    computed here when not given)."""
     cfg = doc.config
     wl, grid, training, target, m = cfg.workload, cfg.grid, cfg.training, cfg.target, cfg.measurement
     tokens = any(s["row"]["tokens_per_batch"] != s["row"]["batch_size"] for s in rows)  # sequences: count tokens
@@ -189,7 +192,7 @@ def markdown_table(doc: SweepDocument, rows: list[dict[str, Any]], fit: dict[str
         f"{grid.extend_grid} half-decades): {'; '.join(extended) if extended else 'none'}.",
     )
 
-    steps = ladder_section(doc, ladder(doc), noise_along(doc, rows))
+    steps = ladder_section(doc, ladder(doc) if levels is None else levels, noise_along(doc, rows))
     few = m.timing_rounds < MIN_ROUNDS  # no 95% interval of a median from so few rounds
     plain = f"seconds to target (no interval: {m.timing_rounds} timing rounds)"
     heads = [plain if few and k == "seconds_to_target" else h for k, h, _ in shown]
@@ -362,11 +365,11 @@ def write_report(directory: str | Path) -> list[Path]:
     doc = read_sweep(directory)
     rows = summarize(doc)
     fit = sweep_fit(rows)
+    levels = ladder(doc)  # one fit per level: computed once for the table and its plot
     written = [
-        write_text(directory / "table.md", markdown_table(doc, rows, fit)),
+        write_text(directory / "table.md", markdown_table(doc, rows, fit, levels)),
         write_text(directory / "table.csv", csv_table(rows)),
     ]
     written += write_plots(directory, doc, rows, fit)
-
-    written.append(plot_ladder(directory, doc, ladder(doc), noise_along(doc, rows)))
+    written.append(plot_ladder(directory, doc, levels, noise_along(doc, rows)))
     return written
