@@ -321,6 +321,7 @@ def test_a_failure_after_training_is_recorded_not_lost(images, tmp_path, monkeyp
         widths=(16,),
         extend_grid=0,
         noise_unroll=1,
+        report=False,
     )
     stored = json.loads((tmp_path / doc.name / "sweep.json").read_text())
     for b in ("16", "64"):
