@@ -4,6 +4,7 @@ steps; ``jax.jit`` has one home; and a sweep, its timing, ``jbatch advise``, its
 the warm-up check build every program through one cache with one set of compiler options."""
 
 import ast
+import re
 from pathlib import Path
 
 import jax
@@ -30,6 +31,40 @@ def test_jax_jit_is_called_in_one_module_of_the_package():
             if isinstance(node, ast.Attribute) and node.attr == "jit" and getattr(node.value, "id", None) == "jax":
                 homes.add(path.relative_to(PACKAGE).as_posix())
     assert homes == {"core/engine.py"}
+
+
+def _program_lines(compiled) -> list[str]:
+    """A compiled program's instructions, without source locations, numbering or order."""
+    text = compiled.as_text()
+    text = re.sub(r", metadata=\{[^}]*\}", "", text[text.index("\n%") :])  # the source tables apart
+    return sorted(line.strip() for line in re.sub(r"\.\d+\b", "", text).splitlines() if line.strip())
+
+
+def test_tracing_the_step_once_compiles_the_same_program(tiny, monkeypatch):
+    import jbatch.core.epoch
+    import jbatch.core.guard
+
+    data = (jnp.asarray(tiny.x_train), jnp.asarray(tiny.y_train))
+    state = init_train_state(make_model("mlp", 64, 10, widths=(16,)), optax.sgd(0.1))
+    step = make_train_step(optax.softmax_cross_entropy_with_integer_labels)
+    order = jnp.asarray(epoch_order(0, 0, 300))
+
+    def programs():  # an epoch with a padded last batch, and a sweep's checked chunk
+        carry = (state, init_guard())
+        idx, mask = epoch_batches(order, 32, "keep")
+        return [
+            engine.compile_program(make_epoch(step, 300, 32), state, data, order).fn,
+            engine.compile_program(make_chunk(step, whole=False), carry, data, idx, mask, jnp.ones(10, bool)).fn,
+        ]
+
+    once = programs()
+    for module in (jbatch.core.epoch, jbatch.core.guard):
+        monkeypatch.setattr(module, "traced_once", lambda fn: fn)
+    again = programs()
+    assert _program_lines(once[0]) == _program_lines(again[0])  # the epoch: instruction for instruction
+    # the chunk: the same operations (XLA orders the operands of the guard's branch differently)
+    operations = lambda p: sorted(re.findall(r"= (\S+) ([\w-]+)\(", "\n".join(_program_lines(p))))  # noqa: E731
+    assert len(operations(once[1])) > 100 and operations(once[1]) == operations(again[1])
 
 
 def test_an_epoch_its_parts_and_a_checked_chunk_are_the_same_steps(tiny):
