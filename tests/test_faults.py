@@ -193,22 +193,25 @@ def test_the_command_line_maps_faults_and_machine_errors_to_one_line_and_exit_1(
 
 
 START = (
-    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import os, pathlib, runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "ready = os.environ.get('JBATCH_TEST_READY'); ready and pathlib.Path(ready).touch(); "
     "sys.argv = ['jbatch', *sys.argv[1:]]; runpy.run_module('jbatch', run_name='__main__')"
 )
 
 
-def _jbatch(args, cwd, stdout=subprocess.DEVNULL):
+def _jbatch(args, cwd, stdout=subprocess.DEVNULL, ready=None):
     """``python -m jbatch ARGS`` with SIGINT as a terminal gives it (a background job of a
     non-interactive shell starts with SIGINT ignored: restored first; not in a ``preexec_fn``,
-    which forks this process, where jax runs threads)."""
+    which forks this process, where jax runs threads). ``ready``: a file the child creates
+    once its handler is in place, before jbatch starts."""
+    env = os.environ | {"PYTHONPATH": str(ROOT)} | ({"JBATCH_TEST_READY": str(ready)} if ready else {})
     return subprocess.Popen(
         [sys.executable, "-c", START, *args],
         cwd=cwd,
         stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
-        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        env=env,
     )
 
 
@@ -255,7 +258,12 @@ def test_ctrl_c_mid_sweep_stops_with_one_line_exit_130_and_the_rerun_resumes_and
 @pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.3, 1.5])
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
-    proc = _jbatch([*QUICK, "--results-dir", str(tmp_path)], tmp_path)
+    ready = tmp_path / "ready"
+    proc = _jbatch([*QUICK, "--results-dir", str(tmp_path)], tmp_path, ready=ready)
+    deadline = time.time() + 60  # a loaded machine may take long to start Python: the delay counts from jbatch's start
+    while not ready.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert ready.exists(), "the child never started"
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc, 60)

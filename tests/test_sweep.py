@@ -170,7 +170,10 @@ def _first_exploded_update(losses):
     ("b", "replica_batch"),  # lax.map groups (CPU) and all-vmap (accelerators); one case in the fast tier
     [
         (32, "auto"),
-        *(pytest.param(b, r, marks=pytest.mark.slow) for b, r in [(1, "auto"), (300, None), (1, None)]),
+        *(
+            pytest.param(b, r, marks=pytest.mark.slow)
+            for b, r in [(1, "auto"), (300, "auto"), (1, None), (32, None), (300, None)]
+        ),
     ],
 )
 def test_exploding_replicas_freeze_finite_at_the_exact_step_and_the_others_go_on(tiny, b, replica_batch):
