@@ -82,7 +82,7 @@ def main() -> None:
     from jbatch.config import TrainConfig
     from jbatch.sweeps.train import train_and_evaluate
 
-    cfg = TrainConfig.of(epochs=2, batch_size=30, widths=(32,))
+    cfg = TrainConfig.of(epochs=1, batch_size=30, widths=(32,))
     one, four = train_and_evaluate(cfg), train_and_evaluate(dataclasses.replace(cfg, devices=4))
     np.testing.assert_allclose([e.train_loss for e in one.epochs], [e.train_loss for e in four.epochs], rtol=2e-5)
     print("ok: train_and_evaluate on 4 devices equals 1 device")

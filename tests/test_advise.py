@@ -112,3 +112,25 @@ def test_jbatch_advise_from_python_on_arrays_and_a_model_function(tiny, tmp_path
     assert read_advice(next(tmp_path.glob("advise-*"))).recommended == doc.recommended
     with pytest.raises(ConfigError, match="unknown sweep setting"):
         jbatch.advise(Net, data, batch_sizes=(8,), learning_rates=(0.1,), trunk_stepz=3, results_dir=tmp_path)
+
+
+def test_an_advice_loads_the_sweep_it_is_checked_against_once(tiny, tmp_path, monkeypatch):
+    from jbatch.sweeps import advise as advice
+    from jbatch.sweeps.api import run_advice_config  # what `jbatch advise` and `jbatch.advise` call
+
+    loads, real = [], advice.check_against
+
+    def counted(directory, config):
+        loads.append(directory)
+        return real(directory, config)
+
+    def stop(*args, swept=None, **kwargs):  # what the advice gets: the document, already checked
+        assert swept is not None and swept.name == read_sweep(SMALL).name
+        raise ConfigError("stopped before training")
+
+    monkeypatch.setattr(advice, "check_against", counted)
+    monkeypatch.setattr(advice, "advise", stop)
+    cfg = tiny_config(widths=(32,), batch_sizes=(8, 32), learning_rates=(0.3,))
+    with pytest.raises(ConfigError, match="stopped before training"):
+        run_advice_config(cfg, tmp_path, workload=for_config(cfg, tiny), against=SMALL)
+    assert loads == [SMALL]
