@@ -1,6 +1,7 @@
 """Test-wide JAX settings for ``tests/``, ``bench/`` and the doctests of ``jbatch/``: strict dtype
-promotion (as equinox's tests), float32 throughout, one persistent compilation cache per session,
-empty at its start (a program that several tests build compiles once), and the shared data sets."""
+promotion (as equinox's tests), float32 throughout, XLA's backend optimisation off unless the
+run measures speed, one persistent compilation cache per session, empty at its start (a program
+that several tests build compiles once), and the shared data sets."""
 
 import os
 
@@ -8,6 +9,24 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+# What the tests assert (equivalences, optima, error messages, documents) does not depend on
+# how far LLVM optimises the compiled code, and compilation was most of the suite's time: the
+# tests compile with XLA's backend optimisation off, as mypyc's and Theano's test suites do
+# (the same programs, HLO passes included; LLVM at -O0). A run that measures speed
+# (--benchmark-only, --bars, --shakespeare) and a run whose XLA_FLAGS already set the level
+# (``XLA_FLAGS=--xla_backend_optimization_level=3``: the tests as users' programs compile)
+# keep XLA's default. Set before the first program initialises the backend; the tests'
+# subprocesses inherit it.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+MEASURES = ("benchmark_only", "bars", "shakespeare")
+
+
+def pytest_configure(config):
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_backend_optimization_level" in flags or any(config.getoption(o, default=False) for o in MEASURES):
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE}".strip()
 
 
 @pytest.fixture(scope="session")

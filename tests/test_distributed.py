@@ -16,10 +16,15 @@ from jbatch.sweeps.distributed import Processes
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["PYTHONPATH"] = str(ROOT)
-    return env | extra
+def _env(devices: int | None = None):
+    """This process's environment for a fresh one: jbatch importable, XLA's flags those of
+    the suite (conftest's optimisation level) and, with ``devices``, that many host devices."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    if devices:
+        flags.append(f"--xla_force_host_platform_device_count={devices}")
+    env["XLA_FLAGS"] = " ".join(flags)
+    return env
 
 
 @pytest.mark.slow
@@ -27,7 +32,7 @@ def test_data_parallel_on_4_host_devices_equals_one_device():
     proc = subprocess.run(
         [sys.executable, "-m", "tests.parallel_check"],
         cwd=ROOT,
-        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"),
+        env=_env(devices=4),
         capture_output=True,
         text=True,
         timeout=600,
