@@ -168,7 +168,10 @@ def test_beta2_rule_keeps_the_half_life_in_examples(tiny):
         ({"model": "json:__doc__"}, "names a str, not a callable"),
         ({"model": lambda seed: 1 / 0}, "model factory <lambda> raised ZeroDivisionError: division by zero"),
         ({"model": lambda seed: "a model"}, "returned a str, not an nnx.Module"),
-        ({"model": lambda seed: nnx.Linear(64, 7, rngs=nnx.Rngs(seed))}, r"output shape \(7,\) does not fit 10"),
+        (
+            {"model": lambda seed: nnx.Linear(64, 7, rngs=nnx.Rngs(seed))},
+            r"output shape \(7,\) per row does not fit 10",
+        ),
         ({"optimizer": lambda learning_rate: "adam"}, "returned a str, not an optax GradientTransformation"),
         ({"optimizer": "lion"}, "unknown optimizer 'lion'; known: sgd, momentum"),
         ({"optimizer": lambda lr: optax.sgd(lr)}, "takes no learning_rate argument"),

@@ -96,13 +96,16 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 def mean_squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     """Squared error per example, summed over output dimensions (for one output, the usual
-    MSE's terms). ``predictions`` and ``targets`` must have one shape: a model's ``[B, 1]``
-    output is not broadcast against ``[B]`` targets (that would be a ``B x B`` error).
+    MSE's terms). ``predictions`` and ``targets`` must have one shape, except that one value
+    per row (``[B]``) is taken against ``[B, 1]`` targets, as Keras's losses do; nothing is
+    broadcast (``[B, 1]`` against ``[B]`` would be a ``B x B`` error).
 
     Example:
       >>> mean_squared_error(jnp.array([[1.0], [2.0], [3.0]]), jnp.array([[1.0], [2.0], [4.0]])).tolist()
       [0.0, 0.0, 1.0]
     """
+    if predictions.ndim == 1 and targets.shape == (*predictions.shape, 1):
+        predictions = predictions[:, None]
     if predictions.shape != targets.shape:
         raise ValueError(
             f"mean_squared_error: predictions of shape {tuple(predictions.shape)} and targets of shape "

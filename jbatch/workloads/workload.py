@@ -25,6 +25,7 @@ from flax import nnx
 
 from jbatch.config import MODELS
 from jbatch.core.loss import LOSSES, TASK_LOSS, LossFn, LossSum, summed
+from jbatch.core.modes import set_mode
 from jbatch.core.optim import OPTIMIZERS, OptimizerFactory, hyperparameters
 from jbatch.errors import ConfigError, one_line
 from jbatch.workloads.catalog import load_dataset
@@ -120,18 +121,19 @@ def check(wl: Workload) -> None:
         )
     ds = wl.data
     x, y = jnp.asarray(ds.x_train[:2]), jnp.asarray(ds.y_train[:2])
+    set_mode(model, "eval")  # as evaluations run it: a module's `deterministic` left to its mode is set
     try:
         out = jax.eval_shape(lambda m, x: m(x), model, x)
     except Exception as e:
         raise ConfigError(
-            f"the model cannot take the data's rows {tuple(ds.x_train.shape[1:])}: {type(e).__name__}: {e}"
+            f"the model cannot take the data's rows {tuple(ds.x_train.shape[1:])}: {one_line(e)}"
         ) from None
-    want = (2, *y.shape[1:], ds.outputs) if wl.classification else (2, *ds.y_train.shape[1:])
-    if tuple(out.shape) != tuple(want):
-        kind = f"{ds.outputs} classes" if wl.classification else f"targets of shape {tuple(ds.y_train.shape[1:])}"
+    if not isinstance(out, jax.ShapeDtypeStruct):
         raise ConfigError(
-            f"the model's output shape {tuple(out.shape[1:])} does not fit {kind}: expected {tuple(want[1:])} per row"
+            f"the model returned a {type(out).__name__} ({_leaves(out)}), not one array: return the outputs alone "
+            "(`return logits`, not `return logits, aux`); the loss takes one output array per row"
         )
+    _check_outputs(wl, tuple(out.shape[1:]))
     try:
         total = jax.eval_shape(summed(wl.loss), out, y, None)
     except Exception as e:
@@ -141,6 +143,40 @@ def check(wl: Workload) -> None:
         ) from None
     if not isinstance(total, LossSum):
         raise ConfigError(f"the loss returned a {type(total).__name__}, not one term per example")
+
+
+def _leaves(tree: Any) -> str:
+    return ", ".join(f"{getattr(v, 'dtype', '?')}{list(getattr(v, 'shape', ()))}" for v in jax.tree.leaves(tree))
+
+
+def _check_outputs(wl: Workload, row: tuple[int, ...]) -> None:
+    """A model's outputs per row (``row``) must fit the data: a classifier gives one score
+    per class (per token for sequences); a regression one value per target, where one value
+    per row (``[B]``) fits targets ``[N]`` (kept as ``[N, 1]``) too."""
+    ds = wl.data
+    target = tuple(ds.y_train.shape[1:])
+    if wl.classification:
+        want = (*target, ds.outputs)
+        if row != want:
+            raise ConfigError(
+                f"the model's output shape {row} per row does not fit {ds.outputs} classes: expected {want} "
+                f"(one score per class{' per token' if target else ''})"
+            )
+        return
+    if row == target or (row == () and target == (1,)):
+        return
+    if target == (1,) and len(row) == 1 and row[0] > 1:  # a classifier's scores against float labels
+        raise ConfigError(
+            f"the model gives {row[0]} values per row, but the targets are {ds.y_train.dtype} values, one per "
+            f"row (a regression); for {row[0]} classes give the labels as integer class ids 0..{row[0] - 1} "
+            "(y.astype(int)), or return [B] or [B, 1] for a regression"
+        )
+    shape = f"[B, {', '.join(map(str, target))}]"
+    also = " or [B]" if target == (1,) else ""
+    raise ConfigError(
+        f"the model's output shape {row} per row does not fit the regression targets {target}: "
+        f"return {shape}{also} (one value per target)"
+    )
 
 
 # width, depth, heads; nanogpt-cpu / -gpu: the sizes of nanoGPT's shakespeare_char CPU and GPU settings
@@ -190,6 +226,13 @@ def resolve(
         if isinstance(model, str)
         else model
     )
+    if isinstance(model_fn, nnx.Module) or isinstance(model_fn, type) and issubclass(model_fn, nnx.Module):
+        name = model_fn.__name__ if isinstance(model_fn, type) else type(model_fn).__name__
+        given = "the class" if isinstance(model_fn, type) else "a built module of"
+        raise ConfigError(
+            f"the model must be a factory seed -> module (each seed builds its own), got {given} {name}: "
+            f"pass `lambda seed: {name}(nnx.Rngs(seed))`"
+        )
     if isinstance(optimizer, str):
         if ":" not in optimizer and optimizer not in OPTIMIZERS:
             raise ConfigError(
@@ -244,6 +287,12 @@ def _dataset(dataset: str | Dataset | tuple) -> Dataset:
         x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in dataset)
     except (TypeError, ValueError):
         raise ConfigError("data must be a name, a Dataset, or (x_train, y_train, x_test, y_test)") from None
+    if y_tr.dtype.kind not in "biuf" or y_te.dtype.kind not in "biuf":
+        example = f" such as {y_tr.flat[0]!r}" if y_tr.size else ""
+        raise ConfigError(
+            "labels must be numbers: integer class ids 0..C-1 for classification, floats for a regression; "
+            f"got {y_tr.dtype} labels{example}"
+        )
     if np.issubdtype(y_tr.dtype, np.integer):
         if y_tr.size and (y_tr.min() < 0 or y_te.min() < 0):
             raise ConfigError("labels must be integers in [0, classes): found a negative label")
