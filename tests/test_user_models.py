@@ -140,3 +140,26 @@ def test_a_module_or_a_class_where_a_factory_belongs_shows_the_fix(tiny, given):
     message = str(e.value)
     assert "\n" not in message and len(message) < 300, message
     assert "factory seed -> module" in message and "lambda seed: ViT(nnx.Rngs(seed))" in message
+
+
+class TextModel(nnx.Module):
+    """Next-token scores from an embedding, as a character model is written."""
+
+    def __init__(self, rngs: nnx.Rngs, vocab: int = 8):
+        self.embed = nnx.Embed(vocab, 8, rngs=rngs)
+        self.out = nnx.Linear(8, vocab, rngs=rngs)
+
+    def __call__(self, tokens):
+        return self.out(self.embed(tokens))
+
+
+def test_token_ids_outside_the_embedding_are_refused_before_training():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 8, size=(40, 6))
+    x[7, 3] = 9  # one id beyond the 8-entry table: nnx.Embed returns NaN for it
+    data = (x[:32], x[:32] % 8, x[32:], x[32:] % 8)
+    with pytest.raises(ConfigError) as e:
+        resolve(data, lambda seed: TextModel(nnx.Rngs(seed)), "sgd")
+    message = str(e.value)
+    assert "\n" not in message and "0 to 9" in message and "8 entries" in message and "embed" in message
+    resolve((x[:32] % 8, x[:32] % 8, x[32:] % 8, x[32:] % 8), lambda seed: TextModel(nnx.Rngs(seed)), "sgd")

@@ -121,6 +121,7 @@ def check(wl: Workload) -> None:
         )
     ds = wl.data
     x, y = jnp.asarray(ds.x_train[:2]), jnp.asarray(ds.y_train[:2])
+    _check_token_ids(model, ds)
     set_mode(model, "eval")  # as evaluations run it: a module's `deterministic` left to its mode is set
     try:
         out = jax.eval_shape(lambda m, x: m(x), model, x)
@@ -143,6 +144,28 @@ def check(wl: Workload) -> None:
         ) from None
     if not isinstance(total, LossSum):
         raise ConfigError(f"the loss returned a {type(total).__name__}, not one term per example")
+
+
+def _check_token_ids(model: nnx.Module, ds: Dataset) -> None:
+    """Integer inputs index the model's ``nnx.Embed`` tables: an id outside a table gives NaN
+    (XLA's out-of-range gather fills), which would read as divergence. Checked once, on the
+    whole data, before training."""
+    if not np.issubdtype(ds.x_train.dtype, np.integer):
+        return
+    tables = [
+        (".".join(map(str, path)), m.num_embeddings) for path, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)
+    ]
+    if not tables:
+        return
+    low = int(min(ds.x_train.min(initial=0), ds.x_test.min(initial=0)))
+    high = int(max(ds.x_train.max(initial=0), ds.x_test.max(initial=0)))
+    for name, size in tables:
+        if low < 0 or high >= size:
+            raise ConfigError(
+                f"the data's token ids run from {low} to {high}, but the model's nnx.Embed {name or '(the model)'} "
+                f"has {size} entries (ids 0..{size - 1}): an id outside it gives NaN; give the embedding "
+                f"num_embeddings={high + 1} or more, or map the ids into its range"
+            )
 
 
 def _leaves(tree: Any) -> str:
