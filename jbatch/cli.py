@@ -203,6 +203,8 @@ def _train(args: argparse.Namespace) -> int:
         )
     result = train_and_evaluate(config, on_epoch=show, workload=workload)
     record = train_record(result)
+    for line in result.inexact:
+        print(f"not exact: {line}")
     if args.sample:
         from jbatch.workloads.sample import generate
 

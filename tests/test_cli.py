@@ -218,6 +218,9 @@ def test_train_takes_the_sweeps_workload_and_training_options(tmp_path, capsys, 
         16,
     )
     assert record.epochs[-1].test_accuracy > 0.5 and stdout.count("\nepoch") + stdout.startswith("epoch") == 2
+    # micro-batches of a BatchNorm model are not the one-shot batch's update: said and recorded
+    assert len(record.inexact) == 1 and "micro-batches of 16 rows" in record.inexact[0]
+    assert f"not exact: {record.inexact[0]}" in stdout
     code, _, err = run(["train", "--model", "elsewhere:make", "--out", str(out)], capsys)
     assert code == 2 and "no module 'elsewhere' in the current directory" in err
     code, _, err = run(["train", "--optimizer", "momentum", "--momentum", "0.9,0.99", "--out", str(out)], capsys)

@@ -123,3 +123,17 @@ def test_the_measured_line_names_the_runs_of_the_results_not_the_documents_first
     assert measured_on(doc).endswith("2026-02-01, commit bbbbbbbbbb (with uncommitted changes).")
     doc.batch_sizes["8"].metadata = old  # one kept from the first run (a resume)
     assert "2026-01-01 to 2026-02-01, commit aaaaaaaaaa, bbbbbbbbbb (with uncommitted changes)." in measured_on(doc)
+
+
+def test_what_is_not_exact_is_said_under_the_table():
+    from jbatch.analysis.summary import summarize, sweep_fit
+    from jbatch.report.sweep import markdown_table
+    from jbatch.results import read_sweep
+
+    doc = read_sweep(Path(__file__).parent / "data" / "sweep_small")
+    rows = summarize(doc)
+    assert "Not exact" not in markdown_table(doc, rows, sweep_fit(rows))
+    doc.checks.inexact = ["micro-batches of 16 rows: each is normalised with its own batch statistics"]
+    table = markdown_table(doc, rows, sweep_fit(rows))
+    assert "**Not exact** (`checks.inexact`): micro-batches of 16 rows: each is normalised" in table
+    assert table.index("Not exact") < table.index("Target:")  # right under the table, not at its end

@@ -186,8 +186,10 @@ def markdown_table(
         for s in rows
         if s["row"].get("extended")
     ]
+    if doc.checks and doc.checks.inexact:  # said beside the numbers it concerns, not only in the JSON
+        notes.insert(1, f"**Not exact** (`checks.inexact`): {'; '.join(doc.checks.inexact)}.")
     notes.insert(
-        4,
+        4 + bool(doc.checks and doc.checks.inexact),
         "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
         f"{grid.extend_grid} half-decades): {'; '.join(extended) if extended else 'none'}.",
     )

@@ -427,6 +427,7 @@ class TrainDocument(Document, kw_only=True, tag_field="kind", tag="jbatch.train"
     epochs: list[EpochRecord]
     metadata: Metadata
     sample: dict[str, Any] | None = None  # text written by a character model
+    inexact: list[str] = []  # what is not exact in this training (precheck.inexact)
 
 
 class DataScalingRow(Record, kw_only=True):

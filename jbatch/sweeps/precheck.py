@@ -116,16 +116,27 @@ def precheck(session: Session, sizes: list[int]) -> Checks:
                 f"such a batch); {how}, or normalise without the batch (LayerNorm, "
                 "GroupNorm)"
             )
-    inexact = []
-    if notes and training.microbatch:
-        inexact.append(
-            f"micro-batches of {training.microbatch} rows: each is normalised with its own batch statistics "
+    return Checks(
+        learning_rate=session.optimizer.learning_rate,
+        batch_statistics=bool(notes),
+        inexact=inexact(notes, training.microbatch),
+    )
+
+
+def inexact(notes: list[dict], microbatch: int) -> list[str]:
+    """What is not exact in training a model whose BatchNorm layers left ``notes`` while its
+    training program traced (``modes.noting``), with micro-batches of ``microbatch`` rows
+    (0: none): the lines a sweep document's ``checks.inexact`` and a ``jbatch train`` record keep."""
+    lines = []
+    if notes and microbatch:
+        lines.append(
+            f"micro-batches of {microbatch} rows: each is normalised with its own batch statistics "
             "and updates the running averages, so an update is not the one-shot batch's (as gradient "
             "accumulation in any framework)"
         )
     if any(not n["rows_masked"] for n in notes):
-        inexact.append(
+        lines.append(
             "a BatchNorm's input does not have the batch's rows first, so the padding rows of a partial "
             "batch may enter its statistics"
         )
-    return Checks(learning_rate=session.optimizer.learning_rate, batch_statistics=bool(notes), inexact=inexact)
+    return lines

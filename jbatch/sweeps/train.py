@@ -17,6 +17,7 @@ from jbatch.config import REMAINDERS, TrainConfig
 from jbatch.core.batching import epoch_order, resolve_batch_size, steps_per_epoch
 from jbatch.core.engine import fast_unroll, timed_call
 from jbatch.core.epoch import make_epoch, make_evaluate
+from jbatch.core.modes import noting
 from jbatch.core.optim import check_hyperparameter, set_hyperparameters
 from jbatch.core.parallel import batch_sharding, data_mesh, padded_width, place
 from jbatch.core.step import TrainState, init_train_state, make_eval_step
@@ -24,6 +25,7 @@ from jbatch.errors import ConfigError
 from jbatch.results.records import EpochRecord, TrainDocument
 from jbatch.sweeps.metadata import environment_metadata
 from jbatch.sweeps.optimizer import replica_values
+from jbatch.sweeps.precheck import inexact
 from jbatch.sweeps.session import Session
 from jbatch.workloads.data import Dataset
 from jbatch.workloads.workload import Workload, build, resolve
@@ -42,6 +44,7 @@ class TrainResult:
     epochs: list[EpochResult]
     compile_seconds: dict[str, float]
     state: TrainState
+    inexact: list[str] = dataclasses.field(default_factory=list)  # precheck.inexact
 
 
 def check_config(config: TrainConfig, num_examples: int) -> int:
@@ -111,14 +114,15 @@ def train_and_evaluate(
     train, test = put((ds.x_train, ds.y_train)), put((ds.x_test, ds.y_test))
 
     programs = session.programs
-    run_epoch = programs.get(
-        ("train-epoch", session.step_key, n, batch_size, remainder, unroll, config.devices),
-        epoch_fn,
-        state,
-        train,
-        put(epoch_order(0, 0, n)),
-        donate_argnums=(0,),
-    )
+    with noting() as notes:  # BatchNorm layers say so while the epoch traces
+        run_epoch = programs.get(
+            ("train-epoch", session.step_key, n, batch_size, remainder, unroll, config.devices),
+            epoch_fn,
+            state,
+            train,
+            put(epoch_order(0, 0, n)),
+            donate_argnums=(0,),
+        )
     run_eval = programs.get(
         ("evaluate-both", workload.loss, workload.classification),
         lambda s, a, b: (evaluate(s, a), evaluate(s, b)),
@@ -155,6 +159,7 @@ def train_and_evaluate(
         epochs=history,
         compile_seconds={"epoch": run_epoch.compile_seconds, "evaluate": run_eval.compile_seconds},
         state=state,
+        inexact=inexact(notes, config.training.microbatch),
     )
 
 
@@ -169,4 +174,5 @@ def train_record(result: TrainResult) -> TrainDocument:
         compile_seconds=result.compile_seconds,
         epochs=result.epochs,
         metadata=environment_metadata(),
+        inexact=result.inexact,
     )
