@@ -261,6 +261,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from jbatch.results.records import failure_lines
     from jbatch.sweeps.api import run_sweep_config
 
     config = _base_config(args, quick_run=args.quick)
@@ -274,7 +275,7 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--process-id must be in [0, {args.num_processes}), got {args.process_id}")
         processes = initialize(args.coordinator, args.num_processes, args.process_id, args.barrier_timeout)
     start = time.perf_counter()
-    directory, _ = run_sweep_config(
+    directory, doc = run_sweep_config(
         config,
         args.results_dir,
         force=args.force,
@@ -287,6 +288,16 @@ def _sweep(args: argparse.Namespace) -> int:
         return 0
     print((directory / "table.md").read_text())
     print(f"sweep wall time {time.perf_counter() - start:.1f}s; results in {directory}/")
+    failed = failure_lines(doc)
+    if failed:  # the training is kept, but the table lacks what failed: said last, and in the exit status
+        for line in failed:
+            print(f"jbatch: {line}", file=sys.stderr)
+        print(
+            f"jbatch: {len(failed)} measurement(s) failed after training (recorded under `failures` in "
+            f"{directory}/sweep.json and noted in table.md); the training is kept",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -162,4 +162,51 @@ def test_token_ids_outside_the_embedding_are_refused_before_training():
         resolve(data, lambda seed: TextModel(nnx.Rngs(seed)), "sgd")
     message = str(e.value)
     assert "\n" not in message and "0 to 9" in message and "8 entries" in message and "embed" in message
+    assert "id 9" in message
     resolve((x[:32] % 8, x[:32] % 8, x[32:] % 8, x[32:] % 8), lambda seed: TextModel(nnx.Rngs(seed)), "sgd")
+
+
+def _sgd_injected(learning_rate):
+    """An optimizer as optax users write one whose hyperparameters they change in their loop."""
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate, momentum=0.9)
+
+
+def _sgd(learning_rate):
+    return optax.sgd(learning_rate, momentum=0.9)
+
+
+@pytest.mark.slow
+def test_an_inject_hyperparams_optimizer_is_timed_and_trains_as_the_plain_one(tiny, tmp_path):
+    from jbatch.sweeps.driver import run_sweep
+    from tests.helpers import tiny_config
+
+    cfg = tiny_config(batch_sizes=(32,), seeds=(0,), timing_rounds=2)
+    model = lambda seed: nnx.Linear(64, 10, rngs=nnx.Rngs(seed))  # noqa: E731
+    docs = [run_sweep(cfg, tmp_path / f.__name__, workload=resolve(tiny, model, f))[1] for f in (_sgd_injected, _sgd)]
+    injected, plain = (d.result(32) for d in docs)
+    assert injected.failures == {} and injected.timing is not None  # "donate the same buffer twice" before
+    for a, b in zip(injected.replicas, plain.replicas, strict=True):  # each learning rate its own, as optax's
+        assert a.learning_rate == b.learning_rate and a.curve.step == b.curve.step
+        x, y = (np.array(r.curve.test_loss, dtype=float) for r in (a, b))  # None: not evaluated there
+        both = ~np.isnan(x) & ~np.isnan(y)  # which fine points are evaluated follows the run's other replicas
+        assert both.sum() >= 8 and both[-1]
+        np.testing.assert_allclose(x[both], y[both], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_failure_after_training_shows_in_the_table_the_last_lines_and_the_exit_status(tmp_path, capsys, monkeypatch):
+    from jbatch.sweeps import driver
+    from tests.helpers import run_cli
+
+    def broken(*args):
+        raise RuntimeError("the machine's clock broke")
+
+    monkeypatch.setattr(driver, "time_share", broken)
+    args = ["sweep", "--quick", "--seeds", "0", "--batch-sizes", "64", "--lrs", "0.1", "--widths", "16"]
+    code, out, err = run_cli([*args, "--noise-checkpoints", "0", "--results-dir", str(tmp_path)], capsys)
+    assert code == 1  # was 0, the failure only in sweep.json
+    last = err.strip().splitlines()[-2:]
+    assert last[0].startswith("jbatch: B=64: the timing rounds failed: RuntimeError: the machine's clock broke")
+    assert last[1].startswith("jbatch: 1 measurement(s) failed after training") and "the training is kept" in last[1]
+    table = next(tmp_path.glob("*/table.md")).read_text()
+    assert "**Failed after training**" in table and "B=64: the timing rounds failed" in table

@@ -337,6 +337,16 @@ def _hyperparams(opt_state: Any) -> dict[str, jax.Array]:
     )
 
 
+def _injected_levels(opt_state: Any) -> list[dict[str, Any]]:
+    """The ``hyperparams`` of every ``inject_hyperparams`` state in ``opt_state``, outermost
+    first, the ones nested in another's ``inner_state`` included."""
+    levels = []
+    for s in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "hyperparams")):
+        if hasattr(s, "hyperparams"):
+            levels += [s.hyperparams, *_injected_levels(getattr(s, "inner_state", ()))]
+    return levels
+
+
 def get_learning_rate(opt_state: Any) -> jax.Array:
     """The learning rate stored in an ``inject_hyperparams`` optimizer state."""
     return _hyperparams(opt_state)["learning_rate"]
@@ -344,17 +354,20 @@ def get_learning_rate(opt_state: Any) -> jax.Array:
 
 def set_hyperparameters(opt_state: Any, values: Mapping[str, float | jax.Array]) -> Any:
     """A copy of ``opt_state`` with new values of injected hyperparameters; same shapes, so
-    nothing recompiles. Each one must have been injected."""
+    nothing recompiles. Each one must have been injected. A value is set at every level that
+    injects it: a user's factory that wraps its own optimizer in ``optax.inject_hyperparams``
+    keeps the value jbatch passed it in its own state, and its update reads that one."""
     current = _hyperparams(opt_state)
+    levels = _injected_levels(opt_state)
     replace = {}
     for name, value in values.items():
         if name not in current:
             raise ConfigError(f"hyperparameter {name!r} was not injected; injected: {', '.join(current)}")
-        old = current[name]
-        if isinstance(value, jax.Array):  # possibly traced: stay in jnp
-            replace[id(old)] = jnp.asarray(value, dtype=old.dtype).reshape(old.shape)
-        else:  # host values: a plain transfer, so not even an eager op gets compiled
-            replace[id(old)] = jax.device_put(np.asarray(value, dtype=old.dtype).reshape(old.shape))
+        for old in (level[name] for level in levels if name in level):
+            if isinstance(value, jax.Array):  # possibly traced: stay in jnp
+                replace[id(old)] = jnp.asarray(value, dtype=old.dtype).reshape(old.shape)
+            else:  # host values: a plain transfer, so not even an eager op gets compiled
+                replace[id(old)] = jax.device_put(np.asarray(value, dtype=old.dtype).reshape(old.shape))
     return jax.tree.map(lambda leaf: replace.get(id(leaf), leaf), opt_state)
 
 

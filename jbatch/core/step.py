@@ -64,10 +64,35 @@ def init_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> Tra
         step=jnp.zeros((), jnp.int32),
         params=params,
         rest=rest,
-        opt_state=tx.init(params),
+        opt_state=distinct(tx.init(params)),
         graphdef=graphdef,
         tx=tx,
     )
+
+
+def distinct(tree: Any) -> Any:
+    """``tree`` with every array that sits at more than one leaf copied, so that the state can
+    be donated to a compiled step (XLA refuses to donate one buffer twice). An optimizer's
+    state can hold one array twice: ``optax.inject_hyperparams`` around a factory that
+    injects its own hyperparameters keeps the learning rate it was given at both levels.
+
+    Example:
+      >>> lr = jnp.asarray(0.1)
+      >>> a, b = distinct({"outer": lr, "inner": lr}).values()
+      >>> a is lr, b is lr, round(float(b), 6)
+      (True, False, 0.1)
+    """
+    seen: set[int] = set()
+
+    def once(leaf: Any) -> Any:
+        if not isinstance(leaf, jax.Array) or isinstance(leaf, jax.core.Tracer):
+            return leaf  # traced values own no buffer yet
+        if id(leaf) in seen:
+            return jnp.array(leaf, copy=True)
+        seen.add(id(leaf))
+        return leaf
+
+    return jax.tree.map(once, tree)
 
 
 StepFn = Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]

@@ -29,6 +29,7 @@ from jbatch.report.ladder import ladder_section, plot_ladder
 from jbatch.report.plot import write_plots  # matplotlib itself is imported only when plotting
 from jbatch.report.table import interval_text
 from jbatch.results import SweepDocument, read_sweep
+from jbatch.results.records import failure_lines
 from jbatch.store import write_text
 
 COLUMNS = [  # (csv name, markdown header, how to show it)
@@ -186,10 +187,18 @@ def markdown_table(
         for s in rows
         if s["row"].get("extended")
     ]
-    if doc.checks and doc.checks.inexact:  # said beside the numbers it concerns, not only in the JSON
-        notes.insert(1, f"**Not exact** (`checks.inexact`): {'; '.join(doc.checks.inexact)}.")
+    said = []  # beside the numbers they concern, not only in the JSON
+    if doc.checks and doc.checks.inexact:
+        said.append(f"**Not exact** (`checks.inexact`): {'; '.join(doc.checks.inexact)}.")
+    if failure_lines(doc):
+        said.append(
+            "**Failed after training** (`failures`; the training is kept, the columns they feed are empty): "
+            + "; ".join(failure_lines(doc))
+            + "."
+        )
+    notes[1:1] = said
     notes.insert(
-        4 + bool(doc.checks and doc.checks.inexact),
+        4 + len(said),
         "Learning rates added beyond the grid's edge because a batch size's best sat on it (up to "
         f"{grid.extend_grid} half-decades): {'; '.join(extended) if extended else 'none'}.",
     )

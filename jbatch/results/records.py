@@ -165,6 +165,19 @@ class Compilations(Record, kw_only=True):
     padded_epoch_calls: int | None = None
 
 
+# The parts of a batch size's measurement that run after its training and may fail without losing it
+STAGES = {"noise": "the gradient-noise probe", "replay": "the replay of a pruned best", "timing": "the timing rounds"}
+
+
+def failure_lines(doc: SweepDocument) -> list[str]:
+    """One line per failure recorded after a batch size's training, smallest batch size first."""
+    return [
+        f"B={b}: {STAGES.get(stage, stage)} failed: {line}"
+        for b, result in sorted(doc.batch_sizes.items(), key=lambda kv: int(kv[0]))
+        for stage, line in result.failures.items()
+    ]
+
+
 class BatchSizeResult(Record, kw_only=True):
     """Everything measured at one batch size: its replicas' curves, what the program
     counted, the noise scale, where the time went and the single-model timing."""
@@ -185,7 +198,7 @@ class BatchSizeResult(Record, kw_only=True):
     timing: Timing | None = None
     compilations: Compilations | None = None
     metadata: Metadata | None = None  # where this batch size was measured (a resumed sweep mixes runs)
-    failures: dict[str, str] = {}  # what failed after the training (recorded, not lost)
+    failures: dict[str, str] = {}  # what failed after the training (recorded, not lost): STAGES' keys
 
 
 class Device(Record, kw_only=True):

@@ -8,7 +8,7 @@ import time
 from typing import Any, TextIO
 
 # what ``clock.attempt`` records a failure of, in words
-STAGES = {"noise": "the gradient-noise probe", "replay": "the replay of a pruned best", "timing": "the timing rounds"}
+from jbatch.results.records import STAGES
 
 
 class Progress:

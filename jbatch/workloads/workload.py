@@ -100,7 +100,17 @@ def _call(factory: Callable[..., Any], what: str, *args: Any, **kw: Any) -> Any:
 
 def build(wl: Workload, seed: int) -> nnx.Module:
     """The workload's model for ``seed``; a factory that raises or returns something else
-    than an ``nnx.Module`` is a ``ConfigError`` that names it and the seed."""
+    than an ``nnx.Module`` is a ``ConfigError`` that names it and the seed. A module class
+    is a factory when it takes the seed; one that does not is told how to become one."""
+    factory = wl.model
+    if isinstance(factory, type) and issubclass(factory, nnx.Module):
+        try:
+            return factory(seed)
+        except Exception as e:
+            raise ConfigError(
+                f"the model class {factory.__name__} cannot be built from a seed ({one_line(e)}): pass a factory "
+                f"seed -> module, `lambda seed: {factory.__name__}(nnx.Rngs(seed))`"
+            ) from None
     model = _call(wl.model, "model", seed)
     if not isinstance(model, nnx.Module):
         raise ConfigError(
@@ -121,8 +131,8 @@ def check(wl: Workload) -> None:
         )
     ds = wl.data
     x, y = jnp.asarray(ds.x_train[:2]), jnp.asarray(ds.y_train[:2])
-    _check_token_ids(model, ds)
     set_mode(model, "eval")  # as evaluations run it: a module's `deterministic` left to its mode is set
+    _check_token_ids(model, ds)
     try:
         out = jax.eval_shape(lambda m, x: m(x), model, x)
     except Exception as e:
@@ -148,24 +158,34 @@ def check(wl: Workload) -> None:
 
 def _check_token_ids(model: nnx.Module, ds: Dataset) -> None:
     """Integer inputs index the model's ``nnx.Embed`` tables: an id outside a table gives NaN
-    (XLA's out-of-range gather fills), which would read as divergence. Checked once, on the
-    whole data, before training."""
+    (XLA's out-of-range gather fills), which would read as divergence. When the data's ids
+    run past a table of the model (or below 0), the model, in eval mode, runs once on the row
+    that holds the extreme id; non-finite outputs are refused before training. (A table
+    indexed by something else, such as positions, is then not blamed.)"""
     if not np.issubdtype(ds.x_train.dtype, np.integer):
         return
-    tables = [
-        (".".join(map(str, path)), m.num_embeddings) for path, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)
-    ]
-    if not tables:
+    embeds = [(".".join(map(str, p)), m.num_embeddings) for p, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)]
+    if not embeds:
         return
-    low = int(min(ds.x_train.min(initial=0), ds.x_test.min(initial=0)))
-    high = int(max(ds.x_train.max(initial=0), ds.x_test.max(initial=0)))
-    for name, size in tables:
-        if low < 0 or high >= size:
-            raise ConfigError(
-                f"the data's token ids run from {low} to {high}, but the model's nnx.Embed {name or '(the model)'} "
-                f"has {size} entries (ids 0..{size - 1}): an id outside it gives NaN; give the embedding "
-                f"num_embeddings={high + 1} or more, or map the ids into its range"
-            )
+    x = np.concatenate([ds.x_train.reshape(len(ds.x_train), -1), ds.x_test.reshape(len(ds.x_test), -1)])
+    low, high = int(x.min(initial=0)), int(x.max(initial=0))
+    short = [(name, size) for name, size in embeds if low < 0 or high >= size]
+    if not short:
+        return
+    rows = [int(np.argmax(x.max(axis=1))), int(np.argmin(x.min(axis=1)))]
+    data = np.concatenate([ds.x_train, ds.x_test])[rows]
+    try:
+        finite = bool(np.isfinite(np.asarray(model(jnp.asarray(data)), dtype=np.float64)).all())
+    except Exception:
+        return  # the shape check that follows says what is wrong with the model
+    if not finite:
+        name, size = short[0]
+        raise ConfigError(
+            f"the data's token ids run from {low} to {high}, but the model's nnx.Embed {name or '(the model)'} "
+            f"has {size} entries (ids 0..{size - 1}), and the row holding id {high if high >= size else low} "
+            f"gives non-finite outputs: give the embedding num_embeddings={high + 1} or more, or map the ids "
+            "into its range"
+        )
 
 
 def _leaves(tree: Any) -> str:
@@ -249,11 +269,10 @@ def resolve(
         if isinstance(model, str)
         else model
     )
-    if isinstance(model_fn, nnx.Module) or isinstance(model_fn, type) and issubclass(model_fn, nnx.Module):
-        name = model_fn.__name__ if isinstance(model_fn, type) else type(model_fn).__name__
-        given = "the class" if isinstance(model_fn, type) else "a built module of"
+    if isinstance(model_fn, nnx.Module):
+        name = type(model_fn).__name__
         raise ConfigError(
-            f"the model must be a factory seed -> module (each seed builds its own), got {given} {name}: "
+            f"the model must be a factory seed -> module (each seed builds its own), got a built {name}: "
             f"pass `lambda seed: {name}(nnx.Rngs(seed))`"
         )
     if isinstance(optimizer, str):
