@@ -124,6 +124,50 @@ def test_a_second_writer_is_refused_naming_the_first_and_a_dead_ones_lock_is_tak
     assert "was left by pid" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", ["", "garbage{", "[1, 2]", '{"pid": "x"}'])
+def test_a_damaged_lock_is_taken_over_once_it_is_not_one_being_written(tmp_path, capsys, content):
+    lock = tmp_path / LOCK
+    lock.write_text(content)
+    with pytest.raises(ConfigError, match="another sweep is writing .*a damaged lock"):
+        with claim(tmp_path):  # just written: it may be another sweep's, being written
+            pass
+    old = time.time() - 10
+    os.utime(lock, (old, old))
+    with claim(tmp_path, wait=True, poll=0.01):  # before: "pid None on None (?)", and --wait waited for ever
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert "a damaged lock" in capsys.readouterr().err and not lock.exists()
+
+
+def test_a_folder_in_the_locks_place_is_one_line(tmp_path):
+    (tmp_path / LOCK).mkdir()
+    with pytest.raises(ConfigError, match=f"{LOCK} is a folder, not jbatch's lock file: remove it"):
+        with claim(tmp_path, wait=True, poll=0.01):
+            pass
+
+
+@pytest.mark.parametrize("case", ["reused", "overflow"])
+def test_a_lock_whose_pid_was_reused_or_cannot_exist_is_stale(tmp_path, capsys, case):
+    # reused: this process is alive, but it started after the lock was written; overflow: os.kill raised OverflowError
+    pid, started = (os.getpid(), time.time() - 10**6) if case == "reused" else (99999999999, time.time())
+    (tmp_path / LOCK).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "started": started}))
+    with claim(tmp_path):
+        assert json.loads((tmp_path / LOCK).read_text())["started"] > started
+    assert f"was left by pid {pid}" in capsys.readouterr().err
+
+
+def test_a_lock_that_cannot_be_written_is_not_left_behind(tmp_path, monkeypatch):
+    from jbatch.sweeps import resultsdir
+
+    def full(*args, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resultsdir.json, "dump", full)
+    with pytest.raises(FaultError, match="cannot write the lock .*No space left on device"):
+        with claim(tmp_path / "run"):
+            pass
+    assert not (tmp_path / "run" / LOCK).exists()  # before: an empty lock that blocked the directory
+
+
 def test_a_second_writer_asked_to_wait_waits_for_the_first(tmp_path, capsys):
     first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     _lock(tmp_path, first.pid)

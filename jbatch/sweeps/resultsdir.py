@@ -97,7 +97,7 @@ def _alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this host (a zombie, exited but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # no such process, or no such pid at all
         return False
     except PermissionError:  # someone else's process: alive
         return True
@@ -108,28 +108,62 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (Linux's /proc); None where unknown."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line[:5] == "btime")
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+# A lock that cannot be read as jbatch writes it is damaged once it is this old (seconds); younger,
+# it may be one another sweep is writing at this moment.
+DAMAGED_AFTER = 2.0
+
+
 def owner(directory: Path) -> dict[str, Any] | None:
     """The lock's content (pid, host, started, command), None when there is no lock; a lock
-    that cannot be parsed counts as held by an unknown owner."""
+    that cannot be parsed is ``damaged`` (what is wrong, and its ``age``); a folder in its
+    place is a ``ConfigError``."""
+    path = directory / LOCK
     try:
-        text = (directory / LOCK).read_text()
+        text = path.read_text()
+        age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None
-    except OSError:
-        return {"pid": None, "host": None}
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not jbatch's lock file: remove it") from None
+    except OSError as e:
+        return {"damaged": f"unreadable: {e.strerror or e}", "age": 0.0}
     try:
         data = json.loads(text)
-        return data if isinstance(data, dict) else {"pid": None, "host": None}
     except json.JSONDecodeError:
-        return {"pid": None, "host": None}
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("pid"), int) and isinstance(data.get("host"), str):
+        return data
+    return {"damaged": "empty" if not text.strip() else f"not jbatch's lock: {text[:40]!r}", "age": age}
 
 
 def stale(info: dict[str, Any]) -> bool:
-    """Whether a lock's owner is known to be gone: this host, and no process with its pid."""
-    return info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _alive(info["pid"])
+    """Whether a lock's owner is known to be gone: a damaged lock older than
+    ``DAMAGED_AFTER``; on this host, no process with its pid, or one that started after the
+    lock was written (the pid was reused)."""
+    if "damaged" in info:
+        return info["age"] > DAMAGED_AFTER
+    if info.get("host") != socket.gethostname():
+        return False
+    pid = info["pid"]
+    if not _alive(pid):
+        return True
+    started, began = info.get("started"), _started(pid)
+    return isinstance(started, (int, float)) and began is not None and began > started + 1.0
 
 
 def _describe(info: dict[str, Any]) -> str:
+    if "damaged" in info:
+        return f"a damaged lock ({info['damaged']})"
     started = info.get("started")
     known = isinstance(started, (int, float))
     when = time.strftime(" since %Y-%m-%d %H:%M:%S", time.localtime(started)) if known else ""
@@ -142,16 +176,20 @@ def _try_lock(directory: Path) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump(
-            {
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "started": time.time(),
-                "command": " ".join(["jbatch", *sys.argv[1:]])[:300],
-            },
-            f,
-        )
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started": time.time(),
+                    "command": " ".join(["jbatch", *sys.argv[1:]])[:300],
+                },
+                f,
+            )
+    except OSError as e:  # a half-written lock would block the directory: none is left
+        path.unlink(missing_ok=True)
+        raise FaultError(f"cannot write the lock {path} ({e.strerror or e}); nothing was started") from None
     return True
 
 
@@ -175,9 +213,8 @@ def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[No
             continue  # released in between
         if stale(info):
             (directory / LOCK).unlink(missing_ok=True)
-            print(
-                f"jbatch: {directory / LOCK} was left by {_describe(info)}, which is gone: taken over", file=sys.stderr
-            )
+            gone = "" if "damaged" in info else ", which is gone"
+            print(f"jbatch: {directory / LOCK} was left by {_describe(info)}{gone}: taken over", file=sys.stderr)
             continue
         if not wait:
             raise ConfigError(
