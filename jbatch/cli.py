@@ -529,7 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 130
     except OSError as e:  # a fault of the machine no check could foresee: one line, not a traceback
-        print(f"jbatch: error: {one_line(e)}", file=sys.stderr)
+        what = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else one_line(e)
+        print(f"jbatch: error: {what}", file=sys.stderr)
         return 1
     finally:
         if previous is signal.default_int_handler:

@@ -230,10 +230,30 @@ def test_the_command_line_maps_faults_and_machine_errors_to_one_line_and_exit_1(
     def machine(args):
         raise OSError(5, "Input/output error")
 
-    for command, want in ((fault, "kept X"), (machine, "OSError: [Errno 5] Input/output error")):
+    def denied(args):
+        raise PermissionError(13, "Permission denied", "/results/x/table.md")
+
+    cases = (
+        (fault, "kept X"),
+        (machine, "OSError: [Errno 5] Input/output error"),
+        (denied, "jbatch: error: Permission denied: /results/x/table.md"),  # was "[Errno 13] ..."
+    )
+    for command, want in cases:
         monkeypatch.setitem(cli.COMMANDS, "report", command)
         code, _, err = run_cli(["report", "x"], capsys)
         assert code == 1 and want in one_clean_line(err)
+
+
+def test_compare_out_naming_a_file_and_a_module_that_exits_at_import_are_one_line(tmp_path, capsys, monkeypatch):
+    published = Path(__file__).parent / "data" / "sweep_small"
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run_cli(["compare", str(published), str(published), "--out", str(tmp_path / "notes.txt")], capsys)
+    assert code == 2 and "is a file" in one_clean_line(err) and (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "script.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    code, _, err = run_cli(["train", "--model", "script:make", "--epochs", "1"], capsys)  # was exit 3, no word
+    assert code == 2 and "called sys.exit(3)" in one_clean_line(err)
 
 
 START = (

@@ -213,6 +213,8 @@ def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bo
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
         raise ConfigError("compare needs two or more sweep directories or benchmark files")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file: compare writes compare.md (and its plot) into a folder; name one")
     kinds = {_kind(p) for p in paths}
     if len(kinds) > 1:
         raise ConfigError("compare needs runs of one kind: all sweep directories or all benchmark files")

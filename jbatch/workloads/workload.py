@@ -76,6 +76,11 @@ def import_path(path: str, what: str) -> Callable[..., Any]:
             f"Python path: run jbatch where {module.split('.')[0]}.py (or its package) is, or "
             "install it (pip install -e .)"
         ) from None
+    except SystemExit as e:  # a script's sys.exit() at import: it would end jbatch with no word
+        raise ConfigError(
+            f"{what} {path!r}: importing {module!r} called sys.exit({e.code!r}); guard the module's script "
+            "part with `if __name__ == '__main__':`"
+        ) from None
     except Exception as e:
         raise ConfigError(f"{what} {path!r}: cannot import {module!r} ({one_line(e)})") from None
     for part in attr.split("."):
