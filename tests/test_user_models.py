@@ -210,3 +210,41 @@ def test_a_failure_after_training_shows_in_the_table_the_last_lines_and_the_exit
     assert last[1].startswith("jbatch: 1 measurement(s) failed after training") and "the training is kept" in last[1]
     table = next(tmp_path.glob("*/table.md")).read_text()
     assert "**Failed after training**" in table and "B=64: the timing rounds failed" in table
+
+
+def _picky(learning_rate):  # fails for large rates only
+    if float(learning_rate) > 0.05:
+        raise RuntimeError("too big for me")
+    return optax.sgd(learning_rate)
+
+
+def _bad_init(learning_rate):
+    def init(params):
+        raise ValueError("bad init")
+
+    return optax.GradientTransformation(init, optax.sgd(learning_rate).update)
+
+
+def _with_kwargs(learning_rate, **kwargs):  # valid: optax.sgd(learning_rate, **kwargs)
+    return optax.sgd(learning_rate, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "factory, want",
+    [(_picky, "RuntimeError: too big for me"), (_bad_init, "ValueError: bad init"), (_with_kwargs, None)],
+)
+def test_an_optimizer_factory_that_fails_for_some_rate_or_at_init_is_one_line_and_kwargs_are_accepted(
+    tiny, factory, want
+):
+    from jbatch.sweeps.session import Session
+    from tests.helpers import tiny_config
+
+    wl = resolve(tiny, lambda seed: nnx.Linear(64, 10, rngs=nnx.Rngs(seed)), factory)
+    config = tiny_config(learning_rates=(0.01, 0.3))
+    if want is None:  # before: "sgd() got an unexpected keyword argument 'kwargs'", a traceback
+        assert Session.open(config, wl).optimizer.learning_rate == "injected"
+        return
+    with pytest.raises(ConfigError) as e:  # before: a traceback from inside optax
+        Session.open(config, wl)
+    message = str(e.value)
+    assert "\n" not in message and want in message and f"{factory.__name__} failed" in message

@@ -16,6 +16,7 @@ keep beta2's half-life in examples, ``beta2' = beta2 ** (B / B_ref)``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -28,7 +29,7 @@ import optax
 
 from jbatch.config import SCHEDULES
 from jbatch.core.engine import compile_program
-from jbatch.errors import ConfigError, user_line
+from jbatch.errors import ConfigError, one_line, user_line
 
 OptimizerFactory = Callable[..., optax.GradientTransformation]
 
@@ -231,7 +232,50 @@ def _traces(
     return None
 
 
+def named_arguments(factory: OptimizerFactory) -> OptimizerFactory:
+    """``factory`` with a signature of named parameters only: ``optax.inject_hyperparams``
+    would pass a ``**kwargs`` parameter on as an argument named ``kwargs``. What ``**kwargs``
+    would take is then not injected (it cannot be swept), as optax's own factories have none.
+
+    Example:
+      >>> def f(learning_rate, momentum=0.9, **kw): ...
+      >>> list(inspect.signature(named_arguments(f)).parameters)
+      ['learning_rate', 'momentum']
+    """
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return factory
+    named = [p for p in sig.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    if len(named) == len(sig.parameters):
+        return factory
+
+    @functools.wraps(factory)
+    def explicit(*args, **kw):
+        return factory(*args, **kw)
+
+    explicit.__signature__ = sig.replace(parameters=named)
+    return explicit
+
+
 def sweepable(
+    factory: OptimizerFactory, values: Mapping[str, float], params: Any, learning_rates: Any, steps: int
+) -> tuple[OptimizerFactory, str]:
+    """``_sweepable``, with anything the user's factory raises (for a learning rate of the
+    grid, at 1.0 where its update is scaled, or in its ``init``) as one ``ConfigError``."""
+    try:
+        return _sweepable(factory, values, params, learning_rates, steps)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(
+            f"optimizer factory {_name(factory)} failed while jbatch checked how its hyperparameters enter it "
+            f"({one_line(e)}): it must build an optax transformation, and initialise it, for every value of "
+            f"the grid (learning rates {list(learning_rates)}) and for learning rate 1.0"
+        ) from None
+
+
+def _sweepable(
     factory: OptimizerFactory, values: Mapping[str, float], params: Any, learning_rates: Any, steps: int
 ) -> tuple[OptimizerFactory, str]:
     """The factory a sweep injects ``values`` into, so that every replica has its own, and

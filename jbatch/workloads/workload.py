@@ -26,7 +26,7 @@ from flax import nnx
 from jbatch.config import MODELS
 from jbatch.core.loss import LOSSES, TASK_LOSS, LossFn, LossSum, summed
 from jbatch.core.modes import set_mode
-from jbatch.core.optim import OPTIMIZERS, OptimizerFactory, hyperparameters
+from jbatch.core.optim import OPTIMIZERS, OptimizerFactory, hyperparameters, named_arguments
 from jbatch.errors import ConfigError, one_line
 from jbatch.workloads.catalog import load_dataset
 from jbatch.workloads.data import Dataset, fingerprint
@@ -285,10 +285,13 @@ def resolve(
             raise ConfigError(
                 f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}, or an import path pkg.mod:factory"
             )
-        opt_fn = OPTIMIZERS.get(optimizer) or import_path(optimizer, "optimizer")
+        opt_fn = OPTIMIZERS.get(optimizer) or named_arguments(import_path(optimizer, "optimizer"))
         opt_name = optimizer
     else:
-        opt_fn, opt_name = optimizer, f"{optimizer.__module__}:{getattr(optimizer, '__qualname__', optimizer)}"
+        opt_fn, opt_name = (
+            named_arguments(optimizer),
+            f"{optimizer.__module__}:{getattr(optimizer, '__qualname__', optimizer)}",
+        )
     hyperparameters(opt_fn)  # takes a learning rate
     if loss is None or isinstance(loss, str) and ":" not in loss:
         name = TASK_LOSS[ds.task] if loss is None else loss
