@@ -3,6 +3,8 @@ returns one value per row, a model that returns auxiliary outputs, a module or a
 a factory belongs, labels that are not class ids. Each is accepted, or refused in one line
 that says what to change."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -193,23 +195,33 @@ def test_an_inject_hyperparams_optimizer_is_timed_and_trains_as_the_plain_one(ti
         np.testing.assert_allclose(x[both], y[both], rtol=1e-5)
 
 
-@pytest.mark.slow
 def test_a_failure_after_training_shows_in_the_table_the_last_lines_and_the_exit_status(tmp_path, capsys, monkeypatch):
-    from jbatch.sweeps import driver
+    """The command's end, on a finished sweep whose timing failed (``clock.attempt`` records
+    such failures: tests/test_stateful.py)."""
+    import shutil
+
+    from jbatch.analysis.summary import summarize, sweep_fit
+    from jbatch.report.sweep import markdown_table
+    from jbatch.results import SWEEP, dump, read_sweep
+    from jbatch.sweeps import api
     from tests.helpers import run_cli
 
-    def broken(*args):
-        raise RuntimeError("the machine's clock broke")
+    directory = tmp_path / "sweep_small"
+    shutil.copytree(Path(__file__).parent / "data" / "sweep_small", directory)
+    doc = read_sweep(directory)
+    doc.batch_sizes["8"].failures["timing"] = "RuntimeError: the machine's clock broke"
+    dump(directory / SWEEP, doc)
+    rows = summarize(doc)
+    (directory / "table.md").write_text(markdown_table(doc, rows, sweep_fit(rows)))  # as write_report (no plots)
 
-    monkeypatch.setattr(driver, "time_share", broken)
-    args = ["sweep", "--quick", "--seeds", "0", "--batch-sizes", "64", "--lrs", "0.1", "--widths", "16"]
-    code, out, err = run_cli([*args, "--noise-checkpoints", "0", "--results-dir", str(tmp_path)], capsys)
+    monkeypatch.setattr(api, "run_sweep_config", lambda *a, **kw: (directory, doc))
+    code, out, err = run_cli(["sweep", "--quick", "--results-dir", str(tmp_path)], capsys)
     assert code == 1  # was 0, the failure only in sweep.json
     last = err.strip().splitlines()[-2:]
-    assert last[0].startswith("jbatch: B=64: the timing rounds failed: RuntimeError: the machine's clock broke")
+    assert last[0] == "jbatch: B=8: the timing rounds failed: RuntimeError: the machine's clock broke"
     assert last[1].startswith("jbatch: 1 measurement(s) failed after training") and "the training is kept" in last[1]
-    table = next(tmp_path.glob("*/table.md")).read_text()
-    assert "**Failed after training**" in table and "B=64: the timing rounds failed" in table
+    table = (directory / "table.md").read_text()
+    assert "**Failed after training**" in table and "B=8: the timing rounds failed" in table
 
 
 def _picky(learning_rate):  # fails for large rates only
