@@ -134,3 +134,67 @@ def test_an_advice_loads_the_sweep_it_is_checked_against_once(tiny, tmp_path, mo
     with pytest.raises(ConfigError, match="stopped before training"):
         run_advice_config(cfg, tmp_path, workload=for_config(cfg, tiny), against=SMALL)
     assert loads == [SMALL]
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"multipliers": (0,)}, "multipliers must start at 1"),
+        ({"tolerance": float("nan")}, "the tolerance >= 0"),
+        ({"lr_factors": (0.0,)}, "learning-rate factors must be positive"),
+    ],
+)
+def test_a_bad_plan_is_refused_before_the_trunks_search_trains(tiny, monkeypatch, option, message):
+    from jbatch.sweeps import advise as advice
+
+    def trains(*args, **kw):
+        raise AssertionError("the trunk's learning-rate search ran before the plan was checked")
+
+    monkeypatch.setattr(advice, "trunk_learning_rate", trains)
+    cfg = tiny_config(batch_sizes=(8, 32), learning_rates=(0.3,), seeds=(0,))
+    with pytest.raises(ConfigError, match=message):
+        advise(cfg, for_config(cfg, tiny), trunk_batch=8, trunk_steps=10, **option)
+
+
+def test_a_second_advice_on_one_directory_is_refused_and_a_failed_write_keeps_a_rescue_copy(
+    tiny, tmp_path, monkeypatch
+):
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from jbatch.errors import FaultError
+    from jbatch.report import advice as report
+    from jbatch.sweeps import advise as advice
+    from jbatch.sweeps.api import run_advice_config
+    from jbatch.sweeps.resultsdir import LOCK
+
+    cfg = tiny_config(batch_sizes=(8, 32), learning_rates=(0.3,), seeds=(0,))
+    directory = tmp_path / f"advise-{cfg.results_name}"
+    directory.mkdir()
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": first.pid, "host": socket.gethostname(), "started": time.time(), "command": "jbatch advise"}
+        (directory / LOCK).write_text(json.dumps(lock))
+        with pytest.raises(ConfigError, match=f"is writing {directory}: pid {first.pid}"):  # before: both exit 0
+            run_advice_config(cfg, tmp_path, workload=for_config(cfg, tiny))
+    finally:
+        first.kill()
+        first.wait()
+    real = advice.advise
+    monkeypatch.setattr(advice, "advise", lambda *a, **kw: real(*a, **{**kw, "check": False}))
+
+    def full(doc, directory):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write_advice", full)
+    options = {"checkpoints": 2, "multipliers": (1, 4), "examples": 64, "timing_rounds": 2}
+    with pytest.raises(FaultError) as e:  # before: the advice was lost, nothing said
+        run_advice_config(cfg, tmp_path, workload=for_config(cfg, tiny), trunk_steps=10, **options)
+    rescued = str(e.value).split("this run's document is in ")[1].split(" (")[0]
+    assert (
+        "No space left on device" in str(e.value) and json.loads(Path(rescued).read_text())["kind"] == "jbatch.advise"
+    )
+    Path(rescued).unlink()

@@ -22,6 +22,7 @@ fastest's (``jbatch.analysis.summary``).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -265,14 +266,9 @@ def advise(
     def fresh(seed: int, lr: float):
         return session.fresh(seed, {**values, "learning_rate": lr})
 
-    t_bracket = time.perf_counter()
-    lr, bracket = trunk_learning_rate(
-        session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
-    )
-    bracket_seconds = time.perf_counter() - t_bracket
     plan = BranchPlan(
         batch_size=b0,
-        learning_rate=lr,
+        learning_rate=0.0,  # the trunk's, once its search has run
         checkpoints=checkpoint_steps,
         examples=examples,
         multipliers=multipliers,
@@ -281,7 +277,13 @@ def advise(
         seeds=tuple(config.grid.seeds),
         lr_factors=tuple(lr_factors),
     )
-    plan.check(n)
+    plan.check(n)  # before anything trains
+    t_bracket = time.perf_counter()
+    lr, bracket = trunk_learning_rate(
+        session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
+    )
+    bracket_seconds = time.perf_counter() - t_bracket
+    plan = dataclasses.replace(plan, learning_rate=lr)
 
     t0 = time.perf_counter()
     timed = time_steps(

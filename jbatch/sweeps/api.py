@@ -204,10 +204,31 @@ def run_advice_config(
     ``advise.json`` and ``advise.md`` (``report.advice.write_advice``)."""
     from jbatch.report.advice import write_advice
     from jbatch.sweeps import advise as advice
-    from jbatch.sweeps.resultsdir import check_results
+    from jbatch.sweeps.resultsdir import check_results, claim, rescue
 
     directory = check_results(results_dir, f"advise-{config.results_name}")
     swept = None if against is None else advice.check_against(against, config)
+    with claim(directory):  # one writer per directory, as a sweep's
+        doc = _advice(config, workload, trunk_batch, trunk_steps, against, swept, options)
+        try:
+            write_advice(doc, directory)
+        except OSError as e:  # the advice trained for minutes: kept, and said where
+            raise rescue(doc, f"advise-{config.results_name}", e, f"nothing was written to {directory}") from None
+    return doc
+
+
+def _advice(
+    config: SweepConfig,
+    workload: Workload | None,
+    trunk_batch: BatchSize | None,
+    trunk_steps: int,
+    against: Path | None,
+    swept: Any,
+    options: dict[str, Any],
+) -> AdviceDocument:
+    """The candidates checked against the data, then the advice (``sweeps.advise.advise``)."""
+    from jbatch.sweeps import advise as advice
+
     workload = workload or for_config(config)
     n = workload.data.num_train
     for b in config.grid.batch_sizes:
@@ -219,8 +240,6 @@ def run_advice_config(
         if trunk_batch is not None
         else min(resolve_batch_size(b, n) for b in config.grid.batch_sizes)
     )
-    doc = advice.advise(
+    return advice.advise(
         config, workload, trunk_batch=trunk, trunk_steps=trunk_steps, against=against, swept=swept, **options
     )
-    write_advice(doc, directory)
-    return doc
