@@ -124,8 +124,31 @@ def test_a_second_writer_is_refused_naming_the_first_and_a_dead_ones_lock_is_tak
     assert "was left by pid" in capsys.readouterr().err
 
 
+def _bounded_waits(monkeypatch, polls: int = 200) -> None:
+    """A ``claim(wait=True)`` that would wait for ever fails the test instead of hanging it."""
+    from jbatch.sweeps import resultsdir
+
+    calls = []
+
+    def sleep(seconds):
+        calls.append(seconds)
+        if len(calls) > polls:
+            raise AssertionError(f"claim(wait=True) still waiting after {polls} polls")
+
+    monkeypatch.setattr(
+        resultsdir,
+        "time",
+        type(
+            "clock",
+            (),
+            {"sleep": staticmethod(sleep), "time": time.time, "strftime": time.strftime, "localtime": time.localtime},
+        ),
+    )
+
+
 @pytest.mark.parametrize("content", ["", "garbage{", "[1, 2]", '{"pid": "x"}'])
-def test_a_damaged_lock_is_taken_over_once_it_is_not_one_being_written(tmp_path, capsys, content):
+def test_a_damaged_lock_is_taken_over_once_it_is_not_one_being_written(tmp_path, capsys, monkeypatch, content):
+    _bounded_waits(monkeypatch)
     lock = tmp_path / LOCK
     lock.write_text(content)
     with pytest.raises(ConfigError, match="another sweep is writing .*a damaged lock"):
@@ -138,7 +161,8 @@ def test_a_damaged_lock_is_taken_over_once_it_is_not_one_being_written(tmp_path,
     assert "a damaged lock" in capsys.readouterr().err and not lock.exists()
 
 
-def test_a_folder_in_the_locks_place_is_one_line(tmp_path):
+def test_a_folder_in_the_locks_place_is_one_line(tmp_path, monkeypatch):
+    _bounded_waits(monkeypatch)
     (tmp_path / LOCK).mkdir()
     with pytest.raises(ConfigError, match=f"{LOCK} is a folder, not jbatch's lock file: remove it"):
         with claim(tmp_path, wait=True, poll=0.01):

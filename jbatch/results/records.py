@@ -169,10 +169,15 @@ class Compilations(Record, kw_only=True):
 STAGES = {"noise": "the gradient-noise probe", "replay": "the replay of a pruned best", "timing": "the timing rounds"}
 
 
+def failed(batch_size: int | str, stage: str) -> str:
+    """What failed, as every report of a recorded failure names it: ``B=16: the timing rounds failed``."""
+    return f"B={batch_size}: {STAGES.get(stage, stage)} failed"
+
+
 def failure_lines(doc: SweepDocument) -> list[str]:
     """One line per failure recorded after a batch size's training, smallest batch size first."""
     return [
-        f"B={b}: {STAGES.get(stage, stage)} failed: {line}"
+        f"{failed(b, stage)}: {line}"
         for b, result in sorted(doc.batch_sizes.items(), key=lambda kv: int(kv[0]))
         for stage, line in result.failures.items()
     ]

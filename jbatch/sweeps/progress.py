@@ -8,7 +8,7 @@ import time
 from typing import Any, TextIO
 
 # what ``clock.attempt`` records a failure of, in words
-from jbatch.results.records import STAGES
+from jbatch.results.records import failed
 
 
 class Progress:
@@ -62,7 +62,7 @@ class SweepLog:
     def done(self, batch_size: int, result: Any) -> None:
         for stage, line in result.failures.items():
             print(
-                f"{self.label}B={batch_size}: {STAGES.get(stage, stage)} failed; the training is kept, the "
+                f"{self.label}{failed(batch_size, stage)}; the training is kept, the "
                 f"failure is recorded in sweep.json: {line}",
                 file=self.stream,
                 flush=True,

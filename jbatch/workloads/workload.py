@@ -172,13 +172,14 @@ def _check_token_ids(model: nnx.Module, ds: Dataset) -> None:
     embeds = [(".".join(map(str, p)), m.num_embeddings) for p, m in nnx.iter_modules(model) if isinstance(m, nnx.Embed)]
     if not embeds:
         return
-    x = np.concatenate([ds.x_train.reshape(len(ds.x_train), -1), ds.x_test.reshape(len(ds.x_test), -1)])
-    low, high = int(x.min(initial=0)), int(x.max(initial=0))
+    low = int(min(ds.x_train.min(initial=0), ds.x_test.min(initial=0)))
+    high = int(max(ds.x_train.max(initial=0), ds.x_test.max(initial=0)))
     short = [(name, size) for name, size in embeds if low < 0 or high >= size]
     if not short:
-        return
-    rows = [int(np.argmax(x.max(axis=1))), int(np.argmin(x.min(axis=1)))]
-    data = np.concatenate([ds.x_train, ds.x_test])[rows]
+        return  # the common case: no copy of the data, no model call
+    x = np.concatenate([ds.x_train, ds.x_test])
+    rows = x.reshape(len(x), -1)
+    data = x[[int(np.argmax(rows.max(axis=1))), int(np.argmin(rows.min(axis=1)))]]
     try:
         finite = bool(np.isfinite(np.asarray(model(jnp.asarray(data)), dtype=np.float64)).all())
     except Exception:
