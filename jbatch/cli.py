@@ -370,6 +370,7 @@ def _advise(args: argparse.Namespace) -> int:
         rule=args.rule,
         lr_factors=args.lr_factors,
         check=not args.no_warmup_check,
+        say=lambda line: print(line, file=sys.stderr, flush=True),  # progress, as the sweep's
     )
     print(markdown(doc))
     print(f"wrote {args.results_dir / f'advise-{config.results_name}'}/advise.json and advise.md")

@@ -360,7 +360,8 @@ def _setting_error(e: Exception) -> str:
 
 
 def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
-    """Reads a sweep config from ``.toml`` or ``.json`` (flat keys or group tables); its keys override ``base``."""
+    """Reads a sweep config from ``.toml`` or ``.json`` (flat keys or group tables, or a results
+    document such as a ``sweep.json``, whose ``config`` is taken); its keys override ``base``."""
     p = Path(path)
     try:
         text = p.read_bytes()
@@ -372,6 +373,8 @@ def load_config_file(path: str, base: SweepConfig | None = None) -> SweepConfig:
         raise ConfigError(f"config file {path!r} is not valid {p.suffix[1:] or 'JSON'}: {e}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path!r} must hold a table of settings")
+    if str(values.get("kind", "")).startswith("jbatch.") and isinstance(values.get("config"), dict):
+        values = values["config"]  # a results document: the settings it was run with
     return from_mapping(values, base, where=f"config file {path!r}: ")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jbatch.analysis.stats import tie_set
 from jbatch.analysis.summary import summarize
 from jbatch.errors import ConfigError
 from jbatch.report.advice import markdown, write_advice
@@ -37,12 +38,15 @@ def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     sizes = doc.candidates
     assert sizes == [8, 32, 100] and doc.recommended in sizes
     per_step = {b: doc.timing[str(b)].seconds_per_step for b in sizes}
-    predicted = {b: predicted_ratio(b, 8, doc.b_crit) * per_step[b] for b in sizes}
-    assert doc.recommended == min(predicted, key=predicted.get)
+    steps = {b: predicted_ratio(b, 8, doc.b_crit) for b in sizes}
+    predicted = {b: steps[b] * per_step[b] for b in sizes}
+    intervals = {b: tuple(steps[b] * v for v in doc.timing[str(b)].seconds_per_step_interval) for b in sizes}
+    assert doc.recommended_set == sorted(tie_set(intervals, predicted))  # what the timing cannot tell apart
+    assert doc.recommended == max(doc.recommended_set)  # of them, the fewest predicted steps
     assert doc.relative_seconds[str(doc.recommended)] == 1.0
     stars = [e.b_star_median for e in doc.branching.checkpoints]
     assert [e.step for e in doc.branching.checkpoints] == [0, 1, 40]  # log-spaced from 1% of the run
-    assert all(s in (8, 16, 32, 64) for e in doc.branching.checkpoints for s in e.b_star.values())
+    assert all(s in (8, 16, 32, 64, 100) for e in doc.branching.checkpoints for s in e.b_star.values())
     assert doc.b_crit == statistics.median(stars[1:])  # the later half of the checkpoints
     warm = [p.batch_size for p in doc.warmup]
     assert warm == sorted(warm) and warm[-1] >= doc.recommended and doc.warmup[-1].steps == 0
@@ -191,10 +195,107 @@ def test_a_second_advice_on_one_directory_is_refused_and_a_failed_write_keeps_a_
 
     monkeypatch.setattr(report, "write_advice", full)
     options = {"checkpoints": 2, "multipliers": (1, 4), "examples": 64, "timing_rounds": 2}
+    said = []
     with pytest.raises(FaultError) as e:  # before: the advice was lost, nothing said
-        run_advice_config(cfg, tmp_path, workload=for_config(cfg, tiny), trunk_steps=10, **options)
+        run_advice_config(cfg, tmp_path, workload=for_config(cfg, tiny), trunk_steps=10, say=said.append, **options)
+    assert said[0].startswith("advise: the trunk's learning rate") and "# Batch-size advice" in said[-1]  # printed
     rescued = str(e.value).split("this run's document is in ")[1].split(" (")[0]
     assert (
         "No space left on device" in str(e.value) and json.loads(Path(rescued).read_text())["kind"] == "jbatch.advise"
     )
     Path(rescued).unlink()
+
+
+def _branching(stars):
+    """A branching record with B* per seed at each (step, {seed: B*}) checkpoint; trunk B0 = 8."""
+    import msgspec
+
+    from jbatch.results.records import Branching
+
+    cps = [
+        {
+            "step": step,
+            "examples": 8 * step,
+            "loss": dict.fromkeys(st, 1.0),
+            "branches": {},
+            "b_star": st,
+            "censored": dict.fromkeys(st, False),
+            "b_simple": dict.fromkeys(st, 1.0),
+            "b_star_median": float(statistics.median(st.values())),
+            "censored_median": False,
+            "b_simple_median": 1.0,
+        }
+        for step, st in stars
+    ]
+    plan = {"batch_size": 8, "learning_rate": 0.1, "checkpoints": [s for s, _ in stars], "examples": 64}
+    plan |= {"multipliers": [1, 8], "tolerance": 0.05, "rule": "linear", "seeds": [int(s) for s in stars[0][1]]}
+    return msgspec.convert({"plan": plan, "batch_sizes": [8, 64], "checkpoints": cps}, Branching)
+
+
+def test_a_warm_up_is_advised_only_when_every_seed_predicts_it_faster():
+    from jbatch.sweeps.advise import warmup_schedule, warmup_verdict
+
+    per_step = {8: 0.1, 64: 2.0}  # B = 8's steps are cheap: worth it while B* is 8
+
+    def decide(stars):
+        b = _branching(stars)
+        cps = [{"step": e.step, "b_star_median": e.b_star_median} for e in b.checkpoints]
+        return warmup_verdict(b, [8, 64], 64, per_step, warmup_schedule(cps, [8, 64], 8, 64))
+
+    agree = decide([(0, {"0": 8, "1": 8}), (100, {"0": 64, "1": 64}), (1000, {"0": 64, "1": 64})])
+    assert agree[0] and agree[2] == pytest.approx([0.8, 0.8])  # 100 x 0.1 + 900 x r(64) x 2 against all at 64
+    split = decide([(0, {"0": 8, "1": 64}), (100, {"0": 64, "1": 64}), (1000, {"0": 64, "1": 64})])
+    assert not split[0] and "not every seed" in split[1] and max(split[2]) >= 1  # seed 1 saw B* = 64 from the start
+    alone = decide([(0, {"0": 8}), (100, {"0": 64}), (1000, {"0": 64})])
+    assert not alone[0] and "one seed" in alone[1]  # no spread to beat: no gain shown
+    flat = decide([(0, {"0": 64, "1": 64}), (1000, {"0": 64, "1": 64})])
+    assert not flat[0] and "fixed B = 64 throughout" in flat[1]
+
+
+def test_a_warm_up_its_check_finds_worse_is_not_advised_and_the_advice_says_so_first():
+    import msgspec
+
+    from jbatch.results.records import Spread
+    from jbatch.sweeps.advise import apply_check
+
+    published = read_advice(Path(__file__).parents[1] / "results" / "advise-digits-mlp-sgd")
+    assert published.warmup_check and published.warmup_advised  # a tie (1.56 [0.95, 2.56]): left as advised
+    apply_check(published)
+    assert published.warmup_advised
+    check = published.warmup_check
+    fixed = check.steps_to_target.fixed
+    slower = Spread(values=[v * 3 for v in fixed.values], n=fixed.n, of=fixed.of, mean=fixed.mean * 3,
+                    interval=[fixed.interval[1] * 1.5, fixed.interval[1] * 6])  # fmt: skip
+    doc = msgspec.structs.replace(
+        published,
+        warmup_check=msgspec.structs.replace(
+            check, steps_to_target=msgspec.structs.replace(check.steps_to_target, warmup=slower)
+        ),
+    )
+    apply_check(doc)
+    assert not doc.warmup_advised and doc.warmup_reason.startswith("its check against the sweep found it worse")
+    text = markdown(doc)
+    first = next(line for line in text.splitlines() if line.startswith("**"))
+    assert first.startswith("**The warm-up this advice proposed is not advised: its check") and "fixed B = 64" in first
+    assert f"Recommended fixed batch size: {doc.recommended}" in text.split(first)[1]  # the fixed size, after it
+
+
+@pytest.mark.slow
+def test_a_trunk_that_never_learns_is_run_longer_once_then_the_advice_says_it_cannot_tell(tiny):
+    cfg = tiny_config(batch_sizes=(8, 32), learning_rates=(1e-7,), seeds=(0, 1))
+    said = []
+    doc = advise(
+        cfg,
+        for_config(cfg, tiny),
+        trunk_batch=8,
+        trunk_steps=10,
+        checkpoints=2,
+        multipliers=(1, 4),
+        examples=64,
+        timing_rounds=2,
+        say=said.append,
+    )
+    assert not doc.trunk_learned and [e.step for e in doc.branching.checkpoints] == [0, 40]  # 4x the trunk, once
+    assert any("did not move beyond its noise in 10 steps" in line for line in said)
+    assert not doc.warmup_advised and "never learned" in doc.warmup_reason
+    assert markdown(doc).startswith("# Batch-size advice\n\n**Cannot tell B_crit")

@@ -2,6 +2,8 @@
 branch are the batch-size schedules they say they are (recomputed here by hand), B* follows
 its definition, the noise scale is the probe's at the same checkpoint, bad plans are one line."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -102,9 +104,33 @@ def test_the_checkpoint_b_star_comes_from_the_seeds_median_losses(tiny_session):
         noise_examples=64,
     )
     entry = local_critical_batch(tiny_session, fresh, plan).checkpoints[0]
+    spread = np.array(list(entry.branches["8"].values()))  # the B0 continuation over the seeds
+    assert entry.tolerance == pytest.approx(max(0.02, spread.std(ddof=1) / np.median(spread)))
     median = {int(b): float(np.median(list(v.values()))) for b, v in entry.branches.items()}
-    assert entry.b_star_median == b_star(median, 0.02)
-    assert all(entry.b_star[s] == b_star({int(b): v[s] for b, v in entry.branches.items()}, 0.02) for s in "012")
+    assert entry.b_star_median == b_star(median, entry.tolerance)
+    assert all(
+        entry.b_star[s] == b_star({int(b): v[s] for b, v in entry.branches.items()}, entry.tolerance) for s in "012"
+    )
+
+
+def test_a_censored_b_star_branches_again_up_to_the_largest_candidate(tiny_session):
+    plan = BranchPlan(
+        batch_size=8,
+        learning_rate=0.05,
+        checkpoints=(10,),
+        examples=32,
+        multipliers=(1, 2),
+        tolerance=1e9,  # every branch within: B* is censored until the ceiling
+        seeds=(0,),
+        noise_examples=64,
+        ceiling=100,
+    )
+    entry = local_critical_batch(tiny_session, fresh, plan).checkpoints[0]
+    assert list(entry.branches) == ["8", "16"]  # the plan's round, then rounds from its B*
+    assert [(x.batch_sizes, x.examples) for x in entry.extensions] == [([16, 32, 100], 300)]  # the ceiling last
+    assert entry.b_star == {"0": 100} and entry.censored == {"0": True} and entry.b_star_median == 100
+    tight = local_critical_batch(tiny_session, fresh, dataclasses.replace(plan, tolerance=0.0)).checkpoints[0]
+    assert not tight.extensions or tight.extensions[-1].b_star_median < tight.extensions[-1].batch_sizes[-1]
 
 
 @pytest.mark.parametrize(

@@ -331,7 +331,7 @@ def test_o5_b_crit_against_the_noise_scale_averaged_along_training(doc, tmp_path
     assert o5([adam])[0].startswith("not measured") and "adam, not judged" in o5([adam])[1]
 
 
-def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0, raw=False):
+def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0, raw=False, machine=None):
     """An advice document checked against a sweep (a published one, changed), with a warm-up
     check whose steps interval lies below, across or above the fixed batch size's; its JSON
     when ``raw``, else its record."""
@@ -380,6 +380,7 @@ def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0, raw=False):
             "recommended_over_fastest_interval": [0.5, 2.0],
             "b_crit": 100.0,
             "b_crit_interval": [80.0, 120.0],
+            "machine": machine or f"{base['metadata']['cpu']} x {base['metadata']['cpu_count']}",  # same: measured
         },
     }
     return doc if raw else convert(doc, AdviceDocument)
@@ -397,6 +398,9 @@ def test_o6_follows_the_warmups_steps_and_final_quality():
     assert o6({"a": _advice("tie"), "b": _advice("tie")})[0].startswith("not shown: a tie on all 2 workloads")
     assert row("a", _advice("tie"))[-1] == "cost yes, pick yes"
     assert row("a", _advice("tie", cost=0.5, ratio=1.3))[-1] == "cost no, pick no"
+    elsewhere = row("a", _advice("tie", cost=0.01, machine="another CPU x 64"))  # a sweep on another machine:
+    assert "lower bound" in elsewhere[1] and "another CPU x 64" in elsewhere[1]  # against the lower bound instead
+    assert elsewhere[-1].startswith("cost no")  # the published lower bound (0.34 of it), not the 0.01 given
 
 
 def test_claims_with_advice_name_them_and_add_o6_and_the_table(tmp_path):
@@ -408,9 +412,8 @@ def test_claims_with_advice_name_them_and_add_o6_and_the_table(tmp_path):
     (d / "advise.json").write_text(json.dumps(_advice("fewer", raw=True)))
     text = write_claims([DATA], tmp_path / "claims.md", [d]).read_text()
     assert "`advise-w/advise.json`" in text.splitlines()[2]
-    assert (
-        "| O6 | " in text and "## `jbatch advise` against the sweeps" in text and "| w | 10 s / 100 s = 0.1 |" in text
-    )
+    assert "| O6 | " in text and "## `jbatch advise` against the sweeps" in text
+    assert "| w | 0.1 (10 s / 100 s, same machine) |" in text
     unchecked = _advice("fewer", raw=True)
     del unchecked["against"]
     (d / "advise.json").write_text(json.dumps(unchecked))

@@ -28,8 +28,8 @@ def _g(v: float | None) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
-def _ci(ci: list[float] | None) -> str:
-    return "" if not ci else f" [{ci[0]:.3g}, {ci[1]:.3g}]"
+def _ci(ci: list[float | None] | None) -> str:
+    return "" if not ci else f" [{_g(ci[0])}, {'inf' if ci[1] is None else _g(ci[1])}]"
 
 
 # advise.md
@@ -38,29 +38,39 @@ def _ci(ci: list[float] | None) -> str:
 def markdown(doc: AdviceDocument) -> str:
     """The advice as a short report (``advise.md``)."""
     rec, cost = doc.recommended, doc.cost
-    lines = [
-        "# Batch-size advice",
-        "",
+    lines = ["# Batch-size advice", ""]
+    if not doc.trunk_learned:
+        lines += [
+            f"**Cannot tell B_crit: the trunk's held-out loss did not fall beyond its noise in "
+            f"{doc.branching.checkpoints[-1].step} steps at B = {doc.trunk_batch}**, so every branch was within "
+            "tolerance and B* below is noise; give a longer trunk (--trunk-steps) or a larger learning-rate grid.",
+            "",
+        ]
+    if doc.warmup_check and not doc.warmup_advised and "check" in doc.warmup_reason:
+        lines += [f"**The warm-up this advice proposed is not advised: {doc.warmup_reason}.**", ""]
+    members = doc.recommended_set or [rec]
+    lines += [
         f"**Recommended fixed batch size: {rec}** (B_crit from the branches: {doc.b_crit:g}"
         f"{', a lower bound' if doc.b_crit_censored else ''}; noise scale B_simple averaged along the run: "
         f"{doc.b_simple_along_training:.3g}).",
         "",
+        f"Recommended set (predicted seconds to target that the timing intervals cannot tell apart"
+        f"{f', after {doc.retimed} more batches of rounds for them' if doc.retimed else ''}): {members}; "
+        "the recommendation is its member of fewest predicted steps, which timing noise cannot move.",
+        "",
         "| B | seconds/step [interval] | predicted steps / B0's | predicted seconds / recommended's |",
         "|---|---|---|---|",
     ]
-    for b in doc.candidates:
-        t = doc.timing[str(b)]
-        lo, hi = t.seconds_per_step_interval
-        rel_steps, rel_seconds = doc.relative_steps[str(b)], doc.relative_seconds[str(b)]
-        per_step = f"{t.seconds_per_step:.4g} [{lo:.4g}, {hi:.4g}]"
-        lines.append(f"| {b} | {per_step} | {rel_steps:.3g} | {rel_seconds:.3g} |")
     phases = " -> ".join(
         f"{p.batch_size} ({p.steps} steps)" if p.steps else f"{p.batch_size} (then on)" for p in doc.warmup
     )
     meta = doc.metadata
     lines += [
         "",
-        f"Batch-size warm-up: {phases}.",
+        f"Batch-size warm-up: {phases}: "
+        + (f"advised ({doc.warmup_reason})." if doc.warmup_advised else f"not advised ({doc.warmup_reason}).")
+        if doc.warmup_reason
+        else f"Batch-size warm-up: {phases}.",
         "",
         *branching_lines(doc.branching),
         "",
@@ -103,22 +113,32 @@ def branching_lines(result: Branching) -> list[str]:
     plan = result.plan
     lines = [
         f"Local critical batch size (branches of {plan.examples} examples from a B = {plan.batch_size} "
-        f"trunk at lr {plan.learning_rate:g}, {plan.rule} rule, tolerance {plan.tolerance:g}):",
+        f"trunk at lr {plan.learning_rate:g}, {plan.rule} rule, tolerance {plan.tolerance:g} or the seeds' spread "
+        "of the B0 continuation, whichever is larger):",
         "",
-        "| trunk step | held-out loss | B* per seed | B* of the median losses | B_simple per seed |",
-        "|---|---|---|---|---|",
+        "| trunk step | held-out loss | tolerance | B* per seed | B* of the median losses | larger branches "
+        "| B_simple per seed |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in result.checkpoints:
         stars = ", ".join(f"{b}{'+' if e.censored[s] else ''}" for s, b in e.b_star.items())
         simple = ", ".join(f"{v:.3g}" for v in e.b_simple.values())
         loss = float(np.median(list(e.loss.values())))
-        lines.append(f"| {e.step} | {loss:.4g} | {stars} | {e.b_star_median:g} | {simple} |")
-    lines += ["", "'+': the largest batch size tried was within the tolerance (a lower bound)."]
+        tol = plan.tolerance if e.tolerance is None else e.tolerance
+        more = "; ".join(f"up to {x.batch_sizes[-1]} ({x.examples} examples)" for x in e.extensions) or "-"
+        median = f"{e.b_star_median:g}{'+' if e.censored_median else ''}"
+        lines.append(f"| {e.step} | {loss:.4g} | {tol:.3g} | {stars} | {median} | {more} | {simple} |")
+    lines += [
+        "",
+        "'+': the largest batch size tried was within the tolerance (a lower bound). Larger branches: where the "
+        "median B* was the largest tried, every seed branched again from the same trunk state at larger sizes, "
+        "with more examples, up to the largest candidate.",
+    ]
     return lines
 
 
-def _interval(ci: list[float]) -> str:
-    return f"[{ci[0]:.3g}, {ci[1]:.3g}]"
+def _interval(ci: list[float | None]) -> str:
+    return _ci(ci).strip()
 
 
 def _spread_text(x: Spread) -> str:
@@ -172,17 +192,24 @@ def verdict(check: WarmupCheck) -> str:
     missed), else ``"tie"``; ``", worse final"`` added when the final values' intervals are
     apart in the reference's favour."""
     mine, theirs = check.steps_to_target.warmup, check.steps_to_target.fixed
+    (m_lo, m_hi), (t_lo, t_hi) = _bounds(mine.interval), _bounds(theirs.interval)
     if mine.n < mine.of:
         outcome = "more"  # a seed never reached the target within the budget
-    elif mine.interval[1] < theirs.interval[0]:
+    elif m_hi < t_lo:
         outcome = "fewer"
-    elif mine.interval[0] > theirs.interval[1]:
+    elif m_lo > t_hi:
         outcome = "more"
     else:
         outcome = "tie"
-    (a_lo, a_hi), (b_lo, b_hi) = check.final.warmup.interval, check.final.fixed.interval
+    (a_lo, a_hi), (b_lo, b_hi) = _bounds(check.final.warmup.interval), _bounds(check.final.fixed.interval)
     worse = (a_hi < b_lo) if check.higher_is_better else (a_lo > b_hi)
     return outcome + (", worse final" if worse else "")
+
+
+def _bounds(interval: list[float | None]) -> tuple[float, float]:
+    """An interval read back from JSON, where an unbounded end (one seed) is None."""
+    lo, hi = interval
+    return -np.inf if lo is None else lo, np.inf if hi is None else hi
 
 
 def load_advice(directory: str | Path) -> AdviceDocument:
@@ -203,12 +230,14 @@ def row(name: str, doc: AdviceDocument) -> list[str]:
         f"cost {'yes' if cost is not None and cost <= COST_GOAL else 'no'}",
         f"pick {'yes' if ratio is not None and ratio <= PICK_GOAL else 'no'}",
     ]
+    cost, basis = cost_fraction(doc)
+    met[0] = f"cost {'yes' if cost is not None and cost <= COST_GOAL else 'no'}"
     b_crit = f"{_g(truth.b_crit)}{_ci(truth.b_crit_interval)}"
     star = f"{doc.b_crit:.3g}{'+' if doc.b_crit_censored else ''}"
     phases = " -> ".join(f"{p.batch_size}" + (f" x {p.steps}" if p.steps else "") for p in doc.warmup)
     cells = [
         name,
-        f"{doc.cost.total:.0f} s / {truth.seconds:.0f} s = {_g(cost)}",
+        f"{_g(cost)} ({basis})",
         f"{doc.recommended} (fastest {truth.fastest}; tie set {truth.fastest_set})",
         f"{_g(ratio)}{_ci(truth.recommended_over_fastest_interval)}",
         f"{star} / {_g(doc.b_simple_along_training)} / {b_crit}",
@@ -229,7 +258,7 @@ def row(name: str, doc: AdviceDocument) -> list[str]:
 
 HEADER = [
     "workload",
-    "advice cost / sweep cost",
+    "advice cost / sweep cost (basis)",
     "recommended B",
     "its seconds to target / the fastest's [95%]",
     "B* plateau / B_simple (advice) / sweep's B_crit [95%]",
@@ -266,6 +295,9 @@ def o6(advices: dict[str, AdviceDocument]) -> Verdict:
         check = doc.warmup_check
         if not check:
             continue
+        if {p.batch_size for p in check.phases} == {check.reference["batch_size"]}:
+            parts.append(f"{name}: left out (the schedule is the fixed B = {check.reference['batch_size']} itself)")
+            continue
         v = verdict(check)
         outcomes.append("holds" if v == "fewer" else "tie" if v == "tie" else "does not hold")
         steps = check.steps_to_target
@@ -273,7 +305,13 @@ def o6(advices: dict[str, AdviceDocument]) -> Verdict:
         parts.append(
             f"{name}: warm-up {phases} vs fixed B = {check.reference['batch_size']}: steps "
             f"{_g(steps.warmup.mean)} vs {_g(steps.fixed.mean)}, ratio {_g(steps.ratio)}"
-            f"{_ci(steps.ratio_interval)} ({v})"
+            f"{_ci(steps.ratio_interval)} ({v}"
+            + (
+                f"; about {need} seeds per arm would separate them if this ratio and spread held"
+                if v == "tie" and (need := seeds_needed(steps.warmup, steps.fixed))
+                else ""
+            )
+            + ")"
         )
     if not outcomes:
         return "not measured (no advice run --against a sweep)", "-", "-"
@@ -290,3 +328,124 @@ def o6(advices: dict[str, AdviceDocument]) -> Verdict:
         f"ties on {outcomes.count('tie')}"
     )
     return verdict_text, "; ".join(parts), " ".join(f"[advise.md](advise-{name}/advise.md)" for name in advices)
+
+
+def cost_fraction(doc: AdviceDocument) -> tuple[float | None, str]:
+    """The advice's cost over the sweep's, and on what basis: the sweep's measured wall time
+    when both ran on the same machine (CPU model or device kind, and cores), else the lower
+    bound of the sweep's training steps at the advice's own seconds per step (``sweep_estimate``)."""
+    from jbatch.analysis.finders import machine
+
+    truth = doc.against
+    if truth and truth.machine and truth.machine == machine(doc.metadata):
+        return truth.cost_fraction, f"{doc.cost.total:.0f} s / {truth.seconds:.0f} s, same machine"
+    est = doc.sweep_estimate
+    if est and est.fraction:
+        where = f"sweep on {truth.machine}" if truth and truth.machine else "sweep's machine unknown"
+        return est.fraction, f"{doc.cost.total:.0f} s / lower bound {est.seconds:.0f} s ({where})"
+    return None, "no same-machine sweep, no estimate"
+
+
+def _pick_cell(doc: AdviceDocument, b: int | None) -> str:
+    from jbatch.analysis.finders import measured
+
+    if b is None:
+        return "none reached it"
+    m = measured(doc, b)
+    if m["missed"]:
+        return f"{b}: missed"
+    if m["ratio"] is None:
+        return f"{b}: not swept"
+    return f"{b}: {m['ratio']:.3g}{_ci(m['interval'])}"
+
+
+FINDER_HEADER = [
+    "workload (seeds)",
+    *(label for label in ("largest that fits", "playbook", "noise scale", "B = 32", "jbatch advise")),
+    "advise: goals (<= 1.25x, never worse, cost <= 0.2)",
+]
+
+
+def finder_row(name: str, doc: AdviceDocument) -> list[str]:
+    """One workload: each rule's batch size and its measured seconds to target over the sweep's
+    fastest [95%] (``analysis.finders``), and whether advise met its goals."""
+    from jbatch.analysis.finders import RULES, picks, worse
+
+    chosen = picks(doc)
+    truth = doc.against
+    seeds = max((n[1] for n in truth.reached.values()), default=0)
+    ratio = _finders_ratio(doc)
+    beaten_by = [r for r in RULES if r != "advise" and worse(doc, doc.recommended, chosen[r])]
+    cost, _ = cost_fraction(doc)
+    goals = [
+        f"{'yes' if ratio is not None and ratio <= PICK_GOAL else 'no'}",
+        "yes" if not beaten_by else f"no (worse than {', '.join(RULES[r] for r in beaten_by)})",
+        f"{'yes' if cost is not None and cost <= COST_GOAL else 'no'} ({_g(cost)})",
+    ]
+    return [f"{name} ({seeds})", *(_pick_cell(doc, chosen[r]) for r in RULES), ", ".join(goals)]
+
+
+def _finders_ratio(doc: AdviceDocument) -> float | None:
+    from jbatch.analysis.finders import measured
+
+    return measured(doc, doc.recommended)["ratio"]
+
+
+def finder_lines(advices: dict[str, AdviceDocument]) -> list[str]:
+    """The table of every rule's pick against the sweep's fastest (only advices that recorded the
+    sweep's per-batch-size intervals: run with this version)."""
+    rows = [finder_row(name, doc) for name, doc in advices.items() if doc.against and doc.against.reached]
+    if not rows:
+        return []
+    return [
+        "Each cell: the batch size the rule picks and its measured seconds to the target over the sweep's fastest "
+        "batch size's (the sweep's interleaved timing and seeds, 95% interval; 'missed': a seed never reached the "
+        "target). Largest that fits: PyTorch Lightning's `scale_batch_size` and accelerate's "
+        "`find_executable_batch_size` find the largest batch that runs without running out of memory; on this "
+        "CPU every candidate fits in the host's memory, so the stated cap is the largest candidate. Playbook: "
+        "the largest batch size that still reduces the steps to the target (Google's tuning playbook), up the "
+        "sweep's batch sizes. Noise scale: B_simple averaged along the advice's run (McCandlish et al. 2018), the "
+        "nearest candidate on a log scale; B = 32 likewise. DeepSpeed's autotuner maximises throughput: on "
+        "these sweeps the largest candidate, as the first column. 'Never worse': no other rule's pick is faster "
+        "beyond both intervals. The cost basis is in the table above.",
+        "",
+        *table.markdown(FINDER_HEADER, rows),
+    ]
+
+
+def o7(advices: dict[str, AdviceDocument]) -> Verdict:
+    """``jbatch advise`` picks a batch size within ``PICK_GOAL`` of the sweep's fastest, never
+    worse (beyond the intervals) than the batch-size rules people use, at most ``COST_GOAL``
+    of the sweep: per workload, all three."""
+    rows = {name: finder_row(name, doc) for name, doc in advices.items() if doc.against and doc.against.reached}
+    if not rows:
+        return "not measured (no advice run --against a sweep with this version)", "-", "-"
+    met = {name: r[-1].count("yes") == 3 for name, r in rows.items()}
+    parts = [f"{name}: {r[-1]}" for name, r in rows.items()]
+    n, k = len(met), sum(met.values())
+    verdict_text = "holds" if k == n else "does not hold" if not k else f"holds on {k} of {n} workloads"
+    return verdict_text, "; ".join(parts), "the finder table below"
+
+
+def seeds_needed(spread_a: Spread, spread_b: Spread, level: float = 0.95) -> int | None:
+    """A power calculation for ``verdict``: the seeds per arm at which the two arms' 95% intervals
+    of the mean log steps (t with n - 1 degrees of freedom, as ``stats.mean_interval`` gives them)
+    would stop overlapping, if the observed means and spreads held. None when the means are
+    equal or an arm has one value.
+
+    Example:
+      >>> a = Spread(values=[100.0, 120.0], n=2, of=2, mean=None, interval=[None, None])
+      >>> b = Spread(values=[150.0, 170.0], n=2, of=2, mean=None, interval=[None, None])
+      >>> seeds_needed(a, b)  # log-sd about 0.13 and 0.09 per arm, a gap of 0.34
+      4
+    """
+    from scipy import stats
+
+    a, b = np.log(spread_a.values), np.log(spread_b.values)
+    if len(a) < 2 or len(b) < 2 or a.mean() == b.mean():
+        return None
+    effect, spread = abs(a.mean() - b.mean()), a.std(ddof=1) + b.std(ddof=1)
+    for n in range(2, 10_001):
+        if stats.t.ppf(0.5 + level / 2, n - 1) * spread / np.sqrt(n) < effect:
+            return n
+    return None

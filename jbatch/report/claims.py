@@ -695,7 +695,7 @@ def claims_markdown(
     lines += table.markdown(["claim", "verdict", "numbers", "plot"], rows)
     field = [[cid, text, *fn(sweeps)] for cid, (text, fn) in OPTIMIZER_CLAIMS.items()]
     if advices:
-        from jbatch.report.advice import markdown_lines, o6
+        from jbatch.report.advice import finder_lines, markdown_lines, o6, o7
 
         field.append(
             [
@@ -703,6 +703,15 @@ def claims_markdown(
                 "A batch-size warm-up reaches the target in fewer steps than the best fixed batch size "
                 "without losing final quality (Merrill et al. 2025).",
                 *o6(advices),
+            ]
+        )
+        field.append(
+            [
+                "O7",
+                "`jbatch advise` picks a batch size within 1.25x of the sweep's fastest, never slower than the "
+                "rules people use (largest that fits, the playbook's, the noise scale, B = 32), at a fifth of "
+                "a sweep's cost (jbatch's own goal, issue 33).",
+                *o7(advices),
             ]
         )
     lines += [
@@ -713,6 +722,9 @@ def claims_markdown(
     ]
     if advices:
         lines += ["", "## `jbatch advise` against the sweeps", "", *markdown_lines(advices)]
+        finders = finder_lines(advices)
+        if finders:
+            lines += ["", "## `jbatch advise` against the batch-size finders people use", "", *finders]
     return "\n".join(lines) + "\n"
 
 

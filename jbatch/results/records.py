@@ -292,6 +292,22 @@ class BranchPlan(Record, kw_only=True):
     seeds: list[int]
     noise_examples: int = 1024
     lr_factors: list[float] = msgspec.field(default_factory=lambda: [1.0])
+    ceiling: int = 0
+    max_examples: int = 0
+
+
+class BranchRound(Record, kw_only=True):
+    """An extension round of a checkpoint whose B* was censored: branches at larger batch
+    sizes, all for ``examples`` examples, from the same trunk states."""
+
+    examples: int
+    batch_sizes: list[int]
+    branches: dict[str, dict[str, float | None]]
+    factors: dict[str, dict[str, float | None]] = {}
+    b_star: dict[str, int]
+    censored: dict[str, bool]
+    b_star_median: float
+    censored_median: bool
 
 
 class BranchCheckpoint(Record, kw_only=True):
@@ -309,6 +325,8 @@ class BranchCheckpoint(Record, kw_only=True):
     b_star_median: float
     censored_median: bool
     b_simple_median: float
+    tolerance: float | None = None  # older documents: the plan's
+    extensions: list[BranchRound] = []
 
 
 class Branching(Record, kw_only=True):
@@ -345,10 +363,14 @@ class Against(Record, kw_only=True):
     fastest_set: list[int]
     seconds_to_target: dict[str, float]
     recommended_over_fastest: float | None
-    recommended_over_fastest_interval: list[float] | None = None
+    recommended_over_fastest_interval: list[float | None] | None = None  # None: unbounded (one seed)
     b_crit: float | None = None
-    b_crit_interval: list[float] | None = None
+    b_crit_interval: list[float | None] | None = None
     cost_fraction: float | None = None
+    seconds_to_target_interval: dict[str, list[float | None]] = {}  # per batch size, over the sweep's seeds
+    steps_to_target: dict[str, float] = {}  # mean over the seeds that reached it
+    reached: dict[str, list[int]] = {}  # seeds that reached the target, of the seeds run
+    machine: str = ""  # the sweep's CPU or device kind, and core count: its cost is this machine's
 
 
 class Spread(Record, kw_only=True):
@@ -365,7 +387,7 @@ class Comparison(Record, kw_only=True):
     warmup: Spread
     fixed: Spread
     ratio: float | None = None
-    ratio_interval: list[float] | None = None
+    ratio_interval: list[float | None] | None = None  # None: unbounded (one seed)
 
 
 class SeedRun(Record, kw_only=True):
@@ -411,7 +433,13 @@ class AdviceDocument(Document, kw_only=True, tag_field="kind", tag="jbatch.advis
     recommended: int
     relative_steps: dict[str, float]
     relative_seconds: dict[str, float]
+    recommended_set: list[int] = []  # candidates whose predicted seconds could not be told apart
+    retimed: int = 0  # batches of timing rounds the recommended set was re-timed
+    trunk_learned: bool = True  # False: the trunk's held-out loss never moved beyond its tolerance
     warmup: list[Phase]
+    warmup_advised: bool = True
+    warmup_reason: str = ""
+    warmup_predicted: list[float] = []  # per seed: the warm-up's predicted seconds over the fixed pick's
     trunk_learning_rates: dict[str, float | None] = {}
     cost: AdviceCost
     metadata: Metadata

@@ -8,5 +8,5 @@ against its data (``checks``), the sweep's optimizer (``optimizer``), the result
 and its lock (``resultsdir``), several processes (``distributed``), progress lines
 (``progress``), metadata (``metadata``), the named sweeps (``presets``), ``jbatch train``
 (``train``), the data-scaling study's sweeps (``studies``), and advice: the local critical
-batch size by branching (``branching``), ``jbatch advise`` (``advise``) and a warm-up trained
-to a sweep's target (``warmup_check``)."""
+batch size by branching (``branching``), ``jbatch advise`` (``advise``), its recommendation as a
+measurement (``pick``) and a warm-up trained to a sweep's target (``warmup_check``)."""

@@ -24,19 +24,22 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jbatch.analysis.finders import machine
 from jbatch.config import SweepConfig
 from jbatch.core.batching import resolve_batch_size, steps_per_epoch
 from jbatch.core.phases import Phase, train_phases
 from jbatch.errors import ConfigError
 from jbatch.results import SweepDocument, differences, read_sweep, records
-from jbatch.results.records import AdviceCost, AdviceDocument, Against, StepTiming, SweepEstimate
+from jbatch.results.records import AdviceCost, AdviceDocument, Against, Branching, StepTiming, SweepEstimate
 from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints
 from jbatch.sweeps.metadata import environment_metadata
+from jbatch.sweeps.pick import decide
 from jbatch.sweeps.session import Session
 from jbatch.sweeps.timing import step_timing, time_steps
 from jbatch.workloads.workload import Workload
@@ -52,24 +55,6 @@ def predicted_ratio(b: int, b0: int, b_crit: float) -> float:
       0.625
     """
     return (1 + b_crit / b) / (1 + b_crit / b0)
-
-
-def recommend(seconds_per_step: dict[int, float], b0: int, b_crit: float) -> dict[str, Any]:
-    """The batch size with the fewest predicted seconds to a target, and every candidate's
-    predicted seconds over the recommendation's.
-
-    Example:
-      >>> r = recommend({16: 1.0, 64: 1.2, 256: 3.0}, 16, 50.0)  # steps x 1, 0.432, 0.290 of B = 16's
-      >>> r["batch_size"], {b: round(v, 2) for b, v in r["relative_seconds"].items()}
-      (64, {16: 1.93, 64: 1.0, 256: 1.68})
-    """
-    seconds = {b: predicted_ratio(b, b0, b_crit) * s for b, s in seconds_per_step.items()}
-    best = min(seconds, key=seconds.__getitem__)
-    return {
-        "batch_size": best,
-        "relative_steps": {b: predicted_ratio(b, b0, b_crit) for b in seconds},
-        "relative_seconds": {b: seconds[b] / seconds[best] for b in seconds},
-    }
 
 
 def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, final: int) -> list[dict[str, int]]:
@@ -90,10 +75,8 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
       [{'batch_size': 16, 'steps': 100}, {'batch_size': 64, 'steps': 0}]
     """
     phases = []
-    for i, (here, nxt) in enumerate(zip(checkpoints, checkpoints[1:], strict=False)):
-        floor = min(max(b0, e["b_star_median"]) for e in checkpoints[i:])
-        b = max([s for s in sizes if s <= floor], default=b0)
-        steps = (nxt["step"] - here["step"]) * b0 // b
+    for i, b in enumerate(segment_sizes(checkpoints, sizes, b0)):
+        steps = (checkpoints[i + 1]["step"] - checkpoints[i]["step"]) * b0 // b
         if phases and phases[-1]["batch_size"] == b:
             phases[-1]["steps"] += steps
         elif steps:
@@ -104,6 +87,55 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
         phases.pop()
     phases.append({"batch_size": last, "steps": 0})
     return phases
+
+
+def segment_sizes(
+    checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, key: str = "b_star_median"
+) -> list[int]:
+    """The warm-up's batch size between each checkpoint and the next: the largest candidate not
+    above the smallest B* (``key``) measured there or later, ``b0`` at least.
+
+    Example:
+      >>> segment_sizes([{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 256},
+      ...                {"step": 1000, "b_star_median": 64}], [16, 64, 256], 16)
+      [16, 64]
+    """
+    out = []
+    for i in range(len(checkpoints) - 1):
+        floor = min(max(b0, e[key]) for e in checkpoints[i:])
+        out.append(max([s for s in sizes if s <= floor], default=b0))
+    return out
+
+
+def warmup_prediction(
+    checkpoints: list[dict[str, Any]], sizes: list[int], b0: int, fixed: int, per_step: dict[int, float]
+) -> list[float]:
+    """Per seed, the warm-up's predicted seconds over the trunk's span over the fixed batch
+    size's: each segment between checkpoints ``i`` and ``i + 1`` takes the trunk's steps there
+    times ``predicted_ratio`` at the seed's own B* of checkpoint ``i`` (the local critical batch
+    size), times the seconds per step, for the warm-up's size there (``segment_sizes`` of that
+    seed's B*) and for ``fixed``. Below 1 on every seed: the branches say the warm-up helps.
+
+    Example:
+      >>> cps = [{"step": 0, "b_star": {"0": 1}}, {"step": 100, "b_star": {"0": 64}}, {"step": 1000,
+      ...        "b_star": {"0": 64}}]
+      >>> [round(r, 3) for r in warmup_prediction(cps, [1, 64], 1, 64, {1: 1.0, 64: 2.0})]  # 1% off: a tie
+      [0.99]
+      >>> [round(r, 3) for r in warmup_prediction(cps, [1, 64], 1, 64, {1: 0.1, 64: 2.0})]  # B = 1 cheap early
+      [0.417]
+    """
+    seeds = list(checkpoints[0]["b_star"])
+    out = []
+    for seed in seeds:
+        local = [{"step": e["step"], "b": e["b_star"][seed]} for e in checkpoints]
+        ours = segment_sizes(local, sizes, b0, key="b")
+        warm = fixed_total = 0.0
+        for i, b in enumerate(ours):
+            span, local_crit = local[i + 1]["step"] - local[i]["step"], local[i]["b"]
+            warm += span * predicted_ratio(b, b0, local_crit) * per_step[b]
+            fixed_total += span * predicted_ratio(fixed, b0, local_crit) * per_step[fixed]
+        out.append(warm / fixed_total if fixed_total else 1.0)
+    return out
 
 
 def trunk_learning_rate(
@@ -206,7 +238,7 @@ def sweep_truth(directory: Path, recommended: int, doc: SweepDocument) -> Agains
     intervals = {r["batch_size"]: r["seconds_to_target_interval"] for r in rows}
     ratio_ci = None
     if ratio is not None and intervals.get(recommended) and intervals.get(fastest):
-        ratio_ci = list(ratio_interval(tuple(intervals[recommended]), tuple(intervals[fastest])))
+        ratio_ci = [v if np.isfinite(v) else None for v in ratio_interval(intervals[recommended], intervals[fastest])]
     fit = sweep_fit(summaries)
     bounds = None if fit is None else interval_bounds(fit["interval"])
     return Against(
@@ -218,8 +250,48 @@ def sweep_truth(directory: Path, recommended: int, doc: SweepDocument) -> Agains
         recommended_over_fastest=ratio,
         recommended_over_fastest_interval=ratio_ci,
         b_crit=None if fit is None else fit["b_crit"],
-        b_crit_interval=None if bounds is None else list(bounds),
+        b_crit_interval=None if bounds is None else [v if np.isfinite(v) else None for v in bounds],
+        seconds_to_target_interval={
+            str(b): [v if np.isfinite(v) else None for v in ci] for b, ci in intervals.items() if ci
+        },
+        steps_to_target={str(r["batch_size"]): r["steps_to_target"]["mean"] for r in rows if r["steps_to_target"]["n"]},
+        reached={str(r["batch_size"]): [r["reached"], r["seeds"]] for r in rows},
+        machine=machine(doc.metadata),
     )
+
+
+def trunk_learned(branched: Branching) -> bool:
+    """Whether the trunk learned before B* was read from it: its held-out loss (median over
+    seeds) fell from step 0 to the last checkpoint by more than the last checkpoint's tolerance
+    (relative). A trunk that did not moves no more than its branches' noise, so every branch
+    is within tolerance and B* reads the largest size tried (noise, not a measurement).
+    True when there is no step-0 checkpoint to compare with."""
+    first, last = branched.checkpoints[0], branched.checkpoints[-1]
+    if first.step != 0 or len(branched.checkpoints) < 2:
+        return True
+    l0, l1 = (float(np.median([v for v in e.loss.values() if v is not None])) for e in (first, last))
+    tolerance = last.tolerance if last.tolerance is not None else branched.plan.tolerance
+    return l0 - l1 > tolerance * abs(l0)
+
+
+def warmup_verdict(
+    branched: Branching, sizes: list[int], fixed: int, per_step: dict[int, float], phases: list[dict[str, int]]
+) -> tuple[bool, str, list[float]]:
+    """Whether the warm-up is advised, why (or why not), and its predicted seconds over the
+    fixed pick's per seed (``warmup_prediction``): advised only when it is not the fixed size
+    alone, there are two seeds or more, and every seed predicts it faster (the seeds' spread is
+    the prediction's uncertainty: a gain inside it is no gain)."""
+    b0 = branched.plan.batch_size
+    if len(phases) == 1 and phases[0]["batch_size"] == fixed:
+        return False, f"the schedule the branches give is the fixed B = {fixed} throughout", []
+    cps = [{"step": e.step, "b_star": e.b_star} for e in branched.checkpoints]
+    ratios = warmup_prediction(cps, sizes, b0, fixed, per_step)
+    shown = ", ".join(f"{r:.3g}" for r in ratios)
+    if len(ratios) < 2:
+        return False, f"one seed (predicted {shown} of B = {fixed}'s seconds) cannot show a gain beyond noise", ratios
+    if max(ratios) < 1:
+        return True, f"every seed predicts it faster than fixed B = {fixed} over the trunk's span ({shown})", ratios
+    return False, f"not every seed predicts it faster than fixed B = {fixed} ({shown} of its seconds)", ratios
 
 
 def advise(
@@ -239,15 +311,21 @@ def advise(
     swept: SweepDocument | None = None,
     check: bool = True,
     session: Session | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> AdviceDocument:
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
-    grid; the branches' learning rates follow ``rule``, by default ``default_rule``.
-    Returns the advice document. With ``against`` (the sweep's directory; ``swept`` its
-    document, already loaded and checked: ``check_against``) and ``check``, the warm-up
-    schedule is then trained to the sweep's target on every seed and set beside the
-    sweep's fastest batch size (``warmup_check``); its time is not the advice's cost.
-    ``session``: one to share compiled programs with (a sweep's, in the same process)."""
+    grid; the branches' learning rates follow ``rule``, by default ``default_rule``; B* is
+    read up to the largest candidate (``BranchPlan.ceiling``). A trunk that has not learned
+    (``trunk_learned``) is run ``TRUNK_EXTENSION`` times longer once; if it still has not, the
+    document says so. The recommendation is ``pick.decide``'s. Returns the advice document.
+    With ``against`` (the sweep's directory; ``swept`` its document, already loaded and
+    checked: ``check_against``) and ``check``, the warm-up schedule is then trained to the
+    sweep's target on every seed and set beside the sweep's fastest batch size
+    (``warmup_check``; its time is not the advice's cost); found worse, it is not advised.
+    ``session``: one to share compiled programs with (a sweep's, in the same process).
+    ``say``: called with a line at each phase, checkpoint and branch round (progress)."""
+    say = say or (lambda line: None)
     start = time.perf_counter()
     if against is not None and swept is None:
         swept = check_against(Path(against), config)  # before anything trains
@@ -257,8 +335,6 @@ def advise(
     b0 = resolve_batch_size(trunk_batch, n)
     rule = rule or default_rule(config.workload.optimizer)
     multipliers = tuple(k for k in multipliers if k * b0 <= max(sizes)) or (1,)  # B* above every candidate: moot
-    examples = examples or 4 * b0 * max(multipliers)
-    checkpoint_steps = plan_checkpoints(trunk_steps, checkpoints)
     values: dict[str, float] = {}
     if "budget" in session.optimizer.values:  # a schedule (cosine): it spans the sweep's budget at the trunk's size
         values["budget"] = float(config.budget.steps_at(steps_per_epoch(n, b0, config.training.remainder)))
@@ -269,44 +345,63 @@ def advise(
     plan = BranchPlan(
         batch_size=b0,
         learning_rate=0.0,  # the trunk's, once its search has run
-        checkpoints=checkpoint_steps,
-        examples=examples,
+        checkpoints=plan_checkpoints(trunk_steps, checkpoints),
+        examples=examples or 4 * b0 * max(multipliers),
         multipliers=multipliers,
         tolerance=tolerance,
         rule=rule,
         seeds=tuple(config.grid.seeds),
         lr_factors=tuple(lr_factors),
+        ceiling=max(sizes),
     )
     plan.check(n)  # before anything trains
+    say(f"advise: the trunk's learning rate, {len(config.grid.learning_rates)} rates x {trunk_steps} steps at B = {b0}")
     t_bracket = time.perf_counter()
     lr, bracket = trunk_learning_rate(
         session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
     )
     bracket_seconds = time.perf_counter() - t_bracket
-    plan = dataclasses.replace(plan, learning_rate=lr)
-
-    t0 = time.perf_counter()
-    timed = time_steps(
-        session,
-        sizes,
-        timing_rounds,
-        max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in sizes},
-        init=lambda: fresh(0, lr),
-    )
-    timing = {b: step_timing(timed[b]) for b in sizes}
     t1 = time.perf_counter()
-    branched = local_critical_batch(session, lambda seed: fresh(seed, lr), plan)
+    branched, learned = _branch(session, lambda seed: fresh(seed, lr), dataclasses.replace(plan, learning_rate=lr), say)
     t2 = time.perf_counter()
     later = branched.checkpoints[len(branched.checkpoints) // 2 :]
     b_crit = float(np.median([e.b_star_median for e in later]))
-    censored = any(e.censored_median for e in later)
     b_simple = float(
         np.exp(
             np.mean(np.log([max(e.b_simple_median, 1e-12) for e in branched.checkpoints[1:] or branched.checkpoints]))
         )
     )
+    relative_steps = {b: predicted_ratio(b, b0, b_crit) for b in sizes}
+    say(f"advise: B_crit {b_crit:g}; timing {len(sizes)} batch sizes, {timing_rounds} interleaved rounds")
+    raw: dict[int, dict[str, Any]] = {}
+
+    def measure(contenders: list[int]) -> dict[int, list[float]]:
+        timed = time_steps(
+            session,
+            contenders,
+            timing_rounds,
+            max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in contenders},
+            init=lambda: fresh(0, lr),
+        )
+        for b, t in timed.items():
+            if b in raw:
+                raw[b]["epoch_seconds"] += t["epoch_seconds"]
+            else:
+                raw[b] = t
+        return {b: [s / t["timed_steps"] for s in t["epoch_seconds"]] for b, t in timed.items()}
+
+    decided = decide(measure, sizes, relative_steps)
+    t3 = time.perf_counter()
+    rec = int(decided["batch_size"])
+    timing = {b: step_timing(raw[b]) for b in sizes}
     per_step = {b: timing[b].seconds_per_step for b in sizes}
-    rec = recommend(per_step, b0, b_crit)
+    predicted = decided["predicted"]
+    phases = warmup_schedule(
+        [{"step": e.step, "b_star_median": e.b_star_median} for e in branched.checkpoints], sizes, b0, rec
+    )
+    advised, reason, ratios = warmup_verdict(branched, sizes, rec, per_step, phases)
+    if not learned:
+        advised, reason = False, "the trunk never learned beyond its noise: B* along it is noise"
     total = time.perf_counter() - start
     doc = AdviceDocument(
         config=config,
@@ -325,31 +420,93 @@ def advise(
         },
         branching=branched,
         b_crit=b_crit,
-        b_crit_censored=censored,
+        b_crit_censored=any(e.censored_median for e in later),
         b_simple_along_training=b_simple,
-        recommended=rec["batch_size"],
-        relative_steps={str(b): v for b, v in rec["relative_steps"].items()},
-        relative_seconds={str(b): v for b, v in rec["relative_seconds"].items()},
-        warmup=[
-            records.Phase(**p)
-            for p in warmup_schedule(
-                [{"step": e.step, "b_star_median": e.b_star_median} for e in branched.checkpoints],
-                sizes,
-                b0,
-                rec["batch_size"],
-            )
-        ],
+        recommended=rec,
+        relative_steps={str(b): v for b, v in relative_steps.items()},
+        relative_seconds={str(b): predicted[b][0] / predicted[rec][0] for b in sizes},
+        recommended_set=list(decided["set"]),
+        retimed=int(decided["retimed"]),
+        trunk_learned=learned,
+        warmup=[records.Phase(**p) for p in phases],
+        warmup_advised=advised,
+        warmup_reason=reason,
+        warmup_predicted=ratios,
         trunk_learning_rates=bracket,
-        cost=AdviceCost(learning_rate=bracket_seconds, timing=t1 - t0, branching=t2 - t1, total=total),
+        cost=AdviceCost(learning_rate=bracket_seconds, timing=t3 - t2, branching=t2 - t1, total=total),
         metadata=environment_metadata(),  # the machine and software it was measured on
         sweep_estimate=sweep_estimate(config, n, per_step, total),
     )
+    say(f"advise: recommended B = {rec} (set {list(decided['set'])}), {total:.1f} s")
     if against is not None:
-        truth = sweep_truth(Path(against), rec["batch_size"], swept)
+        truth = sweep_truth(Path(against), rec, swept)
         truth.cost_fraction = total / truth.seconds if truth.seconds else None
         doc.against = truth
         if check:
             from jbatch.sweeps.warmup_check import check_warmup
 
+            say(f"advise: checking the warm-up against {against} (not the advice's cost)")
             doc.warmup_check = check_warmup(session, swept, doc.warmup)
+            apply_check(doc)
     return doc
+
+
+def apply_check(doc: AdviceDocument) -> None:
+    """The warm-up check overrules the prediction: a warm-up that its check against the sweep
+    found worse (more steps beyond the seeds' intervals, a seed that missed the target, a worse
+    final value, or more seconds beyond the interval) is not advised, and the reason says so."""
+    from jbatch.report.advice import verdict
+
+    check = doc.warmup_check
+    found = verdict(check)
+    seconds = check.seconds_to_target
+    if found.startswith("more") or "worse final" in found or (seconds.ratio_interval or [0.0])[0] > 1:
+        doc.warmup_advised = False
+        doc.warmup_reason = (
+            f"its check against the sweep found it worse than fixed B = {check.reference['batch_size']} "
+            f"(steps: {found}; seconds {seconds.ratio if seconds.ratio is not None else float('nan'):.3g} "
+            "of the fixed size's)"
+        )
+
+
+TRUNK_EXTENSION = 4  # a trunk that has not learned is run this many times longer, once
+
+
+def _branch(session: Session, init: Callable[[int], Any], plan: BranchPlan, say: Callable[[str], None]):
+    """``local_critical_batch`` with progress lines, and once more on a trunk ``TRUNK_EXTENSION``
+    times longer when the first had not learned (``trunk_learned``). Returns the branching and
+    whether its trunk learned."""
+    branched = local_critical_batch(session, init, plan, on_checkpoint=_progress(plan, say))
+    if trunk_learned(branched):
+        return branched, True
+    steps = TRUNK_EXTENSION * plan.checkpoints[-1]
+    say(
+        f"advise: the trunk's held-out loss did not move beyond its noise in {plan.checkpoints[-1]} "
+        f"steps: branching again from a trunk of {steps}"
+    )
+    plan = dataclasses.replace(plan, checkpoints=plan_checkpoints(steps, len(plan.checkpoints)))
+    branched = local_critical_batch(session, init, plan, on_checkpoint=_progress(plan, say))
+    return branched, trunk_learned(branched)
+
+
+def _progress(plan: BranchPlan, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    """A line per seed's checkpoint branched (with the ETA of the branching) and per extension round."""
+    todo, clock, done = len(plan.seeds) * len(plan.checkpoints), time.perf_counter(), [0]
+
+    def report(entry: dict[str, Any]) -> None:
+        if "extension" in entry:
+            ext = entry["extension"]
+            say(
+                f"advise: checkpoint {entry['checkpoint'] + 1}: B* censored, branches up to "
+                f"{ext['batch_sizes'][-1]} ({ext['examples']} examples each): B* {ext['b_star_median']:g}"
+            )
+            return
+        done[0] += 1
+        elapsed = time.perf_counter() - clock
+        say(
+            f"advise: seed {entry['seed']}, checkpoint {entry['checkpoint'] + 1}/{len(plan.checkpoints)} "
+            f"(trunk step {entry['step']}): {done[0]}/{todo} branched, {elapsed:.1f} s, "
+            f"ETA {elapsed / done[0] * (todo - done[0]):.0f} s"
+        )
+
+    return report

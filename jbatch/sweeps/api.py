@@ -11,6 +11,7 @@ compare`` work on it unchanged. It returns the sweep document.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def advise(
     trunk_batch: BatchSize | None = None,
     trunk_steps: int = 200,
     against: str | Path | None = None,
+    progress: bool = True,
     **options: Any,
 ) -> AdviceDocument:
     """``jbatch advise`` on ``model``, ``data`` and ``optimizer`` (as ``sweep`` takes them):
@@ -171,7 +173,8 @@ def advise(
     (``advise.json``, ``advise.md``) and returned. ``options`` are ``advise``'s
     (``checkpoints``, ``examples``, ``multipliers``, ``tolerance``, ``rule``, ``lr_factors``,
     ``timing_rounds``, ``check``) or any sweep setting; the trunk defaults to the smallest batch
-    size; ``against`` a finished sweep of the same workload checks the advice against it."""
+    size; ``against`` a finished sweep of the same workload checks the advice against it.
+    ``progress`` prints a line at each phase and checkpoint (standard error); False: silent."""
     known = {"checkpoints", "examples", "multipliers", "tolerance", "rule", "lr_factors", "timing_rounds", "check"}
     kwargs = {k: options.pop(k) for k in list(options) if k in known}
     config, wl = _config(
@@ -184,6 +187,7 @@ def advise(
         trunk_batch=trunk_batch,
         trunk_steps=trunk_steps,
         against=None if against is None else Path(against),
+        say=(lambda line: print(line, file=sys.stderr, flush=True)) if progress else None,
         **kwargs,
     )
 
@@ -202,7 +206,7 @@ def run_advice_config(
     (loaded once, refused when of another workload) are checked before the data are loaded;
     then the candidates against the data, the advice (``sweeps.advise.advise``) and its
     ``advise.json`` and ``advise.md`` (``report.advice.write_advice``)."""
-    from jbatch.report.advice import write_advice
+    from jbatch.report.advice import markdown, write_advice
     from jbatch.sweeps import advise as advice
     from jbatch.sweeps.resultsdir import check_results, claim, rescue
 
@@ -212,7 +216,9 @@ def run_advice_config(
         doc = _advice(config, workload, trunk_batch, trunk_steps, against, swept, options)
         try:
             write_advice(doc, directory)
-        except OSError as e:  # the advice trained for minutes: kept, and said where
+        except (OSError, ConfigError) as e:  # the advice trained for minutes: printed, kept, and said where
+            if options.get("say"):
+                options["say"](markdown(doc))
             raise rescue(doc, f"advise-{config.results_name}", e, f"nothing was written to {directory}") from None
     return doc
 

@@ -62,6 +62,8 @@ class BranchPlan:
     seeds: tuple[int, ...] = (0, 1)
     noise_examples: int = 1024
     lr_factors: tuple[float, ...] = (1.0,)
+    ceiling: int = 0  # B* may be read up to this batch size (extension rounds); 0: the largest multiplier's
+    max_examples: int = 0  # an extension round's examples at most; 0: the training set's size
 
     def check(self, num_examples: int) -> None:
         """One clear line for a plan that cannot run on ``num_examples`` training examples."""
@@ -103,6 +105,48 @@ def b_star(losses: dict[int, float], tolerance: float) -> int:
     return best
 
 
+def tolerance_at(reference: dict[str, float], floor: float) -> float:
+    """The tolerance of one checkpoint: ``floor`` or the seeds' own spread of the ``k = 1``
+    continuation's loss (standard deviation over seeds relative to their median), whichever
+    is larger: a branch within the seeds' spread of the continuation cannot be told from it.
+
+    Example:
+      >>> round(tolerance_at({"0": 2.0, "1": 2.2}, 0.05), 4)  # std 0.141 over median 2.1
+      0.0673
+      >>> tolerance_at({"0": 2.0}, 0.05)  # one seed: no spread
+      0.05
+    """
+    v = np.array([x for x in reference.values() if np.isfinite(x)], float)
+    if v.size < 2:
+        return floor
+    return max(floor, float(v.std(ddof=1) / abs(np.median(v))))
+
+
+def extension_sizes(top: int, plan: BranchPlan) -> tuple[list[int], int]:
+    """The branch sizes and examples of the next extension round from a B* censored at ``top``:
+    ``top`` (the round's reference: the previous round found it as good as ``B0``), then ``top``
+    times the plan's multipliers up to the ceiling (the ceiling itself last; none that would
+    take fewer than two steps of ``max_examples``), with examples for four steps of the largest,
+    at most ``max_examples``. Empty when nothing is above ``top``. Chained so, the tolerance
+    compounds over rounds (each asks whether going past the last B* loses more than it); a
+    reference at ``B0`` would train ``examples / B0`` steps, and a branch that long separates
+    batch sizes that equal examples leave within a few per cent on the sweep's horizon.
+
+    Example:
+      >>> plan = BranchPlan(batch_size=1, learning_rate=0.1, checkpoints=(0,), examples=256,
+      ...                   multipliers=(1, 4, 16, 64), ceiling=40000, max_examples=40000)
+      >>> extension_sizes(64, plan)
+      ([64, 256, 1024, 4096], 16384)
+      >>> extension_sizes(4096, plan)
+      ([4096, 16384], 40000)
+    """
+    above = [top * k for k in plan.multipliers[1:] if top * k < plan.ceiling] + [plan.ceiling]
+    above = [b for b in above if top < b and 2 * b <= plan.max_examples]
+    if not above:
+        return [], 0
+    return [top, *above], min(4 * above[-1], plan.max_examples)
+
+
 def local_critical_batch(
     session: Session,
     init_state: Callable[[int], TrainState],
@@ -112,11 +156,17 @@ def local_critical_batch(
     """Runs ``plan`` (see the module's docstring) on the session's workload: ``init_state(seed)``
     is a fresh ``TrainState`` whose optimizer injects its learning rate; the branches are
     compared on the session's test split. Returns one entry per checkpoint with the trunk's
-    step, examples and held-out loss, each branch's loss per batch size and seed, ``b_star``
-    per seed (and ``censored``) and ``b_simple`` per seed. Every program is the session's."""
+    step, examples and held-out loss, each branch's loss per batch size and seed, the
+    checkpoint's tolerance (``tolerance_at``), ``b_star`` per seed (and ``censored``) and
+    ``b_simple`` per seed. Where the median B* is censored below the plan's ``ceiling``, every seed
+    branches again from the same trunk state at larger batch sizes with more examples
+    (``extension_sizes``; recorded under ``extensions``) until B* is found, the ceiling is
+    reached or the examples would pass its ``max_examples``. Every program is the session's.
+    ``on_checkpoint(entry)`` after each seed's checkpoint (progress)."""
     train, held_out = session.train, session.test
     n = int(train[0].shape[0])
     plan.check(n)
+    plan = dataclasses.replace(plan, ceiling=min(plan.ceiling, n), max_examples=plan.max_examples or n)
     step, programs, loss_fn = session.step, session.programs, session.workload.loss
 
     def evaluate(state: TrainState) -> float:  # the held-out loss: what B* compares
@@ -126,23 +176,46 @@ def local_critical_batch(
         probe = functools.partial(gradient_moments, loss_fn=loss_fn, group=1, population=False)
         return float(programs.get(("moments", loss_fn), probe, state, data)(state, data)["b_simple"])
 
+    def branch(state: TrainState, seed: int, i: int, b: int, examples: int) -> tuple[float, float | None]:
+        """The branch at ``b`` from ``state``: its loss at its best learning-rate factor, and the factor."""
+        rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[1]
+        tried = {}
+        for factor in plan.lr_factors if b > plan.batch_size else (1.0,):
+            seen: list[float] = []
+            steps = max(1, round(examples / b))
+
+            def record(s, *_, seen=seen):
+                seen.append(evaluate(s))
+
+            train_phases(
+                state,
+                step,
+                train,
+                [Phase(b, steps)],
+                learning_rates=[rule_lr * factor],
+                seed=10_000 + 1_000 * seed + i,
+                programs=programs,
+                every_examples=b * -(-steps // 4),
+                callback=record,
+            )
+            tried[factor] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
+        finite = {f: v for f, v in tried.items() if np.isfinite(v)}
+        return (min(finite.values()), min(finite, key=finite.__getitem__)) if finite else (float("nan"), None)
+
+    def branch_all(states: dict[int, TrainState], i: int, sizes: list[int], examples: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"branches": {str(b): {} for b in sizes}, "factors": {str(b): {} for b in sizes}}
+        for seed, state in states.items():
+            for b in sizes:
+                loss, factor = branch(state, seed, i, b, examples)
+                out["branches"][str(b)][str(seed)], out["factors"][str(b)][str(seed)] = loss, factor
+        return out
+
     probe = min(plan.noise_examples, n)
     rows = np.random.default_rng(0).permutation(n)[:probe]
     noise_data = (train[0][rows], train[1][rows])
     sizes = [k * plan.batch_size for k in plan.multipliers if k * plan.batch_size <= n]
-    out = [
-        {
-            "step": c,
-            "examples": c * plan.batch_size,
-            "loss": {},
-            "branches": {str(b): {} for b in sizes},
-            "factors": {str(b): {} for b in sizes},
-            "b_star": {},
-            "censored": {},
-            "b_simple": {},
-        }
-        for c in plan.checkpoints
-    ]
+    out = [{"step": c, "examples": c * plan.batch_size, "loss": {}, "b_simple": {}} for c in plan.checkpoints]
+    kept: list[dict[int, TrainState]] = [{} for _ in plan.checkpoints]  # the trunk's states, for extensions
     for seed in plan.seeds:
         state, epoch, done = init_state(seed), 0, 0
         for i, c in enumerate(plan.checkpoints):
@@ -168,45 +241,43 @@ def local_critical_batch(
                     "learning rate or a larger trunk batch size"
                 )
             entry["b_simple"][str(seed)] = moments(state, noise_data)
-            losses = {}
-            for b in sizes:
-                rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[
-                    1
-                ]
-                tried = {}
-                for factor in plan.lr_factors if b > plan.batch_size else (1.0,):
-                    seen: list[float] = []
-                    steps = max(1, round(plan.examples / b))
-
-                    def record(s, *_, seen=seen):
-                        seen.append(evaluate(s))
-
-                    train_phases(
-                        state,
-                        step,
-                        train,
-                        [Phase(b, steps)],
-                        learning_rates=[rule_lr * factor],
-                        seed=10_000 + 1_000 * seed + i,
-                        programs=programs,
-                        every_examples=b * -(-steps // 4),
-                        callback=record,
-                    )
-                    tried[factor] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
-                finite = {f: v for f, v in tried.items() if np.isfinite(v)}
-                losses[b] = min(finite.values()) if finite else float("nan")  # the branch at its best rate
-                entry["branches"][str(b)][str(seed)] = losses[b]
-                entry["factors"][str(b)][str(seed)] = min(finite, key=finite.__getitem__) if finite else None
-            found = b_star(losses, plan.tolerance)
-            entry["b_star"][str(seed)], entry["censored"][str(seed)] = found, found == sizes[-1] and len(sizes) > 1
+            kept[i][seed] = state
+            for key, value in branch_all({seed: state}, i, sizes, plan.examples).items():
+                for b, per_seed in value.items():
+                    entry.setdefault(key, {}).setdefault(b, {}).update(per_seed)
             if on_checkpoint:
-                on_checkpoint(entry)
-    for entry in out:
-        pooled = {int(b): float(np.median(list(v.values()))) for b, v in entry["branches"].items()}
-        entry["b_star_median"] = b_star(pooled, plan.tolerance)  # of the seeds' median losses
-        entry["censored_median"] = entry["b_star_median"] == sizes[-1] and len(sizes) > 1
+                on_checkpoint({"seed": seed, "checkpoint": i, **entry})
+    for i, entry in enumerate(out):
+        entry["tolerance"] = tolerance_at(entry["branches"][str(plan.batch_size)], plan.tolerance)
+        _read(entry, sizes, entry["tolerance"])
+        entry["extensions"] = []
+        while entry["censored_median"]:
+            more, examples = extension_sizes(int(entry["b_star_median"]), plan)
+            if not more:
+                break
+            ext = {"examples": examples, "batch_sizes": more, **branch_all(kept[i], i, more, examples)}
+            _read(ext, more, entry["tolerance"])
+            entry["extensions"].append(ext)
+            for seed in entry["b_star"]:  # a seed's censored B* goes on from the extension's reference
+                if entry["censored"][seed]:
+                    entry["b_star"][seed], entry["censored"][seed] = ext["b_star"][seed], ext["censored"][seed]
+            entry["b_star_median"], entry["censored_median"] = ext["b_star_median"], ext["censored_median"]
+            if on_checkpoint:
+                on_checkpoint({"checkpoint": i, "extension": ext})
         entry["b_simple_median"] = float(np.median(list(entry["b_simple"].values())))
     return msgspec.convert({"plan": dataclasses.asdict(plan), "batch_sizes": sizes, "checkpoints": out}, Branching)
+
+
+def _read(entry: dict[str, Any], sizes: list[int], tolerance: float) -> None:
+    """B* per seed and of the seeds' median losses over ``sizes`` (censored: the largest was within)."""
+    seeds = next(iter(entry["branches"].values())).keys()
+    for seed in seeds:
+        found = b_star({b: entry["branches"][str(b)][seed] for b in sizes}, tolerance)
+        entry.setdefault("b_star", {})[seed] = found
+        entry.setdefault("censored", {})[seed] = found == sizes[-1] and len(sizes) > 1
+    pooled = {b: float(np.median(list(entry["branches"][str(b)].values()))) for b in sizes}
+    entry["b_star_median"] = b_star(pooled, tolerance)  # of the seeds' median losses
+    entry["censored_median"] = entry["b_star_median"] == sizes[-1] and len(sizes) > 1
 
 
 def plan_checkpoints(total_steps: int, count: int) -> tuple[int, ...]:

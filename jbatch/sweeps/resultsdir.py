@@ -33,6 +33,8 @@ from typing import Any
 
 from jbatch.errors import ConfigError, FaultError
 from jbatch.results import SWEEP, dump
+from jbatch.results.document import encode
+from jbatch.store import write_bytes
 
 LOCK = ".jbatch.lock"
 WRITTEN = (SWEEP, "table.md", "table.csv")  # what a sweep writes (plots are named per sweep: checked as a class)
@@ -237,15 +239,21 @@ def claim(directory: Path, wait: bool = False, poll: float = 1.0) -> Iterator[No
                 p.rmdir()  # only if empty
 
 
-def rescue(doc: Any, name: str, error: OSError, kept: str) -> FaultError:
-    """Writes ``doc`` to the temporary directory (when it can) and returns the one-line
-    ``FaultError`` saying what was kept where, to raise instead of ``error``."""
+def rescue(doc: Any, name: str, error: Exception, kept: str) -> FaultError:
+    """Writes ``doc`` to the temporary directory (when it can; as plain JSON when the results
+    contract refused it, so that nothing trained is lost to a writer's bug) and returns the
+    one-line ``FaultError`` saying what was kept where, to raise instead of ``error``."""
     where = "nowhere else (the temporary directory failed too)"
+    path = Path(tempfile.gettempdir()) / f"jbatch-rescue-{name}-{os.getpid()}.json"
     try:
-        path = dump(Path(tempfile.gettempdir()) / f"jbatch-rescue-{name}-{os.getpid()}.json", doc)
+        try:
+            path = dump(path, doc)
+        except ConfigError:  # a value the contract refuses: the bytes as they are, to mend by hand
+            path = write_bytes(path, encode(doc))
         where = f"{path} (copy it over the document once it can be written, to keep this run's work)"
     except OSError:
         pass
     return FaultError(
-        f"could not write the results ({error.strerror or error}): {kept}; this run's document is in {where}"
+        f"could not write the results ({getattr(error, 'strerror', None) or error}): {kept}; this run's document "
+        f"is in {where}"
     )

@@ -190,7 +190,8 @@ def check_warmup(
         comparisons[name] = Comparison(warmup=mine, fixed=theirs)
         if log and mine.n and theirs.n:
             comparisons[name].ratio = mine.mean / theirs.mean
-            comparisons[name].ratio_interval = list(ratio_interval(tuple(mine.interval), tuple(theirs.interval)))
+            ci = ratio_interval(tuple(mine.interval), tuple(theirs.interval))
+            comparisons[name].ratio_interval = [v if math.isfinite(v) else None for v in ci]  # None: unbounded
     return WarmupCheck(
         phases=[
             records.Phase(batch_size=p.batch_size, steps=p.steps, learning_rate=lr)
