@@ -407,7 +407,7 @@ def _add_claims(sub: argparse._SubParsersAction) -> None:
         type=Path,
         nargs="*",
         default=None,
-        help="advice directories run --against a sweep (default: results/advise-<preset>/ that exist)",
+        help="advice directories run --against a sweep (default: every results/advise-*/, the presets' first)",
     )
     p.add_argument(
         "--c11",
@@ -430,7 +430,8 @@ def _claims(args: argparse.Namespace) -> int:
         args.advice
         if args.advice is not None
         else [d for d in (published / f"advise-{name}" for name in PRESETS) if (d / ADVICE).exists()]
-    )
+        + sorted(d.parent for d in published.glob("advise-*/" + ADVICE) if d.parent.name[7:] not in PRESETS)
+    )  # the presets' first, then any other advice published (a user model's)
     demo = args.c11 or next((p for p in [published / "c11" / "c11.json"] if p.exists()), None)
     print(f"wrote {write_claims(directories, args.out, advice, demo)}")
     return 0

@@ -46,7 +46,7 @@ def markdown(doc: AdviceDocument) -> str:
             "tolerance and B* below is noise; give a longer trunk (--trunk-steps) or a larger learning-rate grid.",
             "",
         ]
-    if doc.warmup_check and not doc.warmup_advised and "check" in doc.warmup_reason:
+    if doc.warmup_check and not doc.warmup_advised and doc.warmup_reason.startswith("its check"):
         lines += [f"**The warm-up this advice proposed is not advised: {doc.warmup_reason}.**", ""]
     members = doc.recommended_set or [rec]
     lines += [
@@ -61,6 +61,12 @@ def markdown(doc: AdviceDocument) -> str:
         "| B | seconds/step [interval] | predicted steps / B0's | predicted seconds / recommended's |",
         "|---|---|---|---|",
     ]
+    for b in doc.candidates:
+        t = doc.timing[str(b)]
+        lo, hi = t.seconds_per_step_interval
+        rel_steps, rel_seconds = doc.relative_steps[str(b)], doc.relative_seconds[str(b)]
+        per_step = f"{t.seconds_per_step:.4g} [{lo:.4g}, {hi:.4g}]"
+        lines.append(f"| {b} | {per_step} | {rel_steps:.3g} | {rel_seconds:.3g} |")
     phases = " -> ".join(
         f"{p.batch_size} ({p.steps} steps)" if p.steps else f"{p.batch_size} (then on)" for p in doc.warmup
     )
@@ -80,12 +86,13 @@ def markdown(doc: AdviceDocument) -> str:
     ]
     truth = doc.against
     if truth:
+        fraction, basis = cost_fraction(doc)
         ratio = truth.recommended_over_fastest
         lines += [
             "",
-            f"Against the sweep `{truth.directory}` ({truth.seconds:.0f} s; the advice cost "
-            f"{truth.cost_fraction:.2f} of it): its fastest batch size {truth.fastest} (fastest set "
-            f"{truth.fastest_set}); the recommendation's measured seconds to target over the fastest's: "
+            f"Against the sweep `{truth.directory}` ({truth.seconds:.0f} s; the advice cost {_g(fraction)}: {basis}): "
+            f"its fastest batch size {truth.fastest} (fastest set {truth.fastest_set}); the recommendation's "
+            "measured seconds to target over the fastest's: "
             + (
                 "not measured (not one of its batch sizes, or it missed the target)"
                 if ratio is None

@@ -6,10 +6,14 @@ interleaved rounds); the local critical batch size ``B*`` and the noise scale ``
 along one short small-batch run (``branching``); nothing else. Then a prediction in McCandlish
 et al.'s form, ``S(B) = S_min (1 + B_crit / B)``: relative to the trunk's batch size ``B0``,
 ``S(B) / S(B0) = (1 + B_crit / B) / (1 + B_crit / B0)`` and seconds ``T(B) = S(B) s(B)``, with
-``B_crit`` the median ``B*`` over the later half of the checkpoints (the plateau Merrill et
-al. 2025 see; a lower bound where the branches never fell out of tolerance). The
-recommendation minimises ``T``; every other candidate is given as its predicted ``T`` over
-the recommendation's. The warm-up schedule trains the examples the trunk spent between two
+``B_crit`` the ``B*`` of the last checkpoint (median over seeds): B* grows along training
+(Merrill et al. 2025) and the trunk spans only the start of a run to the target, so the last
+checkpoint is the nearest to where a run spends its steps (the median over the later half
+read 40 on digits, where the sweep's fastest is 64 and its fit 119); a lower bound where the
+branches never fell out of tolerance up to the largest candidate. The recommendation is
+``pick.decide``'s: the candidates whose predicted ``T`` the timing intervals cannot tell apart
+from the best's, then of them the fewest predicted steps; every other candidate is given as
+its predicted ``T`` over the recommendation's. The warm-up schedule trains the examples the trunk spent between two
 checkpoints at the largest candidate not above the smallest ``B*`` from the earlier one on
 (``B0`` at least; so it never decreases), then the fixed recommendation or the last
 checkpoint's B*, whichever is larger.
@@ -44,7 +48,8 @@ from jbatch.sweeps.session import Session
 from jbatch.sweeps.timing import step_timing, time_steps
 from jbatch.workloads.workload import Workload
 
-TIMED_EXAMPLES = 2048  # a timing round's steps at B: at most this many examples (and 4 to 32 steps)
+TIMED_EXAMPLES = 1024  # a timing round's steps at B: at most this many examples (and 4 to 32 steps)
+TRUNK_EXTENSION = 4  # a trunk that has not learned in its steps is searched and run this many times longer, once
 
 
 def predicted_ratio(b: int, b0: int, b_crit: float) -> float:
@@ -316,9 +321,10 @@ def advise(
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
     grid; the branches' learning rates follow ``rule``, by default ``default_rule``; B* is
-    read up to the largest candidate (``BranchPlan.ceiling``). A trunk that has not learned
-    (``trunk_learned``) is run ``TRUNK_EXTENSION`` times longer once; if it still has not, the
-    document says so. The recommendation is ``pick.decide``'s. Returns the advice document.
+    read up to the largest candidate (``BranchPlan.ceiling``). When no rate of the trunk's
+    search lowered the held-out loss by more than ``tolerance``, the search and the trunk are
+    run ``TRUNK_EXTENSION`` times longer, once; a branched trunk that still has not learned
+    (``trunk_learned``) is said in the document. The recommendation is ``pick.decide``'s. Returns the advice document.
     With ``against`` (the sweep's directory; ``swept`` its document, already loaded and
     checked: ``check_against``) and ``check``, the warm-up schedule is then trained to the
     sweep's target on every seed and set beside the sweep's fastest batch size
@@ -360,12 +366,27 @@ def advise(
     lr, bracket = trunk_learning_rate(
         session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
     )
+    state = fresh(config.grid.seeds[0], lr)
+    initial = float(session.evaluation(state, session.test)(state, session.test)["loss"])
+    searched = [v for v in bracket.values() if v is not None]  # none: one rate, not searched
+    if searched and not initial - min(searched) > tolerance * abs(initial):
+        trunk_steps *= TRUNK_EXTENSION  # the trunk has not learned: B* along it would be noise
+        say(
+            f"advise: the trunk's held-out loss did not fall beyond {tolerance:g} of {initial:.4g} in "
+            f"{trunk_steps // TRUNK_EXTENSION} steps: searching again over a trunk of {trunk_steps}"
+        )
+        lr, bracket = trunk_learning_rate(
+            session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
+        )
+        plan = dataclasses.replace(plan, checkpoints=plan_checkpoints(trunk_steps, checkpoints))
     bracket_seconds = time.perf_counter() - t_bracket
     t1 = time.perf_counter()
-    branched, learned = _branch(session, lambda seed: fresh(seed, lr), dataclasses.replace(plan, learning_rate=lr), say)
+    plan = dataclasses.replace(plan, learning_rate=lr)
+    branched = local_critical_batch(session, lambda seed: fresh(seed, lr), plan, on_checkpoint=_progress(plan, say))
+    learned = trunk_learned(branched)
     t2 = time.perf_counter()
-    later = branched.checkpoints[len(branched.checkpoints) // 2 :]
-    b_crit = float(np.median([e.b_star_median for e in later]))
+    last = branched.checkpoints[-1]
+    b_crit = float(last.b_star_median)
     b_simple = float(
         np.exp(
             np.mean(np.log([max(e.b_simple_median, 1e-12) for e in branched.checkpoints[1:] or branched.checkpoints]))
@@ -373,27 +394,9 @@ def advise(
     )
     relative_steps = {b: predicted_ratio(b, b0, b_crit) for b in sizes}
     say(f"advise: B_crit {b_crit:g}; timing {len(sizes)} batch sizes, {timing_rounds} interleaved rounds")
-    raw: dict[int, dict[str, Any]] = {}
-
-    def measure(contenders: list[int]) -> dict[int, list[float]]:
-        timed = time_steps(
-            session,
-            contenders,
-            timing_rounds,
-            max_steps={b: max(4, min(32, TIMED_EXAMPLES // b)) for b in contenders},
-            init=lambda: fresh(0, lr),
-        )
-        for b, t in timed.items():
-            if b in raw:
-                raw[b]["epoch_seconds"] += t["epoch_seconds"]
-            else:
-                raw[b] = t
-        return {b: [s / t["timed_steps"] for s in t["epoch_seconds"]] for b, t in timed.items()}
-
-    decided = decide(measure, sizes, relative_steps)
+    decided, timing = timed_pick(session, sizes, timing_rounds, lambda: fresh(0, lr), relative_steps)
     t3 = time.perf_counter()
     rec = int(decided["batch_size"])
-    timing = {b: step_timing(raw[b]) for b in sizes}
     per_step = {b: timing[b].seconds_per_step for b in sizes}
     predicted = decided["predicted"]
     phases = warmup_schedule(
@@ -420,7 +423,7 @@ def advise(
         },
         branching=branched,
         b_crit=b_crit,
-        b_crit_censored=any(e.censored_median for e in later),
+        b_crit_censored=last.censored_median,
         b_simple_along_training=b_simple,
         recommended=rec,
         relative_steps={str(b): v for b, v in relative_steps.items()},
@@ -442,13 +445,35 @@ def advise(
         truth = sweep_truth(Path(against), rec, swept)
         truth.cost_fraction = total / truth.seconds if truth.seconds else None
         doc.against = truth
-        if check:
+        if check and len(doc.warmup) > 1:  # a schedule of one size is no warm-up: nothing to check
             from jbatch.sweeps.warmup_check import check_warmup
 
             say(f"advise: checking the warm-up against {against} (not the advice's cost)")
-            doc.warmup_check = check_warmup(session, swept, doc.warmup)
+            doc.warmup_check = check_warmup(session, swept, doc.warmup, say=say)
             apply_check(doc)
     return doc
+
+
+def timed_pick(
+    session: Session, sizes: list[int], rounds: int, init: Callable[[], Any], relative_steps: dict[int, float]
+) -> tuple[dict[str, Any], dict[int, Any]]:
+    """``pick.decide`` on the session's timing rounds (``timing.time_steps``: at most
+    ``TIMED_EXAMPLES`` examples and 4 to 32 steps a round; the recommended set re-timed with
+    the same rounds, every round kept). Returns the decision and each size's ``Timing``."""
+    raw: dict[int, dict[str, Any]] = {}
+
+    def measure(contenders: list[int]) -> dict[int, list[float]]:
+        cap = {b: max(4, min(32, TIMED_EXAMPLES // b)) for b in contenders}
+        timed = time_steps(session, contenders, rounds, max_steps=cap, init=init)
+        for b, t in timed.items():
+            if b in raw:
+                raw[b]["epoch_seconds"] += t["epoch_seconds"]
+            else:
+                raw[b] = t
+        return {b: [s / t["timed_steps"] for s in t["epoch_seconds"]] for b, t in timed.items()}
+
+    decided = decide(measure, sizes, relative_steps)
+    return decided, {b: step_timing(raw[b]) for b in sizes}
 
 
 def apply_check(doc: AdviceDocument) -> None:
@@ -467,26 +492,6 @@ def apply_check(doc: AdviceDocument) -> None:
             f"(steps: {found}; seconds {seconds.ratio if seconds.ratio is not None else float('nan'):.3g} "
             "of the fixed size's)"
         )
-
-
-TRUNK_EXTENSION = 4  # a trunk that has not learned is run this many times longer, once
-
-
-def _branch(session: Session, init: Callable[[int], Any], plan: BranchPlan, say: Callable[[str], None]):
-    """``local_critical_batch`` with progress lines, and once more on a trunk ``TRUNK_EXTENSION``
-    times longer when the first had not learned (``trunk_learned``). Returns the branching and
-    whether its trunk learned."""
-    branched = local_critical_batch(session, init, plan, on_checkpoint=_progress(plan, say))
-    if trunk_learned(branched):
-        return branched, True
-    steps = TRUNK_EXTENSION * plan.checkpoints[-1]
-    say(
-        f"advise: the trunk's held-out loss did not move beyond its noise in {plan.checkpoints[-1]} "
-        f"steps: branching again from a trunk of {steps}"
-    )
-    plan = dataclasses.replace(plan, checkpoints=plan_checkpoints(steps, len(plan.checkpoints)))
-    branched = local_critical_batch(session, init, plan, on_checkpoint=_progress(plan, say))
-    return branched, trunk_learned(branched)
 
 
 def _progress(plan: BranchPlan, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:

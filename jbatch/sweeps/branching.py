@@ -107,19 +107,25 @@ def b_star(losses: dict[int, float], tolerance: float) -> int:
 
 def tolerance_at(reference: dict[str, float], floor: float) -> float:
     """The tolerance of one checkpoint: ``floor`` or the seeds' own spread of the ``k = 1``
-    continuation's loss (standard deviation over seeds relative to their median), whichever
-    is larger: a branch within the seeds' spread of the continuation cannot be told from it.
+    continuation's loss, whichever is larger: a branch within the seeds' spread of the
+    continuation cannot be told from it. The spread is robust (1.4826 x the median absolute
+    deviation over seeds, relative to their median: the standard deviation for normal scatter,
+    and one seed's bounce, such as a B = 1 continuation at 3.5 where the others are at 0.6 to
+    0.9, does not make every branch "within").
 
     Example:
-      >>> round(tolerance_at({"0": 2.0, "1": 2.2}, 0.05), 4)  # std 0.141 over median 2.1
-      0.0673
+      >>> round(tolerance_at({"0": 2.0, "1": 2.2}, 0.05), 4)  # 1.4826 x 0.1 / 2.1
+      0.0706
+      >>> round(tolerance_at({"0": 0.857, "1": 0.582, "2": 3.54}, 0.05), 3)  # 0.476; the std's would be 1.91
+      0.476
       >>> tolerance_at({"0": 2.0}, 0.05)  # one seed: no spread
       0.05
     """
     v = np.array([x for x in reference.values() if np.isfinite(x)], float)
     if v.size < 2:
         return floor
-    return max(floor, float(v.std(ddof=1) / abs(np.median(v))))
+    median = float(np.median(v))
+    return max(floor, 1.4826 * float(np.median(np.abs(v - median))) / abs(median))
 
 
 def extension_sizes(top: int, plan: BranchPlan) -> tuple[list[int], int]:

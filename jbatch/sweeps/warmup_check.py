@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -111,10 +112,11 @@ def check_warmup(
     warmup: list[records.Phase],
     seeds: tuple[int, ...] | None = None,
     every_examples: int | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> WarmupCheck:
     """Trains ``warmup`` to the sweep ``doc``'s target on each seed (see the module's
     docstring) with the session's programs; returns per-seed numbers, their spreads and the
-    ratios to the reference."""
+    ratios to the reference. ``say``: a line after each seed (progress)."""
     start = time.perf_counter()
     config = session.config
     ref = reference(doc)
@@ -169,6 +171,9 @@ def check_warmup(
             for r in done:
                 take = min(left, r.steps)
                 seconds, left = seconds + take * ref["seconds_per_step"][r.batch_size], left - take
+        if say:
+            reached = f"target at step {hit['step']}" if hit else "target not reached"
+            say(f"advise: warm-up check, seed {seed}: {reached}, {time.perf_counter() - start:.1f} s")
         per_seed.append(
             SeedRun(
                 seed=seed,
