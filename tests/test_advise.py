@@ -40,7 +40,15 @@ def test_advice_on_the_tiny_digits_checked_against_their_sweep(tiny, tmp_path):
     per_step = {b: doc.timing[str(b)].seconds_per_step for b in sizes}
     steps = {b: predicted_ratio(b, 8, doc.b_crit) for b in sizes}
     predicted = {b: steps[b] * per_step[b] for b in sizes}
-    intervals = {b: tuple(steps[b] * v for v in doc.timing[str(b)].seconds_per_step_interval) for b in sizes}
+    seeds_b = doc.branching.checkpoints[-1].b_star.values()  # the seeds' own B*: the predicted steps' range
+    rng = {b: [predicted_ratio(b, 8, x) for x in [doc.b_crit, *seeds_b]] for b in sizes}
+    intervals = {
+        b: (
+            min(rng[b]) * doc.timing[str(b)].seconds_per_step_interval[0],
+            max(rng[b]) * doc.timing[str(b)].seconds_per_step_interval[1],
+        )
+        for b in sizes
+    }
     assert doc.recommended_set == sorted(tie_set(intervals, predicted))  # what the timing cannot tell apart
     assert doc.recommended == max(doc.recommended_set)  # of them, the fewest predicted steps
     assert doc.relative_seconds[str(doc.recommended)] == 1.0
@@ -233,7 +241,7 @@ def _branching(stars):
     return msgspec.convert({"plan": plan, "batch_sizes": [8, 64], "checkpoints": cps}, Branching)
 
 
-def test_a_warm_up_is_advised_only_when_every_seed_predicts_it_faster():
+def test_a_warm_up_is_advised_only_when_the_seeds_predict_it_faster_beyond_their_spread():
     from jbatch.sweeps.advise import warmup_schedule, warmup_verdict
 
     per_step = {8: 0.1, 64: 2.0}  # B = 8's steps are cheap: worth it while B* is 8
@@ -243,12 +251,14 @@ def test_a_warm_up_is_advised_only_when_every_seed_predicts_it_faster():
         cps = [{"step": e.step, "b_star_median": e.b_star_median} for e in b.checkpoints]
         return warmup_verdict(b, [8, 64], 64, per_step, warmup_schedule(cps, [8, 64], 8, 64))
 
-    agree = decide([(0, {"0": 8, "1": 8}), (100, {"0": 64, "1": 64}), (1000, {"0": 64, "1": 64})])
-    assert agree[0] and agree[2] == pytest.approx([0.8, 0.8])  # 100 x 0.1 + 900 x r(64) x 2 against all at 64
+    agree = decide(
+        [(0, {"0": 8, "1": 8, "2": 8}), (100, {"0": 64, "1": 64, "2": 64}), (1000, {"0": 64, "1": 64, "2": 64})]
+    )
+    assert agree[0] and agree[2] == pytest.approx([0.8] * 3)  # 100 x 0.1 + 900 x r(64) x 2 against all at 64
     split = decide([(0, {"0": 8, "1": 64}), (100, {"0": 64, "1": 64}), (1000, {"0": 64, "1": 64})])
-    assert not split[0] and "not every seed" in split[1] and max(split[2]) >= 1  # seed 1 saw B* = 64 from the start
+    assert not split[0] and "no gain beyond the seeds' spread" in split[1] and max(split[2]) >= 1  # seed 1: B* 64
     alone = decide([(0, {"0": 8}), (100, {"0": 64}), (1000, {"0": 64})])
-    assert not alone[0] and "one seed" in alone[1]  # no spread to beat: no gain shown
+    assert not alone[0] and alone[2] == pytest.approx([0.8])  # one seed: no interval, no gain shown
     flat = decide([(0, {"0": 64, "1": 64}), (1000, {"0": 64, "1": 64})])
     assert not flat[0] and "fixed B = 64 throughout" in flat[1]
 

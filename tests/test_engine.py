@@ -122,9 +122,18 @@ def test_advise_and_the_sweep_share_one_compile_path_and_cache(tiny, tmp_path, m
         against=tmp_path / "t",
         session=shared,
     )
+    from jbatch.results import read_sweep, records
+    from jbatch.sweeps.warmup_check import check_warmup
+
+    n = shared.workload.data.num_train  # a two-size warm-up checked through the same session
+    check = check_warmup(
+        shared,
+        read_sweep(tmp_path / "t"),
+        [records.Phase(batch_size=32, steps=3), records.Phase(batch_size=n, steps=0)],
+    )
     advised = {key[0] for key, _ in shared.programs.log[swept:]}
     assert {"partial-epoch", "moments"} <= advised  # the trunk, branches and warm-up check through the one cache
     assert shared.programs.hits > hits  # programs the sweep had built (its timing epochs, its evaluation) reused
     assert compiled and all(options == engine.default_compiler_options() for options in compiled)
     assert len(compiled) == len(shared.programs.log) + 3  # the pre-check's own three, with the same options
-    assert doc.warmup_check is not None and jax.default_backend() == "cpu"
+    assert doc.recommended in (32, n) and len(check.seeds) == 1 and jax.default_backend() == "cpu"

@@ -58,3 +58,16 @@ def test_only_the_recommended_set_is_re_timed_and_every_round_is_kept():
 def test_the_set_is_every_candidate_whose_interval_overlaps_the_best():
     predicted = {8: (1.0, 0.9, 1.1), 32: (1.05, 1.0, 1.2), 128: (1.5, 1.3, 1.7)}
     assert recommended_set(predicted) == [8, 32]
+
+
+def test_the_seeds_spread_of_b_star_widens_the_prediction_and_can_join_candidates():
+    steps = {16: predicted_ratio(16, 1, 64.0), 64: predicted_ratio(64, 1, 64.0)}
+    exact = {16: [1.0e-3] * 7, 64: [3.0e-3] * 7}  # no timing noise: 64 is 1.5x slower at B_crit 64
+    alone = decide(lambda sizes: {b: exact[b] for b in sizes}, [16, 64], steps)
+    assert alone["set"] == [16] and alone["batch_size"] == 16
+    seeds = [32.0, 64.0, 128.0]  # the seeds' own B*: at 128, B = 64's steps fall further
+    spread = {
+        b: (min(predicted_ratio(b, 1, x) for x in seeds), max(predicted_ratio(b, 1, x) for x in seeds)) for b in steps
+    }
+    joined = decide(lambda sizes: {b: exact[b] for b in sizes}, [16, 64], steps, steps_range=spread)
+    assert joined["set"] == [16, 64] and joined["batch_size"] == 64

@@ -7,6 +7,8 @@ the sweep's measured seconds and steps to target per batch size are in ``against
   no learning rate, no convergence). On a CPU every candidate fits in the host's memory, so
   the stated cap is the largest candidate; on an accelerator it would be an out-of-memory
   probe.
+- ``throughput``: DeepSpeed's autotuner, the batch size of most training samples per second
+  (the sweep's timing rounds).
 - ``playbook``: Google's tuning playbook, the largest batch size that still reduces the
   number of steps to the target: up the sweep's batch sizes while each one's mean steps to
   target is below the previous one's (every seed reaching it).
@@ -29,6 +31,7 @@ from jbatch.analysis.stats import ratio_interval
 
 RULES = {
     "fits": "largest that fits (Lightning, accelerate)",
+    "throughput": "most samples/s (DeepSpeed autotuner)",
     "playbook": "playbook: largest that still cuts steps",
     "noise": "noise scale B_simple (McCandlish)",
     "default": "B = 32",
@@ -76,12 +79,15 @@ def playbook(steps: dict[int, float], candidates: list[int]) -> int | None:
 
 
 def picks(doc: Any) -> dict[str, int | None]:
-    """Each rule's batch size for the advice ``doc`` (run ``--against`` a sweep)."""
+    """Each rule's batch size for the advice ``doc`` (run ``--against`` a sweep); None where the
+    document lacks what the rule needs, or no batch size qualifies."""
     truth = doc.against
     steps = {int(b): v for b, v in truth.steps_to_target.items() if truth.reached[b][0] == truth.reached[b][1]}
     sizes = sorted(int(b) for b in truth.reached) or list(doc.candidates)
+    rate = truth.samples_per_second
     return {
         "fits": max(sizes),
+        "throughput": None if not rate else int(max(rate, key=rate.__getitem__)),
         "playbook": playbook(steps, sizes),
         "noise": nearest(sizes, doc.b_simple_along_training),
         "default": nearest(sizes, DEFAULT),

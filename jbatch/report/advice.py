@@ -54,7 +54,8 @@ def markdown(doc: AdviceDocument) -> str:
         f"{', a lower bound' if doc.b_crit_censored else ''}; noise scale B_simple averaged along the run: "
         f"{doc.b_simple_along_training:.3g}).",
         "",
-        f"Recommended set (predicted seconds to target that the timing intervals cannot tell apart"
+        f"Recommended set (predicted seconds to target that the timing intervals and the seeds' own B* cannot "
+        "tell apart"
         f"{f', after {doc.retimed} more batches of rounds for them' if doc.retimed else ''}): {members}; "
         "the recommendation is its member of fewest predicted steps, which timing noise cannot move.",
         "",
@@ -357,7 +358,7 @@ def _pick_cell(doc: AdviceDocument, b: int | None) -> str:
     from jbatch.analysis.finders import measured
 
     if b is None:
-        return "none reached it"
+        return "-"
     m = measured(doc, b)
     if m["missed"]:
         return f"{b}: missed"
@@ -368,28 +369,52 @@ def _pick_cell(doc: AdviceDocument, b: int | None) -> str:
 
 FINDER_HEADER = [
     "workload (seeds)",
-    *(label for label in ("largest that fits", "playbook", "noise scale", "B = 32", "jbatch advise")),
+    *("largest that fits", "most samples/s", "playbook", "noise scale", "B = 32", "jbatch advise"),
     "advise: goals (<= 1.25x, never worse, cost <= 0.2)",
 ]
 
 
 def finder_row(name: str, doc: AdviceDocument) -> list[str]:
     """One workload: each rule's batch size and its measured seconds to target over the sweep's
-    fastest [95%] (``analysis.finders``), and whether advise met its goals."""
-    from jbatch.analysis.finders import RULES, picks, worse
+    fastest [95%] (``analysis.finders``), and advise's goals (``goals``)."""
+    from jbatch.analysis.finders import RULES, picks
 
     chosen = picks(doc)
-    truth = doc.against
-    seeds = max((n[1] for n in truth.reached.values()), default=0)
+    seeds = max((n[1] for n in doc.against.reached.values()), default=0)
+    return [
+        f"{name} ({seeds})",
+        *(_pick_cell(doc, chosen[r]) for r in RULES),
+        ", ".join(text for _, text in goals(doc)),
+    ]
+
+
+def goals(doc: AdviceDocument) -> list[tuple[bool, str]]:
+    """Advise's three goals on one workload, each met or not, with the measurement that says why
+    not: its pick within ``PICK_GOAL`` of the sweep's fastest (or in the sweep's own fastest
+    set), no other rule's pick faster beyond both intervals, and a cost of at most ``COST_GOAL``
+    (``cost_fraction``; where the time went when not)."""
+    from jbatch.analysis.finders import RULES, picks, worse
+
+    truth, chosen = doc.against, picks(doc)
     ratio = _finders_ratio(doc)
+    pick_met = ratio is not None and ratio <= PICK_GOAL
+    pick = "yes" if pick_met else f"no ({_g(ratio)}x"
+    if not pick_met:
+        tie = doc.recommended in truth.fastest_set
+        pick += "; in the sweep's fastest set: its intervals cannot tell them apart)" if tie else ")"
     beaten_by = [r for r in RULES if r != "advise" and worse(doc, doc.recommended, chosen[r])]
     cost, _ = cost_fraction(doc)
-    goals = [
-        f"{'yes' if ratio is not None and ratio <= PICK_GOAL else 'no'}",
-        "yes" if not beaten_by else f"no (worse than {', '.join(RULES[r] for r in beaten_by)})",
-        f"{'yes' if cost is not None and cost <= COST_GOAL else 'no'} ({_g(cost)})",
+    cost_met = cost is not None and cost <= COST_GOAL
+    spent = doc.cost
+    where = (
+        f"; learning rate {spent.learning_rate:.0f} s, branches {spent.branching:.0f} s, timing "
+        f"{spent.timing:.0f} s of {spent.total:.0f} s"
+    )
+    return [
+        (pick_met, pick),
+        (not beaten_by, "yes" if not beaten_by else f"no (worse than {', '.join(RULES[r] for r in beaten_by)})"),
+        (cost_met, f"{'yes' if cost_met else 'no'} ({_g(cost)}{'' if cost_met or cost is None else where})"),
     ]
-    return [f"{name} ({seeds})", *(_pick_cell(doc, chosen[r]) for r in RULES), ", ".join(goals)]
 
 
 def _finders_ratio(doc: AdviceDocument) -> float | None:
@@ -412,9 +437,10 @@ def finder_lines(advices: dict[str, AdviceDocument]) -> list[str]:
         "CPU every candidate fits in the host's memory, so the stated cap is the largest candidate. Playbook: "
         "the largest batch size that still reduces the steps to the target (Google's tuning playbook), up the "
         "sweep's batch sizes. Noise scale: B_simple averaged along the advice's run (McCandlish et al. 2018), the "
-        "nearest candidate on a log scale; B = 32 likewise. DeepSpeed's autotuner maximises throughput: on "
-        "these sweeps the largest candidate, as the first column. 'Never worse': no other rule's pick is faster "
-        "beyond both intervals. The cost basis is in the table above.",
+        "nearest candidate on a log scale; B = 32 likewise. Most samples/s: DeepSpeed's autotuner, the batch "
+        "size of highest training throughput in the sweep's timing rounds. 'Never worse': no other rule's pick is "
+        "faster beyond both intervals; '-': the rule has no pick (no batch size cut the steps, or no throughput "
+        "recorded). The cost basis is in the table above.",
         "",
         *table.markdown(FINDER_HEADER, rows),
     ]
@@ -427,7 +453,7 @@ def o7(advices: dict[str, AdviceDocument]) -> Verdict:
     rows = {name: finder_row(name, doc) for name, doc in advices.items() if doc.against and doc.against.reached}
     if not rows:
         return "not measured (no advice run --against a sweep with this version)", "-", "-"
-    met = {name: r[-1].count("yes") == 3 for name, r in rows.items()}
+    met = {name: all(ok for ok, _ in goals(advices[name])) for name in rows}
     parts = [f"{name}: {r[-1]}" for name, r in rows.items()]
     n, k = len(met), sum(met.values())
     verdict_text = "holds" if k == n else "does not hold" if not k else f"holds on {k} of {n} workloads"

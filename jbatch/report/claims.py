@@ -709,7 +709,8 @@ def claims_markdown(
             [
                 "O7",
                 "`jbatch advise` picks a batch size within 1.25x of the sweep's fastest, never slower than the "
-                "rules people use (largest that fits, the playbook's, the noise scale, B = 32), at a fifth of "
+                "rules people use (largest that fits, most samples/s, the playbook's, the noise scale, B = 32), at a "
+                "fifth of "
                 "a sweep's cost (jbatch's own goal, issue 33).",
                 *o7(advices),
             ]

@@ -370,6 +370,7 @@ class Against(Record, kw_only=True):
     seconds_to_target_interval: dict[str, list[float | None]] = {}  # per batch size, over the sweep's seeds
     steps_to_target: dict[str, float] = {}  # mean over the seeds that reached it
     reached: dict[str, list[int]] = {}  # seeds that reached the target, of the seeds run
+    samples_per_second: dict[str, float] = {}  # training throughput per batch size (the timing rounds)
     machine: str = ""  # the sweep's CPU or device kind, and core count: its cost is this machine's
 
 

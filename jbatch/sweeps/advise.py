@@ -261,6 +261,7 @@ def sweep_truth(directory: Path, recommended: int, doc: SweepDocument) -> Agains
         },
         steps_to_target={str(r["batch_size"]): r["steps_to_target"]["mean"] for r in rows if r["steps_to_target"]["n"]},
         reached={str(r["batch_size"]): [r["reached"], r["seeds"]] for r in rows},
+        samples_per_second={str(r["batch_size"]): r["samples_per_second"] for r in rows if r["samples_per_second"]},
         machine=machine(doc.metadata),
     )
 
@@ -284,19 +285,20 @@ def warmup_verdict(
 ) -> tuple[bool, str, list[float]]:
     """Whether the warm-up is advised, why (or why not), and its predicted seconds over the
     fixed pick's per seed (``warmup_prediction``): advised only when it is not the fixed size
-    alone, there are two seeds or more, and every seed predicts it faster (the seeds' spread is
-    the prediction's uncertainty: a gain inside it is no gain)."""
-    b0 = branched.plan.batch_size
+    alone and the 95% interval over seeds of that ratio's mean lies below 1
+    (``stats.mean_interval``: the seeds' spread is the prediction's uncertainty, and a gain
+    inside it is no gain; one seed has no interval, so it cannot show one)."""
+    from jbatch.analysis.stats import mean_interval
+
     if len(phases) == 1 and phases[0]["batch_size"] == fixed:
         return False, f"the schedule the branches give is the fixed B = {fixed} throughout", []
     cps = [{"step": e.step, "b_star": e.b_star} for e in branched.checkpoints]
-    ratios = warmup_prediction(cps, sizes, b0, fixed, per_step)
-    shown = ", ".join(f"{r:.3g}" for r in ratios)
-    if len(ratios) < 2:
-        return False, f"one seed (predicted {shown} of B = {fixed}'s seconds) cannot show a gain beyond noise", ratios
-    if max(ratios) < 1:
-        return True, f"every seed predicts it faster than fixed B = {fixed} over the trunk's span ({shown})", ratios
-    return False, f"not every seed predicts it faster than fixed B = {fixed} ({shown} of its seconds)", ratios
+    ratios = warmup_prediction(cps, sizes, branched.plan.batch_size, fixed, per_step)
+    lo, hi = mean_interval(ratios)
+    shown = f"{np.mean(ratios):.3g} [{lo:.3g}, {hi:.3g}] of fixed B = {fixed}'s seconds over the trunk's span"
+    if hi < 1:
+        return True, f"predicted faster beyond the seeds' spread: {shown}", ratios
+    return False, f"no gain beyond the seeds' spread: {shown}", ratios
 
 
 def advise(
@@ -393,8 +395,13 @@ def advise(
         )
     )
     relative_steps = {b: predicted_ratio(b, b0, b_crit) for b in sizes}
+    seeds_b = list(last.b_star.values())  # the seeds' own B*: the predicted steps' range
+    steps_range = {
+        b: (min(predicted_ratio(b, b0, x) for x in seeds_b), max(predicted_ratio(b, b0, x) for x in seeds_b))
+        for b in sizes
+    }
     say(f"advise: B_crit {b_crit:g}; timing {len(sizes)} batch sizes, {timing_rounds} interleaved rounds")
-    decided, timing = timed_pick(session, sizes, timing_rounds, lambda: fresh(0, lr), relative_steps)
+    decided, timing = timed_pick(session, sizes, timing_rounds, lambda: fresh(0, lr), relative_steps, steps_range)
     t3 = time.perf_counter()
     rec = int(decided["batch_size"])
     per_step = {b: timing[b].seconds_per_step for b in sizes}
@@ -455,7 +462,12 @@ def advise(
 
 
 def timed_pick(
-    session: Session, sizes: list[int], rounds: int, init: Callable[[], Any], relative_steps: dict[int, float]
+    session: Session,
+    sizes: list[int],
+    rounds: int,
+    init: Callable[[], Any],
+    relative_steps: dict[int, float],
+    steps_range: dict[int, tuple[float, float]] | None = None,
 ) -> tuple[dict[str, Any], dict[int, Any]]:
     """``pick.decide`` on the session's timing rounds (``timing.time_steps``: at most
     ``TIMED_EXAMPLES`` examples and 4 to 32 steps a round; the recommended set re-timed with
@@ -472,7 +484,7 @@ def timed_pick(
                 raw[b] = t
         return {b: [s / t["timed_steps"] for s in t["epoch_seconds"]] for b, t in timed.items()}
 
-    decided = decide(measure, sizes, relative_steps)
+    decided = decide(measure, sizes, relative_steps, steps_range=steps_range)
     return decided, {b: step_timing(raw[b]) for b in sizes}
 
 

@@ -1,9 +1,10 @@
 """Which batch size ``jbatch advise`` recommends, decided as a measurement.
 
 The predicted seconds to a target at batch size ``B`` are the predicted steps (a ratio to the
-trunk's, seeded and exact: ``advise.predicted_ratio``) times the measured seconds per step,
-whose 95% interval (``stats.median_interval`` over the interleaved timing rounds) gives the
-prediction's. The candidates whose intervals overlap the best one's cannot be told apart
+trunk's, seeded: ``advise.predicted_ratio``) times the measured seconds per step. Their
+interval is the prediction's uncertainty: the timing's 95% interval (``stats.median_interval``
+over the interleaved rounds) times the range of the predicted steps over the seeds' own B*.
+The candidates whose intervals overlap the best one's cannot be told apart
 (``stats.tie_set``): the **recommended set**. While it holds more than one, its members alone
 are timed again, interleaved, for up to ``RETIME_BATCHES`` more batches of rounds (every round
 kept), so the intervals narrow. Then the recommendation is the member of the set with the
@@ -25,20 +26,27 @@ RETIME_BATCHES = 2  # at most this many more batches of timing rounds for the co
 
 
 def predicted_seconds(
-    per_step_rounds: Mapping[int, list[float]], relative_steps: Mapping[int, float]
+    per_step_rounds: Mapping[int, list[float]],
+    relative_steps: Mapping[int, float],
+    steps_range: Mapping[int, tuple[float, float]] | None = None,
 ) -> dict[int, tuple[float, float, float]]:
     """Each candidate's predicted seconds to the target (relative to the trunk's steps): the
-    median of its rounds' seconds per step times its predicted steps, with the interval.
+    median of its rounds' seconds per step times its predicted steps, with the interval: the
+    timing's interval times the predicted steps' range (``steps_range``: low and high, from the
+    seeds' own B*; the point alone when not given).
 
     Example:
       >>> predicted_seconds({1: [1.0, 2.0, 3.0]}, {1: 0.5})
       {1: (1.0, 0.5, 1.5)}
+      >>> predicted_seconds({1: [1.0, 2.0, 3.0]}, {1: 0.5}, {1: (0.4, 1.0)})
+      {1: (1.0, 0.4, 3.0)}
     """
     out = {}
     for b, rounds in per_step_rounds.items():
         lo, hi = median_interval(rounds)
         r = relative_steps[b]
-        out[b] = (r * float(np.median(rounds)), r * lo, r * hi)
+        r_lo, r_hi = steps_range[b] if steps_range else (r, r)
+        out[b] = (r * float(np.median(rounds)), min(r, r_lo) * lo, max(r, r_hi) * hi)
     return out
 
 
@@ -70,15 +78,17 @@ def decide(
     sizes: list[int],
     relative_steps: Mapping[int, float],
     batches: int = RETIME_BATCHES,
+    steps_range: Mapping[int, tuple[float, float]] | None = None,
 ) -> dict[str, object]:
     """Times ``sizes`` (``measure(sizes)``: seconds per step per round, interleaved), re-times
     the recommended set while it has more than one member (at most ``batches`` times; every
-    round kept), and chooses from it. Returns the rounds, the predictions, the set, the pick
-    and the batches of rounds re-timed."""
+    round kept), and chooses from it (``steps_range``: the predicted steps' range over seeds,
+    ``predicted_seconds``). Returns the rounds, the predictions, the set, the pick and the
+    batches of rounds re-timed."""
     rounds = {b: list(v) for b, v in measure(list(sizes)).items()}
     retimed = 0
     while True:
-        predicted = predicted_seconds(rounds, relative_steps)
+        predicted = predicted_seconds(rounds, relative_steps, steps_range)
         members = recommended_set(predicted)
         if len(members) == 1 or retimed == batches:
             break
