@@ -363,24 +363,8 @@ def advise(
         ceiling=max(sizes),
     )
     plan.check(n)  # before anything trains
-    say(f"advise: the trunk's learning rate, {len(config.grid.learning_rates)} rates x {trunk_steps} steps at B = {b0}")
     t_bracket = time.perf_counter()
-    lr, bracket = trunk_learning_rate(
-        session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
-    )
-    state = fresh(config.grid.seeds[0], lr)
-    initial = float(session.evaluation(state, session.test)(state, session.test)["loss"])
-    searched = [v for v in bracket.values() if v is not None]  # none: one rate, not searched
-    if searched and not initial - min(searched) > tolerance * abs(initial):
-        trunk_steps *= TRUNK_EXTENSION  # the trunk has not learned: B* along it would be noise
-        say(
-            f"advise: the trunk's held-out loss did not fall beyond {tolerance:g} of {initial:.4g} in "
-            f"{trunk_steps // TRUNK_EXTENSION} steps: searching again over a trunk of {trunk_steps}"
-        )
-        lr, bracket = trunk_learning_rate(
-            session, fresh, b0, trunk_steps, config.grid.learning_rates, seed=config.grid.seeds[0]
-        )
-        plan = dataclasses.replace(plan, checkpoints=plan_checkpoints(trunk_steps, checkpoints))
+    lr, bracket, plan = searched_trunk(session, fresh, plan, config.grid.learning_rates, say)
     bracket_seconds = time.perf_counter() - t_bracket
     t1 = time.perf_counter()
     plan = dataclasses.replace(plan, learning_rate=lr)
@@ -459,6 +443,31 @@ def advise(
             doc.warmup_check = check_warmup(session, swept, doc.warmup, say=say)
             apply_check(doc)
     return doc
+
+
+def searched_trunk(
+    session: Session, fresh: Callable[[int, float], Any], plan: BranchPlan, rates: Any, say: Callable[[str], None]
+) -> tuple[float, dict[str, float | None], BranchPlan]:
+    """The trunk's learning rate (``trunk_learning_rate`` over ``rates``, on the plan's first
+    seed), searched again over a trunk ``TRUNK_EXTENSION`` times longer, once, when no rate
+    lowered the held-out loss by more than the plan's tolerance (B* along a trunk that has
+    not learned would be noise). Returns the rate, every rate's loss and the plan with the
+    trunk's checkpoints (longer, if it was extended)."""
+    steps, seed = plan.checkpoints[-1], plan.seeds[0]
+    say(f"advise: the trunk's learning rate, {len(rates)} rates x {steps} steps at B = {plan.batch_size}")
+    lr, losses = trunk_learning_rate(session, fresh, plan.batch_size, steps, rates, seed=seed)
+    state = fresh(seed, lr)
+    initial = float(session.evaluation(state, session.test)(state, session.test)["loss"])
+    searched = [v for v in losses.values() if v is not None]  # none: one rate, not searched
+    if searched and not initial - min(searched) > plan.tolerance * abs(initial):
+        say(
+            f"advise: the trunk's held-out loss did not fall beyond {plan.tolerance:g} of {initial:.4g} in "
+            f"{steps} steps: searching again over a trunk of {TRUNK_EXTENSION * steps}"
+        )
+        steps *= TRUNK_EXTENSION
+        lr, losses = trunk_learning_rate(session, fresh, plan.batch_size, steps, rates, seed=seed)
+        plan = dataclasses.replace(plan, checkpoints=plan_checkpoints(steps, len(plan.checkpoints)))
+    return lr, losses, plan
 
 
 def timed_pick(
