@@ -156,9 +156,9 @@ def test_a_diverged_trunk_is_refused_in_one_line(tiny_session):
         local_critical_batch(tiny_session, fresh, plan)
 
 
-def test_each_larger_branch_keeps_its_best_learning_rate_factor(tiny_session):
+def test_each_larger_branch_keeps_its_best_learning_rate_factor(tiny_session, monkeypatch):
 
-    def run(factors):
+    def run(factors, tolerance=0.01):
         plan = BranchPlan(
             batch_size=8,
             learning_rate=0.2,
@@ -169,6 +169,7 @@ def test_each_larger_branch_keeps_its_best_learning_rate_factor(tiny_session):
             noise_examples=64,
             lr_factors=factors,
             rule="linear",
+            tolerance=tolerance,
         )
         return local_critical_batch(tiny_session, fresh, plan).checkpoints[0]
 
@@ -177,3 +178,15 @@ def test_each_larger_branch_keeps_its_best_learning_rate_factor(tiny_session):
     want = min(one.branches["32"]["0"], half.branches["32"]["0"])
     assert both.branches["32"]["0"] == pytest.approx(want, rel=1e-6)
     assert both.factors["32"]["0"] == (1.0 if one.branches["32"]["0"] <= half.branches["32"]["0"] else 0.5)
+    from jbatch.sweeps import branching
+
+    trained, real = [], branching.train_phases
+    monkeypatch.setattr(
+        branching,
+        "train_phases",
+        lambda s, st, d, phases, **kw: trained.append(phases[0].batch_size) or real(s, st, d, phases, **kw),
+    )
+    passing = run((1.0, 0.5), tolerance=1e9)  # the rule's rate is within tolerance: the next factor is never trained
+    assert (
+        trained.count(32) == 1 and passing.branches["32"] == one.branches["32"] and passing.factors["32"] == {"0": 1.0}
+    )

@@ -6,9 +6,10 @@ checkpoints. From each, short branches train at ``k x B0`` for a fixed number of
 (``examples``; ``examples / (k B0)`` steps, at least one), the learning rate set by a rule
 (``jbatch.core.phases``: ``sqrt`` or ``linear`` from ``lr``), every branch of a checkpoint on
 the same data order (a paired comparison). With ``lr_factors``, each branch above ``B0`` is
-trained at the rule's learning rate times each factor and keeps its best (a critical batch
-size is defined at a tuned learning rate; a rule applied to a short run's aggressive rate can
-leave the stable range long before the batch size stops helping). A branch's loss is the held-out loss averaged over
+trained at the rule's learning rate times each factor in turn, until one ends within the plan's
+tolerance of the ``k = 1`` continuation, and keeps its best (a critical batch size is defined
+at a tuned learning rate; a rule applied to a short run's aggressive rate can leave the stable
+range long before the batch size stops helping). A branch's loss is the held-out loss averaged over
 its last ``AVERAGED`` evaluations, at a quarter, half, three quarters and the end of its
 examples (a single SGD iterate bounces by tens of percent on a small problem). ``B*`` is the
 largest ``k x B0`` such that every branch up to it ends with a loss within ``tolerance`` of
@@ -182,8 +183,13 @@ def local_critical_batch(
         probe = functools.partial(gradient_moments, loss_fn=loss_fn, group=1, population=False)
         return float(programs.get(("moments", loss_fn), probe, state, data)(state, data)["b_simple"])
 
-    def branch(state: TrainState, seed: int, i: int, b: int, examples: int) -> tuple[float, float | None]:
-        """The branch at ``b`` from ``state``: its loss at its best learning-rate factor, and the factor."""
+    def branch(
+        state: TrainState, seed: int, i: int, b: int, examples: int, reference: float | None = None
+    ) -> tuple[float, float | None]:
+        """The branch at ``b`` from ``state``: its loss at its best learning-rate factor, and the
+        factor. With the round's ``reference`` loss, the factors are tried in turn only until one
+        ends within the plan's tolerance of it (the checkpoint's tolerance is at least that, so
+        the rest could only confirm what B* reads; it saves most of a branch's cost)."""
         rule_lr = phase_learning_rates(plan.learning_rate, [Phase(plan.batch_size, 1), Phase(b, 1)], plan.rule)[1]
         tried = {}
         for factor in plan.lr_factors if b > plan.batch_size else (1.0,):
@@ -205,14 +211,17 @@ def local_critical_batch(
                 callback=record,
             )
             tried[factor] = float(np.mean(seen[-AVERAGED:]))  # NaN when any diverged
+            if reference is not None and tried[factor] <= reference + plan.tolerance * abs(reference):
+                break
         finite = {f: v for f, v in tried.items() if np.isfinite(v)}
         return (min(finite.values()), min(finite, key=finite.__getitem__)) if finite else (float("nan"), None)
 
     def branch_all(states: dict[int, TrainState], i: int, sizes: list[int], examples: int) -> dict[str, Any]:
         out: dict[str, Any] = {"branches": {str(b): {} for b in sizes}, "factors": {str(b): {} for b in sizes}}
         for seed, state in states.items():
-            for b in sizes:
-                loss, factor = branch(state, seed, i, b, examples)
+            for b in sizes:  # the first is the round's reference: its best of every factor
+                first = out["branches"][str(sizes[0])].get(str(seed))
+                loss, factor = branch(state, seed, i, b, examples, None if b == sizes[0] else first)
                 out["branches"][str(b)][str(seed)], out["factors"][str(b)][str(seed)] = loss, factor
         return out
 
