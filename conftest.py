@@ -70,4 +70,8 @@ def _compilation_cache(tmp_path_factory):
     for name, value in settings.items():
         jax.config.update(name, value)
         os.environ[name.upper()] = str(value)  # and the subprocesses the tests start
+    # JAX writes an entry in place: a process can read one being written, or one a test killed mid-write;
+    # JAX warns and compiles again. Subprocesses say nothing of it (their output is what tests read).
+    quiet = "ignore:Error reading persistent compilation cache entry:UserWarning"
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
     yield
