@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from jbatch.analysis.stats import ratio_interval
+from jbatch.analysis.stats import bounds, ratio_interval
 
 RULES = {
     "fits": "largest that fits (Lightning, accelerate)",
@@ -107,13 +107,15 @@ def measured(doc: Any, b: int | None) -> dict[str, Any]:
     out["ratio"] = truth.seconds_to_target[str(b)] / truth.seconds_to_target[str(truth.fastest)]
     mine, best = truth.seconds_to_target_interval.get(str(b)), truth.seconds_to_target_interval.get(str(truth.fastest))
     if mine and best:
-        lo, hi = ratio_interval(_finite(mine), _finite(best))
+        lo, hi = ratio_interval(_positive(mine), _positive(best))
         out["interval"] = [lo, hi if math.isfinite(hi) else None]
     return out
 
 
-def _finite(interval: list[float | None]) -> tuple[float, float]:
-    return (interval[0] or 0.0, math.inf if interval[1] is None else interval[1])
+def _positive(interval: list[float | None]) -> tuple[float, float]:
+    """Seconds to target: an unbounded lower end is 0."""
+    lo, hi = bounds(interval)
+    return max(lo, 0.0), hi
 
 
 def worse(doc: Any, b: int, other: int | None) -> bool:
@@ -126,4 +128,4 @@ def worse(doc: Any, b: int, other: int | None) -> bool:
     if mine["ratio"] is None:
         return True
     a, c = truth.seconds_to_target_interval.get(str(b)), truth.seconds_to_target_interval.get(str(other))
-    return bool(a and c) and _finite(a)[0] > _finite(c)[1]
+    return bool(a and c) and bounds(a)[0] > bounds(c)[1]

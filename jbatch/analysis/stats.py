@@ -73,6 +73,17 @@ def ratio_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[floa
     return a[0] / b[1] if b[1] > 0 else 0.0, a[1] / b[0] if b[0] > 0 else math.inf
 
 
+def bounds(interval: Sequence[float | None]) -> tuple[float, float]:
+    """An interval as read back from JSON, where an unbounded end (one seed) is None.
+
+    Example:
+      >>> bounds([None, None]), bounds([0.5, 2.0])
+      ((-inf, inf), (0.5, 2.0))
+    """
+    lo, hi = interval
+    return -math.inf if lo is None else lo, math.inf if hi is None else hi
+
+
 def excludes(interval: tuple[float, float], value: float) -> bool:
     """Whether ``value`` lies outside the closed ``interval`` (e.g. a ratio's interval and 1)."""
     return value < interval[0] or value > interval[1]

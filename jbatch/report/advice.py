@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jbatch.analysis.stats import bounds
 from jbatch.errors import ConfigError
 from jbatch.report import table
 from jbatch.results import ADVICE, read_advice
@@ -46,8 +47,8 @@ def markdown(doc: AdviceDocument) -> str:
             "tolerance and B* below is noise; give a longer trunk (--trunk-steps) or a larger learning-rate grid.",
             "",
         ]
-    if doc.warmup_check and not doc.warmup_advised and doc.warmup_reason.startswith("its check"):
-        lines += [f"**The warm-up this advice proposed is not advised: {doc.warmup_reason}.**", ""]
+    if doc.warmup_check and (overruled := found_worse(doc.warmup_check)):
+        lines += [f"**The warm-up this advice proposed is not advised: {overruled}.**", ""]
     members = doc.recommended_set or [rec]
     lines += [
         f"**Recommended fixed batch size: {rec}** (B_crit from the branches: {doc.b_crit:g}"
@@ -200,7 +201,7 @@ def verdict(check: WarmupCheck) -> str:
     missed), else ``"tie"``; ``", worse final"`` added when the final values' intervals are
     apart in the reference's favour."""
     mine, theirs = check.steps_to_target.warmup, check.steps_to_target.fixed
-    (m_lo, m_hi), (t_lo, t_hi) = _bounds(mine.interval), _bounds(theirs.interval)
+    (m_lo, m_hi), (t_lo, t_hi) = bounds(mine.interval), bounds(theirs.interval)
     if mine.n < mine.of:
         outcome = "more"  # a seed never reached the target within the budget
     elif m_hi < t_lo:
@@ -209,15 +210,22 @@ def verdict(check: WarmupCheck) -> str:
         outcome = "more"
     else:
         outcome = "tie"
-    (a_lo, a_hi), (b_lo, b_hi) = _bounds(check.final.warmup.interval), _bounds(check.final.fixed.interval)
+    (a_lo, a_hi), (b_lo, b_hi) = bounds(check.final.warmup.interval), bounds(check.final.fixed.interval)
     worse = (a_hi < b_lo) if check.higher_is_better else (a_lo > b_hi)
     return outcome + (", worse final" if worse else "")
 
 
-def _bounds(interval: list[float | None]) -> tuple[float, float]:
-    """An interval read back from JSON, where an unbounded end (one seed) is None."""
-    lo, hi = interval
-    return -np.inf if lo is None else lo, np.inf if hi is None else hi
+def found_worse(check: WarmupCheck) -> str | None:
+    """Why the warm-up's check found it worse than the fixed batch size (more steps beyond the
+    seeds' intervals, a seed that missed the target, a worse final value, or more seconds beyond
+    the interval), or None: what overrules the advice's prediction (``advise.apply_check``)."""
+    found, seconds = verdict(check), check.seconds_to_target
+    if not (found.startswith("more") or "worse final" in found or bounds(seconds.ratio_interval or [0.0, 0.0])[0] > 1):
+        return None
+    return (
+        f"its check against the sweep found it worse than fixed B = {check.reference['batch_size']} "
+        f"(steps: {found}; seconds {_g(seconds.ratio)} of the fixed size's)"
+    )
 
 
 def load_advice(directory: str | Path) -> AdviceDocument:

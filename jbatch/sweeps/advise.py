@@ -499,20 +499,12 @@ def timed_pick(
 
 def apply_check(doc: AdviceDocument) -> None:
     """The warm-up check overrules the prediction: a warm-up that its check against the sweep
-    found worse (more steps beyond the seeds' intervals, a seed that missed the target, a worse
-    final value, or more seconds beyond the interval) is not advised, and the reason says so."""
-    from jbatch.report.advice import verdict
+    found worse (``report.advice.found_worse``) is not advised, and the reason says so."""
+    from jbatch.report.advice import found_worse
 
-    check = doc.warmup_check
-    found = verdict(check)
-    seconds = check.seconds_to_target
-    if found.startswith("more") or "worse final" in found or (seconds.ratio_interval or [0.0])[0] > 1:
-        doc.warmup_advised = False
-        doc.warmup_reason = (
-            f"its check against the sweep found it worse than fixed B = {check.reference['batch_size']} "
-            f"(steps: {found}; seconds {seconds.ratio if seconds.ratio is not None else float('nan'):.3g} "
-            "of the fixed size's)"
-        )
+    reason = found_worse(doc.warmup_check)
+    if reason:
+        doc.warmup_advised, doc.warmup_reason = False, reason
 
 
 def _progress(plan: BranchPlan, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
