@@ -312,3 +312,47 @@ def test_a_trunk_that_never_learns_is_run_longer_once_then_the_advice_says_it_ca
     assert any("did not fall beyond 0.05 of" in line and "searching again over a trunk of 40" in line for line in said)
     assert not doc.warmup_advised and "never learned" in doc.warmup_reason
     assert markdown(doc).startswith("# Batch-size advice\n\n**Cannot tell B_crit")
+
+
+def test_seesaw_is_weighed_only_where_the_schedule_halves_and_advised_only_beyond_the_seeds_spread():
+    from jbatch.sweeps.advise import seesaw_candidate
+
+    cosine = tiny_config(batch_sizes=(8, 32, 100), schedule="cosine", warmup=0.05, final_fraction=0.1)
+    per_step = {8: 1.0, 32: 1.0, 100: 1.0}  # a step costs the same at every size: fewer steps are faster
+    far = seesaw_candidate(cosine, 300, 8, [8, 32, 100], per_step, [4000.0, 5000.0, 6000.0])
+    assert [p.batch_size for p in far.phases] == [8, 16, 32, 64] and far.phases[-1].steps == 0  # 128 > 100
+    assert far.advised and far.reason.startswith("predicted faster") and len(far.predicted) == 3
+    assert all(r < 0.8 for r in far.predicted)  # well below B*: half the steps after each halving
+    near = seesaw_candidate(cosine, 300, 8, [8, 32, 100], per_step, [0.5, 1.0, 2.0])
+    assert not near.advised and near.reason.startswith("no gain")  # far above B*: doubling saves no steps
+    slow = seesaw_candidate(cosine, 300, 8, [8, 32, 100], {8: 1.0, 32: 8.0, 100: 30.0}, [4000.0, 5000.0, 6000.0])
+    assert not slow.advised  # fewer steps, each one dearer
+    flat = seesaw_candidate(tiny_config(batch_sizes=(8, 32)), 300, 8, [8, 32], per_step, [4000.0])
+    assert [p.batch_size for p in flat.phases] == [8] and "never halves" in flat.reason and not flat.advised
+
+
+def test_a_seesaw_its_check_finds_worse_is_not_advised_and_the_advice_says_so_first():
+    import msgspec
+
+    from jbatch.results.records import ScheduleCandidate, Spread
+    from jbatch.sweeps.advise import apply_check
+
+    published = read_advice(Path(__file__).parents[1] / "results" / "advise-digits-mlp-sgd")
+    check = published.warmup_check
+    fixed = check.steps_to_target.fixed
+    slower = Spread(values=[v * 3 for v in fixed.values], n=fixed.n, of=fixed.of, mean=fixed.mean * 3,
+                    interval=[fixed.interval[1] * 1.5, fixed.interval[1] * 6])  # fmt: skip
+    worse = msgspec.structs.replace(
+        check, steps_to_target=msgspec.structs.replace(check.steps_to_target, warmup=slower)
+    )
+    seesaw = ScheduleCandidate(name="seesaw", phases=check.phases, advised=True, reason="predicted faster", check=check)
+    doc = msgspec.structs.replace(published, seesaw=seesaw)
+    apply_check(doc)  # its check a tie: left as advised
+    assert doc.seesaw.advised
+    doc = msgspec.structs.replace(published, seesaw=msgspec.structs.replace(seesaw, check=worse))
+    apply_check(doc)
+    assert not doc.seesaw.advised and doc.seesaw.reason.startswith("its check against the sweep found it worse")
+    text = markdown(doc)
+    first = next(line for line in text.splitlines() if line.startswith("**"))
+    assert first.startswith("**The Seesaw schedule this advice proposed is not advised: its check")
+    assert "The Seesaw trained to the target" in text and "| Seesaw / fixed |" in text

@@ -129,3 +129,29 @@ def test_a_warmup_of_one_batch_size_retraces_the_sweeps_own_runs(tiny):
     assert [p.batch_size for p in check.phases] == [ref["batch_size"]]
     assert [s.final for s in check.seeds] == pytest.approx(ref["final"], abs=1e-6)
     assert verdict(check) == "tie"  # the same runs, evaluated at other points
+
+
+def test_seesaw_trains_batch_sizes_the_sweep_did_not_run_at_its_own_learning_rates(tiny):
+    from jbatch.sweeps.seesaw import interpolated, rates
+
+    cfg = tiny_config(widths=(32,), batch_sizes=(8, 32, 100), learning_rates=(0.3,), seeds=(0,))
+    where, doc = session(cfg, tiny), read_sweep(SMALL)
+    ref = reference(doc)
+    seesaw = [records.Phase(batch_size=8, steps=20), records.Phase(batch_size=16, steps=0)]  # 16: not swept
+    with pytest.raises(ConfigError, match=r"did not run \(\[16\]\)"):  # a warm-up's phases need the sweep's own
+        check_warmup(where, doc, seesaw, seeds=(0,))
+    check = check_warmup(
+        where, doc, seesaw, seeds=(0,), every_examples=40, rates=lambda ps, lr: rates(ps, lr, "constant", 0.0, 0.0)
+    )
+    lr8 = ref["settings"][8]["learning_rate"]
+    assert [p.batch_size for p in check.phases] == [8, 16]
+    assert [p.learning_rate for p in check.phases] == pytest.approx([lr8, lr8 * 2**0.5], rel=1e-6)  # x 1/sqrt2 of 2x
+    seed = check.seeds[0]
+    assert seed.steps_to_target is not None, "the tiny digits reach 75% in the B = 100 run's budget"
+    per16 = interpolated(ref["seconds_per_step"], 16)  # between the sweep's 8 and 32, log-log
+    assert ref["seconds_per_step"][8] <= per16 <= ref["seconds_per_step"][32] or (
+        ref["seconds_per_step"][32] <= per16 <= ref["seconds_per_step"][8]
+    )
+    in_first = min(seed.steps_to_target, 20)
+    want = in_first * ref["seconds_per_step"][8] + (seed.steps_to_target - in_first) * per16
+    assert seed.seconds_to_target == pytest.approx(want)

@@ -49,6 +49,8 @@ def markdown(doc: AdviceDocument) -> str:
         ]
     if doc.warmup_check and (overruled := found_worse(doc.warmup_check)):
         lines += [f"**The warm-up this advice proposed is not advised: {overruled}.**", ""]
+    if doc.seesaw and doc.seesaw.check and (overruled := found_worse(doc.seesaw.check)):
+        lines += [f"**The Seesaw schedule this advice proposed is not advised: {overruled}.**", ""]
     members = doc.recommended_set or [rec]
     lines += [
         f"**Recommended fixed batch size: {rec}** (B_crit from the branches: {doc.b_crit:g}"
@@ -79,6 +81,7 @@ def markdown(doc: AdviceDocument) -> str:
         + (f"advised ({doc.warmup_reason})." if doc.warmup_advised else f"not advised ({doc.warmup_reason}).")
         if doc.warmup_reason
         else f"Batch-size warm-up: {phases}.",
+        *seesaw_lines(doc),
         "",
         *branching_lines(doc.branching),
         "",
@@ -104,7 +107,25 @@ def markdown(doc: AdviceDocument) -> str:
         ]
     if doc.warmup_check:
         lines += ["", *warmup_lines(doc.warmup_check)]
+    if doc.seesaw and doc.seesaw.check:
+        lines += ["", *warmup_lines(doc.seesaw.check, "Seesaw")]
     return "\n".join(lines) + "\n"
+
+
+def seesaw_lines(doc: AdviceDocument) -> list[str]:
+    """Seesaw, the second schedule candidate (``sweeps.seesaw``), in a sentence (none for an
+    advice from before it was weighed)."""
+    if doc.seesaw is None:
+        return []
+    s = doc.seesaw
+    phases = " -> ".join(
+        f"{p.batch_size} ({p.steps} steps)" if p.steps else f"{p.batch_size} (then on)" for p in s.phases
+    )
+    return [
+        "",
+        f"Seesaw (Meterez et al. 2025: where the schedule would halve the learning rate, twice the batch size and "
+        f"the learning rate times 1/sqrt(2)): {phases}: {'advised' if s.advised else 'not advised'} ({s.reason}).",
+    ]
 
 
 def _estimate(doc: AdviceDocument) -> str:
@@ -161,24 +182,31 @@ def _ratio(x) -> str:
     return f"{x.ratio:.3g} {_interval(x.ratio_interval)}" if x.ratio is not None else "-"
 
 
-def warmup_lines(check: WarmupCheck) -> list[str]:
-    """The warm-up check as a sentence, a table (warm-up, fixed, their ratio) and its verdict."""
+def warmup_lines(check: WarmupCheck, label: str = "warm-up") -> list[str]:
+    """A schedule's check (the warm-up's, or Seesaw's: ``label``) as a sentence, a table
+    (schedule, fixed, their ratio) and its verdict."""
     steps, secs, final = check.steps_to_target, check.seconds_to_target, check.final
     ref = check.reference["batch_size"]
     phases = " -> ".join(f"{p.batch_size} x {p.steps} (lr {p.learning_rate:g})" for p in check.phases)
     goal = f"{check.metric} {'>=' if check.higher_is_better else '<='} {check.target:g}"
+    rates = (
+        "the sweep's best learning rate for its batch size"
+        if label == "warm-up"
+        else f"the sweep's best learning rate at B = {check.phases[0].batch_size} times sqrt(B / "
+        f"{check.phases[0].batch_size}) (Seesaw's rule)"
+    )
     return [
-        f"The warm-up trained to the target ({goal}) on {len(check.seeds)} seeds, each phase at the sweep's "
-        f"best learning rate for its batch size, for the examples the sweep's B = {ref} run saw: {phases}.",
+        f"The {label} trained to the target ({goal}) on {len(check.seeds)} seeds, each phase at {rates}, "
+        f"for the examples the sweep's B = {ref} run saw: {phases}.",
         "",
         f"| | steps to target | seconds to target | final {check.metric} |",
         "|---|---|---|---|",
         *(
-            f"| {label} | {_spread_text(getattr(steps, k))} | {_spread_text(getattr(secs, k))} | "
+            f"| {name} | {_spread_text(getattr(steps, k))} | {_spread_text(getattr(secs, k))} | "
             f"{_spread_text(getattr(final, k))} |"
-            for label, k in (("warm-up", "warmup"), (f"fixed B = {ref}", "fixed"))
+            for name, k in ((label, "warmup"), (f"fixed B = {ref}", "fixed"))
         ),
-        f"| warm-up / fixed | {_ratio(steps)} | {_ratio(secs)} | |",
+        f"| {label} / fixed | {_ratio(steps)} | {_ratio(secs)} | |",
         "",
         f"Verdict on the steps (95% intervals over seeds): {verdict(check)}.",
     ]

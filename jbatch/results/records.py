@@ -419,6 +419,19 @@ class WarmupCheck(Record, kw_only=True):
     seconds: float
 
 
+class ScheduleCandidate(Record, kw_only=True):
+    """A schedule of batch sizes the advice weighed against its fixed pick besides the warm-up
+    (``sweeps.seesaw``): its phases (the last open), whether it is advised and why, its
+    predicted seconds over the fixed pick's per seed, and its check against a sweep."""
+
+    name: str
+    phases: list[Phase]
+    advised: bool = False
+    reason: str = ""
+    predicted: list[float] = []
+    check: WarmupCheck | None = None
+
+
 class AdviceDocument(Document, kw_only=True, tag_field="kind", tag="jbatch.advise"):
     """``<results>/advise-<name>/advise.json``: ``jbatch advise``."""
 
@@ -447,6 +460,7 @@ class AdviceDocument(Document, kw_only=True, tag_field="kind", tag="jbatch.advis
     sweep_estimate: SweepEstimate | None = None
     against: Against | None = None
     warmup_check: WarmupCheck | None = None
+    seesaw: ScheduleCandidate | None = None  # None: an advice from before Seesaw was weighed
 
 
 # ``jbatch train``, the data-scaling study, bench's measurements

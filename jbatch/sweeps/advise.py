@@ -280,25 +280,56 @@ def trunk_learned(branched: Branching) -> bool:
     return l0 - l1 > tolerance * abs(l0)
 
 
+def interval_verdict(ratios: list[float], what: str) -> tuple[bool, str]:
+    """Whether a schedule whose predicted seconds over the fixed pick's are ``ratios`` (per
+    seed) is advised, and why: only when the 95% interval over seeds of their mean lies below 1
+    (``stats.mean_interval``: the seeds' spread is the prediction's uncertainty, and a gain
+    inside it is no gain; one seed has no interval, so it cannot show one). ``what``: the
+    ratio's unit, for the reason."""
+    from jbatch.analysis.stats import mean_interval
+
+    lo, hi = mean_interval(ratios)
+    shown = f"{np.mean(ratios):.3g} [{lo:.3g}, {hi:.3g}] {what}"
+    if hi < 1:
+        return True, f"predicted faster beyond the seeds' spread: {shown}"
+    return False, f"no gain beyond the seeds' spread: {shown}"
+
+
 def warmup_verdict(
     branched: Branching, sizes: list[int], fixed: int, per_step: dict[int, float], phases: list[dict[str, int]]
 ) -> tuple[bool, str, list[float]]:
     """Whether the warm-up is advised, why (or why not), and its predicted seconds over the
-    fixed pick's per seed (``warmup_prediction``): advised only when it is not the fixed size
-    alone and the 95% interval over seeds of that ratio's mean lies below 1
-    (``stats.mean_interval``: the seeds' spread is the prediction's uncertainty, and a gain
-    inside it is no gain; one seed has no interval, so it cannot show one)."""
-    from jbatch.analysis.stats import mean_interval
-
+    fixed pick's per seed (``warmup_prediction``): never when it is the fixed size alone, else
+    ``interval_verdict``'s."""
     if len(phases) == 1 and phases[0]["batch_size"] == fixed:
         return False, f"the schedule the branches give is the fixed B = {fixed} throughout", []
     cps = [{"step": e.step, "b_star": e.b_star} for e in branched.checkpoints]
     ratios = warmup_prediction(cps, sizes, branched.plan.batch_size, fixed, per_step)
-    lo, hi = mean_interval(ratios)
-    shown = f"{np.mean(ratios):.3g} [{lo:.3g}, {hi:.3g}] of fixed B = {fixed}'s seconds over the trunk's span"
-    if hi < 1:
-        return True, f"predicted faster beyond the seeds' spread: {shown}", ratios
-    return False, f"no gain beyond the seeds' spread: {shown}", ratios
+    advised, reason = interval_verdict(ratios, f"of fixed B = {fixed}'s seconds over the trunk's span")
+    return advised, reason, ratios
+
+
+def seesaw_candidate(
+    config: SweepConfig, n: int, fixed: int, sizes: list[int], per_step: dict[int, float], b_stars: list[float]
+) -> records.ScheduleCandidate:
+    """Seesaw on the fixed pick's run (``sweeps.seesaw``): its phases over the sweep's budget at
+    ``fixed`` with the sweep's schedule, batch sizes up to the largest candidate (and the
+    data), its prediction at the seeds' last B* (``b_stars``) and ``interval_verdict``'s."""
+    from jbatch.sweeps import seesaw
+
+    t = config.training
+    steps = config.budget.steps_at(steps_per_epoch(n, fixed, t.remainder))
+    phases = seesaw.seesaw_phases(fixed, steps, min(max(sizes), n), t.schedule, t.warmup, t.final_fraction)
+    if len(phases) == 1:
+        why = (
+            "the schedule never halves the learning rate"
+            if not seesaw.halvings(t.schedule, t.warmup, t.final_fraction)
+            else "B is already the largest candidate"
+        )
+        return records.ScheduleCandidate(name="seesaw", phases=phases, reason=f"{why}: Seesaw is the fixed B = {fixed}")
+    ratios = seesaw.prediction(phases, steps, b_stars, per_step, predicted_ratio)
+    advised, reason = interval_verdict(ratios, f"of fixed B = {fixed}'s seconds over its budget of {steps} steps")
+    return records.ScheduleCandidate(name="seesaw", phases=phases, advised=advised, reason=reason, predicted=ratios)
 
 
 def advise(
@@ -394,8 +425,10 @@ def advise(
         [{"step": e.step, "b_star_median": e.b_star_median} for e in branched.checkpoints], sizes, b0, rec
     )
     advised, reason, ratios = warmup_verdict(branched, sizes, rec, per_step, phases)
+    seesaw = seesaw_candidate(config, n, rec, sizes, per_step, seeds_b)
     if not learned:
         advised, reason = False, "the trunk never learned beyond its noise: B* along it is noise"
+        seesaw.advised, seesaw.reason = False, reason
     total = time.perf_counter() - start
     doc = AdviceDocument(
         config=config,
@@ -426,6 +459,7 @@ def advise(
         warmup_advised=advised,
         warmup_reason=reason,
         warmup_predicted=ratios,
+        seesaw=seesaw,
         trunk_learning_rates=bracket,
         cost=AdviceCost(learning_rate=bracket_seconds, timing=t3 - t2, branching=t2 - t1, total=total),
         metadata=environment_metadata(),  # the machine and software it was measured on
@@ -441,7 +475,20 @@ def advise(
 
             say(f"advise: checking the warm-up against {against} (not the advice's cost)")
             doc.warmup_check = check_warmup(session, swept, doc.warmup, say=say)
-            apply_check(doc)
+        if check and seesaw.advised:  # predicted faster: trained to the target, as the warm-up is
+            from jbatch.sweeps.seesaw import rates
+            from jbatch.sweeps.warmup_check import check_warmup
+
+            t = config.training
+            say(f"advise: checking Seesaw against {against} (not the advice's cost)")
+            seesaw.check = check_warmup(
+                session,
+                swept,
+                seesaw.phases,
+                say=say,
+                rates=lambda ps, lr: rates(ps, lr, t.schedule, t.warmup, t.final_fraction),
+            )
+        apply_check(doc)
     return doc
 
 
@@ -498,13 +545,14 @@ def timed_pick(
 
 
 def apply_check(doc: AdviceDocument) -> None:
-    """The warm-up check overrules the prediction: a warm-up that its check against the sweep
-    found worse (``report.advice.found_worse``) is not advised, and the reason says so."""
+    """The checks overrule the predictions: a warm-up or Seesaw that its check against the
+    sweep found worse (``report.advice.found_worse``) is not advised, and the reason says so."""
     from jbatch.report.advice import found_worse
 
-    reason = found_worse(doc.warmup_check)
-    if reason:
+    if doc.warmup_check and (reason := found_worse(doc.warmup_check)):
         doc.warmup_advised, doc.warmup_reason = False, reason
+    if doc.seesaw and doc.seesaw.check and (reason := found_worse(doc.seesaw.check)):
+        doc.seesaw.advised, doc.seesaw.reason = False, reason
 
 
 def _progress(plan: BranchPlan, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:

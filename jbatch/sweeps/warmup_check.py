@@ -113,25 +113,38 @@ def check_warmup(
     seeds: tuple[int, ...] | None = None,
     every_examples: int | None = None,
     say: Callable[[str], None] | None = None,
+    rates: Callable[[list[Phase], float], list[float]] | None = None,
 ) -> WarmupCheck:
     """Trains ``warmup`` to the sweep ``doc``'s target on each seed (see the module's
     docstring) with the session's programs; returns per-seed numbers, their spreads and the
-    ratios to the reference. ``say``: a line after each seed (progress)."""
+    ratios to the reference. ``say``: a line after each seed (progress). ``rates(phases,
+    lr)``: the phases' learning rates from the sweep's best ``lr`` at the first phase's batch
+    size (``seesaw.rates``), instead of each size's own best; the other phases' sizes then
+    need not be swept (their seconds per step are ``seesaw.interpolated`` from the sweep's)."""
+    from jbatch.sweeps.seesaw import interpolated
+
     start = time.perf_counter()
     config = session.config
     ref = reference(doc)
     n = session.workload.data.num_train
     if n != doc.num_train:
         raise ConfigError(f"the sweep trained on {doc.num_train} examples, this workload has {n}")
-    missing = sorted({p.batch_size for p in warmup} - set(ref["settings"]) - set(ref["seconds_per_step"]))
+    needed = {warmup[0].batch_size} if rates else {p.batch_size for p in warmup}
+    missing = sorted(needed - set(ref["settings"]) - set(ref["seconds_per_step"]))
     if missing:
         raise ConfigError(
             f"the warm-up uses batch sizes the sweep did not run ({missing}): no tuned learning rate or timing for them"
         )
     remainder = config.training.remainder
     phases = planned_phases(warmup, ref["budget_examples"], n, remainder)
-    lrs = [ref["settings"][p.batch_size]["learning_rate"] for p in phases]
-    others = {k: v for k, v in ref["settings"][phases[-1].batch_size].items() if k != "learning_rate"}
+    tuned = ref["settings"][phases[0].batch_size if rates else phases[-1].batch_size]
+    if rates:
+        lrs = rates(phases, tuned["learning_rate"])
+    else:
+        lrs = [ref["settings"][p.batch_size]["learning_rate"] for p in phases]
+    others = {k: v for k, v in tuned.items() if k != "learning_rate"}
+    timed = ref["seconds_per_step"]
+    per_step = {p.batch_size: timed.get(p.batch_size) or interpolated(timed, p.batch_size) for p in phases}
     target = doc.config.target  # as the sweep resolved it
     key = "loss" if target.metric.endswith("loss") else "accuracy"
     evaluated = session.split(target.split)
@@ -170,7 +183,7 @@ def check_warmup(
             left, seconds = hit["step"], 0.0
             for r in done:
                 take = min(left, r.steps)
-                seconds, left = seconds + take * ref["seconds_per_step"][r.batch_size], left - take
+                seconds, left = seconds + take * per_step[r.batch_size], left - take
         if say:
             reached = f"target at step {hit['step']}" if hit else "target not reached"
             say(f"advise: warm-up check, seed {seed}: {reached}, {time.perf_counter() - start:.1f} s")
