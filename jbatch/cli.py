@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -46,6 +47,17 @@ def _whole(least: int):
 
 
 POSITIVE, NATURAL = _whole(1), _whole(0)
+
+
+def POSITIVE_FLOAT(text: str) -> float:  # noqa: N802  an argparse type, named as the others
+    """An argparse type: a finite number above 0 (one clear line otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
 
 
 def _batch_size(text: str) -> int | str:
@@ -349,6 +361,14 @@ def _add_advise(sub: argparse._SubParsersAction) -> None:
         "(and to train the warm-up to its target beside its fastest B)",
     )
     p.add_argument("--no-warmup-check", action="store_true", help="with --against: do not train the warm-up")
+    p.add_argument(
+        "--memory-cap",
+        type=POSITIVE_FLOAT,
+        default=None,
+        metavar="GIB",
+        help="on a CPU, the memory a batch may plan (XLA's plan of a training step) in GiB: larger batch sizes are "
+        "not advised (an accelerator's memory is probed by running a step)",
+    )
     p.add_argument("--results-dir", type=Path, default=Path("runs"), help="where advise-<name>/ goes (default runs/)")
 
 
@@ -370,6 +390,7 @@ def _advise(args: argparse.Namespace) -> int:
         rule=args.rule,
         lr_factors=args.lr_factors,
         check=not args.no_warmup_check,
+        memory_cap=None if args.memory_cap is None else args.memory_cap * 2**30,
         say=lambda line: print(line, file=sys.stderr, flush=True),  # progress, as the sweep's
     )
     print(markdown(doc))

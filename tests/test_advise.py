@@ -155,6 +155,8 @@ def test_an_advice_loads_the_sweep_it_is_checked_against_once(tiny, tmp_path, mo
         ({"multipliers": (0,)}, "multipliers must start at 1"),
         ({"tolerance": float("nan")}, "the tolerance >= 0"),
         ({"lr_factors": (0.0,)}, "learning-rate factors must be positive"),
+        ({"memory_cap": float("nan")}, "the memory cap must be a positive number of bytes"),
+        ({"memory_cap": 1e3}, "the trunk's batch size 8 does not fit in memory"),  # the data alone are more
     ],
 )
 def test_a_bad_plan_is_refused_before_the_trunks_search_trains(tiny, monkeypatch, option, message):

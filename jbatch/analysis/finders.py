@@ -4,9 +4,10 @@ the sweep's measured seconds and steps to target per batch size are in ``against
 
 - ``fits``: the largest batch that fits in memory (PyTorch Lightning's
   ``Tuner.scale_batch_size(mode="binsearch")``, accelerate's ``find_executable_batch_size``;
-  no learning rate, no convergence). On a CPU every candidate fits in the host's memory, so
-  the stated cap is the largest candidate; on an accelerator it would be an out-of-memory
-  probe.
+  no learning rate, no convergence): the advice's probe (``sweeps.fits``: on an
+  accelerator a real out-of-memory binary search, on a CPU XLA's memory plan within a stated
+  capacity), its largest candidate within the margin; an advice without a probe or capacity
+  (a CPU: every candidate fits in the host's memory) picks the largest candidate.
 - ``throughput``: DeepSpeed's autotuner, the batch size of most training samples per second
   (the sweep's timing rounds).
 - ``playbook``: Google's tuning playbook, the largest batch size that still reduces the
@@ -86,7 +87,7 @@ def picks(doc: Any) -> dict[str, int | None]:
     sizes = sorted(int(b) for b in truth.reached) or list(doc.candidates)
     rate = truth.samples_per_second
     return {
-        "fits": max(sizes),
+        "fits": doc.fits.pick if doc.fits and doc.fits.pick is not None else max(sizes),
         "throughput": None if not rate else int(max(rate, key=rate.__getitem__)),
         "playbook": playbook(steps, sizes),
         "noise": nearest(sizes, doc.b_simple_along_training),

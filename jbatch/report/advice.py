@@ -469,8 +469,10 @@ def finder_lines(advices: dict[str, AdviceDocument]) -> list[str]:
         "Each cell: the batch size the rule picks and its measured seconds to the target over the sweep's fastest "
         "batch size's (the sweep's interleaved timing and seeds, 95% interval; 'missed': a seed never reached the "
         "target). Largest that fits: PyTorch Lightning's `scale_batch_size` and accelerate's "
-        "`find_executable_batch_size` find the largest batch that runs without running out of memory; on this "
-        "CPU every candidate fits in the host's memory, so the stated cap is the largest candidate. Playbook: "
+        "`find_executable_batch_size` find the largest batch that runs without running out of memory; here "
+        "Lightning's binary search (`jbatch/sweeps/fits.py`: a real out-of-memory probe on an accelerator, XLA's "
+        "memory plan within a stated capacity on a CPU) and the largest candidate within its margin of what it "
+        f"found ({_fits_methods(advices)}). Playbook: "
         "the largest batch size that still reduces the steps to the target (Google's tuning playbook), up the "
         "sweep's batch sizes. Noise scale: B_simple averaged along the advice's run (McCandlish et al. 2018), the "
         "nearest candidate on a log scale; B = 32 likewise. Most samples/s: DeepSpeed's autotuner, the batch "
@@ -480,6 +482,17 @@ def finder_lines(advices: dict[str, AdviceDocument]) -> list[str]:
         "",
         *table.markdown(FINDER_HEADER, rows),
     ]
+
+
+def _fits_methods(advices: dict[str, AdviceDocument]) -> str:
+    """How each advice found the largest batch that fits, said once per way."""
+    ways: dict[str, list[str]] = {}
+    for name, doc in advices.items():
+        way = doc.fits.method if doc.fits else "no probe recorded: the largest candidate"
+        ways.setdefault(way, []).append(name)
+    if len(ways) == 1:
+        return f"every row: {next(iter(ways))}"
+    return "; ".join(f"{way}: {', '.join(names)}" for way, names in ways.items())
 
 
 def o7(advices: dict[str, AdviceDocument]) -> Verdict:

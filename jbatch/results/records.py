@@ -346,6 +346,22 @@ class AdviceCost(Record, kw_only=True):
     timing: float
     branching: float
     total: float
+    memory: float = 0.0  # the largest batch that fits, probed (``sweeps.fits``)
+
+
+class Fits(Record, kw_only=True):
+    """The largest batch size that fits in memory (``sweeps.fits``): how it was found, the sizes
+    tried, XLA's planned bytes where those decided, and the pick (the largest candidate at most
+    ``margin`` of it; None: none)."""
+
+    largest: int | None
+    pick: int | None
+    method: str
+    margin: float
+    capacity: float | None = None  # bytes, the stated cap on a CPU
+    tried: list[int] = []
+    planned_bytes: dict[str, int] = {}
+    seconds: float = 0.0
 
 
 class SweepEstimate(Record, kw_only=True):
@@ -461,6 +477,7 @@ class AdviceDocument(Document, kw_only=True, tag_field="kind", tag="jbatch.advis
     against: Against | None = None
     warmup_check: WarmupCheck | None = None
     seesaw: ScheduleCandidate | None = None  # None: an advice from before Seesaw was weighed
+    fits: Fits | None = None  # None: an advice from before the memory probe
 
 
 # ``jbatch train``, the data-scaling study, bench's measurements

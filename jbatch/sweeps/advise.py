@@ -42,6 +42,7 @@ from jbatch.errors import ConfigError
 from jbatch.results import SweepDocument, differences, read_sweep, records
 from jbatch.results.records import AdviceCost, AdviceDocument, Against, Branching, StepTiming, SweepEstimate
 from jbatch.sweeps.branching import BranchPlan, local_critical_batch, plan_checkpoints
+from jbatch.sweeps.fits import probe
 from jbatch.sweeps.metadata import environment_metadata
 from jbatch.sweeps.pick import decide
 from jbatch.sweeps.session import Session
@@ -350,6 +351,7 @@ def advise(
     check: bool = True,
     session: Session | None = None,
     say: Callable[[str], None] | None = None,
+    memory_cap: float | None = None,
 ) -> AdviceDocument:
     """Runs the advice (see the module's docstring) on ``config``'s candidate batch sizes and
     seeds; the trunk's learning rate is ``trunk_learning_rate``'s pick from ``config``'s
@@ -363,15 +365,27 @@ def advise(
     sweep's target on every seed and set beside the sweep's fastest batch size
     (``warmup_check``; its time is not the advice's cost); found worse, it is not advised.
     ``session``: one to share compiled programs with (a sweep's, in the same process).
-    ``say``: called with a line at each phase, checkpoint and branch round (progress)."""
+    ``say``: called with a line at each phase, checkpoint and branch round (progress).
+    ``memory_cap``: bytes, the stated capacity on a CPU (``sweeps.fits``; on an accelerator
+    its memory is probed): candidates that do not fit are neither timed nor recommended."""
     say = say or (lambda line: None)
     start = time.perf_counter()
     if against is not None and swept is None:
         swept = check_against(Path(against), config)  # before anything trains
+    if memory_cap is not None and not (np.isfinite(memory_cap) and memory_cap > 0):
+        raise ConfigError(f"the memory cap must be a positive number of bytes, got {memory_cap}")
     session = session or Session.open(config, wl)
     n = wl.data.num_train
     sizes = sorted({resolve_batch_size(b, n) for b in config.grid.batch_sizes})
     b0 = resolve_batch_size(trunk_batch, n)
+    fits = probe(session, sizes, capacity=memory_cap)
+    if fits.largest is None or fits.largest < b0:
+        raise ConfigError(
+            f"the trunk's batch size {b0} does not fit in memory ({fits.method}: largest that fits {fits.largest})"
+        )
+    if any(b > fits.largest for b in sizes):
+        say(f"advise: {fits.method}: the largest batch that fits is {fits.largest}; above it not timed")
+        sizes = [b for b in sizes if b <= fits.largest]
     rule = rule or default_rule(config.workload.optimizer)
     multipliers = tuple(k for k in multipliers if k * b0 <= max(sizes)) or (1,)  # B* above every candidate: moot
     values: dict[str, float] = {}
@@ -461,7 +475,10 @@ def advise(
         warmup_predicted=ratios,
         seesaw=seesaw,
         trunk_learning_rates=bracket,
-        cost=AdviceCost(learning_rate=bracket_seconds, timing=t3 - t2, branching=t2 - t1, total=total),
+        cost=AdviceCost(
+            learning_rate=bracket_seconds, timing=t3 - t2, branching=t2 - t1, total=total, memory=fits.seconds
+        ),
+        fits=fits,
         metadata=environment_metadata(),  # the machine and software it was measured on
         sweep_estimate=sweep_estimate(config, n, per_step, total),
     )

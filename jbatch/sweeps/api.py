@@ -172,10 +172,13 @@ def advise(
     short runs (``jbatch.sweeps.advise``), written to ``results_dir/advise-<name>/``
     (``advise.json``, ``advise.md``) and returned. ``options`` are ``advise``'s
     (``checkpoints``, ``examples``, ``multipliers``, ``tolerance``, ``rule``, ``lr_factors``,
-    ``timing_rounds``, ``check``) or any sweep setting; the trunk defaults to the smallest batch
+    ``timing_rounds``, ``check``, ``memory_cap``) or any sweep setting; the trunk defaults to the smallest batch
     size; ``against`` a finished sweep of the same workload checks the advice against it.
     ``progress`` prints a line at each phase and checkpoint (standard error); False: silent."""
-    known = {"checkpoints", "examples", "multipliers", "tolerance", "rule", "lr_factors", "timing_rounds", "check"}
+    known = {
+        *("checkpoints", "examples", "multipliers", "tolerance", "rule", "lr_factors", "timing_rounds", "check"),
+        "memory_cap",
+    }
     kwargs = {k: options.pop(k) for k in list(options) if k in known}
     config, wl = _config(
         model, data, optimizer, batch_sizes, learning_rates, seeds, ("test_accuracy", 0.9), name, loss, options
