@@ -24,6 +24,7 @@ timed into the advice's cost (``AdviceCost.memory``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,8 +131,9 @@ def probe(
     margin: float = MARGIN,
     fits: Callable[[int], bool] | None = None,
 ) -> records.Fits:
-    """The largest batch size that fits (see the module's docstring) up to the training split's
-    size, and the pick: the largest candidate at most ``margin`` of it. ``capacity``: bytes, the
+    """The largest batch size that fits (see the module's docstring), searched from the smallest
+    candidate up to the largest over ``margin`` (no more is needed to pick) or the training
+    split's size, and the pick: the largest candidate at most ``margin`` of it. ``capacity``: bytes, the
     stated cap on a CPU. ``fits``: whether a batch size fits, instead of the device's answer."""
     start, n = time.perf_counter(), session.workload.data.num_train
     planned: dict[str, int] = {}
@@ -151,7 +153,7 @@ def probe(
             )
     else:
         method = "the given probe"
-    largest, tried = binsearch(fits, min(candidates), n)
+    largest, tried = binsearch(fits, min(candidates), min(n, math.ceil(max(candidates) / margin)))
     usable = [b for b in candidates if largest is not None and b <= margin * largest]
     return records.Fits(
         largest=largest,
