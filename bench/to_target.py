@@ -108,7 +108,7 @@ def correct_needed(target: float, count: int) -> int:
     ``reached`` decides it (worked out on the host once: the compiled program then
     compares whole numbers).
 
-    Example:
+    Examples:
       >>> correct_needed(0.95, 360), correct_needed(0.7, 100)
       (342, 70)
     """

@@ -440,20 +440,14 @@ def _add_claims(sub: argparse._SubParsersAction) -> None:
 
 
 def _claims(args: argparse.Namespace) -> int:
-    from jbatch.report.claims import write_claims
-    from jbatch.results import ADVICE, SWEEP
+    from jbatch.report.claims import published, write_claims
 
-    published = Path("results")
-    directories = args.directories or [d for d in (published / name for name in PRESETS) if (d / SWEEP).exists()]
+    sweeps, advice, demo = published("results")
+    directories = args.directories or sweeps
     if not directories:
         raise ConfigError("no sweep results found: run `jbatch sweep` first, or name the directories")
-    advice = (
-        args.advice
-        if args.advice is not None
-        else [d for d in (published / f"advise-{name}" for name in PRESETS) if (d / ADVICE).exists()]
-        + sorted(d.parent for d in published.glob("advise-*/" + ADVICE) if d.parent.name[7:] not in PRESETS)
-    )  # the presets' first, then any other advice published (a user model's)
-    demo = args.c11 or next((p for p in [published / "c11" / "c11.json"] if p.exists()), None)
+    advice = args.advice if args.advice is not None else advice
+    demo = args.c11 or demo
     print(f"wrote {write_claims(directories, args.out, advice, demo)}")
     return 0
 
@@ -498,15 +492,34 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_site(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "site",
+        help="build a static results site (every sweep, advice, the claims, the benchmarks, the guide and the API) "
+        "from the JSON; it works offline: open OUT/index.html or serve it (needs pip install -e '.[site]')",
+    )
+    p.add_argument("--results", type=Path, default=Path("results"), help="the results directory (default results/)")
+    p.add_argument("--out", type=Path, default=Path("site"), help="where the site goes (default site/)")
+    p.add_argument("--docs", type=Path, default=Path("docs"), help="the guide's pages (default docs/, when present)")
+
+
+def _site(args: argparse.Namespace) -> int:
+    from jbatch.site.build import build_site
+
+    built = build_site(args.results, args.out, args.docs)
+    print(f"wrote {len(built['pages'])} pages to {args.out}/ in {built['seconds']:.1f} s; open {args.out}/index.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jbatch", description="Batch-size benchmarks for JAX training.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for add in (_add_train, _add_sweep, _add_report, _add_claims, _add_compare, _add_study, _add_advise):
+    for add in (_add_train, _add_sweep, _add_report, _add_claims, _add_compare, _add_study, _add_advise, _add_site):
         add(sub)
     return parser
 
 
-JAX_COMMANDS = ("train", "sweep", "study", "advise")  # report, claims and compare never start jax
+JAX_COMMANDS = ("train", "sweep", "study", "advise")  # report, claims, compare and site never start jax
 COMMANDS = {
     "train": _train,
     "sweep": _sweep,
@@ -515,6 +528,7 @@ COMMANDS = {
     "compare": _compare,
     "study": _study,
     "advise": _advise,
+    "site": _site,
 }
 
 

@@ -214,7 +214,7 @@ KEYS: dict[str, tuple[str | None, str]] = {"name": (None, "name")} | {
 class SweepConfig:
     """What a sweep trains (see the module's docstring). The defaults are ``jbatch sweep``'s main job.
 
-    Example:
+    Examples:
       >>> c = SweepConfig.of(optimizer="momentum", momentum=(0.9,), budget_steps=100)
       >>> c.workload.optimizer, c.grid.axes()["momentum"], c.budget.steps, c.results_name
       ('momentum', (0.9,), 100, 'digits-mlp-momentum')
@@ -265,7 +265,7 @@ def slug(text: str) -> str:
     """A name for a results directory: an import path's last part (a function's name,
     ``lambda`` for a lambda), a file's stem.
 
-    Example:
+    Examples:
       >>> slug("mypkg.models:make_resnet"), slug("tests.t:f.<locals>.<lambda>"), slug("data/x.npz"), slug("mnist1d:400")
       ('make-resnet', 'lambda', 'x', 'mnist1d400')
       >>> slug("shakespeare-char:64:24000")
@@ -300,7 +300,7 @@ def fitting(config: SweepConfig, num_train: int) -> SweepConfig:
     ``"full"``), for a quick run on a small data set: where fewer than 3 fit, powers of 4
     below ``num_train`` take their place.
 
-    Example:
+    Examples:
       >>> fitting(SweepConfig(), 96).grid.batch_sizes
       (1, 4, 16, 64, 'full')
     """
@@ -405,7 +405,7 @@ class TrainConfig:
         """A run from flat settings: the ``workload`` and ``training`` groups' fields by name,
         and this run's own (``batch_size``, ``epochs``, ...).
 
-        Example:
+        Examples:
           >>> TrainConfig.of(dataset="linreg", model="linear", batch_size="full").workload.dataset
           'linreg'
         """

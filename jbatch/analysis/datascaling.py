@@ -25,7 +25,7 @@ def power_law(n: np.ndarray, values: np.ndarray, sigma: np.ndarray, draws: int =
     """``values = c n^k`` by least squares on the logs, and a 95% interval of ``k`` from a
     parametric bootstrap (each log value drawn with its standard deviation ``sigma``).
 
-    Example:
+    Examples:
       >>> f = power_law(np.array([1e3, 1e4, 1e5]), np.array([10.0, 31.6, 100.0]), np.full(3, 0.01))
       >>> round(f.exponent, 2), f.low < 0.5 < f.high
       (0.5, True)

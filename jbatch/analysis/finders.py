@@ -51,7 +51,7 @@ def machine(meta: Any) -> str:
 def nearest(candidates: list[int], value: float) -> int:
     """The candidate nearest ``value`` on a log scale (the smaller on a tie).
 
-    Example:
+    Examples:
       >>> nearest([1, 8, 64, 512], 32), nearest([1, 8, 64, 512], 20)
       (64, 8)
     """
@@ -63,7 +63,7 @@ def playbook(steps: dict[int, float], candidates: list[int]) -> int | None:
     candidate that reached it on every seed, up while the next one reached it in fewer mean
     steps. None when none reached it.
 
-    Example:
+    Examples:
       >>> playbook({1: 1000.0, 8: 150.0, 64: 40.0, 512: 45.0}, [1, 8, 64, 512, 4000])
       64
     """

@@ -19,7 +19,7 @@ from jbatch.results.records import BatchSizeResult, Replica
 def first_reach(values: Sequence[float], target: float, higher: bool) -> int | None:
     """Index of the first value at or past ``target`` (None if never): the first crossing.
 
-    Example:
+    Examples:
       >>> first_reach([0.5, 0.96, 0.94, 0.97], 0.95, higher=True)
       1
       >>> first_reach([2.0, 1.0, 0.4], 0.1, higher=False) is None
@@ -138,7 +138,7 @@ def oscillation(rep: Replica) -> float | None:
     moves, before any divergence. 0: it only falls; 0.5: as much up as down (wandering);
     None: not measured, or it never moved (a model that does not train).
 
-    Example:
+    Examples:
       >>> from jbatch.results.records import Curve
       >>> rep = Replica(learning_rate=0.1, seed=0, curve=Curve(step=[0, 1, 2, 3], sample_loss=[4.0, 2.0, 4.0, 1.0]))
       >>> round(oscillation(rep), 3)  # log moves -0.69, +0.69, -1.39: 0.69 of 2.77 up
@@ -179,7 +179,7 @@ def learning_rate_edge(summaries: list[dict[str, Any]], best: float) -> str | No
     some seed (the optimum may lie between the two). Steps to target at such a batch size
     are upper bounds on what a finer or wider grid would find.
 
-    Example:
+    Examples:
       >>> rows = [dict(learning_rate=lr, diverged=d) for lr, d in [(0.1, False), (1.0, False), (10.0, True)]]
       >>> learning_rate_edge(rows, 1.0), learning_rate_edge(rows, 0.1), learning_rate_edge(rows[:2], 1.0)
       ('stable-edge', 'grid-low', 'grid-high')
@@ -214,7 +214,7 @@ def best_setting(summaries: list[dict[str, Any]]) -> tuple:
     stable most often, then reach it most often, then in the fewest mean steps, ties broken
     by the lower mean final test loss (``rank``), as ``((name, value), ...)``.
 
-    Example:
+    Examples:
       >>> rows = [dict(learning_rate=lr, reached=ok, stable=st, steps_to_target=s, final_test_loss=f)
       ...         for lr, ok, st, s, f in [(0.1, True, True, 50, 0.3), (1.0, True, True, 20, 0.2),
       ...                                  (3.0, True, False, 10, 0.2), (10.0, False, False, None, None)]]

@@ -16,7 +16,7 @@ def median_interval(values: Sequence[float], level: float = 0.95) -> tuple[float
     ``level`` coverage (binomial, no assumption on the distribution). Needs n >= 6 for 95%;
     with fewer values it returns the range, whose coverage is then below ``level``.
 
-    Example:
+    Examples:
       >>> median_interval([5, 1, 4, 2, 3, 7, 6])  # n = 7: the range covers 98.4%
       (1.0, 7.0)
       >>> median_interval(range(1, 21))  # n = 20: x_(6) .. x_(15), 95.9%
@@ -37,7 +37,7 @@ def mean_interval(values: Sequence[float], level: float = 0.95, log: bool = Fals
     by factors (steps to target), the interval of the mean of the logarithms,
     back-transformed: always positive, not symmetric.
 
-    Example:
+    Examples:
       >>> lo, hi = mean_interval([10.0, 12.0, 14.0])
       >>> round(lo, 2), round(hi, 2)  # 12 +- 4.303 * 2 / sqrt(3)
       (7.03, 16.97)
@@ -66,7 +66,7 @@ def product_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[fl
 def ratio_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     """The interval of ``x / y`` for positive ``x`` in ``a`` and ``y`` in ``b``.
 
-    Example:
+    Examples:
       >>> ratio_interval((2.0, 4.0), (1.0, 2.0))
       (1.0, 4.0)
     """
@@ -76,7 +76,7 @@ def ratio_interval(a: tuple[float, float], b: tuple[float, float]) -> tuple[floa
 def bounds(interval: Sequence[float | None]) -> tuple[float, float]:
     """An interval as read back from JSON, where an unbounded end (one seed) is None.
 
-    Example:
+    Examples:
       >>> bounds([None, None]), bounds([0.5, 2.0])
       ((-inf, inf), (0.5, 2.0))
     """
@@ -93,7 +93,7 @@ def tie_set(intervals: Mapping[object, tuple[float, float]], point: Mapping[obje
     """The candidates whose interval overlaps that of the best (lowest ``point``): the ones
     the measurement cannot tell apart from the best.
 
-    Example:
+    Examples:
       >>> tie_set({1: (4, 6), 2: (5.5, 7), 3: (6.5, 9)}, {1: 5, 2: 6, 3: 7})
       [1, 2]
     """

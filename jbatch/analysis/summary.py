@@ -36,7 +36,7 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
     """Mean, sample standard deviation (ddof=1: seeds are a sample; 0 for a single value),
     min and max over seeds, and how many values there were.
 
-    Example:
+    Examples:
       >>> spread([1.0, 2.0, 3.0, None])["std"]
       1.0
     """

@@ -72,7 +72,7 @@ def fit_steps(batch_sizes: Sequence[float], steps: Sequence[float]) -> dict[str,
     ``bound``: None, or "above"/"below" when the best ``B_noise`` is on the search edge
     (``B_crit`` is then only known to lie above the largest / below the smallest B).
 
-    Example:
+    Examples:
       >>> b = np.array([1, 4, 16, 64, 256, 1024.0])
       >>> f = fit_steps(b, 100 * (1 + 50 / b))
       >>> round(f["s_min"]), round(f["b_crit"]), round(f["e_min"]), f["bound"]
@@ -115,7 +115,7 @@ def bootstrap(
     ``low`` and ``high`` are None. ``low_edge`` / ``high_edge`` flag an end that lies at
     the fit's search edge (``SPAN``): there the data do not bound B_crit.
 
-    Example:
+    Examples:
       >>> b = [1, 4, 16, 64, 256]
       >>> ci = bootstrap({x: [100 * (1 + 50 / x) * f for f in (0.95, 1.0, 1.05)] for x in b}, draws=200)
       >>> ci["low"] < 50 < ci["high"], ci["draws"], ci["high_edge"]
@@ -162,7 +162,7 @@ def interval_bounds(ci: dict[str, Any]) -> tuple[float, float] | None:
     """A bootstrap interval's ends, an end at the search edge as unbounded (0 or infinity);
     None when there is no interval (one seed per batch size).
 
-    Example:
+    Examples:
       >>> interval_bounds({"low": 245.0, "high": 64000.0, "low_edge": False, "high_edge": True})
       (245.0, inf)
     """

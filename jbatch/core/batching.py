@@ -30,7 +30,7 @@ def resolve_batch_size(batch_size: BatchSize, num_examples: int) -> int:
     ``None`` and ``"full"`` mean full-batch gradient descent (B = N); 1 means stochastic
     gradient descent. A numeric string (as typed on a command line) is accepted.
 
-    Example:
+    Examples:
       >>> resolve_batch_size("full", 1437), resolve_batch_size("32", 1437)
       (1437, 32)
 
@@ -66,7 +66,7 @@ def resolve_batch_size(batch_size: BatchSize, num_examples: int) -> int:
 def steps_per_epoch(num_examples: int, batch_size: BatchSize, remainder: Remainder = "keep") -> int:
     """Iterations (updates) in one epoch, as Keras counts them (claim C6).
 
-    Example:
+    Examples:
       >>> steps_per_epoch(2000, 500), steps_per_epoch(1797, 500), steps_per_epoch(1797, 500, "drop")
       (4, 4, 3)
     """
@@ -94,7 +94,7 @@ def epoch_order(seed: int, epoch: int, num_examples: int) -> np.ndarray:
     the transfer, against 12 ms for ``jax.random.permutation`` on the device, whose sort
     would sit inside every timed epoch. It is one transfer per epoch, never one per step.
 
-    Example:
+    Examples:
       >>> epoch_order(0, 3, 6).tolist() == epoch_order(0, 3, 6).tolist()
       True
       >>> sorted(epoch_order(0, 3, 6).tolist())
@@ -114,7 +114,7 @@ def epoch_batches(
     epoch calls it, so batches are cut on the device); a NumPy ``order`` gives NumPy arrays,
     for a host that cuts batches itself (the sweep does).
 
-    Example:
+    Examples:
       >>> idx, mask = epoch_batches(np.arange(5), 2)
       >>> idx.tolist(), mask.tolist()
       ([[0, 1], [2, 3], [4, 0]], [[True, True], [True, True], [True, False]])

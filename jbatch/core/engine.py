@@ -224,7 +224,7 @@ def timed_call(program: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 class CompileCounter:
     """Counts XLA backend compilations while active (claim C11: one shape, one program).
 
-    Example:
+    Examples:
       >>> f, v = jax.jit(lambda v: v + 1), jax.numpy.ones(3)
       >>> with CompileCounter() as c:
       ...     _ = f(v), f(v)  # the second call reuses the program

@@ -91,7 +91,7 @@ def make_epoch(
     Data parallelism (``jbatch.core.parallel``): ``sharding`` splits each batch's rows over a
     mesh; ``width`` pads every batch with masked rows to a multiple of its device count.
 
-    Example:
+    Examples:
       >>> import optax
       >>> from jbatch.core.loss import softmax_cross_entropy
       >>> from jbatch.workloads.model import make_model

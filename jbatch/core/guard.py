@@ -55,7 +55,7 @@ def make_checked_step(step: StepFn, explosion_factor: float = EXPLOSION_FACTOR):
     its steps (a real branch when replicas run one by one, a select under ``vmap``) and
     reports NaN.
 
-    Example:
+    Examples:
       >>> import optax
       >>> from jbatch.core.loss import softmax_cross_entropy
       >>> from jbatch.workloads.model import make_model

@@ -37,7 +37,7 @@ def masked_sum(per_example: jax.Array, mask: jax.Array | None) -> LossSum:
     """Sums a per-row (``[B]``) or per-token (``[B, T, ...]``) loss over the real rows; the
     count is of the terms summed, so a sequence's mean is per token.
 
-    Example:
+    Examples:
       >>> s = masked_sum(jnp.array([1.0, 2.0, 5.0]), jnp.array([True, True, False]))
       >>> float(s.total), float(s.count)
       (3.0, 2.0)
@@ -87,7 +87,7 @@ def summed(loss_fn: LossFn) -> Callable[[jax.Array, jax.Array, jax.Array | None]
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Softmax cross-entropy for integer labels, one term per example (or token): optax's.
 
-    Example:
+    Examples:
       >>> [round(float(v), 4) for v in softmax_cross_entropy(jnp.zeros((2, 10)), jnp.arange(2))]  # log(10)
       [2.3026, 2.3026]
     """
@@ -100,7 +100,7 @@ def mean_squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array:
     per row (``[B]``) is taken against ``[B, 1]`` targets, as Keras's losses do; nothing is
     broadcast (``[B, 1]`` against ``[B]`` would be a ``B x B`` error).
 
-    Example:
+    Examples:
       >>> mean_squared_error(jnp.array([[1.0], [2.0], [3.0]]), jnp.array([[1.0], [2.0], [4.0]])).tolist()
       [0.0, 0.0, 1.0]
     """

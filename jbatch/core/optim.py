@@ -114,7 +114,7 @@ def schedule_factor(count: jax.Array, budget: jax.Array, kind: str, warmup: floa
     linear warm-up over ``warmup * budget`` steps, then constant (``"constant"``) or
     linear / cosine decay to ``final`` at the end of the budget.
 
-    Example:
+    Examples:
       >>> [round(float(schedule_factor(jnp.asarray(c), jnp.asarray(100.0), "linear", 0.1, 0.0)), 3)
       ...  for c in (0, 5, 10, 55, 100)]
       [0.0, 0.5, 1.0, 0.5, 0.0]
@@ -165,7 +165,7 @@ def beta2_for_batch(b2: float, batch_size: int, reference: int) -> float:
     """Adam's beta2 at ``batch_size`` that keeps the half-life, in examples, it has at the
     ``reference`` batch size (Marek et al. 2025): ``b2 ** (batch_size / reference)``.
 
-    Example:
+    Examples:
       >>> round(beta2_for_batch(0.95, 1, 512), 5)
       0.9999
     """
@@ -237,7 +237,7 @@ def named_arguments(factory: OptimizerFactory) -> OptimizerFactory:
     would pass a ``**kwargs`` parameter on as an argument named ``kwargs``. What ``**kwargs``
     would take is then not injected (it cannot be swept), as optax's own factories have none.
 
-    Example:
+    Examples:
       >>> def f(learning_rate, momentum=0.9, **kw): ...
       >>> list(inspect.signature(named_arguments(f)).parameters)
       ['learning_rate', 'momentum']
@@ -285,7 +285,7 @@ def _sweepable(
     updates at the lowest and highest of ``learning_rates``, on ``params``' tree). Any
     other case is a ``ConfigError`` that names the hyperparameter and the line.
 
-    Example:
+    Examples:
       >>> import optax
       >>> def warm_cosine(learning_rate, steps=100):  # the schedule compares its peak with 0 in Python
       ...     return optax.adam(optax.warmup_cosine_decay_schedule(0.0, learning_rate, 10, steps))
@@ -360,7 +360,7 @@ def _proportionality_gap(factory, values, params, learning_rates, steps: int) ->
 def make_optimizer(name: str, learning_rate: float) -> optax.GradientTransformation:
     """A built-in optimizer with its learning rate injected as state.
 
-    Example:
+    Examples:
       >>> tx = make_optimizer("momentum", 0.1)
       >>> round(float(get_learning_rate(tx.init({"w": jnp.zeros(3)}))), 6)
       0.1

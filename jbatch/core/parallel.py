@@ -42,7 +42,7 @@ def padded_width(batch_size: int, mesh: Mesh) -> int:
     """The batch width a mesh computes: ``batch_size`` rounded up to a multiple of its
     device count (the extra rows are masked out).
 
-    Example:
+    Examples:
       >>> mesh = data_mesh(jax.local_devices()[:1])
       >>> padded_width(6, mesh)
       6

@@ -50,7 +50,7 @@ class Phase:
 def parse_phases(text: str) -> tuple[Phase, ...]:
     """``"16:200,64:100"`` -> phases of (batch size, steps).
 
-    Example:
+    Examples:
       >>> parse_phases("16:200,64:100")
       (Phase(batch_size=16, steps=200), Phase(batch_size=64, steps=100))
     """
@@ -68,7 +68,7 @@ def parse_phases(text: str) -> tuple[Phase, ...]:
 def phase_learning_rates(base: float, phases: Sequence[Phase], rule: str = "sqrt") -> list[float]:
     """The learning rate of each phase under ``rule`` (see the module's docstring).
 
-    Example:
+    Examples:
       >>> phase_learning_rates(0.01, [Phase(16, 10), Phase(64, 10), Phase(256, 10)], "sqrt")
       [0.01, 0.02, 0.04]
       >>> phase_learning_rates(0.01, [Phase(16, 10), Phase(64, 10)], "linear")
@@ -133,7 +133,7 @@ def train_phases(
     same order) and at the end of each phase, with the run's step and examples so far; it
     returning True ends the run there (the last record then holds the steps done).
 
-    Example:
+    Examples:
       >>> import optax
       >>> from jbatch.core.loss import softmax_cross_entropy
       >>> from jbatch.core.optim import get_learning_rate
@@ -207,7 +207,7 @@ def _examples(start: int, take: int, batch_size: int, num_examples: int, remaind
 def examples_seen(phases: Sequence[Phase], num_examples: int, remainder: Remainder = "keep") -> int:
     """Training examples the schedule's updates use (partial last batches counted as they are).
 
-    Example:
+    Examples:
       >>> examples_seen([Phase(4, 3), Phase(8, 2)], 10)  # 4 + 4 + 2, then 8 + 2
       20
     """

@@ -66,7 +66,7 @@ def init_replicas(
     ``initial``: the states already built, by seed, reused and filled in (a sweep builds each
     seed's model once for all its batch sizes: construction is eager, hence slow).
 
-    Example:
+    Examples:
       >>> from jbatch.workloads.model import make_model
       >>> from jbatch.core.optim import make_optimizer, get_learning_rate
       >>> state = init_replicas(lambda s: make_model("linear", 3, 2, seed=s),

@@ -52,7 +52,7 @@ class TrainState(struct.PyTreeNode):
 def init_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> TrainState:
     """Splits any NNX model into graph and state (once) and initialises the optimizer.
 
-    Example:
+    Examples:
       >>> import optax
       >>> from jbatch.workloads.model import make_model
       >>> state = init_train_state(make_model("linear", 3, 2), optax.sgd(0.1))
@@ -76,7 +76,7 @@ def distinct(tree: Any) -> Any:
     state can hold one array twice: ``optax.inject_hyperparams`` around a factory that
     injects its own hyperparameters keeps the learning rate it was given at both levels.
 
-    Example:
+    Examples:
       >>> lr = jnp.asarray(0.1)
       >>> a, b = distinct({"outer": lr, "inner": lr}).values()
       >>> a is lr, b is lr, round(float(b), 6)
@@ -128,7 +128,7 @@ def make_train_step(loss_fn: LossFn, microbatch: int | None = None) -> StepFn:
     accumulation does in any framework: not the one-shot batch's update. A micro-batch of
     padding only (the tail of a partial last batch) is skipped.
 
-    Example:
+    Examples:
       >>> import optax
       >>> from jbatch.workloads.model import make_model
       >>> state = init_train_state(make_model("linear", 4, 3), optax.sgd(0.1))

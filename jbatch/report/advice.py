@@ -515,7 +515,7 @@ def seeds_needed(spread_a: Spread, spread_b: Spread, level: float = 0.95) -> int
     would stop overlapping, if the observed means and spreads held. None when the means are
     equal or an arm has one value.
 
-    Example:
+    Examples:
       >>> a = Spread(values=[100.0, 120.0], n=2, of=2, mean=None, interval=[None, None])
       >>> b = Spread(values=[150.0, 170.0], n=2, of=2, mean=None, interval=[None, None])
       >>> seeds_needed(a, b)  # log-sd about 0.13 and 0.09 per arm, a gap of 0.34

@@ -729,10 +729,24 @@ def claims_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_claims(
-    directories: list[str | Path], out: str | Path, advice: list[str | Path] = (), demo: str | Path | None = None
-) -> Path:
-    """Writes the claims report from the sweep directories (first one primary), the advice
+def published(results: str | Path = "results") -> tuple[list[Path], list[Path], Path | None]:
+    """What ``jbatch claims`` reads by default from a results directory: the presets' sweeps (in
+    the presets' order; the first is the primary workload), every advice there (the presets'
+    first, then any other: a user model's) and claim C11's demonstration (``c11/c11.json``)."""
+    from jbatch.results import ADVICE, SWEEP
+    from jbatch.sweeps.presets import PRESETS
+
+    results = Path(results)
+    sweeps = [d for d in (results / name for name in PRESETS) if (d / SWEEP).exists()]
+    advice = [d for d in (results / f"advise-{name}" for name in PRESETS) if (d / ADVICE).exists()] + sorted(
+        d.parent for d in results.glob("advise-*/" + ADVICE) if d.parent.name[7:] not in PRESETS
+    )
+    demo = results / "c11" / "c11.json"
+    return sweeps, advice, demo if demo.exists() else None
+
+
+def claims_text(directories: list[str | Path], advice: list[str | Path] = (), demo: str | Path | None = None) -> str:
+    """The claims report from the sweep directories (first one primary), the advice
     directories checked against sweeps (``jbatch.report.advice``) and claim C11's
     demonstration (``demo``: a ``c11.json`` of ``bench/c11.py``)."""
     from jbatch.report.advice import load_advice
@@ -740,4 +754,11 @@ def write_claims(
     sweeps = [Sweep(Path(d), read_sweep(d)) for d in directories]
     advices = {Path(d).name.removeprefix("advise-"): load_advice(d) for d in advice}
     shapes = None if demo is None else load(demo, ShapeDemoDocument)
-    return write_text(out, claims_markdown(sweeps, advices, shapes))
+    return claims_markdown(sweeps, advices, shapes)
+
+
+def write_claims(
+    directories: list[str | Path], out: str | Path, advice: list[str | Path] = (), demo: str | Path | None = None
+) -> Path:
+    """Writes ``claims_text`` to ``out``."""
+    return write_text(out, claims_text(directories, advice, demo))

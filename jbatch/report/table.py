@@ -36,7 +36,7 @@ def num(v: float | None, digits: int = SIGNIFICANT) -> str:
     numbers keep every integer digit; tiny and huge ones in scientific notation; None and
     non-finite values as ``-``.
 
-    Example:
+    Examples:
       >>> num(280.5), num(166.5, 3), num(16286.4), num(0.95), num(0.0004321), num(2.5e9), num(None)
       ('280.5', '167', '16286', '0.95', '4.321e-04', '2.5e+09', '-')
     """
@@ -56,7 +56,7 @@ def spread(mean: float | None, std: float | None, n: int = 2) -> str:
     """``mean ± std``: the spread to 2 significant digits and the mean to the same decimal
     place; a single value (``n`` 1, or no spread) as ``num``.
 
-    Example:
+    Examples:
       >>> spread(280.5, 1.5), spread(1175.2, 270.1), spread(0.01272, 0.0034), spread(7.0, 0.0, 1)
       ('280.5 ± 1.5', '1175 ± 270', '0.0127 ± 0.0034', '7')
     """
@@ -74,7 +74,7 @@ def interval(low: float | None, high: float | None) -> str:
     """A closed interval ``[low, high]`` with the precision of ``num`` (3 digits); an
     infinite end as ``∞``.
 
-    Example:
+    Examples:
       >>> interval(0.0123, 4.5678), interval(0.0, math.inf)
       ('[0.0123, 4.57]', '[0, ∞]')
     """
@@ -88,7 +88,7 @@ def interval(low: float | None, high: float | None) -> str:
 def rate(v: float | None) -> str:
     """A rate such as samples/s: ``32.9k``, ``1.2M``, ``950``.
 
-    Example:
+    Examples:
       >>> rate(32899.7), rate(950.2), rate(1.234e6)
       ('32.9k', '950', '1.23M')
     """
@@ -114,7 +114,7 @@ def percent(v: float | None, decimals: int = 0) -> str:
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """A Markdown table as lines: header, rule, one line per row (cells as given).
 
-    Example:
+    Examples:
       >>> markdown(["B", "steps"], [["1", "1175"]])
       ['| B | steps |', '|---|---|', '| 1 | 1175 |']
     """

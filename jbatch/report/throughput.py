@@ -30,7 +30,7 @@ WORKLOADS = ("digits", "wide", "markov")  # markov: the transformer; its samples
 def mfu(samples_per_second: float, flops_per_example: float, peak_gflops: float) -> float:
     """Model-FLOP utilisation: the model FLOPs a run performs per second over a peak rate.
 
-    Example:
+    Examples:
       >>> mfu(1000.0, 2e6, 4.0)  # 2 GFLOP/s of model work against a 4 GFLOP/s peak
       0.5
     """

@@ -56,7 +56,7 @@ TRUNK_EXTENSION = 4  # a trunk that has not learned in its steps is searched and
 def predicted_ratio(b: int, b0: int, b_crit: float) -> float:
     """``S(B) / S(B0)`` under ``S = S_min (1 + B_crit / B)``.
 
-    Example:
+    Examples:
       >>> predicted_ratio(64, 16, 16.0)  # (1 + 1/4) / (1 + 1)
       0.625
     """
@@ -70,7 +70,7 @@ def warmup_schedule(checkpoints: list[dict[str, Any]], sizes: list[int], b0: int
     ``final`` and the last checkpoint's B* (its steps open: until the target), so the batch
     size goes on growing as B* did (Merrill et al.'s warm-up ends where B* plateaus).
 
-    Example:
+    Examples:
       >>> cps = [{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 256}, {"step": 1000,
       ...        "b_star_median": 64}]
       >>> warmup_schedule(cps, [16, 64, 256], 16, 256)  # 256 at step 100 is not kept: B* fell back to 64
@@ -101,7 +101,7 @@ def segment_sizes(
     """The warm-up's batch size between each checkpoint and the next: the largest candidate not
     above the smallest B* (``key``) measured there or later, ``b0`` at least.
 
-    Example:
+    Examples:
       >>> segment_sizes([{"step": 0, "b_star_median": 16}, {"step": 100, "b_star_median": 256},
       ...                {"step": 1000, "b_star_median": 64}], [16, 64, 256], 16)
       [16, 64]
@@ -122,7 +122,7 @@ def warmup_prediction(
     size), times the seconds per step, for the warm-up's size there (``segment_sizes`` of that
     seed's B*) and for ``fixed``. Below 1 on every seed: the branches say the warm-up helps.
 
-    Example:
+    Examples:
       >>> cps = [{"step": 0, "b_star": {"0": 1}}, {"step": 100, "b_star": {"0": 64}}, {"step": 1000,
       ...        "b_star": {"0": 64}}]
       >>> [round(r, 3) for r in warmup_prediction(cps, [1, 64], 1, 64, {1: 1.0, 64: 2.0})]  # 1% off: a tie
@@ -183,7 +183,7 @@ def sweep_estimate(config: SweepConfig, n: int, seconds_per_step: dict[int, floa
     at the measured seconds per step of one model (training only: no compilation, evaluation
     or probes, so a lower bound), and the advice's cost as a fraction of it.
 
-    Example:
+    Examples:
       >>> cfg = SweepConfig.of(learning_rates=(0.1, 1.0), seeds=(0,), budget_steps=100, budget_epochs=1)
       >>> e = sweep_estimate(cfg, 1000, {10: 0.01, 1000: 0.5}, 5.0)  # 2 x (100 x 0.01 + 100 x 0.5)
       >>> e.seconds, round(e.fraction, 4), e.basis
@@ -207,7 +207,7 @@ def default_rule(optimizer: str) -> str:
     k times the step, as long as B is below the noise scale; McCandlish et al. 2018), square
     root for Adam and the others (the update is normalised; Malladi et al. 2022).
 
-    Example:
+    Examples:
       >>> default_rule("sgd"), default_rule("adamw")
       ('linear', 'sqrt')
     """

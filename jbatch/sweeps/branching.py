@@ -90,7 +90,7 @@ def b_star(losses: dict[int, float], tolerance: float) -> int:
     """The largest batch size whose branch, and every smaller one's, ends within
     ``tolerance`` (relative) of the smallest batch size's loss.
 
-    Example:
+    Examples:
       >>> b_star({16: 2.00, 32: 2.01, 64: 2.03, 128: 2.01}, 0.01)  # 64 is out: 128 does not count
       32
       >>> b_star({16: 2.00, 32: float("nan")}, 0.5)
@@ -114,7 +114,7 @@ def tolerance_at(reference: dict[str, float], floor: float) -> float:
     and one seed's bounce, such as a B = 1 continuation at 3.5 where the others are at 0.6 to
     0.9, does not make every branch "within").
 
-    Example:
+    Examples:
       >>> round(tolerance_at({"0": 2.0, "1": 2.2}, 0.05), 4)  # 1.4826 x 0.1 / 2.1
       0.0706
       >>> round(tolerance_at({"0": 0.857, "1": 0.582, "2": 3.54}, 0.05), 3)  # 0.476; the std's would be 1.91
@@ -139,7 +139,7 @@ def extension_sizes(top: int, plan: BranchPlan) -> tuple[list[int], int]:
     reference at ``B0`` would train ``examples / B0`` steps, and a branch that long separates
     batch sizes that equal examples leave within a few per cent on the sweep's horizon.
 
-    Example:
+    Examples:
       >>> plan = BranchPlan(batch_size=1, learning_rate=0.1, checkpoints=(0,), examples=256,
       ...                   multipliers=(1, 4, 16, 64), ceiling=40000, max_examples=40000)
       >>> extension_sizes(64, plan)
@@ -298,7 +298,7 @@ def _read(entry: dict[str, Any], sizes: list[int], tolerance: float) -> None:
 def plan_checkpoints(total_steps: int, count: int) -> tuple[int, ...]:
     """``count`` log-spaced trunk steps up to ``total_steps`` (the first at step 0).
 
-    Example:
+    Examples:
       >>> plan_checkpoints(1000, 4)
       (0, 10, 100, 1000)
       >>> plan_checkpoints(20, 2)

@@ -61,7 +61,7 @@ def layout(steps_per_epoch: int, budget: int, evals: int, batch_size: int) -> La
     (rounded up to whole epochs), always at epoch ends, plus the early geometric points of
     large batches.
 
-    Example:
+    Examples:
       >>> lay = layout(1, 400, 100, 1437)  # full batch
       >>> lay.chunk_steps, [i + 1 for i, e in enumerate(lay.evaluate) if e][:14]  # then 16, 17, 19, ...
       (1, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
@@ -99,7 +99,7 @@ def log_spaced(lay: Layout, count: int) -> set[int]:
     """The evaluated chunks nearest to ``count`` log-spaced steps from the first evaluation
     to the end of the budget (curves are drawn against log epochs, and change fastest early).
 
-    Example:
+    Examples:
       >>> lay = layout(45, 400, 100, 32)  # B = 32, 9 epochs of 45 steps
       >>> [lay.chunk_ends()[c] for c in sorted(log_spaced(lay, 4))]  # the steps they end at
       [1, 7, 54, 405]
@@ -115,7 +115,7 @@ def log_spaced(lay: Layout, count: int) -> set[int]:
 def with_coarse(lay: Layout, count: int) -> Layout:
     """``lay`` with ``count`` coarse evaluation points (``log_spaced``), always the last chunk.
 
-    Example:
+    Examples:
       >>> lay = with_coarse(layout(45, 400, 100, 32), 4)  # B = 32, 9 epochs of 45 steps
       >>> [e for e, c in zip(lay.chunk_ends(), lay.coarse) if c]
       [1, 7, 54, 405]

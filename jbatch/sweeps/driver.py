@@ -211,7 +211,7 @@ def timing_caps(results: list[BatchSizeResult], rounds: int, share: float = 0.25
     ``rounds + 1`` single-model calls cost about ``share`` of the K replicas' training steps
     or less (at least 16 steps, so a round is still long enough to time).
 
-    Example:
+    Examples:
       >>> from jbatch.results import convert
       >>> r = convert({"batch_size": 256, "steps_per_epoch": 6, "budget_steps": 312, "counted": {
       ...     "examples_per_epoch": [], "updates_per_epoch": []}, "replicas": [{"learning_rate": 1, "seed": 0,

@@ -47,7 +47,7 @@ def binsearch(fits: Callable[[int], bool], start: int, limit: int) -> tuple[int 
     bisect between the last size that fit (or 0) and the first that did not. Returns the
     largest size found to fit (None: not even 1) and the sizes tried, in order.
 
-    Example:
+    Examples:
       >>> binsearch(lambda b: b <= 37, 2, 1000)
       (37, [2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37])
       >>> binsearch(lambda b: True, 2, 100)  # everything fits: the limit

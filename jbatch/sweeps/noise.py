@@ -58,7 +58,7 @@ def gradient_moments(
     subtracted. ``unroll``: group gradients per loop iteration (faster probes, longer
     compilation). Traceable and pure.
 
-    Example:
+    Examples:
       >>> import optax
       >>> from jbatch.workloads.model import make_model
       >>> from jbatch.core.loss import mean_squared_error

@@ -35,7 +35,7 @@ def predicted_seconds(
     timing's interval times the predicted steps' range (``steps_range``: low and high, from the
     seeds' own B*; the point alone when not given).
 
-    Example:
+    Examples:
       >>> predicted_seconds({1: [1.0, 2.0, 3.0]}, {1: 0.5})
       {1: (1.0, 0.5, 1.5)}
       >>> predicted_seconds({1: [1.0, 2.0, 3.0]}, {1: 0.5}, {1: (0.4, 1.0)})
@@ -54,7 +54,7 @@ def recommended_set(predicted: Mapping[int, tuple[float, float, float]]) -> list
     """The candidates whose predicted seconds cannot be told apart from the best's (their
     intervals overlap its), smallest batch size first.
 
-    Example:
+    Examples:
       >>> recommended_set({1: (1.0, 0.8, 1.3), 16: (1.1, 0.9, 1.2), 256: (2.0, 1.8, 2.2)})
       [1, 16]
     """
@@ -66,7 +66,7 @@ def choose(members: list[int], relative_steps: Mapping[int, float]) -> int:
     """The member of the recommended set with the fewest predicted steps (the largest batch
     size on a tie of steps).
 
-    Example:
+    Examples:
       >>> choose([1, 16], {1: 1.0, 16: 0.08, 256: 0.02})
       16
     """

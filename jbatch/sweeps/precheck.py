@@ -34,7 +34,7 @@ from jbatch.sweeps.session import Session
 def row_counts(num_examples: int, batch_size: int, remainder: str, microbatch: int = 0) -> set[int]:
     """The numbers of real rows the training (micro-)batches of an epoch hold.
 
-    Example:
+    Examples:
       >>> sorted(row_counts(10, 4, "keep")), sorted(row_counts(10, 4, "drop")), sorted(row_counts(10, 4, "keep", 3))
       ([2, 4], [4], [1, 2, 3])
     """

@@ -44,7 +44,7 @@ _held: dict[Path, int] = {}
 def check_name(name: str) -> None:
     """One clear line unless ``name`` is one path component (no separator, not ``.``/``..``).
 
-    Example:
+    Examples:
       >>> check_name("digits-mlp-sgd")
       >>> check_name("../x")
       Traceback (most recent call last):

@@ -44,7 +44,7 @@ def halvings(kind: str, warmup: float, final: float) -> list[float]:
     """The fractions of a run at which the schedule's factor first falls to ``1/2``, ``1/4``,
     ... of its peak after the peak (none for a constant schedule).
 
-    Example:
+    Examples:
       >>> [round(p, 3) for p in halvings("linear", 0.0, 0.0)][:5]  # 1 - 2**-k
       [0.5, 0.75, 0.875, 0.938, 0.969]
       >>> [round(p, 3) for p in halvings("cosine", 0.05, 0.1)]  # down to the final tenth
@@ -72,7 +72,7 @@ def seesaw_phases(
     spends until the next one, its steps that many examples over its batch size (at least
     one), the last phase open (``steps`` 0: until the target).
 
-    Example:
+    Examples:
       >>> [(p.batch_size, p.steps) for p in seesaw_phases(8, 1000, 32, "linear", 0.0, 0.0)]  # halvings at 50%, 75%
       [(8, 500), (16, 125), (32, 0)]
       >>> [(p.batch_size, p.steps) for p in seesaw_phases(8, 1000, 64, "constant", 0.0, 0.0)]
@@ -94,7 +94,7 @@ def interpolated(per_step: dict[int, float], b: int) -> float:
     """Seconds per step at ``b``, log-log between the timed batch sizes (the nearest one's
     beyond them).
 
-    Example:
+    Examples:
       >>> interpolated({8: 1.0, 32: 4.0}, 16), interpolated({8: 1.0, 32: 4.0}, 64)
       (2.0, 4.0)
     """
@@ -112,7 +112,7 @@ def prediction(
     ``advise.predicted_ratio``. A phase's base steps are its steps times its batch size over
     the first's; the open last phase's, the rest of ``steps``.
 
-    Example:
+    Examples:
       >>> from jbatch.sweeps.advise import predicted_ratio
       >>> P = records.Phase
       >>> phases = [P(batch_size=8, steps=500), P(batch_size=16, steps=0)]
@@ -139,7 +139,7 @@ def rates(phases: list[Phase], learning_rate: float, kind: str, warmup: float, f
     base run's examples) over the step-counted schedule's factor at its first step (its
     budget: all the phases' steps), so that each phase starts where Seesaw puts it.
 
-    Example:
+    Examples:
       >>> [round(r, 4) for r in rates([Phase(8, 500), Phase(16, 250)], 0.1, "constant", 0.0, 0.0)]  # sqrt(2) x
       [0.1, 0.1414]
     """

@@ -78,7 +78,7 @@ def train_and_evaluate(
     ``dataset`` replaces the named data set, ``workload`` the whole named workload
     (``jbatch.workloads.workload.resolve``: a user's model, data and optimizer factory as values).
 
-    Example:
+    Examples:
       >>> from jbatch.config import WorkloadSpec
       >>> r = train_and_evaluate(TrainConfig(workload=WorkloadSpec(dataset="linreg", model="linear"),
       ...                                    batch_size="full", epochs=3, learning_rate=0.1))

@@ -84,7 +84,7 @@ def planned_phases(
     """The warm-up's phases with its open last phase given the steps that bring the run to
     ``budget_examples`` (at least one).
 
-    Example:
+    Examples:
       >>> P = records.Phase
       >>> planned_phases([P(batch_size=4, steps=10), P(batch_size=16, steps=0)], 400, 1000)
       [Phase(batch_size=4, steps=10), Phase(batch_size=16, steps=23)]

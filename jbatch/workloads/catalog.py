@@ -38,7 +38,7 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 def load_dataset(name: str) -> Dataset:
     """A built-in data set by name, or a ``.npz`` file by path.
 
-    Example:
+    Examples:
       >>> load_dataset("digits").x_train.shape
       (1437, 64)
     """

@@ -72,7 +72,7 @@ class Dataset:
 def fingerprint(*arrays: np.ndarray) -> str:
     """SHA-256 over the arrays' dtypes, shapes and bytes.
 
-    Example:
+    Examples:
       >>> a = np.arange(6, dtype=np.float32).reshape(3, 2)
       >>> fingerprint(a) == fingerprint(a.copy()), fingerprint(a) == fingerprint(a.reshape(2, 3))
       (True, False)

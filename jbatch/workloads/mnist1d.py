@@ -109,7 +109,7 @@ def nested_split(y: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.n
     next ``n / 10`` for training; training rows in a fixed random order (a subsequence of
     every larger size's order).
 
-    Example:
+    Examples:
       >>> y = np.repeat(np.arange(10), 120)
       >>> small, test = nested_split(y, 100)
       >>> big, test2 = nested_split(y, 200)

@@ -125,7 +125,7 @@ def make_model(
 ) -> nnx.Module:
     """Builds a built-in model by name, initialised from ``seed``.
 
-    Example:
+    Examples:
       >>> import jax.numpy as jnp
       >>> m = make_model("mlp", 64, 10, widths=(32,))
       >>> m(jnp.zeros((2, 64))).shape

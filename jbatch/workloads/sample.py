@@ -25,7 +25,7 @@ def sample(
     in the mode it is given: eval mode for a trained model) writes after ``prompt`` (ids, at
     least one); the last ``context`` tokens of a longer prompt are kept.
 
-    Example:
+    Examples:
       >>> from jbatch.workloads.transformer import make_transformer
       >>> out = sample(make_transformer(5, 8, 16, 1, 2)(0), np.array([1, 2]), 20, 8)
       >>> out.shape, bool(((out >= 0) & (out < 5)).all())

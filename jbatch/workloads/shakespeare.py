@@ -185,7 +185,7 @@ def windows(ids: np.ndarray, context: int, starts: np.ndarray) -> tuple[np.ndarr
     """``x[i] = ids[s : s + context]`` and ``y[i] = ids[s + 1 : s + context + 1]`` for each
     start ``s``.
 
-    Example:
+    Examples:
       >>> x, y = windows(np.arange(10), 3, np.array([0, 3]))
       >>> x.tolist(), y.tolist()
       ([[0, 1, 2], [3, 4, 5]], [[1, 2, 3], [4, 5, 6]])
@@ -199,7 +199,7 @@ def parse(name: str) -> tuple[int, int | None]:
     """``shakespeare-char[:context[:windows]]`` -> ``(context, windows)`` (None: every
     ``context`` characters).
 
-    Example:
+    Examples:
       >>> parse("shakespeare-char"), parse("shakespeare-char:256"), parse("shakespeare-char:64:24000")
       ((64, None), (256, None), (64, 24000))
     """
@@ -271,7 +271,7 @@ def load(
 def decode(ids: np.ndarray, vocab: str) -> str:
     """Characters of ``ids`` under ``vocab``.
 
-    Example:
+    Examples:
       >>> decode(np.array([1, 0, 2]), "abc")
       'bac'
     """

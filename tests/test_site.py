@@ -1,0 +1,116 @@
+"""``jbatch site`` (``jbatch.site``): the site built from a small results fixture (the recorded
+small sweep, the published digits sweep and its advice) and opened from disk in headless
+Chromium (selenium, the system's browser and driver: Debian's ``chromium`` and
+``chromium-driver``, installed by ``.ci/run``): every page loads with no console error and no
+request leaving the machine, every figure draws its traces, every internal link resolves, and
+a hover shows a point's values. Skipped, saying why, without a browser."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from tests.test_advise import SMALL
+
+ROOT = Path(__file__).parents[1]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    pytest.importorskip("mkdocs", reason="jbatch site needs its extra: pip install -e '.[site]'")
+    from jbatch.site.build import build_site
+
+    root = tmp_path_factory.mktemp("site")
+    results = root / "results"
+    shutil.copytree(SMALL, results / "small")
+    for name in ("digits-mlp-sgd", "advise-digits-mlp-sgd"):
+        shutil.copytree(ROOT / "results" / name, results / name)
+    out = root / "site"
+    info = build_site(results, out, ROOT / "docs")
+    return out, info
+
+
+def test_the_site_is_built_from_the_json_with_a_page_per_document(built):
+    out, info = built
+    pages = info["pages"]
+    assert {"index.md", "sweeps/small.md", "sweeps/digits-mlp-sgd.md", "advice/digits-mlp-sgd.md"} <= set(pages)
+    assert "claims.md" in pages and "reference.md" in pages
+    index = (out / "index.html").read_text()
+    assert 'href="sweeps/digits-mlp-sgd.html"' in index and 'href="advice/digits-mlp-sgd.html"' in index
+    page = (out / "sweeps" / "digits-mlp-sgd.html").read_text()
+    figures = re.findall(r'class="jbatch-figure" id="([^"]+)" data-traces="(\d+)"', page)
+    assert len(figures) == 8 and all(int(n) > 0 for _, n in figures)  # accuracy's curves too: its target
+    spec = json.loads(
+        re.search(r'id="fig-digits-mlp-sgd-steps"[^>]*><script type="application/json">(.*?)</script>', page).group(1)
+    )
+    from jbatch.analysis.summary import summarize
+    from jbatch.results import read_sweep
+
+    rows = [
+        s["row"] for s in summarize(read_sweep(ROOT / "results" / "digits-mlp-sgd")) if s["row"]["steps_to_target"]["n"]
+    ]
+    assert spec["data"][0]["x"] == [r["batch_size"] for r in rows]  # the figure's points are the table's
+    assert spec["data"][0]["y"] == pytest.approx([r["steps_to_target"]["mean"] for r in rows])
+    assert (out / "assets" / "js" / "plotly.min.js").stat().st_size > 1e6  # bundled: no CDN
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="no Chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)",
+)
+@pytest.mark.slow
+def test_every_page_loads_offline_in_chromium_and_every_figure_draws(built):
+    from selenium import webdriver
+
+    out, info = built
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+    try:
+        checked = 0
+        for page in info["pages"]:
+            html = out / page.replace(".md", ".html")
+            driver.get(html.as_uri())
+            driver.execute_script("return document.readyState")
+            drawn = driver.execute_script(
+                """return Array.from(document.querySelectorAll('.jbatch-figure')).map(d => ({
+                    id: d.id, want: +d.dataset.traces, svg: d.querySelectorAll('svg.main-svg').length,
+                    traces: d.querySelectorAll('svg.main-svg g.trace').length,
+                    paths: Array.from(d.querySelectorAll('svg.main-svg g.trace path')).filter(p => (p.getAttribute('d') || '').length > 2).length}))"""
+            )
+            for fig in drawn:
+                assert fig["svg"] and fig["traces"] == fig["want"] and fig["paths"], (page, fig)
+            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            assert not errors, (page, errors)
+            for entry in driver.get_log("performance"):
+                message = json.loads(entry["message"])["message"]
+                if message["method"] == "Network.requestWillBeSent":
+                    url = message["params"]["request"]["url"]
+                    assert url.split(":")[0] in ("file", "data", "blob", "about"), (page, url)  # nothing leaves
+            for href in driver.execute_script(
+                "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+            ):
+                target = urlparse(href)
+                if target.scheme == "file":
+                    assert Path(unquote(target.path)).exists(), (page, href)  # every internal link resolves
+            checked += 1
+        assert checked == len(info["pages"])
+        driver.get((out / "sweeps" / "digits-mlp-sgd.html").as_uri())
+        shown = driver.execute_script(
+            """const d = document.getElementById('fig-digits-mlp-sgd-steps');
+               Plotly.Fx.hover(d, [{curveNumber: 0, pointNumber: 1}]);
+               const t = d.querySelector('.hoverlayer .hovertext'); return t ? t.textContent : null;"""
+        )
+        assert shown and "B = 4" in shown, shown  # the second point: B = 4 and its steps
+        (out.parent / "shots").mkdir(exist_ok=True)
+        driver.save_screenshot(str(out.parent / "shots" / "sweep.png"))
+    finally:
+        driver.quit()
