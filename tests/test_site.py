@@ -84,7 +84,8 @@ def test_every_page_loads_offline_in_chromium_and_every_figure_draws(built):
                 """return Array.from(document.querySelectorAll('.jbatch-figure')).map(d => ({
                     id: d.id, want: +d.dataset.traces, svg: d.querySelectorAll('svg.main-svg').length,
                     traces: d.querySelectorAll('svg.main-svg g.trace').length,
-                    paths: Array.from(d.querySelectorAll('svg.main-svg g.trace path')).filter(p => (p.getAttribute('d') || '').length > 2).length}))"""
+                    paths: Array.from(d.querySelectorAll('svg.main-svg g.trace path'))
+                        .filter(p => (p.getAttribute('d') || '').length > 2).length}))"""
             )
             for fig in drawn:
                 assert fig["svg"] and fig["traces"] == fig["want"] and fig["paths"], (page, fig)
