@@ -1,5 +1,5 @@
-"""The package's layers point one way: ``jbatch.config``, ``jbatch.results``, ``jbatch.analysis``
-and ``jbatch.report`` read JSON only and never import jax, flax or optax (so reports, claims,
+"""The package's layers point one way: ``jbatch.config``, ``jbatch.results``, ``jbatch.analysis``,
+``jbatch.report`` and ``jbatch.site`` read JSON only and never import jax, flax or optax (so reports, claims,
 comparisons and every published Markdown file, a sweep's, an advice's, the device-count
 table's, regenerate on a machine without an accelerator stack, and ``jbatch report`` starts
 quickly); the command line's parser loads no jax either. Checked in a fresh interpreter
@@ -39,6 +39,9 @@ def test_analysis_and_report_never_import_jax_flax_or_optax(tmp_path):
     shutil.copytree(ROOT / "results" / "scaling", scaling)
     for md in (advice / "advise.md", scaling / "table.md"):
         md.unlink()  # regenerated below, from the JSON alone
+    site = tmp_path / "for-site"
+    shutil.copytree(sweep, site / "small")
+    shutil.copytree(ROOT / "results" / "advise-digits-mlp-sgd", site / "advise-digits-mlp-sgd")
     code = f"""
 import importlib, pkgutil
 import jbatch.analysis, jbatch.config, jbatch.report, jbatch.results
@@ -51,6 +54,7 @@ assert main(["report", {str(advice)!r}]) == 0
 assert main(["report", {str(scaling)!r}]) == 0
 assert main(["claims", {str(sweep)!r}, "--out", {str(tmp_path / "claims.md")!r}, "--advice", {str(advice)!r}]) == 0
 assert main(["compare", {str(sweep)!r}, {str(sweep)!r}]) == 0
+assert main(["site", "--results", {str(site)!r}, "--out", {str(tmp_path / "site")!r}, "--docs", {str(ROOT / "docs")!r}]) == 0
 for command in ("sweep", "advise", "train"):
     try:
         main([command, "--help"])
@@ -60,6 +64,7 @@ for command in ("sweep", "advise", "train"):
     proc = _run(code, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (sweep / "table.md").exists() and (tmp_path / "claims.md").exists()
+    assert (tmp_path / "site" / "sweeps" / "small.html").exists() and (tmp_path / "site" / "reference.html").exists()
     for published in ("advise-digits-mlp-sgd/advise.md", "scaling/table.md"):  # byte for byte, without jax
         assert (tmp_path / published).read_bytes() == (ROOT / "results" / published).read_bytes()
 

@@ -82,10 +82,3 @@ def test_data_scaling_table_regenerates_from_its_sweeps():
     rows = collect(RESULTS / "data-scaling")
     assert len(rows) == 6  # MLP and CNN at three sizes
     assert (RESULTS / "data-scaling" / "table.md").read_text() == markdown(rows, fits(rows))
-
-
-def test_readme_shows_the_published_default_table():
-    marker = "<!-- table: results/digits-mlp-sgd -->\n"
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split(marker, 1)[1].split("<!-- /table -->", 1)[0]
-    assert block == (RESULTS / "digits-mlp-sgd" / "table.md").read_text()

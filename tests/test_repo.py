@@ -52,10 +52,10 @@ def test_sweep_example_runs_a_users_stateful_model_with_an_optax_schedule(tmp_pa
     assert run_cli(["claims", str(directory), "--out", str(tmp_path / "claims.md")], capsys)[0] == 0
 
 
-def test_the_readme_layout_lists_every_module_of_each_package_and_no_other():
-    layout = README[README.index("## Layout") :]
+def test_the_guide_s_layout_lists_every_module_of_each_package_and_no_other():
+    layout = (ROOT / "docs" / "layout.md").read_text()
     packages = sorted(p.parent.name for p in (ROOT / "jbatch").glob("*/__init__.py"))
-    assert packages == ["analysis", "core", "report", "results", "sweeps", "workloads"]
+    assert packages == ["analysis", "core", "report", "results", "site", "sweeps", "workloads"]
     for package in packages:
         row = next(line for line in layout.splitlines() if line.startswith(f"| `jbatch/{package}/`"))
         listed = set(re.findall(r"`(\w+)\.py`", row))
@@ -67,6 +67,15 @@ def test_ci_runs_the_readme_test_command():
     commands = re.findall(r"```bash\n# the tests.*?\n(.*?)\n```", README, re.S)
     assert len(commands) == 1
     assert commands[0] in ci.splitlines()
+
+
+def test_the_readme_is_short_and_holds_no_result_typed_in_by_hand():
+    assert README.count("\n") <= 160  # a newcomer's five minutes; the rest is the guide (docs/) and the site
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    assert not re.findall(r"^\|", prose, re.M)  # no pasted tables: results live in results/ and the site
+    assert not re.findall(r"\d+\.\d+", prose.replace("Python >= 3.11", ""))  # no measured figure in the prose
+    for link in re.findall(r"\]\((docs/[\w.-]+)\)", README):
+        assert (ROOT / link).exists(), link  # every guide page it points at is there
 
 
 def test_readme_opens_with_the_main_job_command():

@@ -2,7 +2,7 @@
 MkDocs project in a temporary directory, then MkDocs with the Material theme into ``out``.
 
 Offline by construction: no web fonts, no search (Material's search, opened from disk, loads a
-worker shim from unpkg.com: the browser test saw it), Plotly's own ``plotly.min.js`` from the
+worker shim from unpkg.com: the browser test saw it), Plotly's own plotly.min.js from the
 installed plotly package copied beside the pages, and no directory URLs, so every page opens
 from disk as well as from ``python -m http.server``. The
 API reference is mkdocstrings' (from the docstrings, read statically: jax is not imported).

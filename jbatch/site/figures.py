@@ -23,7 +23,7 @@ FADED = 0.18  # the opacity of the learning rates that are not a batch size's be
 
 def spec(traces: list[dict[str, Any]], title: str, x: str, y: str, log_x: bool = True, log_y: bool = True, **layout):
     """A figure: ``traces`` (Plotly trace dicts) on titled axes, validated by Plotly's own
-    ``graph_objects.Figure`` (an unknown property is an error here, not a blank figure in a
+    Figure class (an unknown property is an error here, not a blank figure in a
     browser) and returned as plain JSON-ready data."""
     import plotly.graph_objects as go
 
@@ -46,6 +46,24 @@ def _clean(values: Any) -> list[float | None]:
     return [None if v is None or not math.isfinite(float(v)) else float(v) for v in values]
 
 
+def with_interval(name: str, x: list, y: list, lo: list, hi: list, **extra: Any) -> dict[str, Any]:
+    """A line of markers with asymmetric error bars from ``lo`` to ``hi`` (None: none)."""
+    return {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": name,
+        "x": x,
+        "y": y,
+        "error_y": {
+            "type": "data",
+            "symmetric": False,
+            "array": _clean(None if h is None else h - v for h, v in zip(hi, y, strict=True)),
+            "arrayminus": _clean(None if v0 is None else v - v0 for v0, v in zip(lo, y, strict=True)),
+        },
+        **extra,
+    }
+
+
 def to_target(rows: list[dict[str, Any]], fit: dict[str, Any] | None, key: str, label: str) -> dict[str, Any]:
     """Steps (or examples) to target against B at each B's best learning rate: mean and the seeds'
     range as error bars, with the S(B) fit and perfect scaling (``key``: ``steps_to_target`` or
@@ -54,20 +72,14 @@ def to_target(rows: list[dict[str, Any]], fit: dict[str, Any] | None, key: str, 
     b = [r["batch_size"] for r in pts]
     mean = [r[key]["mean"] for r in pts]
     traces = [
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "measured (best lr per B; bars: seeds' range)",
-            "x": b,
-            "y": mean,
-            "error_y": {
-                "type": "data",
-                "symmetric": False,
-                "array": [r[key]["max"] - r[key]["mean"] for r in pts],
-                "arrayminus": [r[key]["mean"] - r[key]["min"] for r in pts],
-            },
-            "hovertemplate": "B = %{x}<br>" + label + " %{y:.4g}<extra></extra>",
-        }
+        with_interval(
+            "measured (best lr per B; bars: seeds' range)",
+            b,
+            mean,
+            [r[key]["min"] for r in pts],
+            [r[key]["max"] for r in pts],
+            hovertemplate="B = %{x}<br>" + label + " %{y:.4g}<extra></extra>",
+        )
     ]
     if len(b) > 1:
         grid = np.geomspace(min(b), max(b), 60)
@@ -103,21 +115,15 @@ def seconds_to_target(rows: list[dict[str, Any]]) -> dict[str, Any]:
     mean = [r["seconds_to_target"]["mean"] for r in pts]
     lo, hi = zip(*(r["seconds_to_target_interval"] for r in pts), strict=True) if pts else ((), ())
     traces = [
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "seconds to target, 95% interval",
-            "x": [r["batch_size"] for r in pts],
-            "y": mean,
-            "error_y": {
-                "type": "data",
-                "symmetric": False,
-                "array": _clean(h - m for h, m in zip(hi, mean, strict=True)),
-                "arrayminus": _clean(m - max(v, 0.0) for v, m in zip(lo, mean, strict=True)),
-            },
-            "marker": {"size": [12 if r.get("fastest") else 7 for r in pts]},
-            "hovertemplate": "B = %{x}<br>%{y:.4g} s<extra></extra>",
-        }
+        with_interval(
+            "seconds to target, 95% interval",
+            [r["batch_size"] for r in pts],
+            mean,
+            [max(v, 0.0) for v in lo],
+            list(hi),
+            marker={"size": [12 if r.get("fastest") else 7 for r in pts]},
+            hovertemplate="B = %{x}<br>%{y:.4g} s<extra></extra>",
+        )
     ]
     return spec(
         traces, "Seconds to target (large markers: the fastest set)", "batch size B", "seconds (compile excluded)"
@@ -199,19 +205,13 @@ def ladder(levels: list[dict[str, Any]], higher: bool) -> dict[str, Any]:
     b = [e["fit"]["b_crit"] for e in pts]
     ci = [e["fit"].get("interval") or {} for e in pts]
     traces = [
-        {
-            "type": "scatter",
-            "mode": "lines+markers",
-            "name": "B_crit at the level (95% interval)",
-            "x": [e["level"] for e in pts],
-            "y": b,
-            "error_y": {
-                "type": "data",
-                "symmetric": False,
-                "array": _clean((c.get("high") or v) - v for c, v in zip(ci, b, strict=True)),
-                "arrayminus": _clean(v - (c.get("low") or v) for c, v in zip(ci, b, strict=True)),
-            },
-        }
+        with_interval(
+            "B_crit at the level (95% interval)",
+            [e["level"] for e in pts],
+            b,
+            [c.get("low") for c in ci],
+            [c.get("high") for c in ci],
+        )
     ]
     return spec(
         traces,

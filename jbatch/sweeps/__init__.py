@@ -9,5 +9,5 @@ and its lock (``resultsdir``), several processes (``distributed``), progress lin
 (``progress``), metadata (``metadata``), the named sweeps (``presets``), ``jbatch train``
 (``train``), the data-scaling study's sweeps (``studies``), and advice: the local critical
 batch size by branching (``branching``), ``jbatch advise`` (``advise``), its recommendation as a
-measurement (``pick``), Seesaw as its second schedule candidate (``seesaw``) and a warm-up trained to a
-sweep's target (``warmup_check``)."""
+measurement (``pick``), Seesaw as its second schedule candidate (``seesaw``), the largest batch that fits in
+memory (``fits``) and a warm-up trained to a sweep's target (``warmup_check``)."""
