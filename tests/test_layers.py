@@ -42,6 +42,7 @@ def test_analysis_and_report_never_import_jax_flax_or_optax(tmp_path):
     site = tmp_path / "for-site"
     shutil.copytree(sweep, site / "small")
     shutil.copytree(ROOT / "results" / "advise-digits-mlp-sgd", site / "advise-digits-mlp-sgd")
+    site_args = ["site", "--results", str(site), "--out", str(tmp_path / "site"), "--docs", str(ROOT / "docs")]
     code = f"""
 import importlib, pkgutil
 import jbatch.analysis, jbatch.config, jbatch.report, jbatch.results
@@ -54,7 +55,7 @@ assert main(["report", {str(advice)!r}]) == 0
 assert main(["report", {str(scaling)!r}]) == 0
 assert main(["claims", {str(sweep)!r}, "--out", {str(tmp_path / "claims.md")!r}, "--advice", {str(advice)!r}]) == 0
 assert main(["compare", {str(sweep)!r}, {str(sweep)!r}]) == 0
-assert main(["site", "--results", {str(site)!r}, "--out", {str(tmp_path / "site")!r}, "--docs", {str(ROOT / "docs")!r}]) == 0
+assert main({site_args!r}) == 0
 for command in ("sweep", "advise", "train"):
     try:
         main([command, "--help"])

@@ -6,6 +6,7 @@ request leaving the machine, every figure draws its traces, every internal link 
 a hover shows a point's values. Skipped, saying why, without a browser."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -59,51 +60,67 @@ def test_the_site_is_built_from_the_json_with_a_page_per_document(built):
     assert (out / "assets" / "js" / "plotly.min.js").stat().st_size > 1e6  # bundled: no CDN
 
 
+def chromium():
+    """Headless Chromium (the system's browser and driver) that keeps console and network logs."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+
+
+DRAWN = "return Array.from(document.querySelectorAll('.jbatch-figure')).every(d => d.querySelector('svg.main-svg'))"
+
+
+def browse(driver, out: Path, pages: list[str]) -> list[str]:
+    """Opens every page of the site ``out`` from disk; returns what is wrong: a figure whose
+    SVG lacks its traces or draws no path, a console error, a request that leaves the machine,
+    an internal link to no file."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wrong = []
+    for page in pages:
+        driver.get((out / page.replace(".md", ".html")).as_uri())
+        try:  # a page of many curves may still be drawing when it has loaded
+            WebDriverWait(driver, 20).until(lambda d: d.execute_script(DRAWN))
+        except TimeoutException:
+            pass  # reported below, figure by figure
+        drawn = driver.execute_script(
+            """return Array.from(document.querySelectorAll('.jbatch-figure')).map(d => ({
+                id: d.id, want: +d.dataset.traces, svg: d.querySelectorAll('svg.main-svg').length,
+                traces: d.querySelectorAll('svg.main-svg g.trace').length,
+                paths: Array.from(d.querySelectorAll('svg.main-svg g.trace path'))
+                    .filter(p => (p.getAttribute('d') || '').length > 2).length}))"""
+        )
+        wrong += [f"{page}: figure {f}" for f in drawn if not (f["svg"] and f["traces"] == f["want"] and f["paths"])]
+        wrong += [f"{page}: console {e['message']}" for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        for entry in driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.requestWillBeSent":
+                url = message["params"]["request"]["url"]
+                if url.split(":")[0] not in ("file", "data", "blob", "about"):
+                    wrong.append(f"{page}: request {url}")
+        for href in driver.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"):
+            target = urlparse(href)
+            if target.scheme == "file" and not Path(unquote(target.path)).exists():
+                wrong.append(f"{page}: link {href}")
+    return wrong
+
+
 @pytest.mark.skipif(
     CHROMIUM is None or DRIVER is None,
     reason="no Chromium and chromedriver: apt-get install chromium chromium-driver (.ci/run does)",
 )
 @pytest.mark.slow
 def test_every_page_loads_offline_in_chromium_and_every_figure_draws(built):
-    from selenium import webdriver
-
     out, info = built
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=DRIVER))
+    driver = chromium()
     try:
-        checked = 0
-        for page in info["pages"]:
-            html = out / page.replace(".md", ".html")
-            driver.get(html.as_uri())
-            driver.execute_script("return document.readyState")
-            drawn = driver.execute_script(
-                """return Array.from(document.querySelectorAll('.jbatch-figure')).map(d => ({
-                    id: d.id, want: +d.dataset.traces, svg: d.querySelectorAll('svg.main-svg').length,
-                    traces: d.querySelectorAll('svg.main-svg g.trace').length,
-                    paths: Array.from(d.querySelectorAll('svg.main-svg g.trace path'))
-                        .filter(p => (p.getAttribute('d') || '').length > 2).length}))"""
-            )
-            for fig in drawn:
-                assert fig["svg"] and fig["traces"] == fig["want"] and fig["paths"], (page, fig)
-            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-            assert not errors, (page, errors)
-            for entry in driver.get_log("performance"):
-                message = json.loads(entry["message"])["message"]
-                if message["method"] == "Network.requestWillBeSent":
-                    url = message["params"]["request"]["url"]
-                    assert url.split(":")[0] in ("file", "data", "blob", "about"), (page, url)  # nothing leaves
-            for href in driver.execute_script(
-                "return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
-            ):
-                target = urlparse(href)
-                if target.scheme == "file":
-                    assert Path(unquote(target.path)).exists(), (page, href)  # every internal link resolves
-            checked += 1
-        assert checked == len(info["pages"])
+        assert browse(driver, out, info["pages"]) == []
         driver.get((out / "sweeps" / "digits-mlp-sgd.html").as_uri())
         shown = driver.execute_script(
             """const d = document.getElementById('fig-digits-mlp-sgd-steps');
@@ -111,7 +128,11 @@ def test_every_page_loads_offline_in_chromium_and_every_figure_draws(built):
                const t = d.querySelector('.hoverlayer .hovertext'); return t ? t.textContent : null;"""
         )
         assert shown and "B = 4" in shown, shown  # the second point: B = 4 and its steps
-        (out.parent / "shots").mkdir(exist_ok=True)
-        driver.save_screenshot(str(out.parent / "shots" / "sweep.png"))
+        shots = os.environ.get("JBATCH_SITE_SHOTS")  # where to keep screenshots of a sweep page and the index
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(Path(shots) / "sweep.png"))
+            driver.get((out / "index.html").as_uri())
+            driver.save_screenshot(str(Path(shots) / "index.png"))
     finally:
         driver.quit()

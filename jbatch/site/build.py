@@ -18,6 +18,10 @@ from pathlib import Path
 from jbatch.errors import ConfigError
 
 ASSETS = Path(__file__).parent / "assets"
+GUIDE = (  # the guide's reading order; a page of docs/ not named here comes after, by name
+    *("sweep.md", "your-model.md", "own-loop.md", "advise.md", "bench.md", "theory.md", "language-models.md"),
+    *("batching.md", "devices.md", "layout.md"),
+)
 REFERENCE = """# API reference
 
 Generated from the docstrings by mkdocstrings.
@@ -71,7 +75,8 @@ def build_site(results: str | Path = "results", out: str | Path = "site", docs: 
             (src / path).write_text(text)
         guide = []
         if docs is not None and Path(docs).is_dir():
-            for page in sorted(Path(docs).glob("*.md")):
+            order = {name: i for i, name in enumerate(GUIDE)}
+            for page in sorted(Path(docs).glob("*.md"), key=lambda p: (order.get(p.name, len(order)), p.name)):
                 shutil.copy(page, src / page.name)
                 guide.append(page.name)
         (src / "reference.md").write_text(REFERENCE)

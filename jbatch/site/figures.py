@@ -36,6 +36,7 @@ def spec(traces: list[dict[str, Any]], title: str, x: str, y: str, log_x: bool =
             "template": "plotly_white",
             "hovermode": "closest",
             "margin": {"t": 50, "r": 20},
+            "legend": {"orientation": "h", "y": -0.25},
             **layout,
         },
     )
@@ -326,3 +327,50 @@ def prediction(doc: AdviceDocument) -> dict[str, Any]:
             }
         )
     return spec(traces, f"Steps to target over B = {doc.trunk_batch}'s", "batch size B", "relative steps")
+
+
+def throughput(measured: dict[tuple[str, str, Any], dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Per workload of the throughput benchmark (``report.throughput.measurements``): samples per
+    second against B for every implementation, bars from the slowest to the fastest round."""
+    out = []
+    for workload in sorted({k[0] for k in measured}):
+        traces = []
+        for impl in sorted({k[1] for k in measured if k[0] == workload}):
+            cells = sorted(
+                (k[2], v) for k, v in measured.items() if k[:2] == (workload, impl) and isinstance(k[2], int)
+            )
+            if cells:
+                traces.append(
+                    with_interval(
+                        impl,
+                        [b for b, _ in cells],
+                        [v["samples_per_second"] for _, v in cells],
+                        [v["slowest"] for _, v in cells],
+                        [v["fastest"] for _, v in cells],
+                    )
+                )
+        if traces:
+            out.append((workload, spec(traces, f"{workload}: training throughput", "batch size B", "samples / s")))
+    return out
+
+
+def time_to_target(cases: dict[tuple[str, str, int | None], dict[str, Any]]) -> dict[str, Any]:
+    """Seconds to the target per regime and implementation (``report.throughput.convergence``):
+    the median round of each seed, bars its interval."""
+    traces = []
+    for impl in sorted({k[1] for k in cases}):
+        pts = sorted((k[0], k[2], v) for k, v in cases.items() if k[1] == impl and v.get("reached"))
+        if pts:
+            traces.append(
+                {
+                    **with_interval(
+                        impl,
+                        [f"{r} (seed {s})" for r, s, _ in pts],
+                        [v["median"] for _, _, v in pts],
+                        [v["interval"][0] for _, _, v in pts],
+                        [v["interval"][1] for _, _, v in pts],
+                    ),
+                    "mode": "markers",
+                }
+            )
+    return spec(traces, "Time to target per regime and seed", "regime", "seconds", log_x=False)

@@ -19,7 +19,10 @@ Page = tuple[str, str]  # (path under docs/, Markdown)
 
 
 def embed(fig: dict[str, Any], name: str) -> str:
-    """A figure as the page holds it: a ``div`` with its trace count and its JSON."""
+    """A figure as the page holds it: a ``div`` with its trace count and its JSON; a figure with
+    no point to draw (a sweep of one batch size has no B_crit ladder) is a sentence instead."""
+    if not any(len(t.get("x") or ()) for t in fig["data"]):
+        return f"*{fig['layout']['title']['text']}: nothing to draw in these results.*"
     data = json.dumps(fig, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     return (
         f'<div class="jbatch-figure" id="fig-{name}" data-traces="{len(fig["data"])}">'
@@ -139,14 +142,21 @@ def claims_page(results: Path) -> Page | None:
 
 
 def benchmarks_page(results: Path) -> Page | None:
-    """The throughput and time-to-target benchmarks (``report.throughput``)."""
+    """The throughput and time-to-target benchmarks (``report.throughput``): a figure per
+    workload's throughput and one of time to target, then the report's tables."""
     path = results / "throughput" / "benchmark.json"
     if not path.exists():
         return None
-    from jbatch.report.throughput import load_benchmark, markdown
+    from jbatch.report.throughput import convergence, load_benchmark, markdown, measurements
 
-    text = markdown(load_benchmark(path))
-    return "benchmarks.md", re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+    doc = load_benchmark(path)
+    figs = [embed(f, f"throughput-{w}") + "\n" for w, f in figures.throughput(measurements(doc))]
+    cases = convergence(doc)
+    if cases:
+        figs.append(embed(figures.time_to_target(cases), "time-to-target") + "\n")
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", markdown(doc))  # its PNG is the figures above
+    title, rest = text.split("\n", 1) if text.startswith("#") else ("# Benchmarks", text)
+    return "benchmarks.md", "\n".join([title, "", *figs, rest])
 
 
 def pages(results: Path) -> tuple[list[Page], dict[str, list[str]]]:
