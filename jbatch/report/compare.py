@@ -207,14 +207,12 @@ def _plot(plot: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bool = False) -> str:
-    """The comparison as Markdown (returned); with ``out``, also written there as
-    ``compare.md`` (+ ``compare.csv``, and for sweeps ``compare.png``)."""
+def comparison(paths: list[str | Path]) -> tuple[str, list[list[Any]], dict]:
+    """The comparison of ``paths`` (sweep directories of one workload, or benchmark files): its
+    Markdown, its CSV rows and its plot data (sweeps only; empty for benchmark files)."""
     paths = [Path(p) for p in paths]
     if len(paths) < 2:
         raise ConfigError("compare needs two or more sweep directories or benchmark files")
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError(f"--out {out} is a file: compare writes compare.md (and its plot) into a folder; name one")
     kinds = {_kind(p) for p in paths}
     if len(kinds) > 1:
         raise ConfigError("compare needs runs of one kind: all sweep directories or all benchmark files")
@@ -239,6 +237,15 @@ def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bo
         )
         + "\n"
     )
+    return text, rows, plot
+
+
+def compare(paths: list[str | Path], out: str | Path | None = None, with_csv: bool = False) -> str:
+    """The comparison (``comparison``) as Markdown (returned); with ``out``, also written there as
+    ``compare.md`` (+ ``compare.csv``, and for sweeps ``compare.png``)."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file: compare writes compare.md (and its plot) into a folder; name one")
+    text, rows, plot = comparison(paths)
     if out is not None:
         out = Path(out)
         write_text(out / "compare.md", text)

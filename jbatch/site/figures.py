@@ -374,3 +374,21 @@ def time_to_target(cases: dict[tuple[str, str, int | None], dict[str, Any]]) -> 
                 }
             )
     return spec(traces, "Time to target per regime and seed", "regime", "seconds", log_x=False)
+
+
+def compared(plot: dict[str, Any], key: str) -> dict[str, Any]:
+    """Steps (``key`` ``steps``) or seconds to target against B for each compared run
+    (``report.compare.comparison``'s plot data)."""
+    traces = []
+    for i, run in enumerate(plot["runs"]):
+        pts = [(b, v) for b, v in zip(plot["sizes"], run[key], strict=True) if v is not None]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": f"[{i}] {run['name']}",
+                "x": [b for b, _ in pts],
+                "y": [v for _, v in pts],
+            }
+        )
+    return spec(traces, f"{key} to target, run by run", "batch size B", f"{key} to target")

@@ -159,6 +159,31 @@ def benchmarks_page(results: Path) -> Page | None:
     return "benchmarks.md", "\n".join([title, "", *figs, rest])
 
 
+def compare_pages(results: Path, sweeps: dict[str, SweepDocument]) -> list[Page]:
+    """A comparison page (``report.compare``) for each group of ``results``' sweeps of one workload."""
+    from jbatch.report.compare import comparison
+    from jbatch.results import differences
+
+    groups: list[list[tuple[Path, SweepDocument]]] = []
+    for name, doc in sweeps.items():
+        d = results / name
+        home = next((g for g in groups if not differences(g[0][1], doc)), None)
+        if home is None:
+            groups.append([(d, doc)])
+        else:
+            home.append((d, doc))
+    out = []
+    for group in (g for g in groups if len(g) > 1):
+        name = "-vs-".join(d.name for d, _ in group)
+        text, _, plot = comparison([d for d, _ in group])
+        title, rest = text.split("\n", 1)
+        figs = [embed(figures.compared(plot, k), f"{name}-{k}") + "\n" for k in ("steps", "seconds")] if plot else []
+        out.append(
+            (f"compare/{name}.md", "\n".join([f"# Comparison: {', '.join(d.name for d, _ in group)}", "", *figs, rest]))
+        )
+    return out
+
+
 def pages(results: Path) -> tuple[list[Page], dict[str, list[str]]]:
     """Every page of ``results`` and the navigation (section: paths)."""
     sweeps = {d.name: read_sweep(d) for d in sorted(p.parent for p in results.glob("*/sweep.json"))}
@@ -171,10 +196,12 @@ def pages(results: Path) -> tuple[list[Page], dict[str, list[str]]]:
     out = [index_page(sweeps, advices, more)]
     out += [sweep_page(name, doc) for name, doc in sweeps.items()]
     out += [advice_page(name, doc) for name, doc in advices.items()]
+    out += compare_pages(results, sweeps)
     out += extra
     nav = {
         "Sweeps": [p for p, _ in out if p.startswith("sweeps/")],
         "Advice": [p for p, _ in out if p.startswith("advice/")],
+        "Compare": [p for p, _ in out if p.startswith("compare/")],
         "Results": [p for p, _ in out if p in ("claims.md", "benchmarks.md")],
     }
     return out, nav
