@@ -369,6 +369,7 @@ def _advice(verdict_steps, final_worse=False, cost=0.1, ratio=1.0, raw=False, ma
         "b_simple_along_training": 55.0,
         "warmup": [{"batch_size": 8, "steps": 10}, {"batch_size": 64, "steps": 0}],
         "cost": base["cost"] | {"total": 10.0},
+        "sweep_estimate": base["sweep_estimate"] | {"seconds": 10.0 / 0.34, "fraction": 0.34},  # the lower bound's
         "warmup_check": check,
         "against": base["against"]
         | {
@@ -400,7 +401,7 @@ def test_o6_follows_the_warmups_steps_and_final_quality():
     assert row("a", _advice("tie", cost=0.5, ratio=1.3))[-1] == "cost no, pick no"
     elsewhere = row("a", _advice("tie", cost=0.01, machine="another CPU x 64"))  # a sweep on another machine:
     assert "lower bound" in elsewhere[1] and "another CPU x 64" in elsewhere[1]  # against the lower bound instead
-    assert elsewhere[-1].startswith("cost no")  # the published lower bound (0.34 of it), not the 0.01 given
+    assert elsewhere[-1].startswith("cost no")  # the lower bound (0.34 of it), not the 0.01 given
 
 
 def test_claims_with_advice_name_them_and_add_o6_and_the_table(tmp_path):
