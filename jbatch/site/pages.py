@@ -75,10 +75,21 @@ def sweep_page(name: str, doc: SweepDocument) -> Page:
 
 
 def advice_page(name: str, doc: AdviceDocument) -> Page:
-    """One advice: B* along the trunk, the prediction beside the sweep, and its report."""
-    from jbatch.report.advice import markdown
+    """One advice: B* along the trunk, the prediction beside the sweep, its report and, checked
+    against a sweep, its row of the finder table (``report.advice.finder_row``)."""
+    from jbatch.report import table
+    from jbatch.report.advice import FINDER_HEADER, finder_row, markdown
 
     body = markdown(doc).split("\n", 1)[1]  # its own title replaced by the page's
+    if doc.against and doc.against.reached:
+        body += "\n".join(
+            ["", "## Against the batch-size finders people use", "", *table.markdown(FINDER_HEADER, [finder_row(name, doc)])]
+        )
+        body += (
+            "\n\nEach cell: the rule's batch size and its measured seconds to target over the sweep's fastest [95%]: "
+            "largest that fits (Lightning, accelerate), most samples/s (DeepSpeed), the tuning playbook's, the "
+            "noise scale (McCandlish et al.), B = 32, and jbatch advise.\n"
+        )
     return f"advice/{name}.md", "\n".join(
         [
             f"# Advice: {name}",
