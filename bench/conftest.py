@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+import msgspec
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -51,14 +52,14 @@ def pytest_collection_modifyitems(config, items):
 def pytest_benchmark_update_machine_info(config, machine_info):
     from jbatch.sweeps.metadata import environment_metadata
 
-    machine_info["jbatch"] = environment_metadata()
     peers = {}
     for name in ("keras", "torch"):
         try:
             peers[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             peers[name] = None
-    machine_info["jbatch"]["peer_versions"] = peers
+    meta = msgspec.structs.replace(environment_metadata(), peer_versions=peers)
+    machine_info["jbatch"] = msgspec.to_builtins(meta)  # pytest-benchmark writes plain JSON
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def jbatch_epoch(wl: MLPWorkload, batch_size: int | str | None, replicas: int = 
         box["state"], metrics = program(box["state"], data, order)
         return jax.block_until_ready(metrics)  # sync point: a round ends when its work is done
 
-    return Runner(run, replicas * n, steps_per_epoch(n, b), program.compile_seconds)
+    return Runner(run, replicas * n, steps_per_epoch(n, b), program.compile_seconds, memory=program.memory)
 
 
 def jbatch_step_loop(wl: MLPWorkload, batch_size: int | str | None, samples: int) -> Runner:
@@ -95,7 +95,9 @@ def jbatch_step_loop(wl: MLPWorkload, batch_size: int | str | None, samples: int
         box["state"] = s
         return jax.block_until_ready(metrics)
 
-    return Runner(run, steps * b, steps, program.compile_seconds, lambda: mlp_weights(box["state"].params))
+    return Runner(
+        run, steps * b, steps, program.compile_seconds, lambda: mlp_weights(box["state"].params), program.memory
+    )
 
 
 def plain_scan(wl: MLPWorkload, batch_size: int | str | None) -> Runner:
@@ -133,7 +135,7 @@ def plain_scan(wl: MLPWorkload, batch_size: int | str | None) -> Runner:
         box["carry"], losses = program(box["carry"], order)
         return jax.block_until_ready(losses)
 
-    return Runner(run, steps * b, steps, program.compile_seconds)
+    return Runner(run, steps * b, steps, program.compile_seconds, memory=program.memory)
 
 
 @dataclasses.dataclass(frozen=True)

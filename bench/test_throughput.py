@@ -17,6 +17,7 @@ import pytest
 
 from bench.runners import jbatch_epoch, jbatch_step_loop, plain_scan
 from bench.workloads import matmul_peak_gflops
+from jbatch.analysis.memory import planned
 from jbatch.report.throughput import mfu
 
 BATCH_SIZES = (1, 8, 32, 128, 512, 2048, "full")
@@ -93,6 +94,7 @@ def test_throughput(benchmark, workloads, matmul_peak, full, workload, method, b
         matmul_peak_gflops_before=peak_before,
         matmul_peak_gflops_now=peak_now,
         mfu=mfu(samples_per_second, wl.flops_per_example, max(matmul_peak["gflops"], peak_now)),
+        planned_bytes=planned(runner.memory),  # XLA's plan of jbatch's program (None: a peer's)
     )
 
 
@@ -136,9 +138,25 @@ def test_transformer_throughput(benchmark, language, matmul_peak, full, method, 
         compile_seconds=runner.compile_seconds,
         samples_per_second=sps,
         tokens_per_second=sps * language.tokens_per_example,
+        planned_bytes=planned(runner.memory),
         tokens_per_example=language.tokens_per_example,
         flops_per_example=language.flops_per_example,
         matmul_peak_gflops_session=matmul_peak["gflops"],
         matmul_peak_gflops_now=peak_now,
         mfu=mfu(sps, language.flops_per_example, max(matmul_peak["gflops"], peak_now)),
     )
+
+
+def test_the_benchmark_json_carries_the_machine_as_plain_json():
+    """pytest-benchmark writes ``machine_info`` with the json module: jbatch's metadata block goes in
+    as plain data (a typed record there made every ``--benchmark-json`` run fail at its end)."""
+    import json
+
+    from bench.conftest import pytest_benchmark_update_machine_info
+    from jbatch.results.records import Metadata
+
+    info: dict = {}
+    pytest_benchmark_update_machine_info(None, info)
+    again = json.loads(json.dumps(info))
+    assert set(again["jbatch"]["peer_versions"]) == {"keras", "torch"}
+    assert Metadata(**again["jbatch"]).backend == "cpu"  # the results contract reads it back

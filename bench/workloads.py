@@ -72,13 +72,15 @@ def make_workload(name: str) -> MLPWorkload:
 @dataclasses.dataclass
 class Runner:
     """One blocking call of ``run`` trains on ``samples`` examples in ``steps`` updates;
-    ``weights()`` reads the model's current weights (to check that methods train alike)."""
+    ``weights()`` reads the model's current weights (to check that methods train alike);
+    ``memory``: XLA's plan of the compiled program, where jbatch compiled one."""
 
     run: Callable[[], Any]
     samples: int
     steps: int
     compile_seconds: float
     weights: Callable[[], Weights] | None = None
+    memory: dict[str, int] | None = None  # XLA's plan of jbatch's compiled program (engine.memory_of)
 
 
 def device_data(wl: MLPWorkload) -> tuple[jax.Array, jax.Array]:

@@ -208,7 +208,14 @@ def markdown_table(
     plain = f"seconds to target (no interval: {m.timing_rounds} timing rounds)"
     heads = [plain if few and k == "seconds_to_target" else h for k, h, _ in shown]
     return (
-        "\n".join(table.markdown(heads, body) + notes + time_section(doc, rows) + noise_section(rows, fit) + steps)
+        "\n".join(
+            table.markdown(heads, body)
+            + notes
+            + time_section(doc, rows)
+            + memory_section(doc)
+            + noise_section(rows, fit)
+            + steps
+        )
         + "\n"
     )
 
@@ -251,6 +258,45 @@ def time_section(doc: SweepDocument, rows: list[dict[str, Any]]) -> list[str]:
             else ""
         )
         + f"Sweep total {table.num(total, 3)} s.",
+    ]
+
+
+def memory_section(doc: SweepDocument) -> list[str]:
+    """Memory per batch size (``analysis.memory``): XLA's plan of the training program (all the
+    replicas it trains at once) and the process's peak resident memory after the batch size,
+    with the line through the plans and the largest batch size it predicts within a few memory
+    sizes."""
+    from jbatch.analysis.memory import largest_within, line, rows
+
+    found = [r for r in rows(doc) if r["planned"] is not None]
+    if not found:
+        return []
+    mb = lambda v: "-" if v is None else table.num(v / 2**20, 3)  # noqa: E731
+    body = [
+        [str(r["batch_size"]), mb(r["argument"]), mb(r["output"]), mb(r["temp"]), mb(r["planned"]), mb(r["peak_rss"])]
+        for r in found
+    ]
+    plans = {r["batch_size"]: r["planned"] for r in found}
+    fitted = line(plans)
+    said = ""
+    if fitted is not None:
+        intercept, slope = fitted
+        within = ", ".join(f"{gib} GiB: B <= {largest_within(plans, gib * 2**30)}" for gib in (1, 16, 80))
+        said = (
+            f" A line through the plans: {mb(intercept)} MiB + {table.num(slope / 2**10, 3)} KiB per example of B, "
+            f"so the largest batch size whose plan fits (the same program, on a device of that memory) is {within}."
+        )
+    return [
+        "",
+        "## Memory per batch size (MiB)",
+        "",
+        *table.markdown(["B", "arguments", "outputs", "temporaries", "planned", "process peak RSS"], body),
+        "",
+        "XLA's plan of the compiled training program (`memory_analysis()`), every replica of the grid at once: "
+        "arguments (the training split, weights and optimizer state among them), outputs and temporaries; "
+        "planned = arguments + outputs + temporaries - the outputs that alias arguments. Process peak RSS: the "
+        "process's resident high-water mark once the batch size had trained ('-': not recorded by the sweep's "
+        f"version).{said}",
     ]
 
 

@@ -67,6 +67,7 @@ def measurements(doc: BenchmarkDocument) -> dict[tuple[str, str, Any], dict[str,
             "peak": max(e["matmul_peak_gflops_session"], e["matmul_peak_gflops_now"]),
             # measured just before and just after this benchmark's rounds (older runs: after only)
             "adjacent_peak": max(e.get("matmul_peak_gflops_before", 0.0), e["matmul_peak_gflops_now"]),
+            "planned_bytes": e.get("planned_bytes"),  # XLA's plan of jbatch's program; None: a peer, an older run
         }
     return out
 
@@ -345,6 +346,24 @@ def text_section(doc: BenchmarkDocument) -> list[str]:
     return lines
 
 
+def memory_rows(m: dict, workload: str, methods: list[str], sizes: list[Any]) -> list[str]:
+    """XLA's planned memory (MiB) of jbatch's compiled programs per batch size (``analysis.memory``;
+    peers compile their own way and record none); nothing for a run from before it was recorded."""
+    rows = []
+    for method in methods:
+        planned = [(m.get((workload, method, b)) or {}).get("planned_bytes") for b in sizes]
+        if any(v is not None for v in planned):
+            rows.append([method, *("-" if v is None else table.num(v / 2**20, 3) for v in planned)])
+    if not rows:
+        return []
+    return [
+        f"### {workload}: XLA's planned memory of jbatch's programs (MiB: arguments + outputs + temporaries - aliased)",
+        "",
+        *table.markdown(["method", *(f"B={b}" for b in sizes)], rows),
+        "",
+    ]
+
+
 def markdown(doc: BenchmarkDocument) -> str:
     m = measurements(doc)
     if not m:
@@ -385,6 +404,7 @@ def markdown(doc: BenchmarkDocument) -> str:
                 cells.append("-" if v is None else f"{table.percent(util)} / {table.num(v['compile_seconds'], 3)}s")
             rows.append(cells)
         lines += table.markdown(["method", *(f"B={b}" for b in sizes)], rows) + [""]
+        lines += memory_rows(m, workload, methods, sizes)
     lines += convergence_section(doc)
     lines += text_section(doc)
     lines += ["## Performance bars (issue 4)", ""]

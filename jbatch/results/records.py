@@ -197,6 +197,7 @@ class BatchSizeResult(Record, kw_only=True):
     replica_batch: int | None = None
     tokens_per_example: Positive = 1
     memory: dict[str, int] | None = None  # XLA's plan of the training program (bytes)
+    peak_rss: int | None = None  # the process's peak resident bytes after this batch size trained
     evaluation: Splits = msgspec.field(default_factory=Splits)
     noise_estimate: NoiseEstimate | None = None
     time: TimeSpent | None = None

@@ -375,6 +375,15 @@ class Round:
         )
 
 
+def peak_rss() -> int:
+    """The process's peak resident memory so far, in bytes (``getrusage``: kilobytes on Linux)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
 def run_batch_size(
     session: Session,
     batch_size: int,
@@ -404,6 +413,7 @@ def run_batch_size(
     result.replica_batch = bs.group
     result.tokens_per_example = int(np.prod(ds.y_train.shape[1:])) if session.workload.classification else 1
     result.memory = bs.programs.train.memory  # XLA's plan for the training program of every replica
+    result.peak_rss = peak_rss()
     result.evaluation = Splits(
         fine=bs.fine_split,
         coarse=bs.coarse_split,

@@ -32,6 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jbatch.analysis.memory import planned
 from jbatch.core.batching import epoch_order
 from jbatch.core.engine import Programs
 from jbatch.core.epoch import make_partial_epoch
@@ -107,8 +108,7 @@ def planned_bytes(session: Session, batch_size: int) -> int:
     ``peak_memory`` leaves the temporaries out: 387 kB at B = 1 and at B = 300 on a 512-wide
     MLP whose temporaries grow from 5 kB to 1.3 MB)."""
     program, _ = _one_step(session, batch_size, Programs())
-    m = program.memory or {}
-    return int(m.get("argument_size", 0) + m.get("output_size", 0) + m.get("temp_size", 0) - m.get("alias_size", 0))
+    return planned(program.memory) or 0
 
 
 def runs(session: Session, batch_size: int) -> bool:
