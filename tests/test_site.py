@@ -136,3 +136,23 @@ def test_every_page_loads_offline_in_chromium_and_every_figure_draws(built):
             driver.save_screenshot(str(Path(shots) / "index.png"))
     finally:
         driver.quit()
+
+
+def test_an_out_directory_that_is_not_a_site_or_overlaps_the_results_is_refused_untouched(tmp_path):
+    pytest.importorskip("mkdocs", reason="jbatch site needs its extra: pip install -e '.[site]'")
+    from jbatch.errors import ConfigError
+    from jbatch.site.build import build_site
+
+    results = tmp_path / "results"
+    shutil.copytree(SMALL, results / "small")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not a site jbatch built"):  # MkDocs would have emptied it
+        build_site(results, mine, None)
+    assert (mine / "notes.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="overlaps the results"):
+        build_site(results, results / "site", None)
+    with pytest.raises(ConfigError, match="overlaps the results"):
+        build_site(results, tmp_path, None)  # a parent of the results: they would go too
+    assert (results / "small" / "sweep.json").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 from jbatch.errors import ConfigError
 
 ASSETS = Path(__file__).parent / "assets"
+MARK = ".jbatch-site"  # left in a site's directory: the only non-empty --out that is replaced
 GUIDE = (  # the guide's reading order; a page of docs/ not named here comes after, by name
     *("sweep.md", "your-model.md", "own-loop.md", "advise.md", "bench.md", "theory.md", "language-models.md"),
     *("batching.md", "devices.md", "layout.md"),
@@ -65,6 +66,13 @@ def build_site(results: str | Path = "results", out: str | Path = "site", docs: 
     results, out = Path(results), Path(out).resolve()
     if not results.is_dir():
         raise ConfigError(f"{results} is not a results directory")
+    if out.resolve() == results.resolve() or results.resolve() in out.parents or out in results.resolve().parents:
+        raise ConfigError(f"--out {out} overlaps the results {results}: name a directory outside them")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARK).exists())):
+        raise ConfigError(  # MkDocs empties its output directory first: never one that is not a site of ours
+            f"--out {out} exists and is not a site jbatch built (no {MARK}); MkDocs would empty it: name a new "
+            "directory"
+        )
     written, nav = pages(results)
     if len(written) <= 1:
         raise ConfigError(f"{results} holds no sweep.json or advise.json: nothing to publish")
@@ -108,4 +116,5 @@ def build_site(results: str | Path = "results", out: str | Path = "site", docs: 
 
         yml.write_text(json.dumps(config))  # YAML is a superset of JSON
         build(load_config(str(yml)))
+    (out / MARK).write_text("built by jbatch site: a later jbatch site --out here replaces it\n")
     return {"pages": [p for p, _ in written] + guide + ["reference.md"], "seconds": time.perf_counter() - start}
