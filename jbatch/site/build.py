@@ -10,6 +10,7 @@ API reference is mkdocstrings' (from the docstrings, read statically: jax is not
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -85,6 +86,8 @@ def build_site(results: str | Path = "results", out: str | Path = "site", docs: 
         if docs is not None and Path(docs).is_dir():
             order = {name: i for i, name in enumerate(GUIDE)}
             for page in sorted(Path(docs).glob("*.md"), key=lambda p: (order.get(p.name, len(order)), p.name)):
+                if (src / page.name).exists() or page.name == "reference.md":
+                    raise ConfigError(f"{page} has the name of a page the site generates: rename it")
                 shutil.copy(page, src / page.name)
                 guide.append(page.name)
         (src / "reference.md").write_text(REFERENCE)
@@ -112,8 +115,6 @@ def build_site(results: str | Path = "results", out: str | Path = "site", docs: 
             ],
         }
         yml = Path(tmp) / "mkdocs.yml"
-        import json
-
         yml.write_text(json.dumps(config))  # YAML is a superset of JSON
         build(load_config(str(yml)))
     (out / MARK).write_text("built by jbatch site: a later jbatch site --out here replaces it\n")
