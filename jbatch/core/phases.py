@@ -106,6 +106,27 @@ class PhaseRecord:
     loss: np.ndarray
 
 
+def partial_epoch_program(
+    programs: Programs, step: StepFn, state: TrainState, data: tuple[Any, Any], batch_size: int, remainder: Remainder
+) -> Any:
+    """The compiled partial epoch at ``batch_size`` (``epoch.make_partial_epoch``: steps ``[start,
+    stop)`` of an epoch in a given order) for ``state`` on ``data``, kept in ``programs`` by the step,
+    batch size and remainder: the one program ``train_phases`` trains with and ``sweeps.fits``
+    probes."""
+    n = int(data[0].shape[0])
+    at = jnp.asarray(0, jnp.int32)
+    order = jnp.asarray(epoch_order(0, 0, n))
+    return programs.get(
+        ("partial-epoch", step, batch_size, remainder),
+        make_partial_epoch(step, n, batch_size, remainder),
+        state,
+        data,
+        order,
+        at,
+        at,
+    )
+
+
 def train_phases(
     state: TrainState,
     step: StepFn,
@@ -162,15 +183,7 @@ def train_phases(
     for p, lr in zip(phases, learning_rates, strict=True):
         state = state.replace(opt_state=set_learning_rate(state.opt_state, jnp.asarray(lr, jnp.float32)))
         order = jnp.asarray(epoch_order(seed, epoch, n))
-        run = programs.get(
-            ("partial-epoch", step, p.batch_size, remainder),
-            make_partial_epoch(step, n, p.batch_size, remainder),
-            state,
-            data,
-            order,
-            at(0),
-            at(0),
-        )
+        run = partial_epoch_program(programs, step, state, data, p.batch_size, remainder)
         per_epoch = steps_per_epoch(n, p.batch_size, remainder)
         every = max(1, every_examples // p.batch_size) if every_examples else p.steps
         left, pos, since, losses, epochs, stop = p.steps, 0, 0, [], [], False

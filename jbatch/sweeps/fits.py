@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jbatch.analysis.memory import planned
 from jbatch.core.batching import epoch_order
 from jbatch.core.engine import Programs
-from jbatch.core.epoch import make_partial_epoch
+from jbatch.core.phases import partial_epoch_program
 from jbatch.results import records
 from jbatch.sweeps.session import Session
 
@@ -84,21 +84,11 @@ def out_of_memory(error: BaseException) -> bool:
 
 def _one_step(session: Session, batch_size: int, programs: Programs) -> Any:
     """One training step at ``batch_size`` on the session's training split: its compiled
-    program (``train_phases``'s, compiled into ``programs``) and a runner."""
+    program (``core.phases.partial_epoch_program``, into ``programs``) and a runner."""
     state, data = session.fresh(0), session.train
-    n = session.workload.data.num_train
-    remainder = session.config.training.remainder
-    order = jnp.asarray(epoch_order(0, 0, n))
+    program = partial_epoch_program(programs, session.step, state, data, batch_size, session.config.training.remainder)
+    order = jnp.asarray(epoch_order(0, 0, session.workload.data.num_train))
     at = lambda v: jnp.asarray(v, jnp.int32)  # noqa: E731
-    program = programs.get(
-        ("partial-epoch", session.step, batch_size, remainder),
-        make_partial_epoch(session.step, n, batch_size, remainder),
-        state,
-        data,
-        order,
-        at(0),
-        at(0),
-    )
     return program, lambda: jax.block_until_ready(program(state, data, order, at(1), at(0)))
 
 
