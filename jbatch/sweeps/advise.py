@@ -487,26 +487,32 @@ def advise(
         truth = sweep_truth(Path(against), rec, swept)
         truth.cost_fraction = total / truth.seconds if truth.seconds else None
         doc.against = truth
-        if check and len(doc.warmup) > 1:  # a schedule of one size is no warm-up: nothing to check
-            from jbatch.sweeps.warmup_check import check_warmup
-
-            say(f"advise: checking the warm-up against {against} (not the advice's cost)")
-            doc.warmup_check = check_warmup(session, swept, doc.warmup, say=say)
-        if check and seesaw.advised:  # predicted faster: trained to the target, as the warm-up is
-            from jbatch.sweeps.seesaw import rates
-            from jbatch.sweeps.warmup_check import check_warmup
-
-            t = config.training
-            say(f"advise: checking Seesaw against {against} (not the advice's cost)")
-            seesaw.check = check_warmup(
-                session,
-                swept,
-                seesaw.phases,
-                say=say,
-                rates=lambda ps, lr: rates(ps, lr, t.schedule, t.warmup, t.final_fraction),
-            )
-        apply_check(doc)
+        if check:
+            check_schedules(doc, session, swept, say)
     return doc
+
+
+def check_schedules(doc: AdviceDocument, session: Session, swept: SweepDocument, say: Callable[[str], None]) -> None:
+    """Trains the advice's schedules to the sweep ``swept``'s target (``warmup_check``; their time
+    is not the advice's cost): the warm-up when it has more than one size, Seesaw when it was
+    predicted faster (at its own learning rates, ``seesaw.rates``); then ``apply_check``."""
+    from jbatch.sweeps.seesaw import rates
+    from jbatch.sweeps.warmup_check import check_warmup
+
+    if len(doc.warmup) > 1:  # a schedule of one size is no warm-up: nothing to check
+        say(f"advise: checking the warm-up against {doc.against.directory} (not the advice's cost)")
+        doc.warmup_check = check_warmup(session, swept, doc.warmup, say=say)
+    if doc.seesaw and doc.seesaw.advised:
+        t = doc.config.training
+        say(f"advise: checking Seesaw against {doc.against.directory} (not the advice's cost)")
+        doc.seesaw.check = check_warmup(
+            session,
+            swept,
+            doc.seesaw.phases,
+            say=say,
+            rates=lambda ps, lr: rates(ps, lr, t.schedule, t.warmup, t.final_fraction),
+        )
+    apply_check(doc)
 
 
 def searched_trunk(
