@@ -41,12 +41,12 @@ def machine(meta: Any) -> str:
     return f"{where} x {meta.cpu_count} ({meta.backend}), jax {meta.versions.get('jax', '?')}, {meta.date[:10]}"
 
 
-def sweep_page(name: str, doc: SweepDocument) -> Page:
+def sweep_page(name: str, doc: SweepDocument, rows: list[dict[str, Any]]) -> Page:
     """One sweep: its figures (steps, examples and seconds to target, curves, noise scale,
     B_crit ladder, time), its table and where it was measured."""
     from jbatch.report.sweep import markdown_table
 
-    rows, levels = summarize(doc), ladder(doc)
+    levels = ladder(doc)  # rows: ``summarize(doc)``, computed once for the index and this page
     fit = sweep_fit(rows)
     target = doc.config.target
     wl = doc.config.workload
@@ -103,16 +103,18 @@ def advice_page(name: str, doc: AdviceDocument) -> Page:
     )
 
 
-def index_page(sweeps: dict[str, SweepDocument], advices: dict[str, AdviceDocument], more: list[str]) -> Page:
+def index_page(
+    sweeps: dict[str, SweepDocument], summaries: dict[str, list], advices: dict[str, AdviceDocument], more: list[str]
+) -> Page:
     """Every workload in one table and on one plot."""
     from jbatch.report import table
 
     fitted, rows = {}, []
     for name, doc in sweeps.items():
-        summaries = summarize(doc)
-        fit = sweep_fit(summaries)
-        fitted[name] = (summaries, fit)
-        fastest = [s["row"]["batch_size"] for s in summaries if s["row"]["fastest"]]
+        rows_of = summaries[name]
+        fit = sweep_fit(rows_of)
+        fitted[name] = (rows_of, fit)
+        fastest = [s["row"]["batch_size"] for s in rows_of if s["row"]["fastest"]]
         advice = advices.get(name)
         rows.append(
             [
@@ -204,8 +206,9 @@ def pages(results: Path) -> tuple[list[Page], dict[str, list[str]]]:
     }
     extra = [p for p in (claims_page(results), benchmarks_page(results)) if p is not None]
     more = [f"[the {p.removesuffix('.md')}]({p})" for p, _ in extra]
-    out = [index_page(sweeps, advices, more)]
-    out += [sweep_page(name, doc) for name, doc in sweeps.items()]
+    summaries = {name: summarize(doc) for name, doc in sweeps.items()}
+    out = [index_page(sweeps, summaries, advices, more)]
+    out += [sweep_page(name, doc, summaries[name]) for name, doc in sweeps.items()]
     out += [advice_page(name, doc) for name, doc in advices.items()]
     out += compare_pages(results, sweeps)
     out += extra
