@@ -31,6 +31,7 @@ def test_the_out_of_memory_probe_finds_the_boundary_and_keeps_a_margin(tiny, mon
     assert found.tried == [8, 16, 32, 64, 48, 56, 52, 50, 51] and ran == [8, 16, 32, 48, 50]  # the sizes that ran
     assert found.pick == 32  # the largest candidate within 0.9 x 50 = 45
     assert fits.probe(where, [8, 32, 100], margin=1.0, fits=lambda b: b <= 100).pick == 100
+    assert fits.probe(where, [8, 32, 100], fits=lambda b: b <= 34).pick == 8  # 32 fits, but not within 0.9 x 34
 
     def broken(s, b, programs):  # another error is not an answer: raised
         raise jax.errors.JaxRuntimeError("INTERNAL: something else")
